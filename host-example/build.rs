@@ -1,0 +1,74 @@
+//! Builds the oauth-connector component (the workspace's root package) for `wasm32-wasip2`
+//! with the size-tuned `component` profile, so that `cargo run -p connector-host` and
+//! `cargo test` work on a fresh clone with one command.
+//!
+//! The nested cargo uses its own target directory (`target/component-build`): the outer
+//! cargo holds the lock on `target/debug`, and a shared directory would deadlock.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TARGET: &str = "wasm32-wasip2";
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let root = manifest_dir.parent().expect("host-example sits in the workspace").to_owned();
+    for watched in ["src", "wit", "Cargo.toml", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+    println!("cargo:rerun-if-env-changed=CONNECTOR_SKIP_COMPONENT_BUILD");
+
+    let target_dir = root.join("target").join("component-build");
+    let wasm = target_dir
+        .join(TARGET)
+        .join("component")
+        .join("oauth_connector.wasm");
+    println!("cargo:rustc-env=CONNECTOR_COMPONENT_WASM={}", wasm.display());
+    if env::var_os("CONNECTOR_SKIP_COMPONENT_BUILD").is_some() {
+        return;
+    }
+
+    ensure_target_installed();
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--locked", "--package", "oauth-connector", "--target", TARGET])
+        .args(["--profile", "component", "--manifest-path"])
+        .arg(root.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir)
+        // The outer build's flags and target are for the host, not for the component.
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .status()
+        .expect("run cargo to build the component");
+    assert!(status.success(), "building the oauth-connector component failed");
+    assert!(wasm.exists(), "the component build did not produce {}", wasm.display());
+}
+
+/// Installs the `wasm32-wasip2` standard library through rustup when it is missing, so that a
+/// machine with only a Rust toolchain builds the component.
+fn ensure_target_installed() {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()));
+    let installed = |sysroot: &Path| sysroot.join("lib/rustlib").join(TARGET).exists();
+    if sysroot.as_deref().is_some_and(installed) {
+        return;
+    }
+    println!("cargo:warning=installing the {TARGET} target with rustup");
+    let mut rustup = Command::new("rustup");
+    rustup.args(["target", "add", TARGET]);
+    if let Some(toolchain) = env::var_os("RUSTUP_TOOLCHAIN") {
+        rustup.arg("--toolchain").arg(toolchain);
+    }
+    let added = rustup.status().is_ok_and(|status| status.success());
+    assert!(added, "the {TARGET} target is missing: run `rustup target add {TARGET}`");
+}

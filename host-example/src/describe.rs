@@ -1,0 +1,87 @@
+//! Human-readable text for the component's typed errors (the CLI's messages).
+//!
+//! These describe the error's kind and the fields it names; the component never puts a
+//! secret in an error, so neither does this.
+
+use crate::bindings::types::{ConfigurationError, Error, OauthError, TransportError};
+
+/// One line describing `error`.
+pub fn error(error: &Error) -> String {
+    match error {
+        Error::ServerSaidNo(error) => format!("the server refused: {}", oauth_error(error)),
+        Error::Transport(error) => format!("transport: {}", transport_error(error)),
+        Error::InvalidResponse(response) => format!(
+            "invalid response (HTTP {}): {}; body starts: {:?}",
+            response.status, response.reason, response.excerpt
+        ),
+        Error::Configuration(error) => format!("configuration: {}", configuration_error(error)),
+    }
+}
+
+/// `code: description (uri)`.
+pub fn oauth_error(error: &OauthError) -> String {
+    let mut text = error_code(&error.code);
+    if let Some(description) = &error.description {
+        text.push_str(": ");
+        text.push_str(description);
+    }
+    if let Some(uri) = &error.uri {
+        text.push_str(&format!(" ({uri})"));
+    }
+    text
+}
+
+/// The wire form of an error code, for example `access_denied`.
+pub fn error_code(code: &crate::bindings::types::ErrorCode) -> String {
+    use crate::bindings::types::ErrorCode as C;
+    match code {
+        C::InvalidRequest => "invalid_request",
+        C::InvalidClient => "invalid_client",
+        C::InvalidGrant => "invalid_grant",
+        C::UnauthorizedClient => "unauthorized_client",
+        C::UnsupportedGrantType => "unsupported_grant_type",
+        C::InvalidScope => "invalid_scope",
+        C::AccessDenied => "access_denied",
+        C::UnsupportedResponseType => "unsupported_response_type",
+        C::ServerError => "server_error",
+        C::TemporarilyUnavailable => "temporarily_unavailable",
+        C::AuthorizationPending => "authorization_pending",
+        C::SlowDown => "slow_down",
+        C::ExpiredToken => "expired_token",
+        C::InvalidToken => "invalid_token",
+        C::Extension(code) => code,
+    }
+    .to_owned()
+}
+
+/// One line for a transport failure.
+pub fn transport_error(error: &TransportError) -> String {
+    match error {
+        TransportError::Denied(host) => format!("host `{host}` is not on the allow-list"),
+        TransportError::InvalidRequest(reason) => format!("invalid request: {reason}"),
+        TransportError::ConnectionFailed(reason) => format!("connection failed: {reason}"),
+        TransportError::Tls(reason) => format!("TLS failed: {reason}"),
+        TransportError::Timeout => "timed out".to_owned(),
+        TransportError::ResponseTooLarge(cap) => format!("response body over the {cap}-byte cap"),
+        TransportError::Other(reason) => reason.clone(),
+    }
+}
+
+/// One line for a configuration error.
+pub fn configuration_error(error: &ConfigurationError) -> String {
+    match error {
+        ConfigurationError::MissingEndpoint(field) => format!("the profile has no `{field}`"),
+        ConfigurationError::InvalidUrl(field) => format!("`{field}` is not an absolute http(s) URL"),
+        ConfigurationError::InsecureUrl(field) => {
+            format!("`{field}` uses plain HTTP on a host other than loopback; use https")
+        }
+        ConfigurationError::ReservedParameter(name) => {
+            format!("extra parameter `{name}` would override one the flow sets itself")
+        }
+        ConfigurationError::InvalidValue(field) => format!("`{field}` has an unusable value"),
+        ConfigurationError::MissingClientSecret => {
+            "the client authentication method needs a client secret and none is configured".to_owned()
+        }
+        ConfigurationError::InvalidProfile(reason) => format!("invalid provider profile: {reason}"),
+    }
+}

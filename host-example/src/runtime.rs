@@ -1,0 +1,166 @@
+//! The wasmtime side: one engine and one pre-instantiated component per process, and a
+//! fresh, sandboxed instance per call.
+
+use std::path::Path;
+
+use wasmtime::error::Context as _;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::oauth_connector::oauth2::transport;
+use crate::bindings::types::{self, HttpRequest, HttpResponse, TransportError};
+use crate::bindings::{AuthorizationRequest, Connector, ConnectorPre};
+use crate::transport::HttpTransport;
+
+/// The component's path as built by `host-example/build.rs`.
+pub const BUILT_COMPONENT: &str = env!("CONNECTOR_COMPONENT_WASM");
+
+/// Per-instance state: an empty WASI context (no files, environment, arguments or sockets:
+/// only clocks and random are useful to the component) and the transport.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    transport: HttpTransport,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+impl transport::Host for HostState {
+    fn send(&mut self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        self.transport.send(request)
+    }
+}
+
+/// A failed call: either the component answered with its typed error, or the call itself
+/// failed (a trap, a resource limit, a broken component).
+#[derive(Debug)]
+pub enum CallError {
+    /// The component's typed answer.
+    Connector(types::Error),
+    /// The call did not complete.
+    Runtime(wasmtime::Error),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Connector(error) => crate::describe::error(error).fmt(f),
+            Self::Runtime(error) => write!(f, "the component call failed: {error:#}"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+/// The engine, linker and pre-instantiated component, built once and shared by all calls.
+pub struct Runtime {
+    engine: Engine,
+    pre: ConnectorPre<HostState>,
+}
+
+impl Runtime {
+    /// Loads the component built by `build.rs`.
+    pub fn load_built() -> wasmtime::Result<Self> {
+        Self::load(Path::new(BUILT_COMPONENT))
+    }
+
+    /// Compiles the component at `path` and pre-instantiates it.
+    pub fn load(path: &Path) -> wasmtime::Result<Self> {
+        let engine = Self::engine()?;
+        let component = Component::from_file(&engine, path)
+            .with_context(|| format!("compiling the component {}", path.display()))?;
+        Self::from_component(engine, &component)
+    }
+
+    /// An engine with the pooling allocator: instances are created from pre-reserved slots,
+    /// which makes a fresh instance per call cost microseconds.
+    pub fn engine() -> wasmtime::Result<Engine> {
+        let mut pooling = PoolingAllocationConfig::default();
+        pooling.total_component_instances(256);
+        pooling.total_memories(256);
+        pooling.total_tables(256);
+        pooling.max_memory_size(64 << 20);
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        Engine::new(&config).context("creating the wasmtime engine")
+    }
+
+    /// Links WASI and the transport, then pre-instantiates `component`.
+    pub fn from_component(engine: Engine, component: &Component) -> wasmtime::Result<Self> {
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).context("linking WASI")?;
+        Connector::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+            .context("linking the transport")?;
+        let instance_pre = linker
+            .instantiate_pre(component)
+            .context("pre-instantiating the component")?;
+        let pre = ConnectorPre::new(instance_pre).context("checking the component's exports")?;
+        Ok(Self { engine, pre })
+    }
+
+    /// The engine, for precompiling or sharing.
+    pub fn engine_ref(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// A fresh instance whose transport is `transport`.
+    pub fn instantiate(&self, transport: HttpTransport) -> Result<Session, CallError> {
+        let state = HostState {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            transport,
+        };
+        let mut store = Store::new(&self.engine, state);
+        let connector = self.pre.instantiate(&mut store).map_err(CallError::Runtime)?;
+        Ok(Session { store, connector })
+    }
+}
+
+/// One instance of the component, for one or a few calls.
+pub struct Session {
+    store: Store<HostState>,
+    connector: Connector,
+}
+
+fn flatten<T>(result: wasmtime::Result<Result<T, types::Error>>) -> Result<T, CallError> {
+    result
+        .map_err(CallError::Runtime)?
+        .map_err(CallError::Connector)
+}
+
+impl Session {
+    /// `authorization-code.begin`.
+    pub fn begin(&mut self, config: &types::ConnectionConfig) -> Result<AuthorizationRequest, CallError> {
+        let exports = self.connector.oauth_connector_oauth2_authorization_code();
+        flatten(exports.call_begin(&mut self.store, config))
+    }
+
+    /// `providers.parse-profile`.
+    pub fn parse_profile(&mut self, json: &str) -> Result<types::ProviderProfile, CallError> {
+        let exports = self.connector.oauth_connector_oauth2_providers();
+        flatten(exports.call_parse_profile(&mut self.store, json))
+    }
+
+    /// `providers.validate-profile`.
+    pub fn validate_profile(&mut self, profile: &types::ProviderProfile) -> Result<(), CallError> {
+        let exports = self.connector.oauth_connector_oauth2_providers();
+        flatten(exports.call_validate_profile(&mut self.store, profile))
+    }
+
+    /// Sends a request through this instance's transport, as the component would. For
+    /// tests and diagnostics of the host policy.
+    pub fn transport_send(&mut self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        self.store.data().transport.send(request)
+    }
+}

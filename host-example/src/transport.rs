@@ -1,0 +1,242 @@
+//! The host's HTTP transport: the implementation of the component's `transport.send`.
+//!
+//! Policy, enforced before and during every request:
+//! - the destination origin must be on the allow-list (by default the connection's own
+//!   endpoints), otherwise `denied` and no connection is made;
+//! - redirects are never followed: a 3xx is returned as the response;
+//! - connect and total timeouts;
+//! - a cap on the response body (`response-too-large`, never a truncated body) and on the
+//!   response header size.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Duration;
+
+use ureq::http;
+use url::Url;
+
+use crate::bindings::types::{HttpMethod, HttpRequest, HttpResponse, KeyValue, TransportError};
+
+/// An origin: scheme, host and port (RFC 6454), the unit of the allow-list.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Origin {
+    scheme: String,
+    host: String,
+    port: u16,
+}
+
+impl Origin {
+    /// The origin of an http(s) URL; `None` for other schemes or URLs without a host.
+    pub fn of(url: &Url) -> Option<Self> {
+        if !matches!(url.scheme(), "http" | "https") {
+            return None;
+        }
+        Some(Self {
+            scheme: url.scheme().to_owned(),
+            host: url.host_str()?.to_ascii_lowercase(),
+            port: url.port_or_known_default()?,
+        })
+    }
+
+    /// Parses a URL and takes its origin.
+    pub fn parse(url: &str) -> Option<Self> {
+        Self::of(&Url::parse(url).ok()?)
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+    }
+}
+
+/// Which origins the component may reach.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AllowList {
+    origins: BTreeSet<Origin>,
+}
+
+impl AllowList {
+    /// An allow-list of the origins of these URLs (unparsable URLs are skipped: they can
+    /// never be requested either).
+    pub fn from_urls<'a>(urls: impl IntoIterator<Item = &'a str>) -> Self {
+        Self {
+            origins: urls.into_iter().filter_map(Origin::parse).collect(),
+        }
+    }
+
+    /// Adds one origin.
+    pub fn allow(&mut self, origin: Origin) {
+        self.origins.insert(origin);
+    }
+
+    /// True when `url`'s origin is on the list.
+    pub fn permits(&self, url: &Url) -> bool {
+        Origin::of(url).is_some_and(|origin| self.origins.contains(&origin))
+    }
+}
+
+/// Limits of the transport.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Deadline for establishing the connection (DNS, TCP, TLS).
+    pub connect_timeout: Duration,
+    /// Deadline for the whole exchange.
+    pub total_timeout: Duration,
+    /// Largest response body accepted, in bytes.
+    pub max_response_bytes: u64,
+    /// Largest response head accepted (status line plus headers), in bytes.
+    pub max_header_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            total_timeout: Duration::from_secs(30),
+            // Token responses are a few KB; API responses can be larger. 8 MiB keeps a
+            // hostile server from exhausting the host's (and the component's) memory.
+            max_response_bytes: 8 * 1024 * 1024,
+            max_header_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// A blocking HTTP transport with the policy above.
+#[derive(Clone)]
+pub struct HttpTransport {
+    agent: ureq::Agent,
+    allow_list: AllowList,
+    limits: Limits,
+}
+
+impl fmt::Debug for HttpTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpTransport")
+            .field("allow_list", &self.allow_list)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpTransport {
+    /// A transport that may reach only the origins on `allow_list`.
+    pub fn new(allow_list: AllowList, limits: Limits) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .save_redirect_history(false)
+            .http_status_as_error(false)
+            .timeout_connect(Some(limits.connect_timeout))
+            .timeout_global(Some(limits.total_timeout))
+            .max_response_header_size(limits.max_header_bytes)
+            .user_agent(concat!("oauth-connector/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent();
+        Self {
+            agent,
+            allow_list,
+            limits,
+        }
+    }
+
+    /// The allow-list in force.
+    pub fn allow_list(&self) -> &AllowList {
+        &self.allow_list
+    }
+
+    /// Sends one request under the policy (the `transport.send` contract in `wit/`).
+    pub fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let url = Url::parse(&request.url)
+            .map_err(|error| TransportError::InvalidRequest(format!("bad URL: {error}")))?;
+        if !self.allow_list.permits(&url) {
+            return Err(TransportError::Denied(
+                url.host_str().unwrap_or_default().to_owned(),
+            ));
+        }
+        let mut builder = http::Request::builder()
+            .method(method_name(&request.method))
+            .uri(url.as_str());
+        for header in &request.headers {
+            builder = builder.header(header.name.as_str(), header.value.as_str());
+        }
+        let http_request = builder
+            .body(request.body)
+            .map_err(|error| TransportError::InvalidRequest(error.to_string()))?;
+        let mut response = self.agent.run(http_request).map_err(transport_error)?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| KeyValue {
+                name: name.as_str().to_owned(),
+                value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            })
+            .collect();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(self.limits.max_response_bytes)
+            .read_to_vec()
+            .map_err(transport_error)?;
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+fn method_name(method: &HttpMethod) -> &str {
+    match method {
+        HttpMethod::Get => "GET",
+        HttpMethod::Head => "HEAD",
+        HttpMethod::Post => "POST",
+        HttpMethod::Put => "PUT",
+        HttpMethod::Patch => "PATCH",
+        HttpMethod::Delete => "DELETE",
+        HttpMethod::Options => "OPTIONS",
+        HttpMethod::Other(name) => name,
+    }
+}
+
+/// Maps ureq's error to the WIT case. ureq's messages name hosts and causes, never request
+/// headers or bodies, so they carry no secrets.
+fn transport_error(error: ureq::Error) -> TransportError {
+    match error {
+        ureq::Error::Timeout(_) => TransportError::Timeout,
+        ureq::Error::BodyExceedsLimit(cap) => TransportError::ResponseTooLarge(cap),
+        ureq::Error::HostNotFound => TransportError::ConnectionFailed("host not found".into()),
+        ureq::Error::ConnectionFailed => TransportError::ConnectionFailed("connection failed".into()),
+        ureq::Error::Io(io) => match io.kind() {
+            std::io::ErrorKind::TimedOut => TransportError::Timeout,
+            _ => TransportError::ConnectionFailed(io.to_string()),
+        },
+        ureq::Error::Tls(reason) => TransportError::Tls(reason.to_owned()),
+        ureq::Error::Rustls(error) => TransportError::Tls(error.to_string()),
+        ureq::Error::BadUri(reason) => TransportError::InvalidRequest(reason),
+        ureq::Error::Http(error) => TransportError::InvalidRequest(error.to_string()),
+        ureq::Error::LargeResponseHeader(_, _) => {
+            TransportError::Other("response headers over the host's limit".into())
+        }
+        other => TransportError::Other(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_list_matches_scheme_host_and_port() {
+        let list = AllowList::from_urls(["https://auth.example.com/token?x=1", "http://127.0.0.1:9/t"]);
+        let permits = |url: &str| list.permits(&Url::parse(url).unwrap());
+        assert!(permits("https://auth.example.com/other"));
+        assert!(permits("https://AUTH.example.com:443/x"));
+        assert!(permits("http://127.0.0.1:9/anything"));
+        assert!(!permits("http://auth.example.com/token"));
+        assert!(!permits("https://auth.example.com:8443/token"));
+        assert!(!permits("https://evil.example.com/token"));
+        assert!(!permits("http://127.0.0.1:10/t"));
+    }
+}

@@ -1,0 +1,261 @@
+//! Provider profiles and connection configuration: the data that describes a server, its
+//! quirks, the client and what a connection asks for.
+//!
+//! The JSON profile format is these types with kebab-case keys; every field except
+//! `token-url` has a default, so a minimal profile is two lines.
+
+use serde::Deserialize;
+
+use crate::endpoint::parse_endpoint;
+use crate::error::{ConfigError, Error};
+use crate::secret::Secret;
+
+/// A name and a value: a parameter or a header.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyValue {
+    /// The name.
+    pub name: String,
+    /// The value, unencoded.
+    pub value: String,
+}
+
+impl KeyValue {
+    /// A pair from anything string-like.
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// The PKCE method (RFC 7636 §4.2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PkceMethod {
+    /// SHA-256 challenge; the default.
+    #[default]
+    S256,
+    /// The verifier itself as the challenge.
+    Plain,
+    /// No PKCE.
+    Disabled,
+}
+
+/// The client authentication method at the token endpoint (RFC 6749 §2.3.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientAuthMethod {
+    /// HTTP Basic; the default.
+    #[default]
+    ClientSecretBasic,
+    /// Credentials in the form body.
+    ClientSecretPost,
+    /// Public client: `client_id` only.
+    None,
+}
+
+/// Extra parameters and headers for one kind of token request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RequestExtras {
+    /// Form parameters added after the grant's own.
+    pub params: Vec<KeyValue>,
+    /// Headers added to the request.
+    pub headers: Vec<KeyValue>,
+}
+
+/// One OAuth 2.0 server and its quirks (the WIT `provider-profile`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ProviderProfile {
+    /// A short identifier.
+    #[serde(default)]
+    pub id: String,
+    /// The issuer identifier (RFC 8414 §2), for the RFC 9207 `iss` check.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// The authorization endpoint (RFC 6749 §3.1).
+    #[serde(default)]
+    pub authorize_url: Option<String>,
+    /// The token endpoint (RFC 6749 §3.2).
+    pub token_url: String,
+    /// The scope separator; a space by default (RFC 6749 §3.3).
+    #[serde(default = "default_scope_separator")]
+    pub scope_separator: String,
+    /// Scopes requested when the connection names none.
+    #[serde(default)]
+    pub default_scopes: Vec<String>,
+    /// The PKCE method.
+    #[serde(default)]
+    pub pkce: PkceMethod,
+    /// The client authentication method.
+    #[serde(default)]
+    pub client_auth: ClientAuthMethod,
+    /// The server always sends `iss` on authorization responses (RFC 9207 §2).
+    #[serde(default)]
+    pub requires_iss: bool,
+    /// Extra authorize parameters.
+    #[serde(default)]
+    pub authorize_params: Vec<KeyValue>,
+    /// Extras for the code exchange.
+    #[serde(default)]
+    pub code_exchange: RequestExtras,
+}
+
+fn default_scope_separator() -> String {
+    " ".to_owned()
+}
+
+impl ProviderProfile {
+    /// Parses and validates a JSON profile.
+    pub fn from_json(json: &str) -> Result<Self, Error> {
+        let profile: Self = serde_json::from_str(json)
+            .map_err(|error| ConfigError::InvalidProfile(error.to_string()))?;
+        profile.validate()?;
+        Ok(profile)
+    }
+
+    /// Checks every endpoint URL and value the connector relies on.
+    ///
+    /// Errors: `InvalidUrl` / `InsecureUrl` for an endpoint, `InvalidValue("scope-separator")`
+    /// for an empty separator, `InvalidValue("issuer")` for an issuer that is not a URL.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        parse_endpoint("token-url", &self.token_url)?;
+        if let Some(url) = &self.authorize_url {
+            parse_endpoint("authorize-url", url)?;
+        }
+        if let Some(issuer) = &self.issuer {
+            url::Url::parse(issuer).map_err(|_| ConfigError::InvalidValue("issuer".into()))?;
+        }
+        if self.scope_separator.is_empty() {
+            return Err(ConfigError::InvalidValue("scope-separator".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The registered client (RFC 6749 §2).
+#[derive(Clone, Debug)]
+pub struct Client {
+    /// The client identifier.
+    pub client_id: String,
+    /// The client secret, for confidential clients.
+    pub client_secret: Option<Secret>,
+}
+
+/// One connection's configuration (the WIT `connection-config`).
+#[derive(Clone, Debug)]
+pub struct ConnectionConfig {
+    /// The server.
+    pub profile: ProviderProfile,
+    /// The client.
+    pub client: Client,
+    /// The registered redirect URI, if one is sent.
+    pub redirect_uri: Option<String>,
+    /// Requested scopes; empty means the profile's defaults.
+    pub scopes: Vec<String>,
+    /// The caller's extra authorize parameters.
+    pub authorize_params: Vec<KeyValue>,
+    /// The caller's extras for the code exchange.
+    pub code_exchange: RequestExtras,
+}
+
+impl ConnectionConfig {
+    /// The scopes to request: the connection's, else the profile's defaults.
+    pub fn effective_scopes(&self) -> &[String] {
+        if self.scopes.is_empty() {
+            &self.profile.default_scopes
+        } else {
+            &self.scopes
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_profile_takes_defaults() {
+        let profile =
+            ProviderProfile::from_json(r#"{"token-url": "https://auth.example.com/token"}"#)
+                .unwrap();
+        assert_eq!(profile.scope_separator, " ");
+        assert_eq!(profile.pkce, PkceMethod::S256);
+        assert_eq!(profile.client_auth, ClientAuthMethod::ClientSecretBasic);
+        assert!(!profile.requires_iss);
+        assert_eq!(profile.authorize_url, None);
+        assert!(profile.authorize_params.is_empty());
+    }
+
+    #[test]
+    fn full_profile_parses() {
+        let profile = ProviderProfile::from_json(
+            r#"{
+                "id": "example",
+                "issuer": "https://auth.example.com",
+                "authorize-url": "https://auth.example.com/authorize?tenant=t1",
+                "token-url": "https://auth.example.com/token?api-version=2",
+                "scope-separator": ",",
+                "default-scopes": ["read", "write"],
+                "pkce": "plain",
+                "client-auth": "client-secret-post",
+                "requires-iss": true,
+                "authorize-params": [{"name": "access_type", "value": "offline"}],
+                "code-exchange": {"headers": [{"name": "X-Api", "value": "1"}]}
+            }"#,
+        )
+        .unwrap();
+        assert_eq!(profile.id, "example");
+        assert_eq!(profile.scope_separator, ",");
+        assert_eq!(profile.default_scopes, ["read", "write"]);
+        assert_eq!(profile.pkce, PkceMethod::Plain);
+        assert_eq!(profile.client_auth, ClientAuthMethod::ClientSecretPost);
+        assert!(profile.requires_iss);
+        assert_eq!(
+            profile.authorize_params,
+            [KeyValue::new("access_type", "offline")]
+        );
+        assert_eq!(profile.code_exchange.headers, [KeyValue::new("X-Api", "1")]);
+        assert!(profile.code_exchange.params.is_empty());
+    }
+
+    #[test]
+    fn bad_profiles_are_typed_configuration_errors() {
+        let invalid_profile = |json: &str| match ProviderProfile::from_json(json) {
+            Err(Error::Configuration(ConfigError::InvalidProfile(_))) => {}
+            other => panic!("{json}: {other:?}"),
+        };
+        invalid_profile("not json");
+        invalid_profile("{}");
+        invalid_profile(r#"{"token-url": 5}"#);
+        invalid_profile(r#"{"token-url": "https://a.example/t", "pkce": "md5"}"#);
+        invalid_profile(r#"{"token-url": "https://a.example/t", "colour": "red"}"#);
+
+        assert_eq!(
+            ProviderProfile::from_json(r#"{"token-url": "http://a.example/t"}"#).unwrap_err(),
+            Error::Configuration(ConfigError::InsecureUrl("token-url".into()))
+        );
+        assert_eq!(
+            ProviderProfile::from_json(
+                r#"{"token-url": "https://a.example/t", "authorize-url": "nope"}"#
+            )
+            .unwrap_err(),
+            Error::Configuration(ConfigError::InvalidUrl("authorize-url".into()))
+        );
+        assert_eq!(
+            ProviderProfile::from_json(
+                r#"{"token-url": "https://a.example/t", "scope-separator": ""}"#
+            )
+            .unwrap_err(),
+            Error::Configuration(ConfigError::InvalidValue("scope-separator".into()))
+        );
+        assert_eq!(
+            ProviderProfile::from_json(r#"{"token-url": "https://a.example/t", "issuer": "x"}"#)
+                .unwrap_err(),
+            Error::Configuration(ConfigError::InvalidValue("issuer".into()))
+        );
+    }
+}
