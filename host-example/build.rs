@@ -13,7 +13,10 @@ const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let root = manifest_dir.parent().expect("host-example sits in the workspace").to_owned();
+    let root = manifest_dir
+        .parent()
+        .expect("host-example sits in the workspace")
+        .to_owned();
     for watched in ["src", "wit", "Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
@@ -24,7 +27,10 @@ fn main() {
         .join(TARGET)
         .join("component")
         .join("oauth_connector.wasm");
-    println!("cargo:rustc-env=CONNECTOR_COMPONENT_WASM={}", wasm.display());
+    println!(
+        "cargo:rustc-env=CONNECTOR_COMPONENT_WASM={}",
+        wasm.display()
+    );
     if env::var_os("CONNECTOR_SKIP_COMPONENT_BUILD").is_some() {
         return;
     }
@@ -32,7 +38,14 @@ fn main() {
     ensure_target_installed();
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--locked", "--package", "oauth-connector", "--target", TARGET])
+        .args([
+            "build",
+            "--locked",
+            "--package",
+            "oauth-connector",
+            "--target",
+            TARGET,
+        ])
         .args(["--profile", "component", "--manifest-path"])
         .arg(root.join("Cargo.toml"))
         .arg("--target-dir")
@@ -45,8 +58,15 @@ fn main() {
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .status()
         .expect("run cargo to build the component");
-    assert!(status.success(), "building the oauth-connector component failed");
-    assert!(wasm.exists(), "the component build did not produce {}", wasm.display());
+    assert!(
+        status.success(),
+        "building the oauth-connector component failed"
+    );
+    assert!(
+        wasm.exists(),
+        "the component build did not produce {}",
+        wasm.display()
+    );
 }
 
 /// Installs the `wasm32-wasip2` standard library through rustup when it is missing, so that a
@@ -70,5 +90,8 @@ fn ensure_target_installed() {
         rustup.arg("--toolchain").arg(toolchain);
     }
     let added = rustup.status().is_ok_and(|status| status.success());
-    assert!(added, "the {TARGET} target is missing: run `rustup target add {TARGET}`");
+    assert!(
+        added,
+        "the {TARGET} target is missing: run `rustup target add {TARGET}`"
+    );
 }

@@ -93,7 +93,8 @@ pub fn begin(
 
     let state = URL_SAFE_NO_PAD.encode(random.state);
     let scopes = config.effective_scopes().to_vec();
-    let code_verifier = pkce::method_name(profile.pkce).map(|_| pkce::verifier_from_random(&random.verifier));
+    let code_verifier =
+        pkce::method_name(profile.pkce).map(|_| pkce::verifier_from_random(&random.verifier));
 
     {
         let mut query = url.query_pairs_mut();
@@ -152,7 +153,10 @@ fn merge_extras(profile: &[KeyValue], caller: &[KeyValue]) -> Result<Vec<KeyValu
     }
     for extra in caller {
         reject_reserved(&extra.name)?;
-        match merged[..profile.len()].iter_mut().find(|kv| kv.name == extra.name) {
+        match merged[..profile.len()]
+            .iter_mut()
+            .find(|kv| kv.name == extra.name)
+        {
             Some(existing) => existing.value.clone_from(&extra.value),
             None => merged.push(extra.clone()),
         }
@@ -225,7 +229,10 @@ mod tests {
             pending.code_verifier.as_ref().map(PkceVerifier::expose),
             Some("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")
         );
-        assert_eq!(pending.redirect_uri.as_deref(), Some("http://127.0.0.1:8765/callback"));
+        assert_eq!(
+            pending.redirect_uri.as_deref(),
+            Some("http://127.0.0.1:8765/callback")
+        );
         assert_eq!(pending.requested_scopes, ["openid", "profile"]);
         assert_eq!(pending.created_at, NOW);
         assert_eq!(pending.expires_at, NOW + PENDING_LIFETIME_SECS);
@@ -312,16 +319,25 @@ mod tests {
         for name in RESERVED_AUTHORIZE_PARAMS {
             let mut caller = config();
             caller.authorize_params = vec![KeyValue::new(name, "x")];
-            assert_eq!(config_error(&caller), ConfigError::ReservedParameter(name.into()));
+            assert_eq!(
+                config_error(&caller),
+                ConfigError::ReservedParameter(name.into())
+            );
 
             let mut profile = config();
             profile.profile.authorize_params = vec![KeyValue::new(name, "x")];
-            assert_eq!(config_error(&profile), ConfigError::ReservedParameter(name.into()));
+            assert_eq!(
+                config_error(&profile),
+                ConfigError::ReservedParameter(name.into())
+            );
 
             let mut query = config();
             query.profile.authorize_url =
                 Some(format!("https://auth.example.com/authorize?{name}=x"));
-            assert_eq!(config_error(&query), ConfigError::ReservedParameter(name.into()));
+            assert_eq!(
+                config_error(&query),
+                ConfigError::ReservedParameter(name.into())
+            );
         }
     }
 

@@ -67,20 +67,29 @@ fn now() -> u64 {
         .map_or(0, |elapsed| elapsed.as_secs())
 }
 
-/// Fresh bytes from `wasi:random/random` for one `begin`.
+/// Fresh bytes from `wasi:random/random` for one `begin`: state first, then the verifier,
+/// each filled eight bytes at a time from `get-random-u64` (little-endian), so that a host
+/// with a scripted random source (tests) gets byte-for-byte predictable values.
 fn begin_random() -> Result<BeginRandom, wit::Error> {
     let mut random = BeginRandom {
         state: [0; authorize::STATE_RANDOM_BYTES],
         verifier: [0; crate::pkce::VERIFIER_RANDOM_BYTES],
     };
-    getrandom::fill(&mut random.state)
-        .and_then(|()| getrandom::fill(&mut random.verifier))
-        .map_err(|_| {
+    fill_random(&mut random.state)?;
+    fill_random(&mut random.verifier)?;
+    Ok(random)
+}
+
+fn fill_random(buffer: &mut [u8]) -> Result<(), wit::Error> {
+    for chunk in buffer.chunks_mut(8) {
+        let value = getrandom::u64().map_err(|_| {
             wit::Error::Transport(wit::TransportError::Other(
                 "the host's random source failed".into(),
             ))
         })?;
-    Ok(random)
+        chunk.copy_from_slice(&value.to_le_bytes()[..chunk.len()]);
+    }
+    Ok(())
 }
 
 // ---- WIT -> core ----
@@ -113,7 +122,9 @@ fn profile_from_wit(profile: wit::ProviderProfile) -> profile::ProviderProfile {
             wit::PkceMethod::Disabled => profile::PkceMethod::Disabled,
         },
         client_auth: match profile.client_auth {
-            wit::ClientAuthMethod::ClientSecretBasic => profile::ClientAuthMethod::ClientSecretBasic,
+            wit::ClientAuthMethod::ClientSecretBasic => {
+                profile::ClientAuthMethod::ClientSecretBasic
+            }
             wit::ClientAuthMethod::ClientSecretPost => profile::ClientAuthMethod::ClientSecretPost,
             wit::ClientAuthMethod::None => profile::ClientAuthMethod::None,
         },
@@ -170,7 +181,9 @@ fn profile_to_wit(profile: profile::ProviderProfile) -> wit::ProviderProfile {
             profile::PkceMethod::Disabled => wit::PkceMethod::Disabled,
         },
         client_auth: match profile.client_auth {
-            profile::ClientAuthMethod::ClientSecretBasic => wit::ClientAuthMethod::ClientSecretBasic,
+            profile::ClientAuthMethod::ClientSecretBasic => {
+                wit::ClientAuthMethod::ClientSecretBasic
+            }
             profile::ClientAuthMethod::ClientSecretPost => wit::ClientAuthMethod::ClientSecretPost,
             profile::ClientAuthMethod::None => wit::ClientAuthMethod::None,
         },

@@ -9,6 +9,7 @@
 wasmtime::component::bindgen!({
     world: "connector",
     path: "../wit",
+    additional_derives: [PartialEq, Eq],
 });
 
 pub use exports::oauth_connector::oauth2::authorization_code::AuthorizationRequest;

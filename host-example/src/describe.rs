@@ -71,7 +71,9 @@ pub fn transport_error(error: &TransportError) -> String {
 pub fn configuration_error(error: &ConfigurationError) -> String {
     match error {
         ConfigurationError::MissingEndpoint(field) => format!("the profile has no `{field}`"),
-        ConfigurationError::InvalidUrl(field) => format!("`{field}` is not an absolute http(s) URL"),
+        ConfigurationError::InvalidUrl(field) => {
+            format!("`{field}` is not an absolute http(s) URL")
+        }
         ConfigurationError::InsecureUrl(field) => {
             format!("`{field}` uses plain HTTP on a host other than loopback; use https")
         }
@@ -80,7 +82,8 @@ pub fn configuration_error(error: &ConfigurationError) -> String {
         }
         ConfigurationError::InvalidValue(field) => format!("`{field}` has an unusable value"),
         ConfigurationError::MissingClientSecret => {
-            "the client authentication method needs a client secret and none is configured".to_owned()
+            "the client authentication method needs a client secret and none is configured"
+                .to_owned()
         }
         ConfigurationError::InvalidProfile(reason) => format!("invalid provider profile: {reason}"),
     }

@@ -22,8 +22,12 @@ pub use transport::{AllowList, HttpTransport, Limits, Origin};
 /// endpoints.
 pub fn default_allow_list(profile: &types::ProviderProfile) -> AllowList {
     AllowList::from_urls(
-        [Some(profile.token_url.as_str()), profile.authorize_url.as_deref(), profile.issuer.as_deref()]
-            .into_iter()
-            .flatten(),
+        [
+            Some(profile.token_url.as_str()),
+            profile.authorize_url.as_deref(),
+            profile.issuer.as_deref(),
+        ]
+        .into_iter()
+        .flatten(),
     )
 }

@@ -82,7 +82,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let json = std::fs::read_to_string(&profile)
                 .with_context(|| format!("reading the profile {}", profile.display()))?;
             // Parsing needs no network: an empty allow-list.
-            let mut session = runtime.instantiate(HttpTransport::new(Default::default(), Limits::default()))?;
+            let mut session =
+                runtime.instantiate(HttpTransport::new(Default::default(), Limits::default()))?;
             let profile = session.parse_profile(&json).map_err(call_error)?;
             let config = ConnectionConfig {
                 client: Client {
@@ -98,8 +99,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 profile,
             };
-            let transport = HttpTransport::new(default_allow_list(&config.profile), Limits::default());
-            let request = runtime.instantiate(transport)?.begin(&config).map_err(call_error)?;
+            let transport =
+                HttpTransport::new(default_allow_list(&config.profile), Limits::default());
+            let request = runtime
+                .instantiate(transport)?
+                .begin(&config)
+                .map_err(call_error)?;
             println!("{}", request.url);
             eprintln!(
                 "state: {} (the pending record expires at {} Unix time)",

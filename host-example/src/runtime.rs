@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use wasmtime::error::Context as _;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::error::Context as _;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -116,13 +116,35 @@ impl Runtime {
 
     /// A fresh instance whose transport is `transport`.
     pub fn instantiate(&self, transport: HttpTransport) -> Result<Session, CallError> {
+        self.instantiate_with(transport, WasiCtx::builder().build())
+    }
+
+    /// A fresh instance whose `wasi:random/random` is `random` instead of the operating
+    /// system's generator. For tests that need predictable `state` and PKCE values (RFC
+    /// vectors); never for real flows.
+    pub fn instantiate_with_random(
+        &self,
+        transport: HttpTransport,
+        random: impl rand_core::Rng + Send + 'static,
+    ) -> Result<Session, CallError> {
+        self.instantiate_with(transport, WasiCtx::builder().secure_random(random).build())
+    }
+
+    fn instantiate_with(
+        &self,
+        transport: HttpTransport,
+        wasi: WasiCtx,
+    ) -> Result<Session, CallError> {
         let state = HostState {
-            wasi: WasiCtx::builder().build(),
+            wasi,
             table: ResourceTable::new(),
             transport,
         };
         let mut store = Store::new(&self.engine, state);
-        let connector = self.pre.instantiate(&mut store).map_err(CallError::Runtime)?;
+        let connector = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(CallError::Runtime)?;
         Ok(Session { store, connector })
     }
 }
@@ -141,7 +163,10 @@ fn flatten<T>(result: wasmtime::Result<Result<T, types::Error>>) -> Result<T, Ca
 
 impl Session {
     /// `authorization-code.begin`.
-    pub fn begin(&mut self, config: &types::ConnectionConfig) -> Result<AuthorizationRequest, CallError> {
+    pub fn begin(
+        &mut self,
+        config: &types::ConnectionConfig,
+    ) -> Result<AuthorizationRequest, CallError> {
         let exports = self.connector.oauth_connector_oauth2_authorization_code();
         flatten(exports.call_begin(&mut self.store, config))
     }

@@ -207,7 +207,9 @@ fn transport_error(error: ureq::Error) -> TransportError {
         ureq::Error::Timeout(_) => TransportError::Timeout,
         ureq::Error::BodyExceedsLimit(cap) => TransportError::ResponseTooLarge(cap),
         ureq::Error::HostNotFound => TransportError::ConnectionFailed("host not found".into()),
-        ureq::Error::ConnectionFailed => TransportError::ConnectionFailed("connection failed".into()),
+        ureq::Error::ConnectionFailed => {
+            TransportError::ConnectionFailed("connection failed".into())
+        }
         ureq::Error::Io(io) => match io.kind() {
             std::io::ErrorKind::TimedOut => TransportError::Timeout,
             _ => TransportError::ConnectionFailed(io.to_string()),
@@ -229,7 +231,8 @@ mod tests {
 
     #[test]
     fn allow_list_matches_scheme_host_and_port() {
-        let list = AllowList::from_urls(["https://auth.example.com/token?x=1", "http://127.0.0.1:9/t"]);
+        let list =
+            AllowList::from_urls(["https://auth.example.com/token?x=1", "http://127.0.0.1:9/t"]);
         let permits = |url: &str| list.permits(&Url::parse(url).unwrap());
         assert!(permits("https://auth.example.com/other"));
         assert!(permits("https://AUTH.example.com:443/x"));

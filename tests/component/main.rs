@@ -1,0 +1,6 @@
+//! Ring 2: the built component, driven through the host library, against servers on
+//! 127.0.0.1 that the tests start. One test binary, so the component is compiled once.
+
+mod authorize;
+mod common;
+mod transport;
