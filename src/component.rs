@@ -7,10 +7,15 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::authorize::{self, BeginRandom};
-use crate::error::{ConfigError, Error, ErrorCode, InvalidResponse, OAuthError, TransportError};
+use crate::authorize::{self, BeginRandom, PendingAuthorization};
+use crate::error::{
+    CallbackError, ConfigError, Error, ErrorCode, InvalidResponse, OAuthError, TransportError,
+};
+use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::profile::{self, ConnectionConfig};
-use crate::secret::Secret;
+use crate::secret::{PkceVerifier, Secret};
+use crate::token::TokenSet;
+use crate::{callback, complete};
 
 wit_bindgen::generate!({
     world: "connector",
@@ -44,6 +49,36 @@ impl wit_authorization_code::Guest for Connector {
             },
         })
     }
+
+    fn complete(
+        config: wit::ConnectionConfig,
+        pending: wit::PendingAuthorization,
+        callback_url: String,
+    ) -> Result<wit::TokenSet, wit::Error> {
+        let config = connection_config_from_wit(config);
+        let pending = pending_from_wit(pending);
+        let request =
+            complete::prepare(&config, &pending, &callback_url, now()).map_err(error_to_wit)?;
+        let response = send(request)?;
+        complete::finish(&config, &pending, &response, now())
+            .map(token_set_to_wit)
+            .map_err(error_to_wit)
+    }
+
+    fn state_from_callback(callback_url: String) -> Result<String, wit::Error> {
+        callback::state_of(&callback_url).map_err(error_to_wit)
+    }
+}
+
+/// Sends a request through the host's transport.
+fn send(request: HttpRequest) -> Result<HttpResponse, wit::Error> {
+    let response = oauth_connector::oauth2::transport::send(&request_to_wit(request))
+        .map_err(wit::Error::Transport)?;
+    Ok(HttpResponse {
+        status: response.status,
+        headers: key_values_from_wit(response.headers),
+        body: response.body,
+    })
 }
 
 impl wit_providers::Guest for Connector {
@@ -148,7 +183,44 @@ fn connection_config_from_wit(config: wit::ConnectionConfig) -> ConnectionConfig
     }
 }
 
+fn pending_from_wit(pending: wit::PendingAuthorization) -> PendingAuthorization {
+    PendingAuthorization {
+        state: pending.state,
+        code_verifier: pending.code_verifier.map(PkceVerifier::new),
+        redirect_uri: pending.redirect_uri,
+        requested_scopes: pending.requested_scopes,
+        created_at: pending.created_at,
+        expires_at: pending.expires_at,
+    }
+}
+
 // ---- core -> WIT ----
+
+fn request_to_wit(request: HttpRequest) -> wit::HttpRequest {
+    wit::HttpRequest {
+        method: match request.method {
+            Method::Get => wit::HttpMethod::Get,
+            Method::Post => wit::HttpMethod::Post,
+            Method::Other(name) => wit::HttpMethod::Other(name),
+        },
+        url: request.url,
+        headers: key_values_to_wit(request.headers),
+        body: request.body,
+    }
+}
+
+fn token_set_to_wit(tokens: TokenSet) -> wit::TokenSet {
+    wit::TokenSet {
+        access_token: tokens.access_token.into_exposed(),
+        token_type: tokens.token_type,
+        expires_at: tokens.expires_at,
+        refresh_token: tokens.refresh_token.map(Secret::into_exposed),
+        id_token: tokens.id_token.map(Secret::into_exposed),
+        scopes: tokens.scopes,
+        obtained_at: tokens.obtained_at,
+        extras: key_values_to_wit(tokens.extras),
+    }
+}
 
 fn key_values_to_wit(pairs: Vec<profile::KeyValue>) -> Vec<wit::KeyValue> {
     pairs
@@ -259,5 +331,14 @@ fn error_to_wit(error: Error) -> wit::Error {
             excerpt,
         }),
         Error::Configuration(error) => wit::Error::Configuration(config_error_to_wit(error)),
+        Error::Callback(error) => wit::Error::Callback(match error {
+            CallbackError::Malformed(reason) => wit::CallbackError::Malformed(reason),
+            CallbackError::MissingState => wit::CallbackError::MissingState,
+            CallbackError::StateMismatch => wit::CallbackError::StateMismatch,
+            CallbackError::Expired => wit::CallbackError::Expired,
+            CallbackError::IssuerMismatch => wit::CallbackError::IssuerMismatch,
+            CallbackError::IssuerMissing => wit::CallbackError::IssuerMissing,
+            CallbackError::MissingCode => wit::CallbackError::MissingCode,
+        }),
     }
 }

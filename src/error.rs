@@ -144,6 +144,26 @@ pub enum ConfigError {
     InvalidProfile(String),
 }
 
+/// Why a redirect callback was refused (the WIT `callback-error`). No token request is made
+/// for a refused callback.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallbackError {
+    /// The callback URL is not a URL, or repeats a response parameter (RFC 6749 §3.1).
+    Malformed(String),
+    /// The callback has no `state`.
+    MissingState,
+    /// `state` differs from the pending record's (RFC 6749 §10.12: possible CSRF).
+    StateMismatch,
+    /// The pending record has expired.
+    Expired,
+    /// `iss` names another issuer (RFC 9207 §2.4: possible mix-up attack).
+    IssuerMismatch,
+    /// The profile says the server sends `iss`, and the callback has none (RFC 9207 §2.4).
+    IssuerMissing,
+    /// A success response without `code` (RFC 6749 §4.1.2).
+    MissingCode,
+}
+
 /// Every error the connector returns (the WIT `error`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {
@@ -155,6 +175,8 @@ pub enum Error {
     InvalidResponse(InvalidResponse),
     /// The configuration is unusable.
     Configuration(ConfigError),
+    /// The redirect callback was refused.
+    Callback(CallbackError),
 }
 
 impl From<ConfigError> for Error {
@@ -222,6 +244,7 @@ impl fmt::Display for Error {
                 response.status, response.reason
             ),
             Self::Configuration(error) => write!(f, "configuration: {error}"),
+            Self::Callback(error) => write!(f, "callback refused: {error:?}"),
         }
     }
 }

@@ -10,11 +10,17 @@
 #![deny(missing_docs)]
 
 pub mod authorize;
+pub mod callback;
+pub mod complete;
 pub mod endpoint;
 pub mod error;
+pub mod form;
+pub mod http;
 pub mod pkce;
 pub mod profile;
 pub mod secret;
+pub mod token;
+pub mod token_request;
 
 #[cfg(target_arch = "wasm32")]
 mod component;

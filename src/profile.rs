@@ -120,14 +120,20 @@ impl ProviderProfile {
     /// Checks every endpoint URL and value the connector relies on.
     ///
     /// Errors: `InvalidUrl` / `InsecureUrl` for an endpoint, `InvalidValue("scope-separator")`
-    /// for an empty separator, `InvalidValue("issuer")` for an issuer that is not a URL.
+    /// for an empty separator, `InvalidValue("issuer")` for an issuer that is not a URL or
+    /// that is missing while `requires-iss` is set.
     pub fn validate(&self) -> Result<(), ConfigError> {
         parse_endpoint("token-url", &self.token_url)?;
         if let Some(url) = &self.authorize_url {
             parse_endpoint("authorize-url", url)?;
         }
-        if let Some(issuer) = &self.issuer {
-            url::Url::parse(issuer).map_err(|_| ConfigError::InvalidValue("issuer".into()))?;
+        match &self.issuer {
+            Some(issuer) => {
+                url::Url::parse(issuer).map_err(|_| ConfigError::InvalidValue("issuer".into()))?;
+            }
+            // `requires-iss` compares the callback's `iss` with the issuer: it needs one.
+            None if self.requires_iss => return Err(ConfigError::InvalidValue("issuer".into())),
+            None => {}
         }
         if self.scope_separator.is_empty() {
             return Err(ConfigError::InvalidValue("scope-separator".into()));
@@ -255,6 +261,13 @@ mod tests {
         assert_eq!(
             ProviderProfile::from_json(r#"{"token-url": "https://a.example/t", "issuer": "x"}"#)
                 .unwrap_err(),
+            Error::Configuration(ConfigError::InvalidValue("issuer".into()))
+        );
+        assert_eq!(
+            ProviderProfile::from_json(
+                r#"{"token-url": "https://a.example/t", "requires-iss": true}"#
+            )
+            .unwrap_err(),
             Error::Configuration(ConfigError::InvalidValue("issuer".into()))
         );
     }

@@ -3,7 +3,9 @@
 //! These describe the error's kind and the fields it names; the component never puts a
 //! secret in an error, so neither does this.
 
-use crate::bindings::types::{ConfigurationError, Error, OauthError, TransportError};
+use crate::bindings::types::{
+    CallbackError, ConfigurationError, Error, OauthError, TransportError,
+};
 
 /// One line describing `error`.
 pub fn error(error: &Error) -> String {
@@ -15,6 +17,24 @@ pub fn error(error: &Error) -> String {
             response.status, response.reason, response.excerpt
         ),
         Error::Configuration(error) => format!("configuration: {}", configuration_error(error)),
+        Error::Callback(error) => format!("callback refused: {}", callback_error(error)),
+    }
+}
+
+/// One line for a refused callback.
+pub fn callback_error(error: &CallbackError) -> String {
+    match error {
+        CallbackError::Malformed(reason) => format!("malformed callback URL: {reason}"),
+        CallbackError::MissingState => "no `state` parameter".to_owned(),
+        CallbackError::StateMismatch => {
+            "`state` does not match the pending authorization (possible forgery)".to_owned()
+        }
+        CallbackError::Expired => "the pending authorization has expired; start again".to_owned(),
+        CallbackError::IssuerMismatch => {
+            "`iss` names another authorization server (possible mix-up attack)".to_owned()
+        }
+        CallbackError::IssuerMissing => "the server must send `iss` and did not".to_owned(),
+        CallbackError::MissingCode => "no `code` parameter".to_owned(),
     }
 }
 

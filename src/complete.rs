@@ -1,0 +1,41 @@
+//! Completing an authorization-code flow: the sans-IO steps around the one HTTP exchange.
+//!
+//! `prepare` validates the callback and builds the token request; the caller sends it (the
+//! binding layer through the host's transport, tests however they like) and hands the
+//! response to `finish`. A refused callback never produces a request.
+
+use crate::authorize::PendingAuthorization;
+use crate::callback;
+use crate::error::Error;
+use crate::http::{HttpRequest, HttpResponse};
+use crate::profile::ConnectionConfig;
+use crate::token::{TokenSet, parse_token_response};
+
+/// Validates `callback_url` against `pending` and builds the code-exchange request.
+pub fn prepare(
+    config: &ConnectionConfig,
+    pending: &PendingAuthorization,
+    callback_url: &str,
+    now: u64,
+) -> Result<HttpRequest, Error> {
+    config.profile.validate()?;
+    let code = callback::validate(&config.profile, pending, callback_url, now)?;
+    crate::token_request::code_exchange(config, pending, &code)
+}
+
+/// Interprets the token endpoint's answer to the request `prepare` built.
+pub fn finish(
+    config: &ConnectionConfig,
+    pending: &PendingAuthorization,
+    response: &HttpResponse,
+    now: u64,
+) -> Result<TokenSet, Error> {
+    let mut secrets = vec![];
+    if let Some(secret) = &config.client.client_secret {
+        secrets.push(secret.expose());
+    }
+    if let Some(verifier) = &pending.code_verifier {
+        secrets.push(verifier.expose());
+    }
+    parse_token_response(response, &pending.requested_scopes, now, &secrets)
+}

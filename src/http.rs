@@ -1,0 +1,62 @@
+//! HTTP request and response values, as the core builds and reads them (the WIT
+//! `http-request` / `http-response`). The core never sends them: the binding layer hands
+//! them to the host's transport.
+
+use crate::profile::KeyValue;
+
+/// An HTTP method.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// GET
+    Get,
+    /// POST
+    Post,
+    /// Any other method, by name.
+    Other(String),
+}
+
+/// One request for the host to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// The method.
+    pub method: Method,
+    /// The absolute URL.
+    pub url: String,
+    /// Headers in order.
+    pub headers: Vec<KeyValue>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// One response from the host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// Headers in order.
+    pub headers: Vec<KeyValue>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The first header called `name` (ASCII case-insensitive, RFC 9110 §5.1).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|header| header.name.eq_ignore_ascii_case(name))
+            .map(|header| header.value.as_str())
+    }
+
+    /// The media type of the body, lower-cased, without parameters.
+    pub fn media_type(&self) -> Option<String> {
+        self.header("content-type").map(|value| {
+            value
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+    }
+}

@@ -1,0 +1,432 @@
+//! Token sets and token-endpoint responses (RFC 6749 §5.1, §5.2).
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, ErrorCode, InvalidResponse, OAuthError};
+use crate::form;
+use crate::http::HttpResponse;
+use crate::profile::KeyValue;
+use crate::secret::Secret;
+
+/// Largest token response the core will parse. Token responses are a few KB; the host's
+/// transport has its own, larger cap for API responses.
+pub const MAX_TOKEN_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// Longest body excerpt kept in an `invalid-response` error, in characters.
+pub const EXCERPT_CHARS: usize = 200;
+
+/// The tokens of one connection (the WIT `token-set`).
+#[derive(Clone, Debug)]
+pub struct TokenSet {
+    /// The access token.
+    pub access_token: Secret,
+    /// The token type, lower-cased.
+    pub token_type: String,
+    /// Expiry in Unix seconds; `None` when the server sent no `expires_in`.
+    pub expires_at: Option<u64>,
+    /// The refresh token, if issued.
+    pub refresh_token: Option<Secret>,
+    /// The OpenID Connect ID token, if issued.
+    pub id_token: Option<Secret>,
+    /// The granted scopes.
+    pub scopes: Vec<String>,
+    /// When the tokens were obtained (Unix seconds).
+    pub obtained_at: u64,
+    /// Fields not interpreted, as JSON text.
+    pub extras: Vec<KeyValue>,
+}
+
+/// Interprets a token-endpoint response.
+///
+/// - 2xx with a JSON object (any content type; `application/x-www-form-urlencoded` bodies are
+///   read as forms) holding `access_token`: a token set. `expires_in` may be a number or a
+///   numeric string; `scope` may be space- or comma-separated, and when absent the
+///   `requested_scopes` are assumed (RFC 6749 §5.1). A 2xx whose body holds `error` and no
+///   `access_token` is the server's refusal.
+/// - Any status with an RFC 6749 §5.2 error body: `server-said-no`.
+/// - Anything else: `invalid-response` with the status and a scrubbed excerpt; the values in
+///   `secrets` (the request's own credentials) are removed from the excerpt.
+pub fn parse_token_response(
+    response: &HttpResponse,
+    requested_scopes: &[String],
+    now: u64,
+    secrets: &[&str],
+) -> Result<TokenSet, Error> {
+    let invalid = |reason: &str| {
+        Error::InvalidResponse(InvalidResponse {
+            status: response.status,
+            reason: reason.to_owned(),
+            excerpt: excerpt(&response.body, secrets),
+        })
+    };
+    if response.body.len() > MAX_TOKEN_RESPONSE_BYTES {
+        return Err(Error::InvalidResponse(InvalidResponse {
+            status: response.status,
+            reason: format!("body over {MAX_TOKEN_RESPONSE_BYTES} bytes"),
+            excerpt: String::new(),
+        }));
+    }
+    let fields = parse_fields(response);
+    if let Some(fields) = &fields {
+        if let Some(error) = oauth_error(fields) {
+            if !fields.contains_key("access_token") || !(200..300).contains(&response.status) {
+                return Err(Error::ServerSaidNo(error));
+            }
+        }
+    }
+    if !(200..300).contains(&response.status) {
+        return Err(invalid(if fields.is_some() {
+            "error status without an OAuth error code"
+        } else {
+            "error status with a body that is not an OAuth error"
+        }));
+    }
+    let Some(fields) = fields else {
+        return Err(invalid("body is neither a JSON object nor a form"));
+    };
+    token_set_from_fields(fields, requested_scopes, now).map_err(|reason| invalid(&reason))
+}
+
+/// The response body as an object: JSON, or a form for `application/x-www-form-urlencoded`
+/// (some vendors answer that way unless asked for JSON).
+fn parse_fields(response: &HttpResponse) -> Option<Map<String, Value>> {
+    if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&response.body) {
+        return Some(map);
+    }
+    let is_form = response.media_type().as_deref() == Some("application/x-www-form-urlencoded");
+    if !is_form {
+        return None;
+    }
+    let mut map = Map::new();
+    for pair in form::decode(&response.body) {
+        map.entry(pair.name).or_insert(Value::String(pair.value));
+    }
+    Some(map)
+}
+
+/// An RFC 6749 §5.2 error, if the object carries a string `error`.
+pub fn oauth_error(fields: &Map<String, Value>) -> Option<OAuthError> {
+    let code = fields.get("error")?.as_str()?;
+    let text = |name: &str| fields.get(name).and_then(Value::as_str).map(str::to_owned);
+    Some(OAuthError {
+        code: ErrorCode::parse(code),
+        description: text("error_description"),
+        uri: text("error_uri"),
+    })
+}
+
+fn token_set_from_fields(
+    mut fields: Map<String, Value>,
+    requested_scopes: &[String],
+    now: u64,
+) -> Result<TokenSet, String> {
+    let access_token = match fields.remove("access_token") {
+        Some(Value::String(token)) if !token.is_empty() => Secret::new(token),
+        Some(_) => return Err("`access_token` is not a non-empty string".into()),
+        None => return Err("no `access_token`".into()),
+    };
+    let token_type = match fields.remove("token_type") {
+        Some(Value::String(kind)) => kind.to_ascii_lowercase(),
+        // RFC 6749 §5.1 requires it, but several vendors omit it for bearer tokens.
+        None | Some(Value::Null) => "bearer".to_owned(),
+        Some(_) => return Err("`token_type` is not a string".into()),
+    };
+    let expires_in = match fields.remove("expires_in") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(number)) => Some(
+            number
+                .as_u64()
+                .or_else(|| number.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+                .ok_or("`expires_in` is negative")?,
+        ),
+        Some(Value::String(text)) => Some(
+            text.trim()
+                .parse::<u64>()
+                .map_err(|_| "`expires_in` is not a whole number of seconds")?,
+        ),
+        Some(_) => return Err("`expires_in` is not a number".into()),
+    };
+    let optional_secret = |value: Option<Value>, name: &str| match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) if text.is_empty() => Ok(None),
+        Some(Value::String(text)) => Ok(Some(Secret::new(text))),
+        Some(_) => Err(format!("`{name}` is not a string")),
+    };
+    let refresh_token = optional_secret(fields.remove("refresh_token"), "refresh_token")?;
+    let id_token = optional_secret(fields.remove("id_token"), "id_token")?;
+    let scopes = match fields.remove("scope") {
+        None | Some(Value::Null) => requested_scopes.to_vec(),
+        Some(Value::String(text)) => split_scopes(&text),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|item| item.as_str().map(str::to_owned))
+            .collect(),
+        Some(_) => return Err("`scope` is not a string".into()),
+    };
+    let extras = fields
+        .into_iter()
+        .map(|(name, value)| KeyValue::new(name, value.to_string()))
+        .collect();
+    Ok(TokenSet {
+        access_token,
+        token_type,
+        expires_at: expires_in.map(|seconds| now.saturating_add(seconds)),
+        refresh_token,
+        id_token,
+        scopes,
+        obtained_at: now,
+        extras,
+    })
+}
+
+/// Splits a scope string on spaces and commas (RFC 6749 §3.3 uses spaces; several vendors
+/// answer with commas), dropping empty items.
+pub fn split_scopes(text: &str) -> Vec<String> {
+    text.split([' ', ','])
+        .filter(|scope| !scope.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A short, secret-free excerpt of a body for diagnosis: at most `EXCERPT_CHARS` characters,
+/// the request's own secrets replaced, and any run of 20 or more token-like characters
+/// (which could be a token or key the server echoed) replaced by `[redacted]`.
+pub fn excerpt(body: &[u8], secrets: &[&str]) -> String {
+    let mut text = String::from_utf8_lossy(body).into_owned();
+    for secret in secrets.iter().filter(|secret| !secret.is_empty()) {
+        text = text.replace(secret, "[redacted]");
+    }
+    let mut scrubbed = String::with_capacity(text.len().min(EXCERPT_CHARS * 2));
+    let mut run = String::new();
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
+    let flush = |run: &mut String, out: &mut String| {
+        if run.chars().count() >= 20 {
+            out.push_str("[redacted]");
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if is_token_char(c) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut scrubbed);
+            scrubbed.push(if c.is_control() { ' ' } else { c });
+        }
+        if scrubbed.chars().count() >= EXCERPT_CHARS {
+            break;
+        }
+    }
+    flush(&mut run, &mut scrubbed);
+    scrubbed.chars().take(EXCERPT_CHARS).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, content_type: &str, body: &str) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: vec![KeyValue::new("Content-Type", content_type)],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    fn parse(response: &HttpResponse) -> Result<TokenSet, Error> {
+        parse_token_response(
+            response,
+            &["requested".to_owned()],
+            1000,
+            &["client-secret"],
+        )
+    }
+
+    fn invalid(result: Result<TokenSet, Error>) -> InvalidResponse {
+        match result {
+            Err(Error::InvalidResponse(invalid)) => invalid,
+            other => panic!("expected an invalid response, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn full_json_response() {
+        let set = parse(&response(
+            200,
+            "application/json; charset=utf-8",
+            r#"{"access_token":"at","token_type":"Bearer","expires_in":3600,
+                "refresh_token":"rt","id_token":"idt","scope":"openid profile",
+                "custom":{"a":1},"user_id":42}"#,
+        ))
+        .unwrap();
+        assert_eq!(set.access_token.expose(), "at");
+        assert_eq!(set.token_type, "bearer");
+        assert_eq!(set.expires_at, Some(4600));
+        assert_eq!(set.refresh_token.as_ref().map(Secret::expose), Some("rt"));
+        assert_eq!(set.id_token.as_ref().map(Secret::expose), Some("idt"));
+        assert_eq!(set.scopes, ["openid", "profile"]);
+        assert_eq!(set.obtained_at, 1000);
+        assert_eq!(
+            set.extras,
+            [
+                KeyValue::new("custom", r#"{"a":1}"#),
+                KeyValue::new("user_id", "42")
+            ]
+        );
+    }
+
+    #[test]
+    fn form_response_string_expiry_comma_scopes() {
+        let set = parse(&response(
+            200,
+            "application/x-www-form-urlencoded",
+            "access_token=gho_abc&token_type=bearer&scope=repo%2Cuser&expires_in=%20120",
+        ))
+        .unwrap();
+        assert_eq!(set.access_token.expose(), "gho_abc");
+        assert_eq!(set.scopes, ["repo", "user"]);
+        assert_eq!(set.expires_at, Some(1120));
+        assert!(set.refresh_token.is_none());
+    }
+
+    #[test]
+    fn missing_expiry_scope_and_type() {
+        let set = parse(&response(
+            200,
+            "application/json",
+            r#"{"access_token":"at"}"#,
+        ))
+        .unwrap();
+        assert_eq!(set.expires_at, None);
+        assert_eq!(set.scopes, ["requested"]);
+        assert_eq!(set.token_type, "bearer");
+        let set = parse(&response(
+            200,
+            "application/json",
+            r#"{"access_token":"at","expires_in":"7"}"#,
+        ))
+        .unwrap();
+        assert_eq!(set.expires_at, Some(1007));
+    }
+
+    #[test]
+    fn error_bodies_become_oauth_errors() {
+        for (status, content_type) in [
+            (400, "application/json"),
+            (401, "application/json"),
+            (200, "application/json"),
+        ] {
+            let error = parse(&response(
+                status,
+                content_type,
+                r#"{"error":"invalid_grant","error_description":"code expired","error_uri":"https://a.example/e"}"#,
+            ))
+            .unwrap_err();
+            assert_eq!(
+                error,
+                Error::ServerSaidNo(OAuthError {
+                    code: ErrorCode::InvalidGrant,
+                    description: Some("code expired".into()),
+                    uri: Some("https://a.example/e".into()),
+                })
+            );
+        }
+        let error = parse(&response(
+            400,
+            "application/x-www-form-urlencoded",
+            "error=bad_verification_code",
+        ))
+        .unwrap_err();
+        assert_eq!(
+            error,
+            Error::ServerSaidNo(OAuthError {
+                code: ErrorCode::Extension("bad_verification_code".into()),
+                description: None,
+                uri: None,
+            })
+        );
+    }
+
+    #[test]
+    fn garbage_is_an_invalid_response_with_a_scrubbed_excerpt() {
+        let page = invalid(parse(&response(
+            502,
+            "text/html",
+            "<html><body>Bad gateway client-secret eyJhbGciOiJSUzI1NiJ9.payload.sig</body></html>",
+        )));
+        assert_eq!(page.status, 502);
+        assert_eq!(
+            page.reason,
+            "error status with a body that is not an OAuth error"
+        );
+        assert_eq!(
+            page.excerpt,
+            "<html><body>Bad gateway [redacted] [redacted]</body></html>"
+        );
+
+        let not_json = invalid(parse(&response(200, "text/html", "<html>login</html>")));
+        assert_eq!(not_json.reason, "body is neither a JSON object nor a form");
+
+        let no_token = invalid(parse(&response(
+            200,
+            "application/json",
+            r#"{"token_type":"bearer"}"#,
+        )));
+        assert_eq!(no_token.reason, "no `access_token`");
+
+        let wrong_type = invalid(parse(&response(
+            200,
+            "application/json",
+            r#"{"access_token":5}"#,
+        )));
+        assert_eq!(
+            wrong_type.reason,
+            "`access_token` is not a non-empty string"
+        );
+
+        let bad_expiry = invalid(parse(&response(
+            200,
+            "application/json",
+            r#"{"access_token":"a","expires_in":"soon"}"#,
+        )));
+        assert_eq!(
+            bad_expiry.reason,
+            "`expires_in` is not a whole number of seconds"
+        );
+
+        let negative = invalid(parse(&response(
+            200,
+            "application/json",
+            r#"{"access_token":"a","expires_in":-5}"#,
+        )));
+        assert_eq!(negative.reason, "`expires_in` is negative");
+
+        let array = invalid(parse(&response(200, "application/json", "[1,2]")));
+        assert_eq!(array.reason, "body is neither a JSON object nor a form");
+
+        let status_json = invalid(parse(&response(
+            500,
+            "application/json",
+            r#"{"message":"oops"}"#,
+        )));
+        assert_eq!(
+            status_json.reason,
+            "error status without an OAuth error code"
+        );
+    }
+
+    #[test]
+    fn oversized_body_is_refused_without_excerpt() {
+        let big = "x".repeat(MAX_TOKEN_RESPONSE_BYTES + 1);
+        let error = invalid(parse(&response(200, "application/json", &big)));
+        assert_eq!(error.excerpt, "");
+    }
+
+    #[test]
+    fn excerpt_is_bounded() {
+        let text = "word ".repeat(100);
+        assert_eq!(excerpt(text.as_bytes(), &[]).chars().count(), EXCERPT_CHARS);
+        assert_eq!(excerpt("line\nbreak\u{0}".as_bytes(), &[]), "line break ");
+    }
+}

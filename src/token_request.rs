@@ -1,0 +1,309 @@
+//! Building token-endpoint requests (RFC 6749 §3.2, §4.1.3) with the profile's client
+//! authentication (§2.3.1) and extras.
+
+use crate::authorize::PendingAuthorization;
+use crate::callback::AuthorizationCode;
+use crate::endpoint::parse_endpoint;
+use crate::error::{ConfigError, Error};
+use crate::form;
+use crate::http::{HttpRequest, Method};
+use crate::profile::{ClientAuthMethod, ConnectionConfig, KeyValue, RequestExtras};
+
+/// Body parameters the connector sets; an extra parameter may not override them.
+const RESERVED_BODY_PARAMS: [&str; 8] = [
+    "grant_type",
+    "code",
+    "redirect_uri",
+    "code_verifier",
+    "client_id",
+    "client_secret",
+    "refresh_token",
+    "client_assertion",
+];
+
+/// Headers the transport or the connector owns; an extra header may not set them.
+const RESERVED_HEADERS: [&str; 4] = [
+    "content-type",
+    "content-length",
+    "host",
+    "transfer-encoding",
+];
+
+/// The code-exchange request (RFC 6749 §4.1.3): `grant_type=authorization_code`, the code, the
+/// `redirect_uri` when one was sent with the authorize request, the PKCE `code_verifier`
+/// (RFC 7636 §4.5), then client authentication, then the profile's and the caller's extras.
+pub fn code_exchange(
+    config: &ConnectionConfig,
+    pending: &PendingAuthorization,
+    code: &AuthorizationCode,
+) -> Result<HttpRequest, Error> {
+    let mut params = vec![
+        KeyValue::new("grant_type", "authorization_code"),
+        KeyValue::new("code", code.code.expose()),
+    ];
+    if let Some(redirect_uri) = &pending.redirect_uri {
+        params.push(KeyValue::new("redirect_uri", redirect_uri));
+    }
+    if let Some(verifier) = &pending.code_verifier {
+        params.push(KeyValue::new("code_verifier", verifier.expose()));
+    }
+    token_request(
+        config,
+        params,
+        &[&config.profile.code_exchange, &config.code_exchange],
+    )
+}
+
+/// A POST to the token endpoint with `grant_params`, client authentication and the extras,
+/// in that order. The token URL's own query string is kept.
+pub fn token_request(
+    config: &ConnectionConfig,
+    mut params: Vec<KeyValue>,
+    extras: &[&RequestExtras],
+) -> Result<HttpRequest, Error> {
+    let profile = &config.profile;
+    let url = parse_endpoint("token-url", &profile.token_url)?;
+    let client = &config.client;
+    if client.client_id.is_empty() {
+        return Err(ConfigError::InvalidValue("client-id".into()).into());
+    }
+    let secret = || {
+        client
+            .client_secret
+            .as_ref()
+            .map(|secret| secret.expose())
+            .ok_or(ConfigError::MissingClientSecret)
+    };
+    let mut headers = vec![
+        KeyValue::new("Content-Type", "application/x-www-form-urlencoded"),
+        KeyValue::new("Accept", "application/json"),
+    ];
+    match profile.client_auth {
+        ClientAuthMethod::ClientSecretBasic => headers.push(KeyValue::new(
+            "Authorization",
+            form::basic_authorization(&client.client_id, secret()?),
+        )),
+        ClientAuthMethod::ClientSecretPost => {
+            params.push(KeyValue::new("client_id", &client.client_id));
+            params.push(KeyValue::new("client_secret", secret()?));
+        }
+        ClientAuthMethod::None => params.push(KeyValue::new("client_id", &client.client_id)),
+    }
+    let basic = profile.client_auth == ClientAuthMethod::ClientSecretBasic;
+    for extra in extras {
+        for param in &extra.params {
+            if RESERVED_BODY_PARAMS.contains(&param.name.as_str()) {
+                return Err(ConfigError::ReservedParameter(param.name.clone()).into());
+            }
+            params.push(param.clone());
+        }
+        for header in &extra.headers {
+            let name = header.name.to_ascii_lowercase();
+            if RESERVED_HEADERS.contains(&name.as_str()) || (basic && name == "authorization") {
+                return Err(ConfigError::ReservedParameter(header.name.clone()).into());
+            }
+            match headers
+                .iter_mut()
+                .find(|h| h.name.eq_ignore_ascii_case(&header.name))
+            {
+                Some(existing) => existing.value.clone_from(&header.value),
+                None => headers.push(header.clone()),
+            }
+        }
+    }
+    Ok(HttpRequest {
+        method: Method::Post,
+        url: url.into(),
+        headers,
+        body: form::encode(&params).into_bytes(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::{Client, ProviderProfile};
+    use crate::secret::{PkceVerifier, Secret};
+
+    fn config(client_auth: ClientAuthMethod, secret: Option<&str>) -> ConnectionConfig {
+        let mut profile = ProviderProfile::from_json(
+            r#"{"authorize-url": "https://a.example/authorize",
+                "token-url": "https://a.example/token?api-version=2"}"#,
+        )
+        .unwrap();
+        profile.client_auth = client_auth;
+        ConnectionConfig {
+            profile,
+            client: Client {
+                client_id: "client id".into(),
+                client_secret: secret.map(Secret::new),
+            },
+            redirect_uri: None,
+            scopes: vec![],
+            authorize_params: vec![],
+            code_exchange: RequestExtras::default(),
+        }
+    }
+
+    fn pending(verifier: Option<&str>, redirect_uri: Option<&str>) -> PendingAuthorization {
+        PendingAuthorization {
+            state: "s".into(),
+            code_verifier: verifier.map(PkceVerifier::new),
+            redirect_uri: redirect_uri.map(str::to_owned),
+            requested_scopes: vec![],
+            created_at: 0,
+            expires_at: 600,
+        }
+    }
+
+    fn code() -> AuthorizationCode {
+        AuthorizationCode {
+            code: Secret::new("the/code+1"),
+        }
+    }
+
+    fn headers(request: &HttpRequest) -> Vec<(String, String)> {
+        request
+            .headers
+            .iter()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn basic_with_pkce_and_redirect() {
+        let request = code_exchange(
+            &config(ClientAuthMethod::ClientSecretBasic, Some("p+a:s&s%w/o=r d")),
+            &pending(Some("verifier"), Some("http://127.0.0.1:8765/callback")),
+            &code(),
+        )
+        .unwrap();
+        assert_eq!(request.method, Method::Post);
+        assert_eq!(request.url, "https://a.example/token?api-version=2");
+        assert_eq!(
+            headers(&request),
+            [
+                (
+                    "Content-Type".into(),
+                    "application/x-www-form-urlencoded".into()
+                ),
+                ("Accept".into(), "application/json".into()),
+                (
+                    "Authorization".into(),
+                    form::basic_authorization("client id", "p+a:s&s%w/o=r d")
+                ),
+            ]
+        );
+        assert_eq!(
+            String::from_utf8(request.body).unwrap(),
+            "grant_type=authorization_code&code=the%2Fcode%2B1\
+             &redirect_uri=http%3A%2F%2F127.0.0.1%3A8765%2Fcallback&code_verifier=verifier"
+        );
+    }
+
+    #[test]
+    fn post_and_none() {
+        let post = code_exchange(
+            &config(ClientAuthMethod::ClientSecretPost, Some("s e")),
+            &pending(None, None),
+            &code(),
+        )
+        .unwrap();
+        assert_eq!(post.headers.len(), 2);
+        assert_eq!(
+            String::from_utf8(post.body).unwrap(),
+            "grant_type=authorization_code&code=the%2Fcode%2B1&client_id=client+id&client_secret=s+e"
+        );
+        let public = code_exchange(
+            &config(ClientAuthMethod::None, None),
+            &pending(Some("v"), None),
+            &code(),
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(public.body).unwrap(),
+            "grant_type=authorization_code&code=the%2Fcode%2B1&code_verifier=v&client_id=client+id"
+        );
+    }
+
+    #[test]
+    fn extras_from_profile_then_caller() {
+        let mut config = config(ClientAuthMethod::None, None);
+        config.profile.code_exchange = RequestExtras {
+            params: vec![KeyValue::new("resource", "https://api.example")],
+            headers: vec![
+                KeyValue::new("X-Vendor", "1"),
+                KeyValue::new("Accept", "application/vnd+json"),
+            ],
+        };
+        config.code_exchange = RequestExtras {
+            params: vec![KeyValue::new("audience", "api")],
+            headers: vec![KeyValue::new("x-vendor", "2")],
+        };
+        let request = code_exchange(&config, &pending(None, None), &code()).unwrap();
+        assert_eq!(
+            headers(&request),
+            [
+                (
+                    "Content-Type".into(),
+                    "application/x-www-form-urlencoded".into()
+                ),
+                ("Accept".into(), "application/vnd+json".into()),
+                ("X-Vendor".into(), "2".into()),
+            ]
+        );
+        assert_eq!(
+            String::from_utf8(request.body).unwrap(),
+            "grant_type=authorization_code&code=the%2Fcode%2B1&client_id=client+id\
+             &resource=https%3A%2F%2Fapi.example&audience=api"
+        );
+    }
+
+    #[test]
+    fn configuration_errors() {
+        let err = |config: &ConnectionConfig| {
+            code_exchange(config, &pending(None, None), &code()).unwrap_err()
+        };
+        assert_eq!(
+            err(&config(ClientAuthMethod::ClientSecretBasic, None)),
+            Error::Configuration(ConfigError::MissingClientSecret)
+        );
+        assert_eq!(
+            err(&config(ClientAuthMethod::ClientSecretPost, None)),
+            Error::Configuration(ConfigError::MissingClientSecret)
+        );
+        for name in RESERVED_BODY_PARAMS {
+            let mut c = config(ClientAuthMethod::None, None);
+            c.code_exchange.params = vec![KeyValue::new(name, "x")];
+            assert_eq!(
+                err(&c),
+                Error::Configuration(ConfigError::ReservedParameter(name.into()))
+            );
+        }
+        for name in [
+            "Content-Type",
+            "content-length",
+            "Host",
+            "Transfer-Encoding",
+        ] {
+            let mut c = config(ClientAuthMethod::None, None);
+            c.profile.code_exchange.headers = vec![KeyValue::new(name, "x")];
+            assert_eq!(
+                err(&c),
+                Error::Configuration(ConfigError::ReservedParameter(name.into()))
+            );
+        }
+        let mut basic = config(ClientAuthMethod::ClientSecretBasic, Some("s"));
+        basic.code_exchange.headers = vec![KeyValue::new("Authorization", "Bearer x")];
+        assert_eq!(
+            err(&basic),
+            Error::Configuration(ConfigError::ReservedParameter("Authorization".into()))
+        );
+        let mut insecure = config(ClientAuthMethod::None, None);
+        insecure.profile.token_url = "http://a.example/token".into();
+        assert_eq!(
+            err(&insecure),
+            Error::Configuration(ConfigError::InsecureUrl("token-url".into()))
+        );
+    }
+}

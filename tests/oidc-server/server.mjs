@@ -1,0 +1,193 @@
+// Local OAuth 2.0 / OpenID Connect authorization server for end-to-end tests.
+//
+// Built on the independent `oidc-provider` package (pinned 8.8.1). Binds 127.0.0.1 only.
+// Prints exactly one line to stdout once ready:  listening http://127.0.0.1:<port>
+// Everything else goes to stderr. See README.md for clients, env vars and the HTTP walk-through.
+
+import * as crypto from 'node:crypto';
+import * as http from 'node:http';
+
+import Provider from 'oidc-provider';
+
+// oidc-provider prints its development NOTICEs through console.info (stdout). stdout is reserved
+// for the single "listening" line parsed by the test harness, so route every other log to stderr.
+console.log = console.error; // eslint-disable-line no-console
+console.info = console.error; // eslint-disable-line no-console
+
+function intFromEnv(name, fallback) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) {
+    console.error(`invalid ${name}=${raw}`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const PORT = intFromEnv('PORT', 0);
+const ACCESS_TOKEN_TTL = intFromEnv('ACCESS_TOKEN_TTL', 3600);
+// Default redirect URI; clients are application_type "native", so oidc-provider accepts any
+// port on the registered loopback host/path (RFC 8252 §7.3). REDIRECT_URIS replaces the list.
+const REDIRECT_URIS = (process.env.REDIRECT_URIS || 'http://127.0.0.1:8765/callback')
+  .split(',').map((s) => s.trim()).filter(Boolean);
+// PKCE is required for every client by default in oidc-provider 8.x. PKCE_REQUIRED=0 relaxes it
+// for confidential clients only (public clients always need it).
+const PKCE_REQUIRED = process.env.PKCE_REQUIRED !== '0';
+// OIDC_LOG=1 logs one line per token request to stderr (off by default so that a harness which
+// pipes stderr without draining it can never block the server).
+const LOG_REQUESTS = process.env.OIDC_LOG === '1';
+
+const SCOPES = ['openid', 'profile', 'email', 'offline_access', 'api:read', 'api:write'];
+
+const codeClient = (extra) => ({
+  application_type: 'native',
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+  redirect_uris: REDIRECT_URIS,
+  ...extra,
+});
+
+const clients = [
+  codeClient({ client_id: 'basic-client', client_secret: 'basic-secret', token_endpoint_auth_method: 'client_secret_basic' }),
+  codeClient({ client_id: 'post-client', client_secret: 'post-secret', token_endpoint_auth_method: 'client_secret_post' }),
+  codeClient({ client_id: 'special-client', client_secret: 'p+a:s&s%w/o=r d', token_endpoint_auth_method: 'client_secret_basic' }),
+  codeClient({ client_id: 'public-client', token_endpoint_auth_method: 'none' }),
+  {
+    client_id: 'service-client',
+    client_secret: 'service-secret',
+    token_endpoint_auth_method: 'client_secret_basic',
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+  },
+  {
+    client_id: 'device-client',
+    application_type: 'native',
+    token_endpoint_auth_method: 'none',
+    grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'],
+    response_types: [],
+    redirect_uris: [],
+  },
+];
+
+// Fresh RS256 signing key per process (ID Tokens); nothing is read from disk.
+const signingKey = {
+  ...crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' }),
+  kid: 'test-rs256',
+  use: 'sig',
+  alg: 'RS256',
+};
+
+// --- test observation counters -------------------------------------------------------------
+const stats = { token_requests: 0, by_grant: {} };
+function resetStats() {
+  stats.token_requests = 0;
+  stats.by_grant = {};
+}
+
+const server = http.createServer();
+server.listen(PORT, '127.0.0.1', () => {
+  const { port } = server.address();
+  const issuer = `http://127.0.0.1:${port}`;
+
+  const provider = new Provider(issuer, {
+    clients,
+    jwks: { keys: [signingKey] },
+    responseTypes: ['code'],
+    scopes: SCOPES,
+    claims: {
+      openid: ['sub'],
+      profile: ['name'],
+      email: ['email', 'email_verified'],
+    },
+    async findAccount(ctx, id) {
+      return {
+        accountId: id,
+        async claims() {
+          return {
+            sub: id, name: `Test User ${id}`, email: `${id}@example.test`, email_verified: true,
+          };
+        },
+      };
+    },
+    cookies: {
+      keys: ['oidc-test-server-cookie-key-1-not-a-secret', 'oidc-test-server-cookie-key-2-not-a-secret'],
+    },
+    features: {
+      devInteractions: { enabled: true },
+      clientCredentials: { enabled: true },
+      deviceFlow: { enabled: true },
+      revocation: { enabled: true },
+      introspection: { enabled: true },
+      // Not needed: without a resource parameter client_credentials scopes are validated against
+      // the top-level `scopes` list (api:read / api:write are listed there).
+      resourceIndicators: { enabled: false },
+    },
+    pkce: {
+      methods: ['S256'],
+      required: (ctx, client) => PKCE_REQUIRED || client.clientAuthMethod === 'none',
+    },
+    ttl: {
+      AccessToken: ACCESS_TOKEN_TTL,
+      ClientCredentials: ACCESS_TOKEN_TTL,
+      AuthorizationCode: 600,
+      DeviceCode: 600,
+      IdToken: 3600,
+      RefreshToken: 14 * 24 * 3600,
+      Interaction: 3600,
+      Session: 14 * 24 * 3600,
+      Grant: 14 * 24 * 3600,
+    },
+    rotateRefreshToken: true,
+    async issueRefreshToken(ctx, client) {
+      return client.grantTypeAllowed('refresh_token');
+    },
+    renderError(ctx, out) {
+      ctx.type = 'json';
+      ctx.body = out;
+    },
+  });
+
+  const tokenPath = '/token';
+  provider.use(async (ctx, next) => {
+    if (ctx.path === '/__stats' && ctx.method === 'GET') {
+      ctx.type = 'json';
+      ctx.body = stats;
+      return undefined;
+    }
+    if (ctx.path === '/__stats/reset' && ctx.method === 'POST') {
+      resetStats();
+      ctx.type = 'json';
+      ctx.body = stats;
+      return undefined;
+    }
+    if (ctx.path === tokenPath && ctx.method === 'POST') {
+      stats.token_requests += 1;
+      try {
+        await next();
+      } finally {
+        const grant = ctx.oidc?.body?.grant_type ?? ctx.oidc?.params?.grant_type ?? 'unknown';
+        stats.by_grant[grant] = (stats.by_grant[grant] || 0) + 1;
+        if (LOG_REQUESTS) console.error(`token request grant_type=${grant} status=${ctx.status}`);
+      }
+      return undefined;
+    }
+    return next();
+  });
+
+  server.on('request', provider.callback());
+  process.stdout.write(`listening ${issuer}\n`);
+});
+
+server.on('error', (err) => {
+  console.error(`server error: ${err.message}`);
+  process.exit(1);
+});
+
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    server.close();
+    process.exit(0);
+  });
+}
