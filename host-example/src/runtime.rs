@@ -171,6 +171,23 @@ impl Session {
         flatten(exports.call_begin(&mut self.store, config))
     }
 
+    /// `authorization-code.complete`.
+    pub fn complete(
+        &mut self,
+        config: &types::ConnectionConfig,
+        pending: &types::PendingAuthorization,
+        callback_url: &str,
+    ) -> Result<types::TokenSet, CallError> {
+        let exports = self.connector.oauth_connector_oauth2_authorization_code();
+        flatten(exports.call_complete(&mut self.store, config, pending, callback_url))
+    }
+
+    /// `authorization-code.state-from-callback`.
+    pub fn state_from_callback(&mut self, callback_url: &str) -> Result<String, CallError> {
+        let exports = self.connector.oauth_connector_oauth2_authorization_code();
+        flatten(exports.call_state_from_callback(&mut self.store, callback_url))
+    }
+
     /// `providers.parse-profile`.
     pub fn parse_profile(&mut self, json: &str) -> Result<types::ProviderProfile, CallError> {
         let exports = self.connector.oauth_connector_oauth2_providers();

@@ -3,4 +3,5 @@
 
 mod authorize;
 mod common;
+mod exchange;
 mod transport;
