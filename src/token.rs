@@ -67,12 +67,12 @@ pub fn parse_token_response(
         }));
     }
     let fields = parse_fields(response);
-    if let Some(fields) = &fields {
-        if let Some(error) = oauth_error(fields) {
-            if !fields.contains_key("access_token") || !(200..300).contains(&response.status) {
-                return Err(Error::ServerSaidNo(error));
-            }
-        }
+    // An error body wins unless a 2xx also carries a token (then `error` is just a field).
+    if let Some(fields) = &fields
+        && let Some(error) = oauth_error(fields)
+        && (!fields.contains_key("access_token") || !(200..300).contains(&response.status))
+    {
+        return Err(Error::ServerSaidNo(error));
     }
     if !(200..300).contains(&response.status) {
         return Err(invalid(if fields.is_some() {
