@@ -9,7 +9,7 @@
 wasmtime::component::bindgen!({
     world: "connector",
     path: "../wit",
-    additional_derives: [PartialEq, Eq],
+    additional_derives: [PartialEq, Eq, serde::Serialize, serde::Deserialize],
 });
 
 pub use exports::oauth_connector::oauth2::authorization_code::AuthorizationRequest;
