@@ -4,14 +4,20 @@
 //!   sandboxed instance per call with an empty WASI context.
 //! - [`transport`]: the HTTP client behind the component's `transport.send`, with an
 //!   allow-list, no redirects, timeouts and size caps.
+//! - [`connect`]: the loopback redirect listener and the browser half of the flow.
+//! - [`store`]: the SQLite connection store (owner-only file).
+//! - [`cli`]: the `connector-host` command line, runnable in-process.
 //! - [`describe`]: human-readable text for the component's typed errors.
 //! - [`bindings`]: the generated WIT bindings.
 #![deny(missing_docs)]
 
 #[allow(missing_docs)] // generated plumbing (add_to_linker etc.) is documented by wasmtime
 pub mod bindings;
+pub mod cli;
+pub mod connect;
 pub mod describe;
 pub mod runtime;
+pub mod store;
 pub mod transport;
 
 pub use bindings::types;

@@ -9,6 +9,10 @@ import * as crypto from 'node:crypto';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 
+import {
+  CookieJar, http, parseForms, walkToCallback,
+} from './lib.mjs';
+
 let failures = 0;
 let passes = 0;
 function check(cond, what) {
@@ -24,90 +28,6 @@ function check(cond, what) {
 const redact = (obj) => Object.fromEntries(Object.entries(obj).map(([k, v]) => (
   ['access_token', 'refresh_token', 'id_token', 'device_code'].includes(k) && typeof v === 'string'
     ? [k, `<${v.length} chars>`] : [k, v])));
-
-// ---------------------------------------------------------------- cookie jar (RFC 6265 subset)
-class CookieJar {
-  constructor() { this.cookies = new Map(); } // key `${path}\0${name}`
-
-  store(url, res) {
-    for (const line of res.headers.getSetCookie()) {
-      const [pair, ...attrs] = line.split(';').map((s) => s.trim());
-      const eq = pair.indexOf('=');
-      const name = pair.slice(0, eq);
-      const value = pair.slice(eq + 1);
-      let path = new URL(url).pathname.replace(/\/[^/]*$/, '') || '/';
-      let expired = false;
-      for (const a of attrs) {
-        const [k, v = ''] = a.split('=');
-        const key = k.toLowerCase();
-        if (key === 'path') path = v;
-        if (key === 'expires' && Date.parse(v) <= Date.now()) expired = true;
-        if (key === 'max-age' && Number(v) <= 0) expired = true;
-      }
-      const id = `${path}\0${name}`;
-      if (expired) this.cookies.delete(id);
-      else this.cookies.set(id, { name, value, path });
-    }
-  }
-
-  header(url) {
-    const { pathname } = new URL(url);
-    const matching = [...this.cookies.values()].filter(({ path }) => pathname === path
-      || (pathname.startsWith(path) && (path.endsWith('/') || pathname[path.length] === '/')));
-    matching.sort((a, b) => b.path.length - a.path.length);
-    return matching.map(({ name, value }) => `${name}=${value}`).join('; ');
-  }
-}
-
-// One HTTP request, no redirect following; logs method/url/status/location/cookies set.
-async function http(jar, method, url, { form, headers = {} } = {}) {
-  const h = { ...headers };
-  const cookie = jar?.header(url);
-  if (cookie) h.cookie = cookie;
-  let body;
-  if (form) {
-    body = new URLSearchParams(form).toString();
-    h['content-type'] = 'application/x-www-form-urlencoded';
-  }
-  const res = await fetch(url, {
-    method, headers: h, body, redirect: 'manual',
-  });
-  jar?.store(url, res);
-  const text = await res.text();
-  const loc = res.headers.get('location');
-  const set = res.headers.getSetCookie().map((c) => {
-    const [pair, ...attrs] = c.split(';').map((s) => s.trim());
-    const p = attrs.find((a) => a.toLowerCase().startsWith('path=')) || '';
-    return `${pair.split('=')[0]}(${p})`;
-  });
-  const shown = url.replace(/(code|refresh_token|access_token|device_code)=[^&]+/g, '$1=<redacted>');
-  console.log(`  ${method} ${shown}${form ? ` form{${Object.keys(form).join(',')}}` : ''}`
-    + ` -> ${res.status}${loc ? ` Location: ${loc.replace(/code=[^&]+/, 'code=<redacted>')}` : ''}`
-    + `${set.length ? ` Set-Cookie: ${set.join(' ')}` : ''}`);
-  return {
-    status: res.status, location: loc, text, headers: res.headers,
-  };
-}
-
-function parseForms(html, base) {
-  const forms = [];
-  for (const m of html.matchAll(/<form\b([^>]*)>([\s\S]*?)<\/form>/g)) {
-    const action = /action="([^"]*)"/.exec(m[1])?.[1];
-    const method = /method="([^"]*)"/.exec(m[1])?.[1] || 'get';
-    const fields = {};
-    const names = [];
-    for (const i of m[2].matchAll(/<input\b([^>]*)>/g)) {
-      const name = /name="([^"]*)"/.exec(i[1])?.[1];
-      if (!name) continue;
-      names.push(name);
-      fields[name] = /value="([^"]*)"/.exec(i[1])?.[1] ?? '';
-    }
-    forms.push({
-      action: new URL(action, base).href, method: method.toUpperCase(), fields, names,
-    });
-  }
-  return forms;
-}
 
 const b64url = (buf) => buf.toString('base64url');
 function pkce() {
@@ -134,44 +54,10 @@ async function authorize(issuer, {
     code_challenge_method: 'S256',
   }).toString();
 
-  let url = authUrl.href;
-  for (let hops = 0; hops < 12; hops += 1) {
-    if (url.startsWith(redirectUri.split('?')[0])) {
-      const cb = new URL(url);
-      return {
-        callback: cb, state, verifier, jar,
-      };
-    }
-    const r = await http(jar, 'GET', url);
-    if (r.status === 303 || r.status === 302) {
-      url = new URL(r.location, url).href;
-      continue; // eslint-disable-line no-continue
-    }
-    if (r.status !== 200) throw new Error(`unexpected ${r.status}: ${r.text.slice(0, 300)}`);
-    const forms = parseForms(r.text, url);
-    const form = forms[0];
-    console.log(`    page form: ${form.method} ${form.action} fields=${JSON.stringify(form.names)} hidden=${JSON.stringify(form.fields)}`);
-    const abortHref = /href="([^"]*\/abort)"/.exec(r.text)?.[1];
-    if (abortHref) console.log(`    page abort link: ${abortHref}`);
-    if (form.fields.prompt === 'login') {
-      if (decision === 'deny-login') {
-        url = new URL(abortHref, url).href;
-        continue; // eslint-disable-line no-continue
-      }
-      const p = await http(jar, 'POST', form.action, { form: { prompt: 'login', login: 'alice', password: 'anything' } });
-      url = new URL(p.location, form.action).href;
-    } else if (form.fields.prompt === 'consent') {
-      if (decision === 'deny') {
-        url = new URL(abortHref, url).href;
-        continue; // eslint-disable-line no-continue
-      }
-      const p = await http(jar, 'POST', form.action, { form: { prompt: 'consent' } });
-      url = new URL(p.location, form.action).href;
-    } else {
-      throw new Error(`unknown page: ${r.text.slice(0, 300)}`);
-    }
-  }
-  throw new Error('too many hops');
+  const callback = await walkToCallback(jar, authUrl.href, redirectUri, decision);
+  return {
+    callback, state, verifier, jar,
+  };
 }
 
 async function token(issuer, form, headers = {}) {

@@ -1,0 +1,493 @@
+//! The `connector-host` command line, as a library function so that tests can run it
+//! in-process with their own environment and output streams.
+
+use std::ffi::OsString;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command as Process, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, anyhow};
+use clap::{Args, Parser, Subcommand};
+
+use crate::connect::{self, ConnectUi, RedirectListener};
+use crate::store::{self, SecretSource, Store, StoredConnection};
+use crate::types::{Client, ConnectionConfig, KeyValue, ProviderProfile, RequestExtras};
+use crate::{AllowList, HttpTransport, Limits, Runtime, default_allow_list};
+
+/// A wasmtime host for the oauth-connector component.
+#[derive(Parser)]
+#[command(name = "connector-host", version, about)]
+struct Cli {
+    /// The component to load (default: the one built with this binary).
+    #[arg(long, global = true, value_name = "WASM")]
+    component: Option<PathBuf>,
+    /// The connection store (default: $CONNECTOR_STORE, else the platform's data directory).
+    #[arg(long, global = true, value_name = "FILE")]
+    store: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the authorize URL for a profile and client (the first half of the
+    /// authorization-code flow), so the component can be tried by hand.
+    AuthorizeUrl {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The redirect URI registered for the client.
+        #[arg(long, value_name = "URI")]
+        redirect_uri: Option<String>,
+    },
+    /// Connect: sign in through the browser, receive the redirect on a loopback listener,
+    /// exchange the code and store the connection under NAME.
+    Connect {
+        /// The connection's name in the store.
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The environment variable holding the client secret (never pass it on the command line).
+        #[arg(long, value_name = "VAR")]
+        client_secret_env: Option<String>,
+        /// Store only the variable's name, and read the secret from it whenever needed,
+        /// instead of keeping the secret in the (owner-only) store.
+        #[arg(long, requires = "client_secret_env")]
+        secret_ref: bool,
+        /// The loopback redirect URI to listen on (port 0 picks a free port).
+        #[arg(long, value_name = "URI", default_value = connect::DEFAULT_REDIRECT_URI)]
+        redirect_uri: String,
+        /// Print the authorize URL instead of opening a browser.
+        #[arg(long)]
+        no_browser: bool,
+        /// The command that opens the authorize URL (it is passed as the last argument);
+        /// default: the platform's opener.
+        #[arg(long, value_name = "COMMAND", conflicts_with = "no_browser")]
+        browser: Option<String>,
+        /// Give up after this many seconds without a valid callback.
+        #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+        timeout: u64,
+    },
+    /// List stored connections (no secrets).
+    List,
+    /// Show one connection: provider, client, scopes and expiry (never secrets or tokens).
+    Show {
+        /// The connection's name.
+        name: String,
+    },
+    /// Print the connection's access token, for scripts.
+    Token {
+        /// The connection's name.
+        name: String,
+    },
+}
+
+#[derive(Args)]
+struct ClientArgs {
+    /// The provider profile, a JSON file (format in the README).
+    #[arg(long, value_name = "FILE")]
+    profile: PathBuf,
+    /// The client identifier.
+    #[arg(long)]
+    client_id: String,
+    /// A scope to request (repeatable); none means the profile's defaults.
+    #[arg(long = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
+    /// An extra authorize parameter, `NAME=VALUE` (repeatable).
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_key_value)]
+    params: Vec<KeyValue>,
+}
+
+fn parse_key_value(text: &str) -> Result<KeyValue, String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not NAME=VALUE"))?;
+    if name.is_empty() {
+        return Err(format!("`{text}` has an empty name"));
+    }
+    Ok(KeyValue {
+        name: name.to_owned(),
+        value: value.to_owned(),
+    })
+}
+
+/// What the CLI reads from its surroundings: the environment and the output streams.
+pub struct Io<'a> {
+    /// Looks up an environment variable.
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// Standard output: results for scripts.
+    pub out: &'a mut dyn Write,
+    /// Standard error: progress and diagnostics.
+    pub err: &'a mut dyn Write,
+    /// Whether `err` is a terminal (for the progress spinner).
+    pub err_is_terminal: bool,
+}
+
+/// Runs the CLI with `args` (the first is the program name); returns the exit code.
+pub fn run(args: impl IntoIterator<Item = OsString>, io: &mut Io<'_>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = write!(io.err, "{}", error.render());
+            return if error.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match execute(cli, io) {
+        Ok(()) => 0,
+        Err(error) => {
+            let _ = writeln!(io.err, "error: {error:#}");
+            1
+        }
+    }
+}
+
+/// The CLI on the process's real environment and streams.
+pub fn main() -> i32 {
+    let env = |name: &str| std::env::var(name).ok();
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
+    let err_is_terminal = err.is_terminal();
+    run(
+        std::env::args_os(),
+        &mut Io {
+            env: &env,
+            out: &mut out,
+            err: &mut err,
+            err_is_terminal,
+        },
+    )
+}
+
+fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
+    let store_path = || -> anyhow::Result<PathBuf> {
+        cli.store
+            .clone()
+            .or_else(|| {
+                (io.env)(store::STORE_ENV)
+                    .filter(|p| !p.is_empty())
+                    .map(PathBuf::from)
+            })
+            .or_else(store::default_path)
+            .ok_or_else(|| anyhow!("no store path: pass --store or set {}", store::STORE_ENV))
+    };
+    let load_runtime = || -> anyhow::Result<Runtime> {
+        match &cli.component {
+            Some(path) => Runtime::load(path),
+            None => Runtime::load_built(),
+        }
+        .map_err(|error| anyhow!("{error:#}"))
+    };
+    match cli.command {
+        Command::AuthorizeUrl {
+            ref client,
+            ref redirect_uri,
+        } => {
+            let runtime = load_runtime()?;
+            let mut config = connection_config(&runtime, client, None)?;
+            config.redirect_uri.clone_from(redirect_uri);
+            let transport =
+                HttpTransport::new(default_allow_list(&config.profile), Limits::default());
+            let request = runtime.instantiate(transport)?.begin(&config)?;
+            writeln!(io.out, "{}", request.url)?;
+            writeln!(
+                io.err,
+                "state: {} (the pending authorization expires at {})",
+                request.pending.state,
+                format_time(request.pending.expires_at)
+            )?;
+            Ok(())
+        }
+        Command::Connect {
+            ref name,
+            ref client,
+            ref client_secret_env,
+            secret_ref,
+            ref redirect_uri,
+            no_browser,
+            ref browser,
+            timeout,
+        } => {
+            let secret = match client_secret_env {
+                Some(var) => Some(
+                    (io.env)(var)
+                        .filter(|value| !value.is_empty())
+                        .ok_or_else(|| anyhow!("environment variable {var} is not set"))?,
+                ),
+                None => None,
+            };
+            let source = match (&secret, client_secret_env) {
+                (None, _) => SecretSource::None,
+                (Some(_), Some(var)) if secret_ref => SecretSource::Environment(var.clone()),
+                (Some(secret), _) => SecretSource::Stored(secret.clone()),
+            };
+            let store = Store::open(&store_path()?)?;
+            let runtime = load_runtime()?;
+            let mut config = connection_config(&runtime, client, secret)?;
+            let listener = RedirectListener::bind(redirect_uri)?;
+            let tokens = {
+                let mut ui = CliUi {
+                    browser: if no_browser {
+                        Browser::Print
+                    } else {
+                        browser.clone().map_or(Browser::Platform, Browser::Command)
+                    },
+                    children: Vec::new(),
+                    io: &mut *io,
+                    spinner: 0,
+                };
+                let tokens = connect::authorize_in_browser(
+                    &runtime,
+                    &mut config,
+                    &listener,
+                    Duration::from_secs(timeout),
+                    &mut ui,
+                );
+                ui.finish_line();
+                tokens
+            }?;
+            store.save(name, &config, &source, &tokens)?;
+            let stored = store.get(name)?;
+            writeln!(
+                io.err,
+                "connected `{name}`; stored in {}",
+                store.path().display()
+            )?;
+            write_show(io.out, &stored)?;
+            Ok(())
+        }
+        Command::List => {
+            let store = Store::open(&store_path()?)?;
+            let connections = store.list()?;
+            if connections.is_empty() {
+                writeln!(io.err, "no connections in {}", store.path().display())?;
+            }
+            for connection in connections {
+                writeln!(
+                    io.out,
+                    "{}\t{}\t{}\t{}",
+                    connection.name,
+                    connection.config.profile.id,
+                    expiry_text(connection.tokens.expires_at),
+                    connection.tokens.scopes.join(" ")
+                )?;
+            }
+            Ok(())
+        }
+        Command::Show { ref name } => {
+            let store = Store::open(&store_path()?)?;
+            write_show(io.out, &store.get(name)?)?;
+            Ok(())
+        }
+        Command::Token { ref name } => {
+            let store = Store::open(&store_path()?)?;
+            let connection = store.get(name)?;
+            writeln!(io.out, "{}", connection.tokens.access_token)?;
+            Ok(())
+        }
+    }
+}
+
+/// Reads the profile through the component and builds the configuration.
+fn connection_config(
+    runtime: &Runtime,
+    client: &ClientArgs,
+    client_secret: Option<String>,
+) -> anyhow::Result<ConnectionConfig> {
+    let profile = load_profile(runtime, &client.profile)?;
+    Ok(ConnectionConfig {
+        profile,
+        client: Client {
+            client_id: client.client_id.clone(),
+            client_secret,
+        },
+        redirect_uri: None,
+        scopes: client.scopes.clone(),
+        authorize_params: client.params.clone(),
+        code_exchange: RequestExtras {
+            params: vec![],
+            headers: vec![],
+        },
+    })
+}
+
+fn load_profile(runtime: &Runtime, path: &PathBuf) -> anyhow::Result<ProviderProfile> {
+    let json = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the profile {}", path.display()))?;
+    // Parsing needs no network: an empty allow-list.
+    let transport = HttpTransport::new(AllowList::default(), Limits::default());
+    let profile = runtime
+        .instantiate(transport)?
+        .parse_profile(&json)
+        .with_context(|| format!("in the profile {}", path.display()))?;
+    Ok(profile)
+}
+
+fn write_show(out: &mut dyn Write, connection: &StoredConnection) -> anyhow::Result<()> {
+    let config = &connection.config;
+    let tokens = &connection.tokens;
+    let secret = match &connection.secret {
+        SecretSource::None => "none (public client)".to_owned(),
+        SecretSource::Stored(_) => "stored".to_owned(),
+        SecretSource::Environment(var) => format!("from ${var}"),
+    };
+    let yes_no = |present: bool| if present { "yes" } else { "no" };
+    writeln!(out, "name:           {}", connection.name)?;
+    writeln!(out, "provider:       {}", config.profile.id)?;
+    writeln!(out, "token url:      {}", config.profile.token_url)?;
+    writeln!(out, "client id:      {}", config.client.client_id)?;
+    writeln!(out, "client secret:  {secret}")?;
+    writeln!(out, "scopes:         {}", tokens.scopes.join(" "))?;
+    writeln!(out, "token type:     {}", tokens.token_type)?;
+    writeln!(out, "expires:        {}", expiry_text(tokens.expires_at))?;
+    writeln!(
+        out,
+        "refresh token:  {}",
+        yes_no(tokens.refresh_token.is_some())
+    )?;
+    writeln!(out, "id token:       {}", yes_no(tokens.id_token.is_some()))?;
+    writeln!(out, "obtained:       {}", format_time(tokens.obtained_at))?;
+    Ok(())
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+fn expiry_text(expires_at: Option<u64>) -> String {
+    match expires_at {
+        None => "unknown (the server sent no expiry)".to_owned(),
+        Some(at) if at <= now() => format!("{} (expired)", format_time(at)),
+        Some(at) => format!("{} (in {} s)", format_time(at), at - now()),
+    }
+}
+
+/// Unix seconds as RFC 3339 UTC (civil-from-days, H. Hinnant's algorithm).
+pub fn format_time(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let seconds = unix % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        seconds / 3600,
+        seconds % 3600 / 60,
+        seconds % 60
+    )
+}
+
+enum Browser {
+    Print,
+    Platform,
+    Command(String),
+}
+
+struct CliUi<'a, 'b> {
+    browser: Browser,
+    children: Vec<Child>,
+    io: &'a mut Io<'b>,
+    spinner: usize,
+}
+
+impl CliUi<'_, '_> {
+    fn spawn(&mut self, program: &str, args: &[&str], url: &str) -> bool {
+        match Process::new(program)
+            .args(args)
+            .arg(url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(child) => {
+                self.children.push(child);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn finish_line(&mut self) {
+        if self.io.err_is_terminal && self.spinner > 0 {
+            let _ = write!(self.io.err, "\r\x1b[K");
+        }
+    }
+}
+
+impl ConnectUi for CliUi<'_, '_> {
+    fn authorize_url(&mut self, url: &str) {
+        let opened = match &self.browser {
+            Browser::Print => false,
+            Browser::Command(command) => {
+                let mut words = command.split_whitespace();
+                let program = words.next().unwrap_or_default().to_owned();
+                let args: Vec<String> = words.map(str::to_owned).collect();
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                self.spawn(&program, &args, url)
+            }
+            Browser::Platform => {
+                if cfg!(target_os = "macos") {
+                    self.spawn("open", &[], url)
+                } else if cfg!(windows) {
+                    self.spawn("cmd", &["/C", "start", ""], url)
+                } else {
+                    self.spawn("xdg-open", &[], url)
+                }
+            }
+        };
+        if opened {
+            let _ = writeln!(
+                self.io.err,
+                "opened the browser; waiting for the authorization"
+            );
+        } else {
+            let _ = writeln!(self.io.err, "open this URL in a browser to authorize:");
+            let _ = writeln!(self.io.out, "{url}");
+        }
+    }
+
+    fn waiting(&mut self, elapsed: Duration, timeout: Duration) {
+        if !self.io.err_is_terminal {
+            return;
+        }
+        const FRAMES: [char; 4] = ['|', '/', '-', '\\'];
+        self.spinner += 1;
+        let left = timeout.saturating_sub(elapsed).as_secs();
+        let _ = write!(
+            self.io.err,
+            "\r{} waiting for the browser ({left} s left)\x1b[K",
+            FRAMES[self.spinner % FRAMES.len()]
+        );
+        let _ = self.io.err.flush();
+    }
+
+    fn ignored(&mut self, reason: &str) {
+        self.finish_line();
+        let _ = writeln!(self.io.err, "ignored {reason}; still waiting");
+    }
+}
+
+impl Drop for CliUi<'_, '_> {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            // A browser opener exits at once; a scripted user agent once it has delivered the
+            // callback. Give it a moment, then stop it, and always reap it.
+            for _ in 0..50 {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,439 @@
+//! `connector-host connect` against the real authorization server, for each client
+//! authentication method, plus denied consent and forged callbacks.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use connector_host::cli::{Io, run};
+use connector_host::connect::{ConnectError, ConnectUi, RedirectListener, authorize_in_browser};
+use connector_host::store::{SecretSource, Store};
+use connector_host::types::{
+    Client, ConnectionConfig, Error, ErrorCode, OauthError, RequestExtras, TokenSet,
+};
+use connector_host::{CallError, Runtime};
+use serde_json::json;
+
+use crate::server::{OidcServer, TempDir, oidc_dir, user_agent};
+
+struct Outcome {
+    code: i32,
+    out: String,
+    err: String,
+}
+
+/// Runs the CLI in-process with `env` as its whole environment.
+fn cli(args: &[&str], env: &[(&str, &str)]) -> Outcome {
+    let env_lookup = |name: &str| {
+        env.iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| (*value).to_owned())
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let argv = std::iter::once("connector-host")
+        .chain(args.iter().copied())
+        .map(OsString::from);
+    let code = run(
+        argv,
+        &mut Io {
+            env: &env_lookup,
+            out: &mut out,
+            err: &mut err,
+            err_is_terminal: false,
+        },
+    );
+    Outcome {
+        code,
+        out: String::from_utf8(out).unwrap(),
+        err: String::from_utf8(err).unwrap(),
+    }
+}
+
+/// `connect NAME` for `client_id`, with the secret (if any) in `CLIENT_SECRET`.
+fn connect(server: &OidcServer, dir: &Path, client_id: &str, secret: Option<&str>) -> Outcome {
+    let profile = server.profile_file(dir, "");
+    let store = dir.join("store.db");
+    let browser = user_agent("");
+    let mut args = vec![
+        "--store",
+        store.to_str().unwrap(),
+        "connect",
+        "conn",
+        "--profile",
+        profile.to_str().unwrap(),
+        "--client-id",
+        client_id,
+        "--redirect-uri",
+        "http://127.0.0.1:0/callback",
+        "--browser",
+        &browser,
+        "--timeout",
+        "60",
+    ];
+    let env: Vec<(&str, &str)> = secret.map(|s| ("CLIENT_SECRET", s)).into_iter().collect();
+    if secret.is_some() {
+        args.extend(["--client-secret-env", "CLIENT_SECRET"]);
+    }
+    cli(&args, &env)
+}
+
+/// Checks a completed `connect`: the stored connection, its tokens accepted by the server,
+/// exactly one token request, and the outputs of `show`, `list` and `token`.
+fn assert_connected(
+    server: &OidcServer,
+    dir: &Path,
+    outcome: &Outcome,
+    client_id: &str,
+    secret: SecretSource,
+) {
+    assert_eq!(outcome.code, 0, "connect failed: {}", outcome.err);
+    let store_path = dir.join("store.db");
+    let stored = Store::open(&store_path).unwrap().get("conn").unwrap();
+    assert_eq!(stored.config.client.client_id, client_id);
+    assert_eq!(
+        stored.config.client.client_secret, None,
+        "the secret lives in `secret` only"
+    );
+    assert_eq!(stored.secret, secret);
+    let tokens = &stored.tokens;
+    assert_eq!(tokens.token_type, "bearer");
+    assert_eq!(tokens.scopes, ["openid", "profile"]);
+    assert_eq!(
+        tokens.expires_at.map(|at| at - tokens.obtained_at),
+        Some(3600)
+    );
+    assert!(tokens.refresh_token.is_some());
+    assert!(tokens.id_token.is_some());
+    assert_eq!(
+        stored
+            .config
+            .redirect_uri
+            .as_deref()
+            .map(|uri| uri.starts_with("http://127.0.0.1:")),
+        Some(true)
+    );
+
+    let introspection = server.introspect(&tokens.access_token);
+    assert_eq!(introspection["active"], json!(true));
+    assert_eq!(introspection["client_id"], json!(client_id));
+    assert_eq!(introspection["scope"], json!("openid profile"));
+    assert_eq!(
+        server.token_requests(),
+        json!({"token_requests": 1, "by_grant": {"authorization_code": 1}})
+    );
+
+    // `connect` prints the stored connection; `show` prints the same, never a secret.
+    let store_arg = store_path.to_str().unwrap();
+    let show = cli(&["--store", store_arg, "show", "conn"], &[]);
+    assert_eq!(show.code, 0);
+    assert_eq!(show.out, outcome.out);
+    assert!(
+        show.out
+            .starts_with("name:           conn\nprovider:       local-oidc\n")
+    );
+    assert!(show.out.contains(&format!("client id:      {client_id}\n")));
+    assert!(show.out.contains("scopes:         openid profile\n"));
+    assert!(show.out.contains("refresh token:  yes\n"));
+    for secret in [
+        tokens.access_token.as_str(),
+        tokens.refresh_token.as_deref().unwrap(),
+    ] {
+        assert!(
+            !show.out.contains(secret)
+                && !outcome.out.contains(secret)
+                && !outcome.err.contains(secret)
+        );
+    }
+    let list = cli(&["--store", store_arg, "list"], &[]);
+    assert_eq!(list.code, 0);
+    assert!(list.out.starts_with("conn\tlocal-oidc\t"), "{}", list.out);
+    let token = cli(&["--store", store_arg, "token", "conn"], &[]);
+    assert_eq!(token.code, 0);
+    assert_eq!(token.out, format!("{}\n", tokens.access_token));
+}
+
+#[cfg(unix)]
+fn assert_owner_only(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the store holds secrets");
+}
+
+#[test]
+fn confidential_client_secret_basic() {
+    let (server, dir) = (OidcServer::start(), TempDir::new("basic"));
+    let outcome = connect(&server, &dir.0, "basic-client", Some("basic-secret"));
+    assert_connected(
+        &server,
+        &dir.0,
+        &outcome,
+        "basic-client",
+        SecretSource::Stored("basic-secret".into()),
+    );
+    #[cfg(unix)]
+    assert_owner_only(&dir.0.join("store.db"));
+}
+
+#[test]
+fn confidential_client_secret_post() {
+    let (server, dir) = (OidcServer::start(), TempDir::new("post"));
+    let profile = server.profile_file(&dir.0, r#", "client-auth": "client-secret-post""#);
+    let store = dir.0.join("store.db");
+    let browser = user_agent("");
+    let outcome = cli(
+        &[
+            "--store",
+            store.to_str().unwrap(),
+            "connect",
+            "conn",
+            "--profile",
+            profile.to_str().unwrap(),
+            "--client-id",
+            "post-client",
+            "--client-secret-env",
+            "POST_SECRET",
+            "--secret-ref",
+            "--redirect-uri",
+            "http://127.0.0.1:0/callback",
+            "--browser",
+            &browser,
+            "--timeout",
+            "60",
+        ],
+        &[("POST_SECRET", "post-secret")],
+    );
+    assert_connected(
+        &server,
+        &dir.0,
+        &outcome,
+        "post-client",
+        SecretSource::Environment("POST_SECRET".into()),
+    );
+}
+
+#[test]
+fn secret_with_reserved_characters_over_basic() {
+    let (server, dir) = (OidcServer::start(), TempDir::new("special"));
+    let secret = "p+a:s&s%w/o=r d";
+    let outcome = connect(&server, &dir.0, "special-client", Some(secret));
+    assert_connected(
+        &server,
+        &dir.0,
+        &outcome,
+        "special-client",
+        SecretSource::Stored(secret.into()),
+    );
+}
+
+#[test]
+fn public_client_with_pkce() {
+    let (server, dir) = (OidcServer::start(), TempDir::new("public"));
+    let profile = server.profile_file(&dir.0, r#", "client-auth": "none""#);
+    let store = dir.0.join("store.db");
+    let browser = user_agent("");
+    let outcome = cli(
+        &[
+            "--store",
+            store.to_str().unwrap(),
+            "connect",
+            "conn",
+            "--profile",
+            profile.to_str().unwrap(),
+            "--client-id",
+            "public-client",
+            "--redirect-uri",
+            "http://127.0.0.1:0/callback",
+            "--browser",
+            &browser,
+            "--timeout",
+            "60",
+        ],
+        &[],
+    );
+    assert_connected(
+        &server,
+        &dir.0,
+        &outcome,
+        "public-client",
+        SecretSource::None,
+    );
+}
+
+#[test]
+fn unset_secret_variable_fails_before_anything_else() {
+    let (server, dir) = (OidcServer::start(), TempDir::new("unset"));
+    let profile = server.profile_file(&dir.0, "");
+    let store = dir.0.join("store.db");
+    let outcome = cli(
+        &[
+            "--store",
+            store.to_str().unwrap(),
+            "connect",
+            "conn",
+            "--profile",
+            profile.to_str().unwrap(),
+            "--client-id",
+            "basic-client",
+            "--client-secret-env",
+            "UNSET_VARIABLE",
+            "--timeout",
+            "5",
+        ],
+        &[],
+    );
+    assert_eq!(outcome.code, 1);
+    assert!(!store.exists(), "nothing is created");
+    assert_eq!(
+        server.token_requests(),
+        json!({"token_requests": 0, "by_grant": {}})
+    );
+}
+
+#[test]
+fn confidential_profile_without_a_secret_sends_no_token_request() {
+    let (server, dir) = (OidcServer::start(), TempDir::new("nosecret"));
+    let outcome = connect(&server, &dir.0, "basic-client", None);
+    assert_eq!(outcome.code, 1);
+    assert!(
+        Store::open(&dir.0.join("store.db"))
+            .unwrap()
+            .list()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        server.token_requests(),
+        json!({"token_requests": 0, "by_grant": {}})
+    );
+}
+
+/// A `ConnectUi` that launches the scripted user agent with `options` and counts ignored
+/// requests.
+struct ScriptedUser {
+    options: &'static str,
+    child: Option<Child>,
+    ignored: usize,
+}
+
+impl ConnectUi for ScriptedUser {
+    fn authorize_url(&mut self, url: &str) {
+        let mut command = Command::new("node");
+        command.arg(oidc_dir().join("user-agent.mjs"));
+        if !self.options.is_empty() {
+            command.arg(self.options);
+        }
+        self.child = Some(
+            command
+                .arg(url)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start the user agent"),
+        );
+    }
+    fn waiting(&mut self, _: Duration, _: Duration) {}
+    fn ignored(&mut self, _: &str) {
+        self.ignored += 1;
+    }
+}
+
+impl Drop for ScriptedUser {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn library_flow(
+    server: &OidcServer,
+    options: &'static str,
+    timeout: Duration,
+) -> (Result<TokenSet, ConnectError>, usize) {
+    let runtime = Runtime::load_built().unwrap();
+    let dir = TempDir::new("lib");
+    let profile_json = std::fs::read_to_string(server.profile_file(&dir.0, "")).unwrap();
+    let profile = runtime
+        .instantiate(connector_host::HttpTransport::new(
+            Default::default(),
+            Default::default(),
+        ))
+        .unwrap()
+        .parse_profile(&profile_json)
+        .unwrap();
+    let mut config = ConnectionConfig {
+        profile,
+        client: Client {
+            client_id: "basic-client".into(),
+            client_secret: Some("basic-secret".into()),
+        },
+        redirect_uri: None,
+        scopes: vec![],
+        authorize_params: vec![],
+        code_exchange: RequestExtras {
+            params: vec![],
+            headers: vec![],
+        },
+    };
+    let listener = RedirectListener::bind("http://127.0.0.1:0/callback").unwrap();
+    let mut user = ScriptedUser {
+        options,
+        child: None,
+        ignored: 0,
+    };
+    let result = authorize_in_browser(&runtime, &mut config, &listener, timeout, &mut user);
+    (result, user.ignored)
+}
+
+#[test]
+fn denied_consent_is_a_typed_access_denied() {
+    let server = OidcServer::start();
+    let (result, ignored) = library_flow(&server, "--deny", Duration::from_secs(60));
+    match result {
+        Err(ConnectError::Call(CallError::Connector(Error::ServerSaidNo(OauthError {
+            code: ErrorCode::AccessDenied,
+            description,
+            uri: None,
+        })))) => assert_eq!(description.as_deref(), Some("End-User aborted interaction")),
+        Err(other) => panic!("expected access_denied, got {other}"),
+        Ok(_) => panic!("expected access_denied, got tokens"),
+    }
+    assert_eq!(ignored, 0);
+    assert_eq!(
+        server.token_requests(),
+        json!({"token_requests": 0, "by_grant": {}})
+    );
+}
+
+#[test]
+fn tampered_state_is_rejected_without_a_token_request() {
+    let server = OidcServer::start();
+    let (result, ignored) = library_flow(&server, "--tamper-state", Duration::from_secs(8));
+    assert!(
+        matches!(result, Err(ConnectError::Timeout(_))),
+        "the listener keeps waiting for the real callback"
+    );
+    assert_eq!(ignored, 1, "the forged callback was answered and ignored");
+    assert_eq!(
+        server.token_requests(),
+        json!({"token_requests": 0, "by_grant": {}})
+    );
+}
+
+#[test]
+fn listener_survives_a_forged_callback_and_takes_the_real_one() {
+    let server = OidcServer::start();
+    let (result, ignored) = library_flow(&server, "--forge-first", Duration::from_secs(60));
+    let tokens = result.unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(ignored, 1);
+    assert_eq!(
+        server.introspect(&tokens.access_token)["active"],
+        json!(true)
+    );
+    assert_eq!(
+        server.token_requests(),
+        json!({"token_requests": 1, "by_grant": {"authorization_code": 1}})
+    );
+}

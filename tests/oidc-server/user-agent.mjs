@@ -1,0 +1,53 @@
+// A scripted user for `connector-host connect --browser "node user-agent.mjs [options]"`:
+// it plays the browser the CLI would open. Given the authorize URL (last argument), it walks
+// the local server's login and consent pages with plain HTTP, then delivers the redirect to
+// the CLI's loopback callback listener, exactly as a browser following the redirect would.
+//
+// Options:
+//   --deny          abort at the consent page (the server redirects with error=access_denied)
+//   --tamper-state  deliver the callback with `state` altered, and not the real one
+//   --forge-first   deliver a callback with a forged `state` first, then the real one
+//
+// All output goes to stderr (stdout belongs to the CLI).
+
+import { CookieJar, walkToCallback } from './lib.mjs';
+
+console.log = console.error; // eslint-disable-line no-console
+
+const args = process.argv.slice(2);
+const flag = (name) => args.includes(name);
+const authorizeUrl = args.filter((a) => !a.startsWith('--')).pop();
+if (!authorizeUrl) {
+  console.error('usage: node user-agent.mjs [--deny|--tamper-state|--forge-first] AUTHORIZE_URL');
+  process.exit(2);
+}
+
+const redirectUri = new URL(authorizeUrl).searchParams.get('redirect_uri');
+
+async function deliver(url) {
+  const res = await fetch(url, { redirect: 'manual' });
+  console.error(`user-agent: callback ${new URL(url).pathname} -> ${res.status}`);
+  return res.status;
+}
+
+try {
+  const callback = await walkToCallback(
+    new CookieJar(),
+    authorizeUrl,
+    redirectUri,
+    flag('--deny') ? 'deny' : 'approve',
+  );
+  const forged = new URL(callback);
+  forged.searchParams.set('state', `${callback.searchParams.get('state')}-tampered`);
+  if (flag('--tamper-state')) {
+    await deliver(forged.href);
+  } else if (flag('--forge-first')) {
+    await deliver(forged.href);
+    await deliver(callback.href);
+  } else {
+    await deliver(callback.href);
+  }
+} catch (err) {
+  console.error(`user-agent: ${err.message}`);
+  process.exit(1);
+}
