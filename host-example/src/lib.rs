@@ -16,6 +16,7 @@ pub mod bindings;
 pub mod cli;
 pub mod connect;
 pub mod describe;
+pub mod local_server;
 pub mod runtime;
 pub mod store;
 pub mod transport;

@@ -367,3 +367,152 @@ fn check_private(path: &Path) -> Result<(), StoreError> {
 fn check_private(_path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Client, ClientAuthMethod, PkceMethod, ProviderProfile, RequestExtras};
+
+    fn temp_path(label: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("connector-store-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("nested").join("store.db")
+    }
+
+    fn config() -> ConnectionConfig {
+        ConnectionConfig {
+            profile: ProviderProfile {
+                id: "p".into(),
+                issuer: None,
+                authorize_url: Some("https://a.example/auth".into()),
+                token_url: "https://a.example/token".into(),
+                scope_separator: " ".into(),
+                default_scopes: vec![],
+                pkce: PkceMethod::S256,
+                client_auth: ClientAuthMethod::ClientSecretBasic,
+                requires_iss: false,
+                authorize_params: vec![],
+                code_exchange: RequestExtras {
+                    params: vec![],
+                    headers: vec![],
+                },
+            },
+            client: Client {
+                client_id: "id".into(),
+                client_secret: Some("must-not-be-stored-here".into()),
+            },
+            redirect_uri: None,
+            scopes: vec!["a".into()],
+            authorize_params: vec![],
+            code_exchange: RequestExtras {
+                params: vec![],
+                headers: vec![],
+            },
+        }
+    }
+
+    fn tokens(access: &str) -> TokenSet {
+        TokenSet {
+            access_token: access.into(),
+            token_type: "bearer".into(),
+            expires_at: Some(10),
+            refresh_token: Some("rt".into()),
+            id_token: None,
+            scopes: vec!["a".into()],
+            obtained_at: 5,
+            extras: vec![],
+        }
+    }
+
+    #[test]
+    fn round_trip_update_and_remove() {
+        let path = temp_path("roundtrip");
+        let store = Store::open(&path).unwrap();
+        store
+            .save(
+                "c",
+                &config(),
+                &SecretSource::Stored("s".into()),
+                &tokens("at1"),
+            )
+            .unwrap();
+        let stored = store.get("c").unwrap();
+        assert_eq!(stored.config.client.client_secret, None);
+        assert_eq!(stored.config.scopes, ["a"]);
+        assert_eq!(stored.secret, SecretSource::Stored("s".into()));
+        assert_eq!(stored.tokens, tokens("at1"));
+        store.update_tokens("c", &tokens("at2")).unwrap();
+        assert_eq!(
+            Store::open(&path).unwrap().get("c").unwrap().tokens,
+            tokens("at2")
+        );
+        assert_eq!(store.list().unwrap().len(), 1);
+        store.remove("c").unwrap();
+        assert!(matches!(store.get("c"), Err(StoreError::NotFound(_))));
+        assert!(matches!(store.remove("c"), Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            store.update_tokens("c", &tokens("x")),
+            Err(StoreError::NotFound(_))
+        ));
+        assert_eq!(
+            format!("{:?}", SecretSource::Stored("s".into())),
+            "Stored([redacted])"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn owner_only_and_refuses_a_readable_store() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = temp_path("perms");
+        drop(Store::open(&path).unwrap());
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::Permissions(_, 0o644))
+        ));
+    }
+
+    #[test]
+    fn foreign_file_and_newer_schema_are_clear_errors() {
+        let path = temp_path("foreign");
+        drop(Store::open(&path).unwrap());
+        std::fs::write(
+            &path,
+            b"this is not a database, just some text that is long enough",
+        )
+        .unwrap();
+        assert!(matches!(Store::open(&path), Err(StoreError::Database(_))));
+
+        let path = temp_path("newer");
+        drop(Store::open(&path).unwrap());
+        Db::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 99")
+            .unwrap();
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::NewerSchema(99))
+        ));
+    }
+
+    #[test]
+    fn corrupt_record_names_the_connection() {
+        let path = temp_path("corrupt");
+        let store = Store::open(&path).unwrap();
+        store
+            .save("c", &config(), &SecretSource::None, &tokens("at"))
+            .unwrap();
+        store
+            .db
+            .execute("UPDATE connections SET tokens = '{' WHERE name = 'c'", [])
+            .unwrap();
+        assert!(
+            matches!(store.get("c"), Err(StoreError::Corrupt(name, "token set")) if name == "c")
+        );
+    }
+}
