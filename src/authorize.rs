@@ -167,7 +167,7 @@ fn merge_extras(profile: &[KeyValue], caller: &[KeyValue]) -> Result<Vec<KeyValu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::{Client, PkceMethod, ProviderProfile, RequestExtras};
+    use crate::profile::{Client, PkceMethod, ProviderProfile, TokenRequestExtras};
 
     /// RFC 7636 Appendix B octets, so that expected challenges are the RFC's.
     const RFC_OCTETS: [u8; 32] = [
@@ -196,7 +196,7 @@ mod tests {
             redirect_uri: Some("http://127.0.0.1:8765/callback".into()),
             scopes: vec!["openid".into(), "profile".into()],
             authorize_params: vec![],
-            code_exchange: RequestExtras::default(),
+            token_requests: TokenRequestExtras::default(),
         }
     }
 

@@ -1,39 +1,48 @@
 //! The binding layer: WIT records <-> core types, plus WASI time and randomness.
 //!
 //! Nothing here decides anything about OAuth; every function converts its arguments, calls
-//! the core, and converts the result back.
+//! the core, sends what the core built through the host's transport, and converts the result
+//! back.
 
 #![allow(unsafe_code)] // the code `wit_bindgen::generate!` emits
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::authorize::{self, BeginRandom, PendingAuthorization};
+use crate::device::{DeviceAuthorization, DevicePoll};
 use crate::error::{
-    CallbackError, ConfigError, Error, ErrorCode, InvalidResponse, OAuthError, TransportError,
+    CallbackError, ConfigError, Error, ErrorCode, InvalidResponse, OAuthError, ServerUnavailable,
+    TransportError,
 };
 use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::profile::{self, ConnectionConfig};
 use crate::secret::{PkceVerifier, Secret};
 use crate::token::TokenSet;
-use crate::{callback, complete};
+use crate::{api, callback, client_credentials, complete, device, lifecycle};
 
 wit_bindgen::generate!({
     world: "connector",
     path: "wit",
 });
 
+use exports::oauth_connector::oauth2::api as wit_api;
 use exports::oauth_connector::oauth2::authorization_code as wit_authorization_code;
+use exports::oauth_connector::oauth2::client_credentials as wit_client_credentials;
+use exports::oauth_connector::oauth2::device_authorization as wit_device;
 use exports::oauth_connector::oauth2::providers as wit_providers;
+use exports::oauth_connector::oauth2::tokens as wit_tokens;
 use oauth_connector::oauth2::types as wit;
 
 struct Connector;
 
 export!(Connector);
 
+type WitResult<T> = Result<T, wit::Error>;
+
 impl wit_authorization_code::Guest for Connector {
     fn begin(
         config: wit::ConnectionConfig,
-    ) -> Result<wit_authorization_code::AuthorizationRequest, wit::Error> {
+    ) -> WitResult<wit_authorization_code::AuthorizationRequest> {
         let config = connection_config_from_wit(config);
         let request = authorize::begin(&config, now(), &begin_random()?).map_err(error_to_wit)?;
         let pending = request.pending;
@@ -41,7 +50,7 @@ impl wit_authorization_code::Guest for Connector {
             url: request.url,
             pending: wit::PendingAuthorization {
                 state: pending.state,
-                code_verifier: pending.code_verifier.map(|v| v.into_exposed()),
+                code_verifier: pending.code_verifier.map(PkceVerifier::into_exposed),
                 redirect_uri: pending.redirect_uri,
                 requested_scopes: pending.requested_scopes,
                 created_at: pending.created_at,
@@ -54,7 +63,7 @@ impl wit_authorization_code::Guest for Connector {
         config: wit::ConnectionConfig,
         pending: wit::PendingAuthorization,
         callback_url: String,
-    ) -> Result<wit::TokenSet, wit::Error> {
+    ) -> WitResult<wit::TokenSet> {
         let config = connection_config_from_wit(config);
         let pending = pending_from_wit(pending);
         let request =
@@ -65,13 +74,151 @@ impl wit_authorization_code::Guest for Connector {
             .map_err(error_to_wit)
     }
 
-    fn state_from_callback(callback_url: String) -> Result<String, wit::Error> {
+    fn state_from_callback(callback_url: String) -> WitResult<String> {
         callback::state_of(&callback_url).map_err(error_to_wit)
     }
 }
 
+impl wit_client_credentials::Guest for Connector {
+    fn fetch(config: wit::ConnectionConfig) -> WitResult<wit::TokenSet> {
+        let config = connection_config_from_wit(config);
+        let response = send(client_credentials::request(&config).map_err(error_to_wit)?)?;
+        client_credentials::finish(&config, &response, now())
+            .map(token_set_to_wit)
+            .map_err(error_to_wit)
+    }
+}
+
+impl wit_device::Guest for Connector {
+    fn begin(config: wit::ConnectionConfig) -> WitResult<wit_device::DeviceAuthorization> {
+        let config = connection_config_from_wit(config);
+        let response = send(device::begin_request(&config).map_err(error_to_wit)?)?;
+        let device = device::finish_begin(&config, &response, now()).map_err(error_to_wit)?;
+        Ok(wit_device::DeviceAuthorization {
+            device_code: device.device_code.into_exposed(),
+            user_code: device.user_code,
+            verification_uri: device.verification_uri,
+            verification_uri_complete: device.verification_uri_complete,
+            expires_at: device.expires_at,
+            interval_seconds: device.interval_seconds,
+            requested_scopes: device.requested_scopes,
+        })
+    }
+
+    fn poll(
+        config: wit::ConnectionConfig,
+        device: wit_device::DeviceAuthorization,
+    ) -> WitResult<wit_device::DevicePoll> {
+        let config = connection_config_from_wit(config);
+        let device = DeviceAuthorization {
+            device_code: Secret::new(device.device_code),
+            user_code: device.user_code,
+            verification_uri: device.verification_uri,
+            verification_uri_complete: device.verification_uri_complete,
+            expires_at: device.expires_at,
+            interval_seconds: device.interval_seconds,
+            requested_scopes: device.requested_scopes,
+        };
+        let response = send(device::poll_request(&config, &device).map_err(error_to_wit)?)?;
+        match device::finish_poll(&config, &device, &response, now()).map_err(error_to_wit)? {
+            DevicePoll::Pending(interval) => Ok(wit_device::DevicePoll::Pending(interval)),
+            DevicePoll::SlowDown(interval) => Ok(wit_device::DevicePoll::SlowDown(interval)),
+            DevicePoll::Complete(tokens) => {
+                Ok(wit_device::DevicePoll::Complete(token_set_to_wit(tokens)))
+            }
+        }
+    }
+}
+
+impl wit_tokens::Guest for Connector {
+    fn needs_refresh(tokens: wit::TokenSet, margin_seconds: Option<u64>) -> bool {
+        lifecycle::needs_refresh(&token_set_from_wit(tokens), margin_seconds, now())
+    }
+
+    fn refresh(config: wit::ConnectionConfig, tokens: wit::TokenSet) -> WitResult<wit::TokenSet> {
+        let config = connection_config_from_wit(config);
+        let tokens = token_set_from_wit(tokens);
+        let response = send(lifecycle::refresh_request(&config, &tokens).map_err(error_to_wit)?)?;
+        lifecycle::finish_refresh(&config, &tokens, &response, now())
+            .map(token_set_to_wit)
+            .map_err(error_to_wit)
+    }
+
+    fn revoke(config: wit::ConnectionConfig, tokens: wit::TokenSet) -> WitResult<()> {
+        let config = connection_config_from_wit(config);
+        let tokens = token_set_from_wit(tokens);
+        let mut secrets = vec![tokens.access_token.expose()];
+        secrets.extend(tokens.refresh_token.as_ref().map(Secret::expose));
+        secrets.extend(config.client.client_secret.as_ref().map(Secret::expose));
+        for request in lifecycle::revocation_requests(&config, &tokens).map_err(error_to_wit)? {
+            let response = send(request)?;
+            lifecycle::finish_revocation(&response, &secrets).map_err(error_to_wit)?;
+        }
+        Ok(())
+    }
+
+    fn introspect(
+        config: wit::ConnectionConfig,
+        token: String,
+        token_type_hint: Option<String>,
+    ) -> WitResult<wit_tokens::Introspection> {
+        let config = connection_config_from_wit(config);
+        let token = Secret::new(token);
+        let request = lifecycle::introspection_request(&config, &token, token_type_hint.as_deref())
+            .map_err(error_to_wit)?;
+        let response = send(request)?;
+        let mut secrets = vec![token.expose()];
+        secrets.extend(config.client.client_secret.as_ref().map(Secret::expose));
+        let found = lifecycle::finish_introspection(&response, &secrets).map_err(error_to_wit)?;
+        Ok(wit_tokens::Introspection {
+            active: found.active,
+            scopes: found.scopes,
+            client_id: found.client_id,
+            subject: found.subject,
+            expires_at: found.expires_at,
+            extras: key_values_to_wit(found.extras),
+        })
+    }
+}
+
+impl wit_api::Guest for Connector {
+    fn call(
+        config: wit::ConnectionConfig,
+        tokens: wit::TokenSet,
+        request: wit::HttpRequest,
+    ) -> WitResult<wit_api::ApiResponse> {
+        let config = connection_config_from_wit(config);
+        let tokens = token_set_from_wit(tokens);
+        let request = api::authorize_request(&config.profile, &tokens, request_from_wit(request))
+            .map_err(error_to_wit)?;
+        let response = send(request)?;
+        Ok(wit_api::ApiResponse {
+            token_rejected: api::token_rejected(&config.profile, &response),
+            response: wit::HttpResponse {
+                status: response.status,
+                headers: key_values_to_wit(response.headers),
+                body: response.body,
+            },
+        })
+    }
+}
+
+impl wit_providers::Guest for Connector {
+    fn parse_profile(json: String) -> WitResult<wit::ProviderProfile> {
+        profile::ProviderProfile::from_json(&json)
+            .map(profile_to_wit)
+            .map_err(error_to_wit)
+    }
+
+    fn validate_profile(profile: wit::ProviderProfile) -> WitResult<()> {
+        profile_from_wit(profile)
+            .validate()
+            .map_err(|error| error_to_wit(error.into()))
+    }
+}
+
 /// Sends a request through the host's transport.
-fn send(request: HttpRequest) -> Result<HttpResponse, wit::Error> {
+fn send(request: HttpRequest) -> WitResult<HttpResponse> {
     let response = oauth_connector::oauth2::transport::send(&request_to_wit(request))
         .map_err(wit::Error::Transport)?;
     Ok(HttpResponse {
@@ -79,20 +226,6 @@ fn send(request: HttpRequest) -> Result<HttpResponse, wit::Error> {
         headers: key_values_from_wit(response.headers),
         body: response.body,
     })
-}
-
-impl wit_providers::Guest for Connector {
-    fn parse_profile(json: String) -> Result<wit::ProviderProfile, wit::Error> {
-        profile::ProviderProfile::from_json(&json)
-            .map(profile_to_wit)
-            .map_err(error_to_wit)
-    }
-
-    fn validate_profile(profile: wit::ProviderProfile) -> Result<(), wit::Error> {
-        profile_from_wit(profile)
-            .validate()
-            .map_err(|error| error_to_wit(error.into()))
-    }
 }
 
 /// Seconds since the Unix epoch from `wasi:clocks/wall-clock`.
@@ -105,7 +238,7 @@ fn now() -> u64 {
 /// Fresh bytes from `wasi:random/random` for one `begin`: state first, then the verifier,
 /// each filled eight bytes at a time from `get-random-u64` (little-endian), so that a host
 /// with a scripted random source (tests) gets byte-for-byte predictable values.
-fn begin_random() -> Result<BeginRandom, wit::Error> {
+fn begin_random() -> WitResult<BeginRandom> {
     let mut random = BeginRandom {
         state: [0; authorize::STATE_RANDOM_BYTES],
         verifier: [0; crate::pkce::VERIFIER_RANDOM_BYTES],
@@ -115,7 +248,7 @@ fn begin_random() -> Result<BeginRandom, wit::Error> {
     Ok(random)
 }
 
-fn fill_random(buffer: &mut [u8]) -> Result<(), wit::Error> {
+fn fill_random(buffer: &mut [u8]) -> WitResult<()> {
     for chunk in buffer.chunks_mut(8) {
         let value = getrandom::u64().map_err(|_| {
             wit::Error::Transport(wit::TransportError::Other(
@@ -143,12 +276,26 @@ fn extras_from_wit(extras: wit::RequestExtras) -> profile::RequestExtras {
     }
 }
 
+fn token_requests_from_wit(extras: wit::TokenRequestExtras) -> profile::TokenRequestExtras {
+    profile::TokenRequestExtras {
+        code_exchange: extras_from_wit(extras.code_exchange),
+        refresh: extras_from_wit(extras.refresh),
+        client_credentials: extras_from_wit(extras.client_credentials),
+        device: extras_from_wit(extras.device),
+    }
+}
+
 fn profile_from_wit(profile: wit::ProviderProfile) -> profile::ProviderProfile {
     profile::ProviderProfile {
         id: profile.id,
         issuer: profile.issuer,
         authorize_url: profile.authorize_url,
         token_url: profile.token_url,
+        refresh_url: profile.refresh_url,
+        revocation_url: profile.revocation_url,
+        introspection_url: profile.introspection_url,
+        device_authorization_url: profile.device_authorization_url,
+        api_base_url: profile.api_base_url,
         scope_separator: profile.scope_separator,
         default_scopes: profile.default_scopes,
         pkce: match profile.pkce {
@@ -165,7 +312,23 @@ fn profile_from_wit(profile: wit::ProviderProfile) -> profile::ProviderProfile {
         },
         requires_iss: profile.requires_iss,
         authorize_params: key_values_from_wit(profile.authorize_params),
-        code_exchange: extras_from_wit(profile.code_exchange),
+        token_requests: token_requests_from_wit(profile.token_requests),
+        token_placement: match profile.token_placement {
+            wit::TokenPlacement::AuthorizationHeader => {
+                profile::TokenPlacement::AuthorizationHeader
+            }
+            wit::TokenPlacement::Header(header) => {
+                profile::TokenPlacement::Header(profile::TokenHeader {
+                    name: header.name,
+                    prefix: header.prefix,
+                })
+            }
+            wit::TokenPlacement::Query(name) => profile::TokenPlacement::Query(name),
+        },
+        token_rejection: profile::TokenRejection {
+            statuses: profile.token_rejection.statuses,
+            body_markers: profile.token_rejection.body_markers,
+        },
     }
 }
 
@@ -179,7 +342,7 @@ fn connection_config_from_wit(config: wit::ConnectionConfig) -> ConnectionConfig
         redirect_uri: config.redirect_uri,
         scopes: config.scopes,
         authorize_params: key_values_from_wit(config.authorize_params),
-        code_exchange: extras_from_wit(config.code_exchange),
+        token_requests: token_requests_from_wit(config.token_requests),
     }
 }
 
@@ -194,13 +357,49 @@ fn pending_from_wit(pending: wit::PendingAuthorization) -> PendingAuthorization 
     }
 }
 
+fn token_set_from_wit(tokens: wit::TokenSet) -> TokenSet {
+    TokenSet {
+        access_token: Secret::new(tokens.access_token),
+        token_type: tokens.token_type,
+        expires_at: tokens.expires_at,
+        refresh_token: tokens.refresh_token.map(Secret::new),
+        id_token: tokens.id_token.map(Secret::new),
+        scopes: tokens.scopes,
+        obtained_at: tokens.obtained_at,
+        extras: key_values_from_wit(tokens.extras),
+    }
+}
+
+fn request_from_wit(request: wit::HttpRequest) -> HttpRequest {
+    HttpRequest {
+        method: match request.method {
+            wit::HttpMethod::Get => Method::Get,
+            wit::HttpMethod::Head => Method::Head,
+            wit::HttpMethod::Post => Method::Post,
+            wit::HttpMethod::Put => Method::Put,
+            wit::HttpMethod::Patch => Method::Patch,
+            wit::HttpMethod::Delete => Method::Delete,
+            wit::HttpMethod::Options => Method::Options,
+            wit::HttpMethod::Other(name) => Method::Other(name),
+        },
+        url: request.url,
+        headers: key_values_from_wit(request.headers),
+        body: request.body,
+    }
+}
+
 // ---- core -> WIT ----
 
 fn request_to_wit(request: HttpRequest) -> wit::HttpRequest {
     wit::HttpRequest {
         method: match request.method {
             Method::Get => wit::HttpMethod::Get,
+            Method::Head => wit::HttpMethod::Head,
             Method::Post => wit::HttpMethod::Post,
+            Method::Put => wit::HttpMethod::Put,
+            Method::Patch => wit::HttpMethod::Patch,
+            Method::Delete => wit::HttpMethod::Delete,
+            Method::Options => wit::HttpMethod::Options,
             Method::Other(name) => wit::HttpMethod::Other(name),
         },
         url: request.url,
@@ -239,12 +438,26 @@ fn extras_to_wit(extras: profile::RequestExtras) -> wit::RequestExtras {
     }
 }
 
+fn token_requests_to_wit(extras: profile::TokenRequestExtras) -> wit::TokenRequestExtras {
+    wit::TokenRequestExtras {
+        code_exchange: extras_to_wit(extras.code_exchange),
+        refresh: extras_to_wit(extras.refresh),
+        client_credentials: extras_to_wit(extras.client_credentials),
+        device: extras_to_wit(extras.device),
+    }
+}
+
 fn profile_to_wit(profile: profile::ProviderProfile) -> wit::ProviderProfile {
     wit::ProviderProfile {
         id: profile.id,
         issuer: profile.issuer,
         authorize_url: profile.authorize_url,
         token_url: profile.token_url,
+        refresh_url: profile.refresh_url,
+        revocation_url: profile.revocation_url,
+        introspection_url: profile.introspection_url,
+        device_authorization_url: profile.device_authorization_url,
+        api_base_url: profile.api_base_url,
         scope_separator: profile.scope_separator,
         default_scopes: profile.default_scopes,
         pkce: match profile.pkce {
@@ -261,7 +474,23 @@ fn profile_to_wit(profile: profile::ProviderProfile) -> wit::ProviderProfile {
         },
         requires_iss: profile.requires_iss,
         authorize_params: key_values_to_wit(profile.authorize_params),
-        code_exchange: extras_to_wit(profile.code_exchange),
+        token_requests: token_requests_to_wit(profile.token_requests),
+        token_placement: match profile.token_placement {
+            profile::TokenPlacement::AuthorizationHeader => {
+                wit::TokenPlacement::AuthorizationHeader
+            }
+            profile::TokenPlacement::Header(header) => {
+                wit::TokenPlacement::Header(wit::TokenHeader {
+                    name: header.name,
+                    prefix: header.prefix,
+                })
+            }
+            profile::TokenPlacement::Query(name) => wit::TokenPlacement::Query(name),
+        },
+        token_rejection: wit::TokenRejection {
+            statuses: profile.token_rejection.statuses,
+            body_markers: profile.token_rejection.body_markers,
+        },
     }
 }
 
@@ -313,6 +542,7 @@ fn config_error_to_wit(error: ConfigError) -> wit::ConfigurationError {
         ConfigError::ReservedParameter(name) => wit::ConfigurationError::ReservedParameter(name),
         ConfigError::InvalidValue(field) => wit::ConfigurationError::InvalidValue(field),
         ConfigError::MissingClientSecret => wit::ConfigurationError::MissingClientSecret,
+        ConfigError::NoRefreshToken => wit::ConfigurationError::NoRefreshToken,
         ConfigError::InvalidProfile(reason) => wit::ConfigurationError::InvalidProfile(reason),
     }
 }
@@ -320,6 +550,18 @@ fn config_error_to_wit(error: ConfigError) -> wit::ConfigurationError {
 fn error_to_wit(error: Error) -> wit::Error {
     match error {
         Error::ServerSaidNo(error) => wit::Error::ServerSaidNo(oauth_error_to_wit(error)),
+        Error::ReauthorizationRequired(error) => {
+            wit::Error::ReauthorizationRequired(oauth_error_to_wit(error))
+        }
+        Error::ServerUnavailable(ServerUnavailable {
+            status,
+            retry_after_seconds,
+            error,
+        }) => wit::Error::ServerUnavailable(wit::ServerUnavailable {
+            status,
+            retry_after_seconds,
+            error: error.map(oauth_error_to_wit),
+        }),
         Error::Transport(error) => wit::Error::Transport(transport_error_to_wit(error)),
         Error::InvalidResponse(InvalidResponse {
             status,

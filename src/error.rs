@@ -140,6 +140,8 @@ pub enum ConfigError {
     InvalidValue(String),
     /// The client authentication method needs a secret and there is none.
     MissingClientSecret,
+    /// A refresh was asked for without a refresh token.
+    NoRefreshToken,
     /// A JSON profile could not be parsed (the parser's reason).
     InvalidProfile(String),
 }
@@ -164,11 +166,26 @@ pub enum CallbackError {
     MissingCode,
 }
 
+/// A 429 or 5xx from the server (the WIT `server-unavailable`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerUnavailable {
+    /// The HTTP status.
+    pub status: u16,
+    /// `Retry-After` in seconds, when given as a number.
+    pub retry_after_seconds: Option<u64>,
+    /// The OAuth error in the body, if any.
+    pub error: Option<OAuthError>,
+}
+
 /// Every error the connector returns (the WIT `error`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {
     /// The server refused (RFC 6749 §5.2).
     ServerSaidNo(OAuthError),
+    /// The grant is gone; the user must authorize again.
+    ReauthorizationRequired(OAuthError),
+    /// 429 or 5xx: retry later.
+    ServerUnavailable(ServerUnavailable),
     /// The host could not deliver the request.
     Transport(TransportError),
     /// The response could not be interpreted.
@@ -208,6 +225,7 @@ impl fmt::Display for ConfigError {
             Self::MissingClientSecret => f.write_str(
                 "the client authentication method needs a client secret and none is configured",
             ),
+            Self::NoRefreshToken => f.write_str("the connection has no refresh token"),
             Self::InvalidProfile(reason) => write!(f, "invalid provider profile: {reason}"),
         }
     }
@@ -236,6 +254,12 @@ impl fmt::Display for Error {
                     write!(f, " ({description})")?;
                 }
                 Ok(())
+            }
+            Self::ReauthorizationRequired(error) => {
+                write!(f, "authorization is needed again ({})", error.code.as_str())
+            }
+            Self::ServerUnavailable(unavailable) => {
+                write!(f, "the server is unavailable (HTTP {})", unavailable.status)
             }
             Self::Transport(error) => write!(f, "transport: {error}"),
             Self::InvalidResponse(response) => write!(

@@ -9,8 +9,18 @@ use crate::profile::KeyValue;
 pub enum Method {
     /// GET
     Get,
+    /// HEAD
+    Head,
     /// POST
     Post,
+    /// PUT
+    Put,
+    /// PATCH
+    Patch,
+    /// DELETE
+    Delete,
+    /// OPTIONS
+    Options,
     /// Any other method, by name.
     Other(String),
 }

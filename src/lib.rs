@@ -9,13 +9,17 @@
 #![cfg_attr(not(target_arch = "wasm32"), forbid(unsafe_code))]
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod authorize;
 pub mod callback;
+pub mod client_credentials;
 pub mod complete;
+pub mod device;
 pub mod endpoint;
 pub mod error;
 pub mod form;
 pub mod http;
+pub mod lifecycle;
 pub mod pkce;
 pub mod profile;
 pub mod secret;

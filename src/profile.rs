@@ -66,6 +66,79 @@ pub struct RequestExtras {
     pub headers: Vec<KeyValue>,
 }
 
+/// Extras for each kind of token request (the WIT `token-request-extras`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TokenRequestExtras {
+    /// The code exchange.
+    pub code_exchange: RequestExtras,
+    /// The refresh request.
+    pub refresh: RequestExtras,
+    /// The client-credentials request.
+    pub client_credentials: RequestExtras,
+    /// The device authorization request and polls.
+    pub device: RequestExtras,
+}
+
+/// The kinds of token-endpoint request, for choosing extras.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestKind {
+    /// RFC 6749 §4.1.3
+    CodeExchange,
+    /// RFC 6749 §6
+    Refresh,
+    /// RFC 6749 §4.4.2
+    ClientCredentials,
+    /// RFC 8628 §3.1, §3.4
+    Device,
+}
+
+impl TokenRequestExtras {
+    /// The extras for one kind of request.
+    pub fn for_kind(&self, kind: RequestKind) -> &RequestExtras {
+        match kind {
+            RequestKind::CodeExchange => &self.code_exchange,
+            RequestKind::Refresh => &self.refresh,
+            RequestKind::ClientCredentials => &self.client_credentials,
+            RequestKind::Device => &self.device,
+        }
+    }
+}
+
+/// A custom header carrying the access token.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenHeader {
+    /// The header name.
+    pub name: String,
+    /// Written before the token.
+    #[serde(default)]
+    pub prefix: String,
+}
+
+/// Where API calls carry the access token (the WIT `token-placement`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TokenPlacement {
+    /// `Authorization: Bearer` (RFC 6750 §2.1).
+    #[default]
+    AuthorizationHeader,
+    /// A custom header.
+    Header(TokenHeader),
+    /// A query parameter (RFC 6750 §2.3).
+    Query(String),
+}
+
+/// How API responses signal a rejected token beyond 401 (the WIT `token-rejection`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TokenRejection {
+    /// More statuses that mean rejection.
+    pub statuses: Vec<u16>,
+    /// Body substrings that mean rejection.
+    pub body_markers: Vec<String>,
+}
+
 /// One OAuth 2.0 server and its quirks (the WIT `provider-profile`).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -81,6 +154,21 @@ pub struct ProviderProfile {
     pub authorize_url: Option<String>,
     /// The token endpoint (RFC 6749 §3.2).
     pub token_url: String,
+    /// A separate refresh endpoint.
+    #[serde(default)]
+    pub refresh_url: Option<String>,
+    /// The revocation endpoint (RFC 7009).
+    #[serde(default)]
+    pub revocation_url: Option<String>,
+    /// The introspection endpoint (RFC 7662).
+    #[serde(default)]
+    pub introspection_url: Option<String>,
+    /// The device authorization endpoint (RFC 8628).
+    #[serde(default)]
+    pub device_authorization_url: Option<String>,
+    /// The API's base URL.
+    #[serde(default)]
+    pub api_base_url: Option<String>,
     /// The scope separator; a space by default (RFC 6749 §3.3).
     #[serde(default = "default_scope_separator")]
     pub scope_separator: String,
@@ -99,9 +187,15 @@ pub struct ProviderProfile {
     /// Extra authorize parameters.
     #[serde(default)]
     pub authorize_params: Vec<KeyValue>,
-    /// Extras for the code exchange.
+    /// Extras per kind of token request.
     #[serde(default)]
-    pub code_exchange: RequestExtras,
+    pub token_requests: TokenRequestExtras,
+    /// Where API calls carry the token.
+    #[serde(default)]
+    pub token_placement: TokenPlacement,
+    /// Rejection signals beyond 401.
+    #[serde(default)]
+    pub token_rejection: TokenRejection,
 }
 
 fn default_scope_separator() -> String {
@@ -124,8 +218,26 @@ impl ProviderProfile {
     /// that is missing while `requires-iss` is set.
     pub fn validate(&self) -> Result<(), ConfigError> {
         parse_endpoint("token-url", &self.token_url)?;
-        if let Some(url) = &self.authorize_url {
-            parse_endpoint("authorize-url", url)?;
+        for (field, url) in [
+            ("authorize-url", &self.authorize_url),
+            ("refresh-url", &self.refresh_url),
+            ("revocation-url", &self.revocation_url),
+            ("introspection-url", &self.introspection_url),
+            ("device-authorization-url", &self.device_authorization_url),
+            ("api-base-url", &self.api_base_url),
+        ] {
+            if let Some(url) = url {
+                parse_endpoint(field, url)?;
+            }
+        }
+        match &self.token_placement {
+            TokenPlacement::Header(header) if header.name.is_empty() => {
+                return Err(ConfigError::InvalidValue("token-placement".into()));
+            }
+            TokenPlacement::Query(name) if name.is_empty() => {
+                return Err(ConfigError::InvalidValue("token-placement".into()));
+            }
+            _ => {}
         }
         match &self.issuer {
             Some(issuer) => {
@@ -164,8 +276,8 @@ pub struct ConnectionConfig {
     pub scopes: Vec<String>,
     /// The caller's extra authorize parameters.
     pub authorize_params: Vec<KeyValue>,
-    /// The caller's extras for the code exchange.
-    pub code_exchange: RequestExtras,
+    /// The caller's extras per kind of token request.
+    pub token_requests: TokenRequestExtras,
 }
 
 impl ConnectionConfig {
@@ -210,7 +322,12 @@ mod tests {
                 "client-auth": "client-secret-post",
                 "requires-iss": true,
                 "authorize-params": [{"name": "access_type", "value": "offline"}],
-                "code-exchange": {"headers": [{"name": "X-Api", "value": "1"}]}
+                "token-requests": {"code-exchange": {"headers": [{"name": "X-Api", "value": "1"}]}},
+                "refresh-url": "https://auth.example.com/refresh",
+                "revocation-url": "https://auth.example.com/revoke",
+                "api-base-url": "https://api.example.com",
+                "token-placement": {"header": {"name": "X-Token", "prefix": "Token "}},
+                "token-rejection": {"statuses": [403], "body-markers": ["invalid_auth"]}
             }"#,
         )
         .unwrap();
@@ -224,8 +341,32 @@ mod tests {
             profile.authorize_params,
             [KeyValue::new("access_type", "offline")]
         );
-        assert_eq!(profile.code_exchange.headers, [KeyValue::new("X-Api", "1")]);
-        assert!(profile.code_exchange.params.is_empty());
+        assert_eq!(
+            profile.token_requests.code_exchange.headers,
+            [KeyValue::new("X-Api", "1")]
+        );
+        assert!(profile.token_requests.code_exchange.params.is_empty());
+        assert_eq!(
+            profile.refresh_url.as_deref(),
+            Some("https://auth.example.com/refresh")
+        );
+        assert_eq!(
+            profile.token_placement,
+            TokenPlacement::Header(TokenHeader {
+                name: "X-Token".into(),
+                prefix: "Token ".into()
+            })
+        );
+        assert_eq!(profile.token_rejection.statuses, [403]);
+        assert_eq!(profile.token_rejection.body_markers, ["invalid_auth"]);
+        let query = ProviderProfile::from_json(
+            r#"{"token-url": "https://a.example/t", "token-placement": {"query": "access_token"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            query.token_placement,
+            TokenPlacement::Query("access_token".into())
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::{Error, ErrorCode, InvalidResponse, OAuthError};
+use crate::error::{Error, ErrorCode, InvalidResponse, OAuthError, ServerUnavailable};
 use crate::form;
 use crate::http::HttpResponse;
 use crate::profile::KeyValue;
@@ -67,6 +67,9 @@ pub fn parse_token_response(
         }));
     }
     let fields = parse_fields(response);
+    if let Some(unavailable) = unavailable(response, fields.as_ref()) {
+        return Err(unavailable);
+    }
     // An error body wins unless a 2xx also carries a token (then `error` is just a field).
     if let Some(fields) = &fields
         && let Some(error) = oauth_error(fields)
@@ -87,9 +90,25 @@ pub fn parse_token_response(
     token_set_from_fields(fields, requested_scopes, now).map_err(|reason| invalid(&reason))
 }
 
+/// `server-unavailable` for a 429 or 5xx (with `Retry-After` as a hint and any OAuth error in
+/// the body), else `None`.
+pub fn unavailable(response: &HttpResponse, fields: Option<&Map<String, Value>>) -> Option<Error> {
+    let status = response.status;
+    if status != 429 && !(500..600).contains(&status) {
+        return None;
+    }
+    Some(Error::ServerUnavailable(ServerUnavailable {
+        status,
+        retry_after_seconds: response
+            .header("retry-after")
+            .and_then(|value| value.trim().parse().ok()),
+        error: fields.and_then(oauth_error),
+    }))
+}
+
 /// The response body as an object: JSON, or a form for `application/x-www-form-urlencoded`
 /// (some vendors answer that way unless asked for JSON).
-fn parse_fields(response: &HttpResponse) -> Option<Map<String, Value>> {
+pub fn parse_fields(response: &HttpResponse) -> Option<Map<String, Value>> {
     if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&response.body) {
         return Some(map);
     }
@@ -351,11 +370,11 @@ mod tests {
     #[test]
     fn garbage_is_an_invalid_response_with_a_scrubbed_excerpt() {
         let page = invalid(parse(&response(
-            502,
+            404,
             "text/html",
             "<html><body>Bad gateway client-secret eyJhbGciOiJSUzI1NiJ9.payload.sig</body></html>",
         )));
-        assert_eq!(page.status, 502);
+        assert_eq!(page.status, 404);
         assert_eq!(
             page.reason,
             "error status with a body that is not an OAuth error"
@@ -406,7 +425,7 @@ mod tests {
         assert_eq!(array.reason, "body is neither a JSON object nor a form");
 
         let status_json = invalid(parse(&response(
-            500,
+            403,
             "application/json",
             r#"{"message":"oops"}"#,
         )));
@@ -414,6 +433,45 @@ mod tests {
             status_json.reason,
             "error status without an OAuth error code"
         );
+    }
+
+    #[test]
+    fn overload_and_server_errors_are_retryable() {
+        let mut busy = response(429, "text/plain", "slow down");
+        busy.headers.push(KeyValue::new("Retry-After", "17"));
+        assert_eq!(
+            parse(&busy).unwrap_err(),
+            Error::ServerUnavailable(ServerUnavailable {
+                status: 429,
+                retry_after_seconds: Some(17),
+                error: None,
+            })
+        );
+        let mut dated = response(
+            503,
+            "application/json",
+            r#"{"error":"temporarily_unavailable"}"#,
+        );
+        dated.headers.push(KeyValue::new(
+            "Retry-After",
+            "Wed, 21 Oct 2015 07:28:00 GMT",
+        ));
+        assert_eq!(
+            parse(&dated).unwrap_err(),
+            Error::ServerUnavailable(ServerUnavailable {
+                status: 503,
+                retry_after_seconds: None,
+                error: Some(OAuthError {
+                    code: ErrorCode::TemporarilyUnavailable,
+                    description: None,
+                    uri: None,
+                }),
+            })
+        );
+        assert!(matches!(
+            parse(&response(502, "text/html", "<html>bad gateway</html>")).unwrap_err(),
+            Error::ServerUnavailable(ServerUnavailable { status: 502, .. })
+        ));
     }
 
     #[test]

@@ -7,10 +7,11 @@ use crate::endpoint::parse_endpoint;
 use crate::error::{ConfigError, Error};
 use crate::form;
 use crate::http::{HttpRequest, Method};
-use crate::profile::{ClientAuthMethod, ConnectionConfig, KeyValue, RequestExtras};
+use crate::profile::{ClientAuthMethod, ConnectionConfig, KeyValue, RequestKind};
+use crate::secret::Secret;
 
 /// Body parameters the connector sets; an extra parameter may not override them.
-const RESERVED_BODY_PARAMS: [&str; 8] = [
+const RESERVED_BODY_PARAMS: [&str; 9] = [
     "grant_type",
     "code",
     "redirect_uri",
@@ -18,6 +19,7 @@ const RESERVED_BODY_PARAMS: [&str; 8] = [
     "client_id",
     "client_secret",
     "refresh_token",
+    "device_code",
     "client_assertion",
 ];
 
@@ -47,22 +49,133 @@ pub fn code_exchange(
     if let Some(verifier) = &pending.code_verifier {
         params.push(KeyValue::new("code_verifier", verifier.expose()));
     }
-    token_request(
+    let url = &config.profile.token_url;
+    authenticated_post(
         config,
+        ("token-url", url),
         params,
-        &[&config.profile.code_exchange, &config.code_exchange],
+        Some(RequestKind::CodeExchange),
     )
 }
 
-/// A POST to the token endpoint with `grant_params`, client authentication and the extras,
-/// in that order. The token URL's own query string is kept.
-pub fn token_request(
+/// The refresh request (RFC 6749 §6), to `refresh-url` when the profile has one.
+pub fn refresh(config: &ConnectionConfig, refresh_token: &Secret) -> Result<HttpRequest, Error> {
+    let params = vec![
+        KeyValue::new("grant_type", "refresh_token"),
+        KeyValue::new("refresh_token", refresh_token.expose()),
+    ];
+    let endpoint = match &config.profile.refresh_url {
+        Some(url) => ("refresh-url", url.as_str()),
+        None => ("token-url", config.profile.token_url.as_str()),
+    };
+    authenticated_post(config, endpoint, params, Some(RequestKind::Refresh))
+}
+
+/// The client-credentials request (RFC 6749 §4.4.2), with `scope` when there are scopes.
+pub fn client_credentials(config: &ConnectionConfig) -> Result<HttpRequest, Error> {
+    let mut params = vec![KeyValue::new("grant_type", "client_credentials")];
+    push_scope(config, &mut params);
+    let url = &config.profile.token_url;
+    authenticated_post(
+        config,
+        ("token-url", url),
+        params,
+        Some(RequestKind::ClientCredentials),
+    )
+}
+
+/// The device authorization request (RFC 8628 §3.1).
+pub fn device_authorization(config: &ConnectionConfig) -> Result<HttpRequest, Error> {
+    let url = config
+        .profile
+        .device_authorization_url
+        .as_ref()
+        .ok_or_else(|| ConfigError::MissingEndpoint("device-authorization-url".into()))?;
+    let mut params = vec![];
+    push_scope(config, &mut params);
+    authenticated_post(
+        config,
+        ("device-authorization-url", url),
+        params,
+        Some(RequestKind::Device),
+    )
+}
+
+/// One device token poll (RFC 8628 §3.4).
+pub fn device_poll(config: &ConnectionConfig, device_code: &Secret) -> Result<HttpRequest, Error> {
+    let params = vec![
+        KeyValue::new("grant_type", DEVICE_CODE_GRANT),
+        KeyValue::new("device_code", device_code.expose()),
+    ];
+    let url = &config.profile.token_url;
+    authenticated_post(
+        config,
+        ("token-url", url),
+        params,
+        Some(RequestKind::Device),
+    )
+}
+
+/// The RFC 8628 grant type.
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// A revocation request (RFC 7009 §2.1).
+pub fn revocation(
     config: &ConnectionConfig,
+    token: &Secret,
+    hint: &str,
+) -> Result<HttpRequest, Error> {
+    let url = config
+        .profile
+        .revocation_url
+        .as_ref()
+        .ok_or_else(|| ConfigError::MissingEndpoint("revocation-url".into()))?;
+    let params = vec![
+        KeyValue::new("token", token.expose()),
+        KeyValue::new("token_type_hint", hint),
+    ];
+    authenticated_post(config, ("revocation-url", url), params, None)
+}
+
+/// An introspection request (RFC 7662 §2.1).
+pub fn introspection(
+    config: &ConnectionConfig,
+    token: &Secret,
+    hint: Option<&str>,
+) -> Result<HttpRequest, Error> {
+    let url = config
+        .profile
+        .introspection_url
+        .as_ref()
+        .ok_or_else(|| ConfigError::MissingEndpoint("introspection-url".into()))?;
+    let mut params = vec![KeyValue::new("token", token.expose())];
+    if let Some(hint) = hint {
+        params.push(KeyValue::new("token_type_hint", hint));
+    }
+    authenticated_post(config, ("introspection-url", url), params, None)
+}
+
+fn push_scope(config: &ConnectionConfig, params: &mut Vec<KeyValue>) {
+    let scopes = config.effective_scopes();
+    if !scopes.is_empty() {
+        params.push(KeyValue::new(
+            "scope",
+            scopes.join(&config.profile.scope_separator),
+        ));
+    }
+}
+
+/// A form POST to `endpoint` (field name, URL) with `params`, client authentication, then the
+/// profile's and the caller's extras for `kind`. The URL's own query string is kept. An extra
+/// may not repeat a parameter the request already carries, nor set a reserved one.
+pub fn authenticated_post(
+    config: &ConnectionConfig,
+    endpoint: (&str, &str),
     mut params: Vec<KeyValue>,
-    extras: &[&RequestExtras],
+    kind: Option<RequestKind>,
 ) -> Result<HttpRequest, Error> {
     let profile = &config.profile;
-    let url = parse_endpoint("token-url", &profile.token_url)?;
+    let url = parse_endpoint(endpoint.0, endpoint.1)?;
     let client = &config.client;
     if client.client_id.is_empty() {
         return Err(ConfigError::InvalidValue("client-id".into()).into());
@@ -90,9 +203,16 @@ pub fn token_request(
         ClientAuthMethod::None => params.push(KeyValue::new("client_id", &client.client_id)),
     }
     let basic = profile.client_auth == ClientAuthMethod::ClientSecretBasic;
-    for extra in extras {
+    let extras = kind.map(|kind| {
+        [
+            profile.token_requests.for_kind(kind),
+            config.token_requests.for_kind(kind),
+        ]
+    });
+    for extra in extras.iter().flatten() {
         for param in &extra.params {
-            if RESERVED_BODY_PARAMS.contains(&param.name.as_str()) {
+            let taken = params.iter().any(|p| p.name == param.name);
+            if taken || RESERVED_BODY_PARAMS.contains(&param.name.as_str()) {
                 return Err(ConfigError::ReservedParameter(param.name.clone()).into());
             }
             params.push(param.clone());
@@ -122,8 +242,8 @@ pub fn token_request(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::{Client, ProviderProfile};
-    use crate::secret::{PkceVerifier, Secret};
+    use crate::profile::{Client, ProviderProfile, RequestExtras, TokenRequestExtras};
+    use crate::secret::PkceVerifier;
 
     fn config(client_auth: ClientAuthMethod, secret: Option<&str>) -> ConnectionConfig {
         let mut profile = ProviderProfile::from_json(
@@ -141,7 +261,7 @@ mod tests {
             redirect_uri: None,
             scopes: vec![],
             authorize_params: vec![],
-            code_exchange: RequestExtras::default(),
+            token_requests: TokenRequestExtras::default(),
         }
     }
 
@@ -229,14 +349,14 @@ mod tests {
     #[test]
     fn extras_from_profile_then_caller() {
         let mut config = config(ClientAuthMethod::None, None);
-        config.profile.code_exchange = RequestExtras {
+        config.profile.token_requests.code_exchange = RequestExtras {
             params: vec![KeyValue::new("resource", "https://api.example")],
             headers: vec![
                 KeyValue::new("X-Vendor", "1"),
                 KeyValue::new("Accept", "application/vnd+json"),
             ],
         };
-        config.code_exchange = RequestExtras {
+        config.token_requests.code_exchange = RequestExtras {
             params: vec![KeyValue::new("audience", "api")],
             headers: vec![KeyValue::new("x-vendor", "2")],
         };
@@ -274,7 +394,7 @@ mod tests {
         );
         for name in RESERVED_BODY_PARAMS {
             let mut c = config(ClientAuthMethod::None, None);
-            c.code_exchange.params = vec![KeyValue::new(name, "x")];
+            c.token_requests.code_exchange.params = vec![KeyValue::new(name, "x")];
             assert_eq!(
                 err(&c),
                 Error::Configuration(ConfigError::ReservedParameter(name.into()))
@@ -287,14 +407,15 @@ mod tests {
             "Transfer-Encoding",
         ] {
             let mut c = config(ClientAuthMethod::None, None);
-            c.profile.code_exchange.headers = vec![KeyValue::new(name, "x")];
+            c.profile.token_requests.code_exchange.headers = vec![KeyValue::new(name, "x")];
             assert_eq!(
                 err(&c),
                 Error::Configuration(ConfigError::ReservedParameter(name.into()))
             );
         }
         let mut basic = config(ClientAuthMethod::ClientSecretBasic, Some("s"));
-        basic.code_exchange.headers = vec![KeyValue::new("Authorization", "Bearer x")];
+        basic.token_requests.code_exchange.headers =
+            vec![KeyValue::new("Authorization", "Bearer x")];
         assert_eq!(
             err(&basic),
             Error::Configuration(ConfigError::ReservedParameter("Authorization".into()))

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::connect::{self, ConnectUi, RedirectListener};
 use crate::store::{self, SecretSource, Store, StoredConnection};
-use crate::types::{Client, ConnectionConfig, KeyValue, ProviderProfile, RequestExtras};
+use crate::types::{Client, ConnectionConfig, KeyValue, ProviderProfile};
 use crate::{AllowList, HttpTransport, Limits, Runtime, default_allow_list};
 
 /// A wasmtime host for the oauth-connector component.
@@ -303,10 +303,7 @@ fn connection_config(
         redirect_uri: None,
         scopes: client.scopes.clone(),
         authorize_params: client.params.clone(),
-        code_exchange: RequestExtras {
-            params: vec![],
-            headers: vec![],
-        },
+        token_requests: crate::no_token_extras(),
     })
 }
 

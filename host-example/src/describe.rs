@@ -11,6 +11,20 @@ use crate::bindings::types::{
 pub fn error(error: &Error) -> String {
     match error {
         Error::ServerSaidNo(error) => format!("the server refused: {}", oauth_error(error)),
+        Error::ReauthorizationRequired(error) => format!(
+            "the connection must be authorized again (connect again): {}",
+            oauth_error(error)
+        ),
+        Error::ServerUnavailable(unavailable) => {
+            let mut text = format!("the server is unavailable (HTTP {})", unavailable.status);
+            if let Some(seconds) = unavailable.retry_after_seconds {
+                text.push_str(&format!("; retry after {seconds} s"));
+            }
+            if let Some(error) = &unavailable.error {
+                text.push_str(&format!(": {}", oauth_error(error)));
+            }
+            text
+        }
         Error::Transport(error) => format!("transport: {}", transport_error(error)),
         Error::InvalidResponse(response) => format!(
             "invalid response (HTTP {}): {}; body starts: {:?}",
@@ -105,6 +119,7 @@ pub fn configuration_error(error: &ConfigurationError) -> String {
             "the client authentication method needs a client secret and none is configured"
                 .to_owned()
         }
+        ConfigurationError::NoRefreshToken => "the connection has no refresh token".to_owned(),
         ConfigurationError::InvalidProfile(reason) => format!("invalid provider profile: {reason}"),
     }
 }

@@ -7,6 +7,7 @@
 //! - [`connect`]: the loopback redirect listener and the browser half of the flow.
 //! - [`store`]: the SQLite connection store (owner-only file).
 //! - [`cli`]: the `connector-host` command line, runnable in-process.
+//! - [`local_server`]: the local authorization server for the demo and the tests.
 //! - [`describe`]: human-readable text for the component's typed errors.
 //! - [`bindings`]: the generated WIT bindings.
 #![deny(missing_docs)]
@@ -26,15 +27,65 @@ pub use runtime::{CallError, Runtime, Session};
 pub use transport::{AllowList, HttpTransport, Limits, Origin};
 
 /// The allow-list a connection's transport gets by default: the origins of its profile's
-/// endpoints.
+/// endpoints and API base URL.
 pub fn default_allow_list(profile: &types::ProviderProfile) -> AllowList {
     AllowList::from_urls(
         [
             Some(profile.token_url.as_str()),
             profile.authorize_url.as_deref(),
             profile.issuer.as_deref(),
+            profile.refresh_url.as_deref(),
+            profile.revocation_url.as_deref(),
+            profile.introspection_url.as_deref(),
+            profile.device_authorization_url.as_deref(),
+            profile.api_base_url.as_deref(),
         ]
         .into_iter()
         .flatten(),
     )
+}
+
+/// A profile with the JSON format's defaults for everything but its id and token URL.
+pub fn profile_with_defaults(id: &str, token_url: &str) -> types::ProviderProfile {
+    types::ProviderProfile {
+        id: id.to_owned(),
+        issuer: None,
+        authorize_url: None,
+        token_url: token_url.to_owned(),
+        refresh_url: None,
+        revocation_url: None,
+        introspection_url: None,
+        device_authorization_url: None,
+        api_base_url: None,
+        scope_separator: " ".to_owned(),
+        default_scopes: vec![],
+        pkce: types::PkceMethod::S256,
+        client_auth: types::ClientAuthMethod::ClientSecretBasic,
+        requires_iss: false,
+        authorize_params: vec![],
+        token_requests: no_token_extras(),
+        token_placement: types::TokenPlacement::AuthorizationHeader,
+        token_rejection: types::TokenRejection {
+            statuses: vec![],
+            body_markers: vec![],
+        },
+    }
+}
+
+/// No extra parameters or headers.
+pub fn no_extras() -> types::RequestExtras {
+    types::RequestExtras {
+        params: vec![],
+        headers: vec![],
+    }
+}
+
+/// No extras for any kind of token request.
+pub fn no_token_extras() -> types::TokenRequestExtras {
+    types::TokenRequestExtras {
+        code_exchange: no_extras(),
+        refresh: no_extras(),
+        client_credentials: no_extras(),
+        device: no_extras(),
+    }
 }

@@ -8,6 +8,11 @@ use wasmtime::error::Context as _;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::bindings::exports::oauth_connector::oauth2::api::ApiResponse;
+use crate::bindings::exports::oauth_connector::oauth2::device_authorization::{
+    DeviceAuthorization, DevicePoll,
+};
+use crate::bindings::exports::oauth_connector::oauth2::tokens::Introspection;
 use crate::bindings::oauth_connector::oauth2::transport;
 use crate::bindings::types::{self, HttpRequest, HttpResponse, TransportError};
 use crate::bindings::{AuthorizationRequest, Connector, ConnectorPre};
@@ -186,6 +191,88 @@ impl Session {
     pub fn state_from_callback(&mut self, callback_url: &str) -> Result<String, CallError> {
         let exports = self.connector.oauth_connector_oauth2_authorization_code();
         flatten(exports.call_state_from_callback(&mut self.store, callback_url))
+    }
+
+    /// `client-credentials.fetch`.
+    pub fn fetch_client_credentials(
+        &mut self,
+        config: &types::ConnectionConfig,
+    ) -> Result<types::TokenSet, CallError> {
+        let exports = self.connector.oauth_connector_oauth2_client_credentials();
+        flatten(exports.call_fetch(&mut self.store, config))
+    }
+
+    /// `device-authorization.begin`.
+    pub fn begin_device(
+        &mut self,
+        config: &types::ConnectionConfig,
+    ) -> Result<DeviceAuthorization, CallError> {
+        let exports = self.connector.oauth_connector_oauth2_device_authorization();
+        flatten(exports.call_begin(&mut self.store, config))
+    }
+
+    /// `device-authorization.poll`.
+    pub fn poll_device(
+        &mut self,
+        config: &types::ConnectionConfig,
+        device: &DeviceAuthorization,
+    ) -> Result<DevicePoll, CallError> {
+        let exports = self.connector.oauth_connector_oauth2_device_authorization();
+        flatten(exports.call_poll(&mut self.store, config, device))
+    }
+
+    /// `tokens.needs-refresh`.
+    pub fn needs_refresh(
+        &mut self,
+        tokens: &types::TokenSet,
+        margin_seconds: Option<u64>,
+    ) -> Result<bool, CallError> {
+        let exports = self.connector.oauth_connector_oauth2_tokens();
+        exports
+            .call_needs_refresh(&mut self.store, tokens, margin_seconds)
+            .map_err(CallError::Runtime)
+    }
+
+    /// `tokens.refresh`.
+    pub fn refresh(
+        &mut self,
+        config: &types::ConnectionConfig,
+        tokens: &types::TokenSet,
+    ) -> Result<types::TokenSet, CallError> {
+        let exports = self.connector.oauth_connector_oauth2_tokens();
+        flatten(exports.call_refresh(&mut self.store, config, tokens))
+    }
+
+    /// `tokens.revoke`.
+    pub fn revoke(
+        &mut self,
+        config: &types::ConnectionConfig,
+        tokens: &types::TokenSet,
+    ) -> Result<(), CallError> {
+        let exports = self.connector.oauth_connector_oauth2_tokens();
+        flatten(exports.call_revoke(&mut self.store, config, tokens))
+    }
+
+    /// `tokens.introspect`.
+    pub fn introspect(
+        &mut self,
+        config: &types::ConnectionConfig,
+        token: &str,
+        token_type_hint: Option<&str>,
+    ) -> Result<Introspection, CallError> {
+        let exports = self.connector.oauth_connector_oauth2_tokens();
+        flatten(exports.call_introspect(&mut self.store, config, token, token_type_hint))
+    }
+
+    /// `api.call`.
+    pub fn call_api(
+        &mut self,
+        config: &types::ConnectionConfig,
+        tokens: &types::TokenSet,
+        request: &HttpRequest,
+    ) -> Result<ApiResponse, CallError> {
+        let exports = self.connector.oauth_connector_oauth2_api();
+        flatten(exports.call_call(&mut self.store, config, tokens, request))
     }
 
     /// `providers.parse-profile`.

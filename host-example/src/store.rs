@@ -371,7 +371,7 @@ fn check_private(_path: &Path) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{Client, ClientAuthMethod, PkceMethod, ProviderProfile, RequestExtras};
+    use crate::types::{Client, ProviderProfile};
 
     fn temp_path(label: &str) -> PathBuf {
         let dir =
@@ -383,20 +383,8 @@ mod tests {
     fn config() -> ConnectionConfig {
         ConnectionConfig {
             profile: ProviderProfile {
-                id: "p".into(),
-                issuer: None,
                 authorize_url: Some("https://a.example/auth".into()),
-                token_url: "https://a.example/token".into(),
-                scope_separator: " ".into(),
-                default_scopes: vec![],
-                pkce: PkceMethod::S256,
-                client_auth: ClientAuthMethod::ClientSecretBasic,
-                requires_iss: false,
-                authorize_params: vec![],
-                code_exchange: RequestExtras {
-                    params: vec![],
-                    headers: vec![],
-                },
+                ..crate::profile_with_defaults("p", "https://a.example/token")
             },
             client: Client {
                 client_id: "id".into(),
@@ -405,10 +393,7 @@ mod tests {
             redirect_uri: None,
             scopes: vec!["a".into()],
             authorize_params: vec![],
-            code_exchange: RequestExtras {
-                params: vec![],
-                headers: vec![],
-            },
+            token_requests: crate::no_token_extras(),
         }
     }
 

@@ -8,7 +8,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 
-use connector_host::types::{Client, ConnectionConfig, KeyValue, ProviderProfile, RequestExtras};
+use connector_host::types::{Client, ConnectionConfig, KeyValue, ProviderProfile};
 use connector_host::{AllowList, HttpTransport, Limits, Runtime, Session};
 
 /// The component, compiled and pre-instantiated once per test run.
@@ -64,27 +64,11 @@ pub fn kv(name: &str, value: &str) -> KeyValue {
     }
 }
 
-pub fn no_extras() -> RequestExtras {
-    RequestExtras {
-        params: vec![],
-        headers: vec![],
-    }
-}
-
 /// A profile with defaults for everything but the two endpoints.
 pub fn profile(authorize_url: &str, token_url: &str) -> ProviderProfile {
     ProviderProfile {
-        id: "test".into(),
-        issuer: None,
         authorize_url: Some(authorize_url.into()),
-        token_url: token_url.into(),
-        scope_separator: " ".into(),
-        default_scopes: vec![],
-        pkce: connector_host::types::PkceMethod::S256,
-        client_auth: connector_host::types::ClientAuthMethod::ClientSecretBasic,
-        requires_iss: false,
-        authorize_params: vec![],
-        code_exchange: no_extras(),
+        ..connector_host::profile_with_defaults("test", token_url)
     }
 }
 
@@ -99,7 +83,7 @@ pub fn config(profile: ProviderProfile) -> ConnectionConfig {
         redirect_uri: Some("http://127.0.0.1:8765/callback".into()),
         scopes: vec!["openid".into(), "profile".into()],
         authorize_params: vec![],
-        code_exchange: no_extras(),
+        token_requests: connector_host::no_token_extras(),
     }
 }
 

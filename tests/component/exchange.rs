@@ -6,7 +6,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use connector_host::types::{
     CallbackError, ClientAuthMethod, ConfigurationError, ConnectionConfig, Error, ErrorCode,
-    OauthError, PendingAuthorization, PkceMethod, RequestExtras, TokenSet, TransportError,
+    OauthError, PendingAuthorization, PkceMethod, RequestExtras, ServerUnavailable, TokenSet,
+    TransportError,
 };
 use connector_host::{AllowList, CallError, HttpTransport, Limits};
 
@@ -171,11 +172,11 @@ fn client_secret_post() {
 fn public_client_with_pkce_and_extras() {
     let server = token_server();
     let mut config = config_for(&server, ClientAuthMethod::None, None);
-    config.profile.code_exchange = RequestExtras {
+    config.profile.token_requests.code_exchange = RequestExtras {
         params: vec![kv("resource", "https://api.example.com")],
         headers: vec![kv("X-Vendor-Version", "2024-01")],
     };
-    config.code_exchange = RequestExtras {
+    config.token_requests.code_exchange = RequestExtras {
         params: vec![kv("audience", "my-api")],
         headers: vec![kv("X-Request-Source", "test")],
     };
@@ -279,25 +280,41 @@ fn error_responses_are_typed() {
 
     let html = connector_error(complete_with(|| {
         Reply::new(
-            502,
+            404,
             &[("Content-Type", "text/html")],
-            "<html><h1>502 Bad Gateway</h1> echo: client-secret-value</html>",
+            "<html><h1>404 Not Found</h1> echo: client-secret-value</html>",
         )
     }));
     match html {
         Error::InvalidResponse(invalid) => {
-            assert_eq!(invalid.status, 502);
+            assert_eq!(invalid.status, 404);
             assert_eq!(
                 invalid.reason,
                 "error status with a body that is not an OAuth error"
             );
             assert_eq!(
                 invalid.excerpt,
-                "<html><h1>502 Bad Gateway</h1> echo: [redacted]</html>"
+                "<html><h1>404 Not Found</h1> echo: [redacted]</html>"
             );
         }
         other => panic!("{other:?}"),
     }
+
+    let overloaded = connector_error(complete_with(|| {
+        Reply::new(
+            503,
+            &[("Content-Type", "text/html"), ("Retry-After", "30")],
+            "<html>503 Service Unavailable</html>",
+        )
+    }));
+    assert_eq!(
+        overloaded,
+        Error::ServerUnavailable(ServerUnavailable {
+            status: 503,
+            retry_after_seconds: Some(30),
+            error: None,
+        })
+    );
 
     let garbage = connector_error(complete_with(|| {
         Reply::new(200, &[], vec![0xff, 0xfe, 0x00, 0x41])

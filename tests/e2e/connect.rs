@@ -9,9 +9,7 @@ use std::time::Duration;
 use connector_host::cli::{Io, run};
 use connector_host::connect::{ConnectError, ConnectUi, RedirectListener, authorize_in_browser};
 use connector_host::store::{SecretSource, Store};
-use connector_host::types::{
-    Client, ConnectionConfig, Error, ErrorCode, OauthError, RequestExtras, TokenSet,
-};
+use connector_host::types::{Client, ConnectionConfig, Error, ErrorCode, OauthError, TokenSet};
 use connector_host::{CallError, Runtime};
 use serde_json::json;
 
@@ -372,10 +370,7 @@ fn library_flow(
         redirect_uri: None,
         scopes: vec![],
         authorize_params: vec![],
-        code_exchange: RequestExtras {
-            params: vec![],
-            headers: vec![],
-        },
+        token_requests: connector_host::no_token_extras(),
     };
     let listener = RedirectListener::bind("http://127.0.0.1:0/callback").unwrap();
     let mut user = ScriptedUser {

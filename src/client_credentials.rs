@@ -1,0 +1,28 @@
+//! The Client Credentials grant (RFC 6749 §4.4).
+
+use crate::error::Error;
+use crate::http::{HttpRequest, HttpResponse};
+use crate::profile::ConnectionConfig;
+use crate::token::{TokenSet, parse_token_response};
+use crate::token_request;
+
+/// The token request (RFC 6749 §4.4.2).
+pub fn request(config: &ConnectionConfig) -> Result<HttpRequest, Error> {
+    config.profile.validate()?;
+    token_request::client_credentials(config)
+}
+
+/// Reads the token response (RFC 6749 §4.4.3); absent `scope` means the requested scopes.
+pub fn finish(
+    config: &ConnectionConfig,
+    response: &HttpResponse,
+    now: u64,
+) -> Result<TokenSet, Error> {
+    let secrets: Vec<&str> = config
+        .client
+        .client_secret
+        .iter()
+        .map(|s| s.expose())
+        .collect();
+    parse_token_response(response, config.effective_scopes(), now, &secrets)
+}
