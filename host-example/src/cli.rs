@@ -10,9 +10,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, anyhow};
 use clap::{Args, Parser, Subcommand};
 
+use crate::bindings::exports::oauth_connector::oauth2::device_authorization::DevicePoll;
 use crate::connect::{self, ConnectUi, RedirectListener};
-use crate::store::{self, SecretSource, Store, StoredConnection};
-use crate::types::{Client, ConnectionConfig, KeyValue, ProviderProfile};
+use crate::connections::{ConnectionError, Connections, RefreshOutcome};
+use crate::store::{self, Grant, SecretSource, Store, StoredConnection};
+use crate::types::{
+    Client, ConnectionConfig, HttpMethod, HttpRequest, HttpResponse, KeyValue, ProviderProfile,
+    TokenSet,
+};
 use crate::{AllowList, HttpTransport, Limits, Runtime, default_allow_list};
 
 /// A wasmtime host for the oauth-connector component.
@@ -64,9 +69,47 @@ enum Command {
         /// default: the platform's opener.
         #[arg(long, value_name = "COMMAND", conflicts_with = "no_browser")]
         browser: Option<String>,
-        /// Give up after this many seconds without a valid callback.
+        /// Give up after this many seconds without a valid callback (or, for the device
+        /// grant, without approval).
         #[arg(long, value_name = "SECONDS", default_value_t = 300)]
         timeout: u64,
+        /// The grant: `authorization-code` (browser sign-in), `client-credentials` (the
+        /// client on its own behalf), or `device` (approve on another device, RFC 8628).
+        #[arg(long, value_enum, default_value = "authorization-code")]
+        grant: GrantArg,
+    },
+    /// Make an authorized API call; on a rejected token, refresh once and retry once.
+    /// Status and headers go to stderr, the body to stdout (or one JSON object with --json).
+    Call {
+        /// The connection's name.
+        name: String,
+        /// The HTTP method.
+        method: String,
+        /// The URL (its origin must be one of the profile's, usually `api-base-url`).
+        url: String,
+        /// A request header, `NAME: VALUE` (repeatable).
+        #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
+        headers: Vec<KeyValue>,
+        /// The request body.
+        #[arg(long, conflicts_with = "data_file")]
+        data: Option<String>,
+        /// Read the request body from a file.
+        #[arg(long, value_name = "FILE")]
+        data_file: Option<PathBuf>,
+        /// Print one JSON object: status, headers, body.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke the connection's tokens at the server (RFC 7009); the connection stays stored
+    /// and must be connected again.
+    Revoke {
+        /// The connection's name.
+        name: String,
+    },
+    /// Delete the connection from the store (nothing is sent to the server; revoke first).
+    Remove {
+        /// The connection's name.
+        name: String,
     },
     /// List stored connections (no secrets).
     List,
@@ -75,11 +118,19 @@ enum Command {
         /// The connection's name.
         name: String,
     },
-    /// Print the connection's access token, for scripts.
+    /// Print a valid access token for the connection, refreshing first when it is due.
     Token {
         /// The connection's name.
         name: String,
     },
+}
+
+/// The `--grant` values.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum GrantArg {
+    AuthorizationCode,
+    ClientCredentials,
+    Device,
 }
 
 #[derive(Args)]
@@ -111,6 +162,22 @@ fn parse_key_value(text: &str) -> Result<KeyValue, String> {
     })
 }
 
+fn parse_header(text: &str) -> Result<KeyValue, String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("`{text}` is not `NAME: VALUE`"))?;
+    if name.trim().is_empty() {
+        return Err(format!("`{text}` has an empty name"));
+    }
+    Ok(KeyValue {
+        name: name.trim().to_owned(),
+        value: value.trim().to_owned(),
+    })
+}
+
+/// The exit code when the connection must be authorized again.
+pub const EXIT_REAUTHORIZE: i32 = 3;
+
 /// What the CLI reads from its surroundings: the environment and the output streams.
 pub struct Io<'a> {
     /// Looks up an environment variable.
@@ -136,7 +203,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>, io: &mut Io<'_>) -> i32 {
         Ok(()) => 0,
         Err(error) => {
             let _ = writeln!(io.err, "error: {error:#}");
-            1
+            let reauthorize = error
+                .downcast_ref::<ConnectionError>()
+                .is_some_and(ConnectionError::needs_reauthorization);
+            if reauthorize { EXIT_REAUTHORIZE } else { 1 }
         }
     }
 }
@@ -206,6 +276,7 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             no_browser,
             ref browser,
             timeout,
+            grant,
         } => {
             let secret = match client_secret_env {
                 Some(var) => Some(
@@ -223,29 +294,42 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             let store = Store::open(&store_path()?)?;
             let runtime = load_runtime()?;
             let mut config = connection_config(&runtime, client, secret)?;
-            let listener = RedirectListener::bind(redirect_uri)?;
-            let tokens = {
-                let mut ui = CliUi {
-                    browser: if no_browser {
-                        Browser::Print
-                    } else {
-                        browser.clone().map_or(Browser::Platform, Browser::Command)
-                    },
-                    children: Vec::new(),
-                    io: &mut *io,
-                    spinner: 0,
-                };
-                let tokens = connect::authorize_in_browser(
-                    &runtime,
-                    &mut config,
-                    &listener,
-                    Duration::from_secs(timeout),
-                    &mut ui,
-                );
-                ui.finish_line();
-                tokens
-            }?;
-            store.save(name, &config, &source, &tokens)?;
+            let browser = if no_browser {
+                Browser::Print
+            } else {
+                browser.clone().map_or(Browser::Platform, Browser::Command)
+            };
+            let timeout = Duration::from_secs(timeout);
+            let (stored_grant, tokens) = match grant {
+                GrantArg::AuthorizationCode => {
+                    let listener = RedirectListener::bind(redirect_uri)?;
+                    let mut ui = CliUi::new(browser, &mut *io);
+                    let tokens = connect::authorize_in_browser(
+                        &runtime,
+                        &mut config,
+                        &listener,
+                        timeout,
+                        &mut ui,
+                    );
+                    ui.finish_line();
+                    (Grant::AuthorizationCode, tokens?)
+                }
+                GrantArg::ClientCredentials => {
+                    let transport =
+                        HttpTransport::new(default_allow_list(&config.profile), Limits::default());
+                    let tokens = runtime
+                        .instantiate(transport)?
+                        .fetch_client_credentials(&config)?;
+                    (Grant::ClientCredentials, tokens)
+                }
+                GrantArg::Device => {
+                    let mut ui = CliUi::new(browser, &mut *io);
+                    let tokens = device_flow(&runtime, &config, timeout, &mut ui);
+                    ui.finish_line();
+                    (Grant::Device, tokens?)
+                }
+            };
+            store.save(name, &config, &source, stored_grant, &tokens)?;
             let stored = store.get(name)?;
             writeln!(
                 io.err,
@@ -279,10 +363,160 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token { ref name } => {
-            let store = Store::open(&store_path()?)?;
-            let connection = store.get(name)?;
-            writeln!(io.out, "{}", connection.tokens.access_token)?;
+            let runtime = load_runtime()?;
+            let connections = Connections::open(&runtime, &store_path()?, io.env)?;
+            let outcome = connections.valid_tokens(name)?;
+            report_refresh(io.err, &outcome)?;
+            writeln!(io.out, "{}", outcome.tokens.access_token)?;
             Ok(())
+        }
+        Command::Call {
+            ref name,
+            ref method,
+            ref url,
+            ref headers,
+            ref data,
+            ref data_file,
+            json,
+        } => {
+            let body = match (data, data_file) {
+                (Some(data), _) => data.clone().into_bytes(),
+                (None, Some(file)) => {
+                    std::fs::read(file).with_context(|| format!("reading {}", file.display()))?
+                }
+                (None, None) => Vec::new(),
+            };
+            let request = HttpRequest {
+                method: http_method(method),
+                url: url.clone(),
+                headers: headers.clone(),
+                body,
+            };
+            let runtime = load_runtime()?;
+            let connections = Connections::open(&runtime, &store_path()?, io.env)?;
+            let outcome = connections.call(name, &request)?;
+            if outcome.retried {
+                writeln!(io.err, "the token was rejected; refreshed and retried once")?;
+            }
+            write_response(io, &outcome.response, json)?;
+            Ok(())
+        }
+        Command::Revoke { ref name } => {
+            let runtime = load_runtime()?;
+            let connections = Connections::open(&runtime, &store_path()?, io.env)?;
+            connections.revoke(name)?;
+            writeln!(
+                io.err,
+                "revoked the tokens of `{name}`; connect again to use it"
+            )?;
+            Ok(())
+        }
+        Command::Remove { ref name } => {
+            let store = Store::open(&store_path()?)?;
+            store.remove(name)?;
+            writeln!(io.err, "removed `{name}` from {}", store.path().display())?;
+            Ok(())
+        }
+    }
+}
+
+fn report_refresh(err: &mut dyn Write, outcome: &RefreshOutcome) -> std::io::Result<()> {
+    if outcome.refreshed {
+        let window = outcome.window.map_or_else(String::new, |w| {
+            format!(
+                " (persisted {:.1} ms after the server's answer)",
+                w.as_secs_f64() * 1e3
+            )
+        });
+        writeln!(err, "refreshed the tokens{window}")?;
+    }
+    Ok(())
+}
+
+fn http_method(name: &str) -> HttpMethod {
+    match name.to_ascii_uppercase().as_str() {
+        "GET" => HttpMethod::Get,
+        "HEAD" => HttpMethod::Head,
+        "POST" => HttpMethod::Post,
+        "PUT" => HttpMethod::Put,
+        "PATCH" => HttpMethod::Patch,
+        "DELETE" => HttpMethod::Delete,
+        "OPTIONS" => HttpMethod::Options,
+        other => HttpMethod::Other(other.to_owned()),
+    }
+}
+
+fn write_response(io: &mut Io<'_>, response: &HttpResponse, json: bool) -> anyhow::Result<()> {
+    if json {
+        let body = match std::str::from_utf8(&response.body) {
+            Ok(text) => serde_json::json!({ "body": text }),
+            Err(_) => {
+                use base64::Engine as _;
+                let encoded = base64::engine::general_purpose::STANDARD.encode(&response.body);
+                serde_json::json!({ "body_base64": encoded })
+            }
+        };
+        let headers: Vec<[&str; 2]> = response
+            .headers
+            .iter()
+            .map(|h| [h.name.as_str(), h.value.as_str()])
+            .collect();
+        let mut object = serde_json::json!({ "status": response.status, "headers": headers });
+        if let (Some(object), Some(body)) = (object.as_object_mut(), body.as_object()) {
+            object.extend(body.clone());
+        }
+        writeln!(io.out, "{object}")?;
+    } else {
+        writeln!(io.err, "HTTP {}", response.status)?;
+        for header in &response.headers {
+            writeln!(io.err, "{}: {}", header.name, header.value)?;
+        }
+        io.out.write_all(&response.body)?;
+    }
+    Ok(())
+}
+
+/// The device flow (RFC 8628): show the code, optionally open the verification page, poll.
+fn device_flow(
+    runtime: &Runtime,
+    config: &ConnectionConfig,
+    timeout: Duration,
+    ui: &mut CliUi<'_, '_>,
+) -> anyhow::Result<TokenSet> {
+    let transport = || HttpTransport::new(default_allow_list(&config.profile), Limits::default());
+    let mut device = runtime.instantiate(transport())?.begin_device(config)?;
+    writeln!(
+        ui.io.err,
+        "to approve, visit {} and enter the code {}",
+        device.verification_uri, device.user_code
+    )?;
+    if !matches!(ui.browser, Browser::Print) {
+        let page = device
+            .verification_uri_complete
+            .clone()
+            .unwrap_or_else(|| device.verification_uri.clone());
+        ui.open(&page);
+    }
+    let started = std::time::Instant::now();
+    loop {
+        let waited = started.elapsed();
+        let left_for_code = device.expires_at.saturating_sub(now());
+        if waited >= timeout || left_for_code == 0 {
+            anyhow::bail!("the device code was not approved in time; run connect again");
+        }
+        let wait = Duration::from_secs(device.interval_seconds);
+        let until = std::time::Instant::now() + wait;
+        while std::time::Instant::now() < until {
+            ui.waiting(started.elapsed(), timeout);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        match runtime
+            .instantiate(transport())?
+            .poll_device(config, &device)?
+        {
+            DevicePoll::Pending(interval) => device.interval_seconds = interval,
+            DevicePoll::SlowDown(interval) => device.interval_seconds = interval,
+            DevicePoll::Complete(tokens) => return Ok(tokens),
         }
     }
 }
@@ -394,7 +628,39 @@ struct CliUi<'a, 'b> {
     spinner: usize,
 }
 
-impl CliUi<'_, '_> {
+impl<'a, 'b> CliUi<'a, 'b> {
+    fn new(browser: Browser, io: &'a mut Io<'b>) -> Self {
+        Self {
+            browser,
+            children: Vec::new(),
+            io,
+            spinner: 0,
+        }
+    }
+
+    /// Opens `url` with the configured browser; false when it could not (or printing only).
+    fn open(&mut self, url: &str) -> bool {
+        match &self.browser {
+            Browser::Print => false,
+            Browser::Command(command) => {
+                let mut words = command.split_whitespace();
+                let program = words.next().unwrap_or_default().to_owned();
+                let args: Vec<String> = words.map(str::to_owned).collect();
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                self.spawn(&program, &args, url)
+            }
+            Browser::Platform => {
+                if cfg!(target_os = "macos") {
+                    self.spawn("open", &[], url)
+                } else if cfg!(windows) {
+                    self.spawn("cmd", &["/C", "start", ""], url)
+                } else {
+                    self.spawn("xdg-open", &[], url)
+                }
+            }
+        }
+    }
+
     fn spawn(&mut self, program: &str, args: &[&str], url: &str) -> bool {
         match Process::new(program)
             .args(args)
@@ -421,25 +687,7 @@ impl CliUi<'_, '_> {
 
 impl ConnectUi for CliUi<'_, '_> {
     fn authorize_url(&mut self, url: &str) {
-        let opened = match &self.browser {
-            Browser::Print => false,
-            Browser::Command(command) => {
-                let mut words = command.split_whitespace();
-                let program = words.next().unwrap_or_default().to_owned();
-                let args: Vec<String> = words.map(str::to_owned).collect();
-                let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                self.spawn(&program, &args, url)
-            }
-            Browser::Platform => {
-                if cfg!(target_os = "macos") {
-                    self.spawn("open", &[], url)
-                } else if cfg!(windows) {
-                    self.spawn("cmd", &["/C", "start", ""], url)
-                } else {
-                    self.spawn("xdg-open", &[], url)
-                }
-            }
-        };
+        let opened = self.open(url);
         if opened {
             let _ = writeln!(
                 self.io.err,

@@ -16,6 +16,7 @@
 pub mod bindings;
 pub mod cli;
 pub mod connect;
+pub mod connections;
 pub mod describe;
 pub mod local_server;
 pub mod runtime;

@@ -27,6 +27,9 @@ pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     transport: HttpTransport,
+    /// When the transport last received a response: the start of the window in which a
+    /// rotated refresh token exists only in memory (see `connections`).
+    last_response_at: Option<std::time::Instant>,
 }
 
 impl WasiView for HostState {
@@ -42,7 +45,9 @@ impl types::Host for HostState {}
 
 impl transport::Host for HostState {
     fn send(&mut self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        self.transport.send(request)
+        let response = self.transport.send(request);
+        self.last_response_at = Some(std::time::Instant::now());
+        response
     }
 }
 
@@ -144,6 +149,7 @@ impl Runtime {
             wasi,
             table: ResourceTable::new(),
             transport,
+            last_response_at: None,
         };
         let mut store = Store::new(&self.engine, state);
         let connector = self
@@ -285,6 +291,11 @@ impl Session {
     pub fn validate_profile(&mut self, profile: &types::ProviderProfile) -> Result<(), CallError> {
         let exports = self.connector.oauth_connector_oauth2_providers();
         flatten(exports.call_validate_profile(&mut self.store, profile))
+    }
+
+    /// When this instance's transport last received a response.
+    pub fn last_response_at(&self) -> Option<std::time::Instant> {
+        self.store.data().last_response_at
     }
 
     /// Sends a request through this instance's transport, as the component would. For

@@ -87,6 +87,18 @@ impl std::fmt::Debug for SecretSource {
     }
 }
 
+/// How a connection was obtained, which decides how it is renewed.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Grant {
+    /// Authorization Code (RFC 6749 §4.1): renewed with its refresh token.
+    AuthorizationCode,
+    /// Client Credentials (RFC 6749 §4.4): renewed by fetching again.
+    ClientCredentials,
+    /// Device Authorization (RFC 8628): renewed with its refresh token.
+    Device,
+}
+
 /// One stored connection.
 #[derive(Clone)]
 pub struct StoredConnection {
@@ -96,6 +108,8 @@ pub struct StoredConnection {
     pub config: ConnectionConfig,
     /// Where the client secret comes from.
     pub secret: SecretSource,
+    /// How the connection was obtained.
+    pub grant: Grant,
     /// The current tokens.
     pub tokens: TokenSet,
     /// When the connection was created (Unix seconds).
@@ -110,6 +124,7 @@ impl std::fmt::Debug for StoredConnection {
             .field("name", &self.name)
             .field("provider", &self.config.profile.id)
             .field("secret", &self.secret)
+            .field("grant", &self.grant)
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
             .finish_non_exhaustive()
@@ -161,6 +176,11 @@ impl Store {
         check_private(path)?;
         let db = Db::open(path)?;
         db.busy_timeout(std::time::Duration::from_secs(30))?;
+        // WAL: readers never wait for the writer, which matters when many processes share
+        // the store. synchronous=FULL: a committed token set survives power loss, so a
+        // rotated refresh token is durable once `update_tokens` returns.
+        let _: String = db.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+        db.execute_batch("PRAGMA synchronous = FULL")?;
         let store = Self {
             db,
             path: path.to_owned(),
@@ -188,6 +208,7 @@ impl Store {
                      name        TEXT PRIMARY KEY NOT NULL,
                      config      TEXT NOT NULL,
                      secret      TEXT NOT NULL,
+                     grant_type  TEXT NOT NULL,
                      tokens      TEXT NOT NULL,
                      created_at  INTEGER NOT NULL,
                      updated_at  INTEGER NOT NULL
@@ -205,16 +226,25 @@ impl Store {
         name: &str,
         config: &ConnectionConfig,
         secret: &SecretSource,
+        grant: Grant,
         tokens: &TokenSet,
     ) -> Result<(), StoreError> {
         let mut config = config.clone();
         config.client.client_secret = None;
         let now = now() as i64;
         self.db.execute(
-            "INSERT INTO connections (name, config, secret, tokens, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-             ON CONFLICT(name) DO UPDATE SET config = ?2, secret = ?3, tokens = ?4, updated_at = ?5",
-            params![name, to_json(&config), to_json(secret), to_json(tokens), now],
+            "INSERT INTO connections (name, config, secret, grant_type, tokens, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+             ON CONFLICT(name) DO UPDATE SET config = ?2, secret = ?3, grant_type = ?4, tokens = ?5,
+                 updated_at = ?6",
+            params![
+                name,
+                to_json(&config),
+                to_json(secret),
+                to_json(&grant),
+                to_json(tokens),
+                now
+            ],
         )?;
         Ok(())
     }
@@ -235,7 +265,7 @@ impl Store {
     pub fn get(&self, name: &str) -> Result<StoredConnection, StoreError> {
         self.db
             .query_row(
-                "SELECT name, config, secret, tokens, created_at, updated_at
+                "SELECT name, config, secret, grant_type, tokens, created_at, updated_at
                  FROM connections WHERE name = ?1",
                 [name],
                 row_to_raw,
@@ -248,7 +278,7 @@ impl Store {
     /// Every connection, by name.
     pub fn list(&self) -> Result<Vec<StoredConnection>, StoreError> {
         let mut statement = self.db.prepare(
-            "SELECT name, config, secret, tokens, created_at, updated_at
+            "SELECT name, config, secret, grant_type, tokens, created_at, updated_at
              FROM connections ORDER BY name",
         )?;
         let raws = statement
@@ -273,6 +303,7 @@ struct RawRow {
     name: String,
     config: String,
     secret: String,
+    grant: String,
     tokens: String,
     created_at: i64,
     updated_at: i64,
@@ -283,9 +314,10 @@ fn row_to_raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
         name: row.get(0)?,
         config: row.get(1)?,
         secret: row.get(2)?,
-        tokens: row.get(3)?,
-        created_at: row.get(4)?,
-        updated_at: row.get(5)?,
+        grant: row.get(3)?,
+        tokens: row.get(4)?,
+        created_at: row.get(5)?,
+        updated_at: row.get(6)?,
     })
 }
 
@@ -295,6 +327,7 @@ impl RawRow {
         Ok(StoredConnection {
             config: serde_json::from_str(&self.config).map_err(|_| corrupt("configuration"))?,
             secret: serde_json::from_str(&self.secret).map_err(|_| corrupt("secret"))?,
+            grant: serde_json::from_str(&self.grant).map_err(|_| corrupt("grant"))?,
             tokens: serde_json::from_str(&self.tokens).map_err(|_| corrupt("token set"))?,
             created_at: self.created_at.max(0) as u64,
             updated_at: self.updated_at.max(0) as u64,
@@ -419,6 +452,7 @@ mod tests {
                 "c",
                 &config(),
                 &SecretSource::Stored("s".into()),
+                Grant::AuthorizationCode,
                 &tokens("at1"),
             )
             .unwrap();
@@ -426,6 +460,7 @@ mod tests {
         assert_eq!(stored.config.client.client_secret, None);
         assert_eq!(stored.config.scopes, ["a"]);
         assert_eq!(stored.secret, SecretSource::Stored("s".into()));
+        assert_eq!(stored.grant, Grant::AuthorizationCode);
         assert_eq!(stored.tokens, tokens("at1"));
         store.update_tokens("c", &tokens("at2")).unwrap();
         assert_eq!(
@@ -490,7 +525,13 @@ mod tests {
         let path = temp_path("corrupt");
         let store = Store::open(&path).unwrap();
         store
-            .save("c", &config(), &SecretSource::None, &tokens("at"))
+            .save(
+                "c",
+                &config(),
+                &SecretSource::None,
+                Grant::ClientCredentials,
+                &tokens("at"),
+            )
             .unwrap();
         store
             .db

@@ -126,3 +126,52 @@ export async function walkToCallback(jar, startUrl, redirectUri, decision = 'app
   }
   throw new Error('too many hops');
 }
+
+// Approves (or, with decision 'deny', aborts) a device authorization (RFC 8628) through
+// oidc-provider's development pages, starting from the verification URI (complete or not).
+// Returns the title of the final page.
+export async function approveDevice(jar, verificationUrl, decision = 'approve') {
+  const userCode = new URL(verificationUrl).searchParams.get('user_code');
+  let url = verificationUrl;
+  for (let hops = 0; hops < 16; hops += 1) {
+    const r = await http(jar, 'GET', url);
+    if (r.status === 303 || r.status === 302) {
+      url = new URL(r.location, url).href;
+      continue; // eslint-disable-line no-continue
+    }
+    const [form] = parseForms(r.text, url);
+    if (!form) return /<h1>([^<]*)<\/h1>/.exec(r.text)?.[1] ?? `HTTP ${r.status}`;
+    let payload;
+    if (form.names.includes('confirm') || (form.names.includes('user_code') && form.fields.user_code)) {
+      // The confirmation page: user code filled in; confirm or abort.
+      payload = { ...form.fields };
+      delete payload.confirm;
+      payload[decision === 'deny' ? 'abort' : 'confirm'] = 'yes';
+    } else if (form.names.includes('user_code')) {
+      payload = { xsrf: form.fields.xsrf, user_code: userCode };
+    } else if (form.fields.prompt === 'login') {
+      payload = { prompt: 'login', login: 'device-user', password: 'x' };
+    } else {
+      payload = { prompt: 'consent' };
+    }
+    const p = await http(jar, 'POST', form.action, { form: payload });
+    if (p.status === 303 || p.status === 302) {
+      url = new URL(p.location, form.action).href;
+    } else {
+      const [next] = parseForms(p.text, form.action);
+      if (!next) return /<h1>([^<]*)<\/h1>/.exec(p.text)?.[1] ?? `HTTP ${p.status}`;
+      // A page with another form (the confirmation step): submit it on the next round.
+      const c = await http(jar, 'POST', next.action, {
+        form: (() => {
+          const f = { ...next.fields };
+          delete f.confirm;
+          f[decision === 'deny' ? 'abort' : 'confirm'] = 'yes';
+          return f;
+        })(),
+      });
+      if (c.status === 303 || c.status === 302) url = new URL(c.location, next.action).href;
+      else return /<h1>([^<]*)<\/h1>/.exec(c.text)?.[1] ?? `HTTP ${c.status}`;
+    }
+  }
+  throw new Error('too many hops in the device approval');
+}

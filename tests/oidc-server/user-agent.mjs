@@ -2,6 +2,7 @@
 // it plays the browser the CLI would open. Given the authorize URL (last argument), it walks
 // the local server's login and consent pages with plain HTTP, then delivers the redirect to
 // the CLI's loopback callback listener, exactly as a browser following the redirect would.
+// Given a device verification URL (path /device), it approves the device instead.
 //
 // Options:
 //   --deny          abort at the consent page (the server redirects with error=access_denied)
@@ -10,7 +11,7 @@
 //
 // All output goes to stderr (stdout belongs to the CLI).
 
-import { CookieJar, walkToCallback } from './lib.mjs';
+import { approveDevice, CookieJar, walkToCallback } from './lib.mjs';
 
 console.log = console.error; // eslint-disable-line no-console
 
@@ -23,6 +24,17 @@ if (!authorizeUrl) {
 }
 
 const redirectUri = new URL(authorizeUrl).searchParams.get('redirect_uri');
+
+if (new URL(authorizeUrl).pathname.startsWith('/device')) {
+  try {
+    const page = await approveDevice(new CookieJar(), authorizeUrl, flag('--deny') ? 'deny' : 'approve');
+    console.error(`user-agent: device approval ended on "${page}"`);
+    process.exit(0);
+  } catch (err) {
+    console.error(`user-agent: ${err.message}`);
+    process.exit(1);
+  }
+}
 
 async function deliver(url) {
   const res = await fetch(url, { redirect: 'manual' });

@@ -1,0 +1,296 @@
+//! Using stored connections: valid tokens on demand, refresh coordination, authorized calls,
+//! revocation.
+//!
+//! Refresh-token rotation makes refreshing dangerous: a rotated refresh token replayed by a
+//! second, concurrent refresh makes a careful server revoke the whole grant. So:
+//! - at most one refresh per connection runs at a time, across threads and processes: an
+//!   exclusive lock on a per-connection lock file beside the store (`flock` on Unix);
+//! - after taking the lock the stored tokens are read again, and the refresh is skipped when
+//!   another caller already did it;
+//! - the new token set is committed to SQLite (WAL, `synchronous = FULL`) before the lock is
+//!   released and before the new access token is used.
+//!
+//! The one window in which a rotated refresh token can be lost is between the server's answer
+//! arriving and the commit returning (a crash there loses it). `RefreshOutcome::window`
+//! measures it on every refresh.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::bindings::exports::oauth_connector::oauth2::api::ApiResponse;
+use crate::runtime::{CallError, Runtime, Session};
+use crate::store::{Grant, SecretSource, Store, StoreError, StoredConnection};
+use crate::types::{ConnectionConfig, HttpRequest, TokenSet};
+use crate::{HttpTransport, Limits, default_allow_list};
+
+/// Why an operation on a stored connection failed.
+#[derive(Debug)]
+pub enum ConnectionError {
+    /// The store failed.
+    Store(StoreError),
+    /// The component refused, or the call failed (see `CallError`; a
+    /// `reauthorization-required` error means the user must connect again).
+    Call(CallError),
+    /// The client secret's environment variable is not set.
+    SecretUnavailable(String),
+    /// The per-connection lock could not be taken.
+    Lock(PathBuf, std::io::Error),
+}
+
+impl std::fmt::Display for ConnectionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Store(error) => error.fmt(f),
+            Self::Call(error) => error.fmt(f),
+            Self::SecretUnavailable(var) => write!(
+                f,
+                "the connection's client secret comes from ${var}, which is not set"
+            ),
+            Self::Lock(path, error) => write!(f, "cannot lock {}: {error}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for ConnectionError {}
+
+impl From<StoreError> for ConnectionError {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+impl From<CallError> for ConnectionError {
+    fn from(error: CallError) -> Self {
+        Self::Call(error)
+    }
+}
+
+impl ConnectionError {
+    /// True when the user must authorize the connection again.
+    pub fn needs_reauthorization(&self) -> bool {
+        matches!(
+            self,
+            Self::Call(CallError::Connector(
+                crate::types::Error::ReauthorizationRequired(_)
+            ))
+        )
+    }
+}
+
+/// What a token request did.
+#[derive(Debug)]
+pub struct RefreshOutcome {
+    /// The tokens to use.
+    pub tokens: TokenSet,
+    /// Whether this caller refreshed (false: the stored tokens were valid, or another caller
+    /// had just refreshed them).
+    pub refreshed: bool,
+    /// For a refresh: the time from the server's answer to the durable commit of the new
+    /// token set, the only window in which a rotated refresh token could be lost.
+    pub window: Option<Duration>,
+}
+
+/// An authorized API call's result.
+#[derive(Debug)]
+pub struct CallOutcome {
+    /// The final response (after at most one refresh and retry).
+    pub response: crate::types::HttpResponse,
+    /// Whether the first attempt's token was rejected and the call was retried.
+    pub retried: bool,
+    /// Whether any refresh happened for this call.
+    pub refreshed: bool,
+}
+
+/// Stored connections in one store, used through one runtime.
+pub struct Connections<'a> {
+    runtime: &'a Runtime,
+    store: Store,
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl<'a> Connections<'a> {
+    /// Opens the store at `path`; `env` resolves secrets kept as environment references.
+    pub fn open(
+        runtime: &'a Runtime,
+        path: &Path,
+        env: &'a dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConnectionError> {
+        Ok(Self {
+            runtime,
+            store: Store::open(path)?,
+            env,
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The connection's configuration with its client secret filled in.
+    pub fn config(
+        &self,
+        connection: &StoredConnection,
+    ) -> Result<ConnectionConfig, ConnectionError> {
+        let mut config = connection.config.clone();
+        config.client.client_secret = match &connection.secret {
+            SecretSource::None => None,
+            SecretSource::Stored(secret) => Some(secret.clone()),
+            SecretSource::Environment(var) => Some(
+                (self.env)(var)
+                    .filter(|value| !value.is_empty())
+                    .ok_or_else(|| ConnectionError::SecretUnavailable(var.clone()))?,
+            ),
+        };
+        Ok(config)
+    }
+
+    fn session(&self, config: &ConnectionConfig) -> Result<Session, ConnectionError> {
+        let transport = HttpTransport::new(default_allow_list(&config.profile), Limits::default());
+        Ok(self.runtime.instantiate(transport)?)
+    }
+
+    /// Valid tokens for `name`: the stored ones, or freshly refreshed (or re-fetched, for
+    /// client credentials) when they are due.
+    pub fn valid_tokens(&self, name: &str) -> Result<RefreshOutcome, ConnectionError> {
+        let connection = self.store.get(name)?;
+        let config = self.config(&connection)?;
+        if !self
+            .session(&config)?
+            .needs_refresh(&connection.tokens, None)?
+        {
+            return Ok(RefreshOutcome {
+                tokens: connection.tokens,
+                refreshed: false,
+                window: None,
+            });
+        }
+        self.refresh_locked(name, None)
+    }
+
+    /// Refreshes `name` under its lock. With `rejected` (an access token an API refused),
+    /// refreshes unless the stored token already differs from it; without, refreshes unless
+    /// the stored tokens are no longer due.
+    pub fn refresh_locked(
+        &self,
+        name: &str,
+        rejected: Option<&str>,
+    ) -> Result<RefreshOutcome, ConnectionError> {
+        let _lock = self.lock(name)?;
+        let connection = self.store.get(name)?;
+        let config = self.config(&connection)?;
+        let mut session = self.session(&config)?;
+        let still_needed = match rejected {
+            Some(rejected) => connection.tokens.access_token == rejected,
+            None => session.needs_refresh(&connection.tokens, None)?,
+        };
+        if !still_needed {
+            return Ok(RefreshOutcome {
+                tokens: connection.tokens,
+                refreshed: false,
+                window: None,
+            });
+        }
+        let tokens = match connection.grant {
+            Grant::ClientCredentials => session.fetch_client_credentials(&config)?,
+            Grant::AuthorizationCode | Grant::Device => {
+                session.refresh(&config, &connection.tokens)?
+            }
+        };
+        let answered_at = session.last_response_at();
+        self.store.update_tokens(name, &tokens)?;
+        let window = answered_at.map(|at| Instant::now().saturating_duration_since(at));
+        Ok(RefreshOutcome {
+            tokens,
+            refreshed: true,
+            window,
+        })
+    }
+
+    /// Sends an authorized request; on a rejected token, refreshes (once, coordinated) and
+    /// retries exactly once.
+    pub fn call(&self, name: &str, request: &HttpRequest) -> Result<CallOutcome, ConnectionError> {
+        let first = self.valid_tokens(name)?;
+        let connection = self.store.get(name)?;
+        let config = self.config(&connection)?;
+        let answer: ApiResponse =
+            self.session(&config)?
+                .call_api(&config, &first.tokens, request)?;
+        if !answer.token_rejected {
+            return Ok(CallOutcome {
+                response: answer.response,
+                retried: false,
+                refreshed: first.refreshed,
+            });
+        }
+        let second = self.refresh_locked(name, Some(&first.tokens.access_token))?;
+        let retry = self
+            .session(&config)?
+            .call_api(&config, &second.tokens, request)?;
+        Ok(CallOutcome {
+            response: retry.response,
+            retried: true,
+            refreshed: first.refreshed || second.refreshed,
+        })
+    }
+
+    /// Revokes the connection's tokens at the server (RFC 7009); the connection stays stored,
+    /// and its next use fails with `reauthorization-required`.
+    pub fn revoke(&self, name: &str) -> Result<(), ConnectionError> {
+        let connection = self.store.get(name)?;
+        let config = self.config(&connection)?;
+        self.session(&config)?.revoke(&config, &connection.tokens)?;
+        Ok(())
+    }
+
+    /// Takes the per-connection lock (blocking), in `<store>.locks/`.
+    fn lock(&self, name: &str) -> Result<ConnectionLock, ConnectionError> {
+        let dir = lock_dir(self.store.path());
+        let path = dir.join(format!("{}.lock", hex(name)));
+        let lock_error = |error| ConnectionError::Lock(path.clone(), error);
+        create_private_dir(&dir).map_err(lock_error)?;
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(lock_error)?;
+        file.lock().map_err(lock_error)?;
+        Ok(ConnectionLock(file))
+    }
+}
+
+/// Held while a connection refreshes; released on drop (and by the OS if the process dies).
+struct ConnectionLock(File);
+
+impl Drop for ConnectionLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+fn lock_dir(store: &Path) -> PathBuf {
+    let mut name = store.file_name().unwrap_or_default().to_os_string();
+    name.push(".locks");
+    store.with_file_name(name)
+}
+
+/// Connection names may hold any character; lock file names are their hex bytes.
+fn hex(name: &str) -> String {
+    name.bytes().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    }
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
