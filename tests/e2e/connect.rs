@@ -15,14 +15,14 @@ use serde_json::json;
 
 use crate::server::{OidcServer, TempDir, oidc_dir, user_agent};
 
-struct Outcome {
-    code: i32,
-    out: String,
-    err: String,
+pub struct Outcome {
+    pub code: i32,
+    pub out: String,
+    pub err: String,
 }
 
 /// Runs the CLI in-process with `env` as its whole environment.
-fn cli(args: &[&str], env: &[(&str, &str)]) -> Outcome {
+pub fn cli(args: &[&str], env: &[(&str, &str)]) -> Outcome {
     let env_lookup = |name: &str| {
         env.iter()
             .find(|(key, _)| *key == name)

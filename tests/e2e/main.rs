@@ -5,4 +5,5 @@
 //! denies), and delivers the redirect to the CLI's loopback listener.
 
 mod connect;
+mod lifecycle;
 mod server;

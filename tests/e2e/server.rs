@@ -18,7 +18,12 @@ pub struct OidcServer {
 
 impl OidcServer {
     pub fn start() -> Self {
-        let server = LocalServer::start(&[]).expect("start the local authorization server");
+        Self::start_with(&[])
+    }
+
+    /// With server settings, for example `ACCESS_TOKEN_TTL`.
+    pub fn start_with(env: &[(&str, &str)]) -> Self {
+        let server = LocalServer::start(env).expect("start the local authorization server");
         Self {
             issuer: server.issuer().to_owned(),
             server,
@@ -52,6 +57,11 @@ impl OidcServer {
             })
             .expect("reach the test server");
         serde_json::from_slice(&response.body).expect("a JSON answer")
+    }
+
+    /// Zeroes the server's request counters.
+    pub fn reset_stats(&self) {
+        self.send(HttpMethod::Post, "/__stats/reset", vec![], "");
     }
 
     /// How many token requests the server has received, by grant type.
