@@ -4,4 +4,5 @@
 mod authorize;
 mod common;
 mod exchange;
+mod lifecycle;
 mod transport;
