@@ -155,9 +155,9 @@ impl<'a> Connections<'a> {
     /// client credentials) when they are due.
     pub fn valid_tokens(&self, name: &str) -> Result<RefreshOutcome, ConnectionError> {
         let connection = self.store.get(name)?;
-        let config = self.config(&connection)?;
+        // Deciding needs no client secret: it is resolved only for an actual refresh.
         if !self
-            .session(&config)?
+            .session(&connection.config)?
             .needs_refresh(&connection.tokens, None)?
         {
             return Ok(RefreshOutcome {
@@ -179,8 +179,7 @@ impl<'a> Connections<'a> {
     ) -> Result<RefreshOutcome, ConnectionError> {
         let _lock = self.lock(name)?;
         let connection = self.store.get(name)?;
-        let config = self.config(&connection)?;
-        let mut session = self.session(&config)?;
+        let mut session = self.session(&connection.config)?;
         let still_needed = match rejected {
             Some(rejected) => connection.tokens.access_token == rejected,
             None => session.needs_refresh(&connection.tokens, None)?,
@@ -192,6 +191,7 @@ impl<'a> Connections<'a> {
                 window: None,
             });
         }
+        let config = self.config(&connection)?;
         let tokens = match connection.grant {
             Grant::ClientCredentials => session.fetch_client_credentials(&config)?,
             Grant::AuthorizationCode | Grant::Device => {
