@@ -197,6 +197,8 @@ mod tests {
             scopes: vec!["openid".into(), "profile".into()],
             authorize_params: vec![],
             token_requests: TokenRequestExtras::default(),
+            variables: vec![],
+            offline_access: false,
         }
     }
 

@@ -24,5 +24,11 @@ pub fn finish(
         .iter()
         .map(|s| s.expose())
         .collect();
-    parse_token_response(response, config.effective_scopes(), now, &secrets)
+    parse_token_response(
+        response,
+        config.effective_scopes(),
+        &config.profile.token_response,
+        now,
+        &secrets,
+    )
 }

@@ -37,5 +37,11 @@ pub fn finish(
     if let Some(verifier) = &pending.code_verifier {
         secrets.push(verifier.expose());
     }
-    parse_token_response(response, &pending.requested_scopes, now, &secrets)
+    parse_token_response(
+        response,
+        &pending.requested_scopes,
+        &config.profile.token_response,
+        now,
+        &secrets,
+    )
 }

@@ -11,14 +11,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::authorize::{self, BeginRandom, PendingAuthorization};
 use crate::device::{DeviceAuthorization, DevicePoll};
 use crate::error::{
-    CallbackError, ConfigError, Error, ErrorCode, InvalidResponse, OAuthError, ServerUnavailable,
-    TransportError,
+    CallbackError, ConfigError, DiscoveryError, Error, ErrorCode, InvalidResponse, OAuthError,
+    ServerUnavailable, TransportError,
 };
 use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::profile::{self, ConnectionConfig};
 use crate::secret::{PkceVerifier, Secret};
 use crate::token::TokenSet;
-use crate::{api, callback, client_credentials, complete, device, lifecycle};
+use crate::{api, callback, client_credentials, complete, device, discovery, lifecycle, presets};
 
 wit_bindgen::generate!({
     world: "connector",
@@ -43,7 +43,7 @@ impl wit_authorization_code::Guest for Connector {
     fn begin(
         config: wit::ConnectionConfig,
     ) -> WitResult<wit_authorization_code::AuthorizationRequest> {
-        let config = connection_config_from_wit(config);
+        let config = prepared(config)?;
         let request = authorize::begin(&config, now(), &begin_random()?).map_err(error_to_wit)?;
         let pending = request.pending;
         Ok(wit_authorization_code::AuthorizationRequest {
@@ -64,7 +64,7 @@ impl wit_authorization_code::Guest for Connector {
         pending: wit::PendingAuthorization,
         callback_url: String,
     ) -> WitResult<wit::TokenSet> {
-        let config = connection_config_from_wit(config);
+        let config = prepared(config)?;
         let pending = pending_from_wit(pending);
         let request =
             complete::prepare(&config, &pending, &callback_url, now()).map_err(error_to_wit)?;
@@ -81,7 +81,7 @@ impl wit_authorization_code::Guest for Connector {
 
 impl wit_client_credentials::Guest for Connector {
     fn fetch(config: wit::ConnectionConfig) -> WitResult<wit::TokenSet> {
-        let config = connection_config_from_wit(config);
+        let config = prepared(config)?;
         let response = send(client_credentials::request(&config).map_err(error_to_wit)?)?;
         client_credentials::finish(&config, &response, now())
             .map(token_set_to_wit)
@@ -91,7 +91,7 @@ impl wit_client_credentials::Guest for Connector {
 
 impl wit_device::Guest for Connector {
     fn begin(config: wit::ConnectionConfig) -> WitResult<wit_device::DeviceAuthorization> {
-        let config = connection_config_from_wit(config);
+        let config = prepared(config)?;
         let response = send(device::begin_request(&config).map_err(error_to_wit)?)?;
         let device = device::finish_begin(&config, &response, now()).map_err(error_to_wit)?;
         Ok(wit_device::DeviceAuthorization {
@@ -109,7 +109,7 @@ impl wit_device::Guest for Connector {
         config: wit::ConnectionConfig,
         device: wit_device::DeviceAuthorization,
     ) -> WitResult<wit_device::DevicePoll> {
-        let config = connection_config_from_wit(config);
+        let config = prepared(config)?;
         let device = DeviceAuthorization {
             device_code: Secret::new(device.device_code),
             user_code: device.user_code,
@@ -136,7 +136,7 @@ impl wit_tokens::Guest for Connector {
     }
 
     fn refresh(config: wit::ConnectionConfig, tokens: wit::TokenSet) -> WitResult<wit::TokenSet> {
-        let config = connection_config_from_wit(config);
+        let config = prepared(config)?;
         let tokens = token_set_from_wit(tokens);
         let response = send(lifecycle::refresh_request(&config, &tokens).map_err(error_to_wit)?)?;
         lifecycle::finish_refresh(&config, &tokens, &response, now())
@@ -145,7 +145,7 @@ impl wit_tokens::Guest for Connector {
     }
 
     fn revoke(config: wit::ConnectionConfig, tokens: wit::TokenSet) -> WitResult<()> {
-        let config = connection_config_from_wit(config);
+        let config = prepared(config)?;
         let tokens = token_set_from_wit(tokens);
         let mut secrets = vec![tokens.access_token.expose()];
         secrets.extend(tokens.refresh_token.as_ref().map(Secret::expose));
@@ -162,7 +162,7 @@ impl wit_tokens::Guest for Connector {
         token: String,
         token_type_hint: Option<String>,
     ) -> WitResult<wit_tokens::Introspection> {
-        let config = connection_config_from_wit(config);
+        let config = prepared(config)?;
         let token = Secret::new(token);
         let request = lifecycle::introspection_request(&config, &token, token_type_hint.as_deref())
             .map_err(error_to_wit)?;
@@ -187,7 +187,7 @@ impl wit_api::Guest for Connector {
         tokens: wit::TokenSet,
         request: wit::HttpRequest,
     ) -> WitResult<wit_api::ApiResponse> {
-        let config = connection_config_from_wit(config);
+        let config = prepared(config)?;
         let tokens = token_set_from_wit(tokens);
         let request = api::authorize_request(&config.profile, &tokens, request_from_wit(request))
             .map_err(error_to_wit)?;
@@ -204,6 +204,42 @@ impl wit_api::Guest for Connector {
 }
 
 impl wit_providers::Guest for Connector {
+    fn list_presets() -> Vec<wit_providers::PresetInfo> {
+        // The catalogue is compiled in and checked by the core's tests; an unreadable one
+        // would list nothing rather than trap.
+        presets::all()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|preset| wit_providers::PresetInfo {
+                id: preset.id,
+                display_name: preset.display_name,
+                variables: preset.profile.variables,
+                notes: preset.notes,
+                sources: preset.sources,
+            })
+            .collect()
+    }
+
+    fn preset(id: String) -> WitResult<wit::ProviderProfile> {
+        presets::get(&id)
+            .map(|preset| profile_to_wit(preset.profile))
+            .map_err(error_to_wit)
+    }
+
+    fn discover(issuer: String) -> WitResult<wit::ProviderProfile> {
+        let mut last_status = 0;
+        for url in discovery::metadata_urls(&issuer).map_err(error_to_wit)? {
+            let response = send(discovery::metadata_request(&url))?;
+            last_status = response.status;
+            if let Some(found) = discovery::profile_from_response(&issuer, &response) {
+                return found.map(profile_to_wit).map_err(error_to_wit);
+            }
+        }
+        Err(error_to_wit(Error::Discovery(DiscoveryError::NotFound(
+            last_status,
+        ))))
+    }
+
     fn parse_profile(json: String) -> WitResult<wit::ProviderProfile> {
         profile::ProviderProfile::from_json(&json)
             .map(profile_to_wit)
@@ -215,6 +251,13 @@ impl wit_providers::Guest for Connector {
             .validate()
             .map_err(|error| error_to_wit(error.into()))
     }
+}
+
+/// The core configuration for `config`: placeholders filled, offline access applied.
+fn prepared(config: wit::ConnectionConfig) -> WitResult<ConnectionConfig> {
+    connection_config_from_wit(config)
+        .prepare()
+        .map_err(|error| error_to_wit(error.into()))
 }
 
 /// Sends a request through the host's transport.
@@ -296,6 +339,8 @@ fn profile_from_wit(profile: wit::ProviderProfile) -> profile::ProviderProfile {
         introspection_url: profile.introspection_url,
         device_authorization_url: profile.device_authorization_url,
         api_base_url: profile.api_base_url,
+        userinfo_url: profile.userinfo_url,
+        variables: profile.variables,
         scope_separator: profile.scope_separator,
         default_scopes: profile.default_scopes,
         pkce: match profile.pkce {
@@ -313,6 +358,19 @@ fn profile_from_wit(profile: wit::ProviderProfile) -> profile::ProviderProfile {
         requires_iss: profile.requires_iss,
         authorize_params: key_values_from_wit(profile.authorize_params),
         token_requests: token_requests_from_wit(profile.token_requests),
+        token_request_format: match profile.token_request_format {
+            wit::BodyFormat::Form => profile::BodyFormat::Form,
+            wit::BodyFormat::Json => profile::BodyFormat::Json,
+        },
+        offline_access: profile::OfflineAccess {
+            scopes: profile.offline_access.scopes,
+            authorize_params: key_values_from_wit(profile.offline_access.authorize_params),
+        },
+        token_response: profile::TokenResponseQuirks {
+            path: profile.token_response.path,
+            success_flag: profile.token_response.success_flag,
+            default_expires_in: profile.token_response.default_expires_in,
+        },
         token_placement: match profile.token_placement {
             wit::TokenPlacement::AuthorizationHeader => {
                 profile::TokenPlacement::AuthorizationHeader
@@ -343,6 +401,8 @@ fn connection_config_from_wit(config: wit::ConnectionConfig) -> ConnectionConfig
         scopes: config.scopes,
         authorize_params: key_values_from_wit(config.authorize_params),
         token_requests: token_requests_from_wit(config.token_requests),
+        variables: key_values_from_wit(config.variables),
+        offline_access: config.offline_access,
     }
 }
 
@@ -458,6 +518,8 @@ fn profile_to_wit(profile: profile::ProviderProfile) -> wit::ProviderProfile {
         introspection_url: profile.introspection_url,
         device_authorization_url: profile.device_authorization_url,
         api_base_url: profile.api_base_url,
+        userinfo_url: profile.userinfo_url,
+        variables: profile.variables,
         scope_separator: profile.scope_separator,
         default_scopes: profile.default_scopes,
         pkce: match profile.pkce {
@@ -475,6 +537,19 @@ fn profile_to_wit(profile: profile::ProviderProfile) -> wit::ProviderProfile {
         requires_iss: profile.requires_iss,
         authorize_params: key_values_to_wit(profile.authorize_params),
         token_requests: token_requests_to_wit(profile.token_requests),
+        token_request_format: match profile.token_request_format {
+            profile::BodyFormat::Form => wit::BodyFormat::Form,
+            profile::BodyFormat::Json => wit::BodyFormat::Json,
+        },
+        offline_access: wit::OfflineAccess {
+            scopes: profile.offline_access.scopes,
+            authorize_params: key_values_to_wit(profile.offline_access.authorize_params),
+        },
+        token_response: wit::TokenResponseQuirks {
+            path: profile.token_response.path,
+            success_flag: profile.token_response.success_flag,
+            default_expires_in: profile.token_response.default_expires_in,
+        },
         token_placement: match profile.token_placement {
             profile::TokenPlacement::AuthorizationHeader => {
                 wit::TokenPlacement::AuthorizationHeader
@@ -543,6 +618,9 @@ fn config_error_to_wit(error: ConfigError) -> wit::ConfigurationError {
         ConfigError::InvalidValue(field) => wit::ConfigurationError::InvalidValue(field),
         ConfigError::MissingClientSecret => wit::ConfigurationError::MissingClientSecret,
         ConfigError::NoRefreshToken => wit::ConfigurationError::NoRefreshToken,
+        ConfigError::MissingVariable(name) => wit::ConfigurationError::MissingVariable(name),
+        ConfigError::InvalidVariable(name) => wit::ConfigurationError::InvalidVariable(name),
+        ConfigError::UnknownPreset(id) => wit::ConfigurationError::UnknownPreset(id),
         ConfigError::InvalidProfile(reason) => wit::ConfigurationError::InvalidProfile(reason),
     }
 }
@@ -581,6 +659,11 @@ fn error_to_wit(error: Error) -> wit::Error {
             CallbackError::IssuerMismatch => wit::CallbackError::IssuerMismatch,
             CallbackError::IssuerMissing => wit::CallbackError::IssuerMissing,
             CallbackError::MissingCode => wit::CallbackError::MissingCode,
+        }),
+        Error::Discovery(error) => wit::Error::Discovery(match error {
+            DiscoveryError::NotFound(status) => wit::DiscoveryError::NotFound(status),
+            DiscoveryError::IssuerMismatch(issuer) => wit::DiscoveryError::IssuerMismatch(issuer),
+            DiscoveryError::MissingField(name) => wit::DiscoveryError::MissingField(name),
         }),
     }
 }

@@ -136,7 +136,8 @@ pub fn finish_poll(
         .map(|s| s.expose())
         .collect();
     secrets.push(device.device_code.expose());
-    match parse_token_response(response, &device.requested_scopes, now, &secrets) {
+    let quirks = &config.profile.token_response;
+    match parse_token_response(response, &device.requested_scopes, quirks, now, &secrets) {
         Ok(tokens) => Ok(DevicePoll::Complete(tokens)),
         Err(Error::ServerSaidNo(error)) => match error.code {
             ErrorCode::AuthorizationPending => Ok(DevicePoll::Pending(device.interval_seconds)),
@@ -170,6 +171,8 @@ mod tests {
             scopes: vec!["openid".into(), "offline_access".into()],
             authorize_params: vec![],
             token_requests: TokenRequestExtras::default(),
+            variables: vec![],
+            offline_access: false,
         }
     }
 

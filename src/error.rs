@@ -142,6 +142,12 @@ pub enum ConfigError {
     MissingClientSecret,
     /// A refresh was asked for without a refresh token.
     NoRefreshToken,
+    /// A URL placeholder has no value (its name).
+    MissingVariable(String),
+    /// A variable's value is not allowed at its placeholder (its name).
+    InvalidVariable(String),
+    /// No preset of that name.
+    UnknownPreset(String),
     /// A JSON profile could not be parsed (the parser's reason).
     InvalidProfile(String),
 }
@@ -177,6 +183,17 @@ pub struct ServerUnavailable {
     pub error: Option<OAuthError>,
 }
 
+/// Why discovery failed (the WIT `discovery-error`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DiscoveryError {
+    /// No metadata URL answered 200 (the last status).
+    NotFound(u16),
+    /// The document names another issuer (its value).
+    IssuerMismatch(String),
+    /// A required member is missing (its name).
+    MissingField(String),
+}
+
 /// Every error the connector returns (the WIT `error`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {
@@ -194,6 +211,8 @@ pub enum Error {
     Configuration(ConfigError),
     /// The redirect callback was refused.
     Callback(CallbackError),
+    /// Discovery failed.
+    Discovery(DiscoveryError),
 }
 
 impl From<ConfigError> for Error {
@@ -226,6 +245,11 @@ impl fmt::Display for ConfigError {
                 "the client authentication method needs a client secret and none is configured",
             ),
             Self::NoRefreshToken => f.write_str("the connection has no refresh token"),
+            Self::MissingVariable(name) => write!(f, "no value for the URL variable `{name}`"),
+            Self::InvalidVariable(name) => {
+                write!(f, "the value of `{name}` is not allowed in its URL")
+            }
+            Self::UnknownPreset(id) => write!(f, "no preset named `{id}`"),
             Self::InvalidProfile(reason) => write!(f, "invalid provider profile: {reason}"),
         }
     }
@@ -269,6 +293,7 @@ impl fmt::Display for Error {
             ),
             Self::Configuration(error) => write!(f, "configuration: {error}"),
             Self::Callback(error) => write!(f, "callback refused: {error:?}"),
+            Self::Discovery(error) => write!(f, "discovery failed: {error:?}"),
         }
     }
 }

@@ -60,7 +60,8 @@ pub fn finish_refresh(
     if let Some(refresh_token) = &old.refresh_token {
         secrets.push(refresh_token.expose());
     }
-    let fresh = match token::parse_token_response(response, &old.scopes, now, &secrets) {
+    let quirks = &config.profile.token_response;
+    let fresh = match token::parse_token_response(response, &old.scopes, quirks, now, &secrets) {
         Ok(fresh) => fresh,
         Err(Error::ServerSaidNo(error))
             if matches!(
@@ -234,6 +235,8 @@ mod tests {
             scopes: vec![],
             authorize_params: vec![],
             token_requests: TokenRequestExtras::default(),
+            variables: vec![],
+            offline_access: false,
         }
     }
 

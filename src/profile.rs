@@ -139,6 +139,39 @@ pub struct TokenRejection {
     pub body_markers: Vec<String>,
 }
 
+/// How token-request bodies are encoded (the WIT `body-format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BodyFormat {
+    /// `application/x-www-form-urlencoded`.
+    #[default]
+    Form,
+    /// A JSON object of strings.
+    Json,
+}
+
+/// How to obtain a refresh token (the WIT `offline-access`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct OfflineAccess {
+    /// Scopes to add.
+    pub scopes: Vec<String>,
+    /// Authorize parameters to add.
+    pub authorize_params: Vec<KeyValue>,
+}
+
+/// Deviations of token responses (the WIT `token-response-quirks`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TokenResponseQuirks {
+    /// The members leading to the object with the token fields.
+    pub path: Vec<String>,
+    /// A boolean member that is false on failure.
+    pub success_flag: Option<String>,
+    /// Validity to assume without `expires_in`.
+    pub default_expires_in: Option<u64>,
+}
+
 /// One OAuth 2.0 server and its quirks (the WIT `provider-profile`).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -169,6 +202,12 @@ pub struct ProviderProfile {
     /// The API's base URL.
     #[serde(default)]
     pub api_base_url: Option<String>,
+    /// The userinfo endpoint.
+    #[serde(default)]
+    pub userinfo_url: Option<String>,
+    /// The URL placeholders every connection must fill.
+    #[serde(default)]
+    pub variables: Vec<String>,
     /// The scope separator; a space by default (RFC 6749 §3.3).
     #[serde(default = "default_scope_separator")]
     pub scope_separator: String,
@@ -190,12 +229,91 @@ pub struct ProviderProfile {
     /// Extras per kind of token request.
     #[serde(default)]
     pub token_requests: TokenRequestExtras,
+    /// How token-request bodies are encoded.
+    #[serde(default)]
+    pub token_request_format: BodyFormat,
+    /// How to obtain a refresh token.
+    #[serde(default)]
+    pub offline_access: OfflineAccess,
+    /// Deviations of token responses.
+    #[serde(default)]
+    pub token_response: TokenResponseQuirks,
     /// Where API calls carry the token.
     #[serde(default)]
     pub token_placement: TokenPlacement,
     /// Rejection signals beyond 401.
     #[serde(default)]
     pub token_rejection: TokenRejection,
+}
+
+fn is_placeholder_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn url_starts_with_placeholder(url: &str, name: &str) -> bool {
+    url.strip_prefix('{')
+        .and_then(|rest| rest.strip_prefix(name))
+        .is_some_and(|rest| rest.starts_with('}'))
+}
+
+/// Fills the `{name}` placeholders of `template` (the field `field`) with `value(name)`.
+///
+/// A placeholder that starts the URL takes an absolute http(s) URL without query or
+/// fragment (trailing slashes dropped), for a base URL; anywhere else the value may hold
+/// only letters, digits, `.`, `-` and `_`, so that a tenant or subdomain can never change
+/// the URL's host, path or query. Braces that do not enclose a placeholder name are kept.
+pub fn fill(
+    field: &str,
+    template: &str,
+    declared: &[String],
+    value: impl Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}').map(|c| open + c) else {
+            break;
+        };
+        let name = &rest[open + 1..close];
+        if !is_placeholder_name(name) {
+            out.push_str(&rest[..=open]);
+            rest = &rest[open + 1..];
+            continue;
+        }
+        if !declared.iter().any(|d| d == name) {
+            return Err(ConfigError::InvalidValue(field.to_owned()));
+        }
+        let filled = value(name).ok_or_else(|| ConfigError::MissingVariable(name.to_owned()))?;
+        let at_start = out.is_empty() && open == 0;
+        let valid = if at_start {
+            url::Url::parse(&filled).is_ok_and(|url| {
+                matches!(url.scheme(), "http" | "https")
+                    && url.has_host()
+                    && url.query().is_none()
+                    && url.fragment().is_none()
+            })
+        } else {
+            !filled.is_empty()
+                && filled
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        };
+        if !valid {
+            return Err(ConfigError::InvalidVariable(name.to_owned()));
+        }
+        out.push_str(&rest[..open]);
+        out.push_str(if at_start {
+            filled.trim_end_matches('/')
+        } else {
+            &filled
+        });
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 fn default_scope_separator() -> String {
@@ -211,12 +329,74 @@ impl ProviderProfile {
         Ok(profile)
     }
 
+    /// The URL fields, by WIT field name.
+    fn urls_mut(&mut self) -> [(&'static str, Option<&mut String>); 9] {
+        [
+            ("issuer", self.issuer.as_mut()),
+            ("authorize-url", self.authorize_url.as_mut()),
+            ("token-url", Some(&mut self.token_url)),
+            ("refresh-url", self.refresh_url.as_mut()),
+            ("revocation-url", self.revocation_url.as_mut()),
+            ("introspection-url", self.introspection_url.as_mut()),
+            (
+                "device-authorization-url",
+                self.device_authorization_url.as_mut(),
+            ),
+            ("api-base-url", self.api_base_url.as_mut()),
+            ("userinfo-url", self.userinfo_url.as_mut()),
+        ]
+    }
+
+    /// The profile with every `{name}` placeholder in its URLs filled from `variables`.
+    ///
+    /// Errors: `MissingVariable(name)`; `InvalidVariable(name)` for a value not allowed at
+    /// its position (see `fill`); `InvalidValue(field)` for a placeholder the profile does
+    /// not declare in `variables`.
+    pub fn resolve(&self, variables: &[KeyValue]) -> Result<Self, ConfigError> {
+        let mut resolved = self.clone();
+        let declared = self.variables.clone();
+        for (field, url) in resolved.urls_mut() {
+            if let Some(url) = url {
+                *url = fill(field, url, &declared, |name| {
+                    variables
+                        .iter()
+                        .find(|kv| kv.name == name)
+                        .map(|kv| kv.value.clone())
+                })?;
+            }
+        }
+        Ok(resolved)
+    }
+
     /// Checks every endpoint URL and value the connector relies on.
     ///
     /// Errors: `InvalidUrl` / `InsecureUrl` for an endpoint, `InvalidValue("scope-separator")`
     /// for an empty separator, `InvalidValue("issuer")` for an issuer that is not a URL or
     /// that is missing while `requires-iss` is set.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        // Placeholders are checked with stand-in values; the real ones come per connection.
+        let sample: Vec<KeyValue> = self
+            .variables
+            .iter()
+            .map(|name| KeyValue::new(name, "x"))
+            .collect();
+        let mut profile = self.clone();
+        for (field, url) in profile.urls_mut() {
+            if let Some(url) = url {
+                *url = fill(field, url, &self.variables, |name| {
+                    let value = &sample.iter().find(|kv| kv.name == name)?.value;
+                    Some(if url_starts_with_placeholder(url, name) {
+                        "https://placeholder.invalid".to_owned()
+                    } else {
+                        value.clone()
+                    })
+                })?;
+            }
+        }
+        profile.validate_resolved()
+    }
+
+    fn validate_resolved(&self) -> Result<(), ConfigError> {
         parse_endpoint("token-url", &self.token_url)?;
         for (field, url) in [
             ("authorize-url", &self.authorize_url),
@@ -225,6 +405,7 @@ impl ProviderProfile {
             ("introspection-url", &self.introspection_url),
             ("device-authorization-url", &self.device_authorization_url),
             ("api-base-url", &self.api_base_url),
+            ("userinfo-url", &self.userinfo_url),
         ] {
             if let Some(url) = url {
                 parse_endpoint(field, url)?;
@@ -278,9 +459,34 @@ pub struct ConnectionConfig {
     pub authorize_params: Vec<KeyValue>,
     /// The caller's extras per kind of token request.
     pub token_requests: TokenRequestExtras,
+    /// Values for the profile's URL placeholders.
+    pub variables: Vec<KeyValue>,
+    /// Whether to ask for a refresh token the profile's way.
+    pub offline_access: bool,
 }
 
 impl ConnectionConfig {
+    /// The configuration every operation works on: placeholders filled, offline access
+    /// applied (its scopes added to the effective scopes, its authorize parameters after the
+    /// profile's), everything validated.
+    pub fn prepare(&self) -> Result<Self, ConfigError> {
+        let mut config = self.clone();
+        config.profile = self.profile.resolve(&self.variables)?;
+        config.profile.validate_resolved()?;
+        if self.offline_access {
+            let mut scopes = config.effective_scopes().to_vec();
+            for scope in &config.profile.offline_access.scopes {
+                if !scopes.contains(scope) {
+                    scopes.push(scope.clone());
+                }
+            }
+            config.scopes = scopes;
+            let offline = config.profile.offline_access.authorize_params.clone();
+            config.profile.authorize_params.extend(offline);
+        }
+        Ok(config)
+    }
+
     /// The scopes to request: the connection's, else the profile's defaults.
     pub fn effective_scopes(&self) -> &[String] {
         if self.scopes.is_empty() {

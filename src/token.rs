@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use crate::error::{Error, ErrorCode, InvalidResponse, OAuthError, ServerUnavailable};
 use crate::form;
 use crate::http::HttpResponse;
-use crate::profile::KeyValue;
+use crate::profile::{KeyValue, TokenResponseQuirks};
 use crate::secret::Secret;
 
 /// Largest token response the core will parse. Token responses are a few KB; the host's
@@ -49,6 +49,7 @@ pub struct TokenSet {
 pub fn parse_token_response(
     response: &HttpResponse,
     requested_scopes: &[String],
+    quirks: &TokenResponseQuirks,
     now: u64,
     secrets: &[&str],
 ) -> Result<TokenSet, Error> {
@@ -70,6 +71,18 @@ pub fn parse_token_response(
     if let Some(unavailable) = unavailable(response, fields.as_ref()) {
         return Err(unavailable);
     }
+    // A vendor success flag (Slack's `ok`) that is false: the server's refusal.
+    if let (Some(flag), Some(fields)) = (&quirks.success_flag, &fields)
+        && fields.get(flag) == Some(&Value::Bool(false))
+    {
+        return Err(Error::ServerSaidNo(oauth_error(fields).unwrap_or(
+            OAuthError {
+                code: ErrorCode::Extension(format!("{flag}_false")),
+                description: None,
+                uri: None,
+            },
+        )));
+    }
     // An error body wins unless a 2xx also carries a token (then `error` is just a field).
     if let Some(fields) = &fields
         && let Some(error) = oauth_error(fields)
@@ -87,7 +100,33 @@ pub fn parse_token_response(
     let Some(fields) = fields else {
         return Err(invalid("body is neither a JSON object nor a form"));
     };
-    token_set_from_fields(fields, requested_scopes, now).map_err(|reason| invalid(&reason))
+    let fields = follow_path(fields, &quirks.path).map_err(|reason| invalid(&reason))?;
+    let mut tokens =
+        token_set_from_fields(fields, requested_scopes, now).map_err(|reason| invalid(&reason))?;
+    if tokens.expires_at.is_none() {
+        tokens.expires_at = quirks
+            .default_expires_in
+            .map(|seconds| now.saturating_add(seconds));
+    }
+    Ok(tokens)
+}
+
+/// Descends `path` to the object holding the token fields; the members left behind at each
+/// level join it, so that they end up among the extras.
+fn follow_path(
+    mut fields: Map<String, Value>,
+    path: &[String],
+) -> Result<Map<String, Value>, String> {
+    for member in path {
+        let Some(Value::Object(mut inner)) = fields.remove(member) else {
+            return Err(format!("no object `{member}` holding the tokens"));
+        };
+        for (name, value) in fields {
+            inner.entry(name).or_insert(value);
+        }
+        fields = inner;
+    }
+    Ok(fields)
 }
 
 /// `server-unavailable` for a 429 or 5xx (with `Retry-After` as a hint and any OAuth error in
@@ -257,6 +296,7 @@ mod tests {
         parse_token_response(
             response,
             &["requested".to_owned()],
+            &TokenResponseQuirks::default(),
             1000,
             &["client-secret"],
         )

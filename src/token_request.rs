@@ -7,7 +7,7 @@ use crate::endpoint::parse_endpoint;
 use crate::error::{ConfigError, Error};
 use crate::form;
 use crate::http::{HttpRequest, Method};
-use crate::profile::{ClientAuthMethod, ConnectionConfig, KeyValue, RequestKind};
+use crate::profile::{BodyFormat, ClientAuthMethod, ConnectionConfig, KeyValue, RequestKind};
 use crate::secret::Secret;
 
 /// Body parameters the connector sets; an extra parameter may not override them.
@@ -187,8 +187,12 @@ pub fn authenticated_post(
             .map(|secret| secret.expose())
             .ok_or(ConfigError::MissingClientSecret)
     };
+    let content_type = match profile.token_request_format {
+        BodyFormat::Form => "application/x-www-form-urlencoded",
+        BodyFormat::Json => "application/json",
+    };
     let mut headers = vec![
-        KeyValue::new("Content-Type", "application/x-www-form-urlencoded"),
+        KeyValue::new("Content-Type", content_type),
         KeyValue::new("Accept", "application/json"),
     ];
     match profile.client_auth {
@@ -235,8 +239,26 @@ pub fn authenticated_post(
         method: Method::Post,
         url: url.into(),
         headers,
-        body: form::encode(&params).into_bytes(),
+        body: match profile.token_request_format {
+            BodyFormat::Form => form::encode(&params).into_bytes(),
+            BodyFormat::Json => json_body(&params),
+        },
     })
+}
+
+/// A JSON object of string members, in order (for vendors that want JSON token requests).
+fn json_body(params: &[KeyValue]) -> Vec<u8> {
+    let members: Vec<String> = params
+        .iter()
+        .map(|p| {
+            format!(
+                "{}:{}",
+                serde_json::Value::from(p.name.as_str()),
+                serde_json::Value::from(p.value.as_str())
+            )
+        })
+        .collect();
+    format!("{{{}}}", members.join(",")).into_bytes()
 }
 
 #[cfg(test)]
@@ -262,6 +284,8 @@ mod tests {
             scopes: vec![],
             authorize_params: vec![],
             token_requests: TokenRequestExtras::default(),
+            variables: vec![],
+            offline_access: false,
         }
     }
 

@@ -538,6 +538,8 @@ fn connection_config(
         scopes: client.scopes.clone(),
         authorize_params: client.params.clone(),
         token_requests: crate::no_token_extras(),
+        variables: vec![],
+        offline_access: false,
     })
 }
 

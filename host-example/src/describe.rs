@@ -32,6 +32,19 @@ pub fn error(error: &Error) -> String {
         ),
         Error::Configuration(error) => format!("configuration: {}", configuration_error(error)),
         Error::Callback(error) => format!("callback refused: {}", callback_error(error)),
+        Error::Discovery(error) => format!("discovery failed: {}", discovery_error(error)),
+    }
+}
+
+/// One line for a failed discovery.
+pub fn discovery_error(error: &crate::bindings::types::DiscoveryError) -> String {
+    use crate::bindings::types::DiscoveryError as D;
+    match error {
+        D::NotFound(status) => format!("no metadata document (last status {status})"),
+        D::IssuerMismatch(issuer) => {
+            format!("the metadata names another issuer, `{issuer}` (RFC 8414 §3.3)")
+        }
+        D::MissingField(name) => format!("the metadata has no `{name}`"),
     }
 }
 
@@ -120,6 +133,15 @@ pub fn configuration_error(error: &ConfigurationError) -> String {
                 .to_owned()
         }
         ConfigurationError::NoRefreshToken => "the connection has no refresh token".to_owned(),
+        ConfigurationError::MissingVariable(name) => {
+            format!("the profile needs a value for `{name}` (pass --var {name}=VALUE)")
+        }
+        ConfigurationError::InvalidVariable(name) => {
+            format!("the value of `{name}` is not allowed in its URL")
+        }
+        ConfigurationError::UnknownPreset(id) => {
+            format!("no preset named `{id}` (see `connector-host providers`)")
+        }
         ConfigurationError::InvalidProfile(reason) => format!("invalid provider profile: {reason}"),
     }
 }

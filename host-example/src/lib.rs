@@ -40,6 +40,7 @@ pub fn default_allow_list(profile: &types::ProviderProfile) -> AllowList {
             profile.introspection_url.as_deref(),
             profile.device_authorization_url.as_deref(),
             profile.api_base_url.as_deref(),
+            profile.userinfo_url.as_deref(),
         ]
         .into_iter()
         .flatten(),
@@ -58,6 +59,8 @@ pub fn profile_with_defaults(id: &str, token_url: &str) -> types::ProviderProfil
         introspection_url: None,
         device_authorization_url: None,
         api_base_url: None,
+        userinfo_url: None,
+        variables: vec![],
         scope_separator: " ".to_owned(),
         default_scopes: vec![],
         pkce: types::PkceMethod::S256,
@@ -65,6 +68,16 @@ pub fn profile_with_defaults(id: &str, token_url: &str) -> types::ProviderProfil
         requires_iss: false,
         authorize_params: vec![],
         token_requests: no_token_extras(),
+        token_request_format: types::BodyFormat::Form,
+        offline_access: types::OfflineAccess {
+            scopes: vec![],
+            authorize_params: vec![],
+        },
+        token_response: types::TokenResponseQuirks {
+            path: vec![],
+            success_flag: None,
+            default_expires_in: None,
+        },
         token_placement: types::TokenPlacement::AuthorizationHeader,
         token_rejection: types::TokenRejection {
             statuses: vec![],

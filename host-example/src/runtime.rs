@@ -12,6 +12,7 @@ use crate::bindings::exports::oauth_connector::oauth2::api::ApiResponse;
 use crate::bindings::exports::oauth_connector::oauth2::device_authorization::{
     DeviceAuthorization, DevicePoll,
 };
+use crate::bindings::exports::oauth_connector::oauth2::providers::PresetInfo;
 use crate::bindings::exports::oauth_connector::oauth2::tokens::Introspection;
 use crate::bindings::oauth_connector::oauth2::transport;
 use crate::bindings::types::{self, HttpRequest, HttpResponse, TransportError};
@@ -279,6 +280,26 @@ impl Session {
     ) -> Result<ApiResponse, CallError> {
         let exports = self.connector.oauth_connector_oauth2_api();
         flatten(exports.call_call(&mut self.store, config, tokens, request))
+    }
+
+    /// `providers.list-presets`.
+    pub fn list_presets(&mut self) -> Result<Vec<PresetInfo>, CallError> {
+        let exports = self.connector.oauth_connector_oauth2_providers();
+        exports
+            .call_list_presets(&mut self.store)
+            .map_err(CallError::Runtime)
+    }
+
+    /// `providers.preset`.
+    pub fn preset(&mut self, id: &str) -> Result<types::ProviderProfile, CallError> {
+        let exports = self.connector.oauth_connector_oauth2_providers();
+        flatten(exports.call_preset(&mut self.store, id))
+    }
+
+    /// `providers.discover` (the transport must allow the issuer's origin).
+    pub fn discover(&mut self, issuer: &str) -> Result<types::ProviderProfile, CallError> {
+        let exports = self.connector.oauth_connector_oauth2_providers();
+        flatten(exports.call_discover(&mut self.store, issuer))
     }
 
     /// `providers.parse-profile`.

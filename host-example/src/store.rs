@@ -427,6 +427,8 @@ mod tests {
             scopes: vec!["a".into()],
             authorize_params: vec![],
             token_requests: crate::no_token_extras(),
+            variables: vec![],
+            offline_access: false,
         }
     }
 

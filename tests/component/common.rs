@@ -84,6 +84,8 @@ pub fn config(profile: ProviderProfile) -> ConnectionConfig {
         scopes: vec!["openid".into(), "profile".into()],
         authorize_params: vec![],
         token_requests: connector_host::no_token_extras(),
+        variables: vec![],
+        offline_access: false,
     }
 }
 

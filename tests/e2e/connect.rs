@@ -371,6 +371,8 @@ fn library_flow(
         scopes: vec![],
         authorize_params: vec![],
         token_requests: connector_host::no_token_extras(),
+        variables: vec![],
+        offline_access: false,
     };
     let listener = RedirectListener::bind("http://127.0.0.1:0/callback").unwrap();
     let mut user = ScriptedUser {

@@ -1,0 +1,268 @@
+//! Building a profile from an issuer's metadata: RFC 8414 (OAuth 2.0 Authorization Server
+//! Metadata) and OpenID Connect Discovery 1.0.
+
+use serde_json::{Map, Value};
+
+use crate::endpoint::parse_endpoint;
+use crate::error::{ConfigError, DiscoveryError, Error, InvalidResponse};
+use crate::http::{HttpRequest, HttpResponse, Method};
+use crate::profile::{ClientAuthMethod, KeyValue, PkceMethod, ProviderProfile};
+use crate::token::excerpt;
+
+/// The metadata URLs to try, in order: RFC 8414 §3.1 (the well-known suffix inserted between
+/// host and path), then OpenID Connect Discovery §4 (appended to the issuer).
+pub fn metadata_urls(issuer: &str) -> Result<Vec<String>, Error> {
+    let url = parse_endpoint("issuer", issuer)?;
+    if url.query().is_some() {
+        return Err(ConfigError::InvalidUrl("issuer".into()).into());
+    }
+    let origin = url.origin().ascii_serialization();
+    let path = url.path().trim_end_matches('/');
+    Ok(vec![
+        format!("{origin}/.well-known/oauth-authorization-server{path}"),
+        format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        ),
+    ])
+}
+
+/// A GET for one metadata URL.
+pub fn metadata_request(url: &str) -> HttpRequest {
+    HttpRequest {
+        method: Method::Get,
+        url: url.to_owned(),
+        headers: vec![KeyValue::new("Accept", "application/json")],
+        body: vec![],
+    }
+}
+
+/// The profile a metadata document describes, or `None` when the response is not a 200 (try
+/// the next URL).
+pub fn profile_from_response(
+    issuer: &str,
+    response: &HttpResponse,
+) -> Option<Result<ProviderProfile, Error>> {
+    if response.status != 200 {
+        return None;
+    }
+    Some(profile_from_document(issuer, response))
+}
+
+fn profile_from_document(issuer: &str, response: &HttpResponse) -> Result<ProviderProfile, Error> {
+    let Ok(Value::Object(document)) = serde_json::from_slice::<Value>(&response.body) else {
+        return Err(Error::InvalidResponse(InvalidResponse {
+            status: response.status,
+            reason: "metadata is not a JSON object".into(),
+            excerpt: excerpt(&response.body, &[]),
+        }));
+    };
+    let text = |name: &str| {
+        document
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let required = |name: &str| {
+        text(name).ok_or_else(|| Error::Discovery(DiscoveryError::MissingField(name.to_owned())))
+    };
+    // RFC 8414 §3.3: the issuer in the document must be identical to the one asked for.
+    let document_issuer = required("issuer")?;
+    if document_issuer != issuer {
+        return Err(Error::Discovery(DiscoveryError::IssuerMismatch(
+            document_issuer,
+        )));
+    }
+    let profile = ProviderProfile {
+        id: url::Url::parse(issuer)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_owned))
+            .unwrap_or_default(),
+        issuer: Some(document_issuer),
+        authorize_url: text("authorization_endpoint"),
+        token_url: required("token_endpoint")?,
+        refresh_url: None,
+        revocation_url: text("revocation_endpoint"),
+        introspection_url: text("introspection_endpoint"),
+        device_authorization_url: text("device_authorization_endpoint"),
+        api_base_url: None,
+        userinfo_url: text("userinfo_endpoint"),
+        variables: vec![],
+        scope_separator: " ".into(),
+        default_scopes: default_scopes(&document),
+        pkce: pkce_method(&document),
+        client_auth: client_auth(&document),
+        requires_iss: document
+            .get("authorization_response_iss_parameter_supported")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        authorize_params: vec![],
+        token_requests: Default::default(),
+        token_request_format: Default::default(),
+        offline_access: Default::default(),
+        token_response: Default::default(),
+        token_placement: Default::default(),
+        token_rejection: Default::default(),
+    };
+    profile.validate()?;
+    Ok(profile)
+}
+
+fn strings<'a>(document: &'a Map<String, Value>, name: &str) -> Option<Vec<&'a str>> {
+    document
+        .get(name)?
+        .as_array()
+        .map(|items| items.iter().filter_map(Value::as_str).collect())
+}
+
+/// S256 unless the server lists only `plain`. An absent list means the server did not say
+/// (RFC 8414 §2); S256 parameters are ignored by servers without PKCE, so it is the safe
+/// default.
+fn pkce_method(document: &Map<String, Value>) -> PkceMethod {
+    match strings(document, "code_challenge_methods_supported") {
+        Some(methods) if !methods.contains(&"S256") && methods.contains(&"plain") => {
+            PkceMethod::Plain
+        }
+        _ => PkceMethod::S256,
+    }
+}
+
+/// `client_secret_basic` when listed or when the list is absent (its RFC 8414 §2 default),
+/// else `client_secret_post` when listed, else `none` when that is all the server takes.
+fn client_auth(document: &Map<String, Value>) -> ClientAuthMethod {
+    match strings(document, "token_endpoint_auth_methods_supported") {
+        None => ClientAuthMethod::ClientSecretBasic,
+        Some(methods) if methods.contains(&"client_secret_basic") => {
+            ClientAuthMethod::ClientSecretBasic
+        }
+        Some(methods) if methods.contains(&"client_secret_post") => {
+            ClientAuthMethod::ClientSecretPost
+        }
+        Some(methods) if methods.contains(&"none") => ClientAuthMethod::None,
+        Some(_) => ClientAuthMethod::ClientSecretBasic,
+    }
+}
+
+/// `openid` when the server is an OpenID Provider (it lists that scope), else none.
+fn default_scopes(document: &Map<String, Value>) -> Vec<String> {
+    match strings(document, "scopes_supported") {
+        Some(scopes) if scopes.contains(&"openid") => vec!["openid".to_owned()],
+        _ => vec![],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, body: &str) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: vec![],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn metadata_urls_follow_rfc8414_path_insertion() {
+        assert_eq!(
+            metadata_urls("https://auth.example.com").unwrap(),
+            [
+                "https://auth.example.com/.well-known/oauth-authorization-server",
+                "https://auth.example.com/.well-known/openid-configuration"
+            ]
+        );
+        assert_eq!(
+            metadata_urls("https://auth.example.com/tenant/1/").unwrap(),
+            [
+                "https://auth.example.com/.well-known/oauth-authorization-server/tenant/1",
+                "https://auth.example.com/tenant/1/.well-known/openid-configuration"
+            ]
+        );
+        assert_eq!(
+            metadata_urls("http://auth.example.com").unwrap_err(),
+            Error::Configuration(ConfigError::InsecureUrl("issuer".into()))
+        );
+        assert_eq!(
+            metadata_urls("https://auth.example.com?x=1").unwrap_err(),
+            Error::Configuration(ConfigError::InvalidUrl("issuer".into()))
+        );
+    }
+
+    #[test]
+    fn document_to_profile_with_safe_defaults() {
+        let profile = profile_from_response(
+            "https://auth.example.com",
+            &response(
+                200,
+                r#"{"issuer":"https://auth.example.com",
+                    "authorization_endpoint":"https://auth.example.com/authorize",
+                    "token_endpoint":"https://auth.example.com/token",
+                    "revocation_endpoint":"https://auth.example.com/revoke",
+                    "device_authorization_endpoint":"https://auth.example.com/device",
+                    "code_challenge_methods_supported":["plain"],
+                    "token_endpoint_auth_methods_supported":["client_secret_post","private_key_jwt"],
+                    "authorization_response_iss_parameter_supported":true,
+                    "scopes_supported":["openid","email"]}"#,
+            ),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(profile.id, "auth.example.com");
+        assert_eq!(
+            profile.authorize_url.as_deref(),
+            Some("https://auth.example.com/authorize")
+        );
+        assert_eq!(
+            profile.revocation_url.as_deref(),
+            Some("https://auth.example.com/revoke")
+        );
+        assert_eq!(profile.pkce, PkceMethod::Plain);
+        assert_eq!(profile.client_auth, ClientAuthMethod::ClientSecretPost);
+        assert!(profile.requires_iss);
+        assert_eq!(profile.default_scopes, ["openid"]);
+
+        let minimal = profile_from_response(
+            "https://a.example",
+            &response(
+                200,
+                r#"{"issuer":"https://a.example","token_endpoint":"https://a.example/t"}"#,
+            ),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(minimal.pkce, PkceMethod::S256);
+        assert_eq!(minimal.client_auth, ClientAuthMethod::ClientSecretBasic);
+        assert!(!minimal.requires_iss);
+    }
+
+    #[test]
+    fn errors_are_typed() {
+        let issuer = "https://a.example";
+        assert!(profile_from_response(issuer, &response(404, "")).is_none());
+        let check = |body: &str| {
+            profile_from_response(issuer, &response(200, body))
+                .unwrap()
+                .unwrap_err()
+        };
+        assert_eq!(
+            check(r#"{"issuer":"https://evil.example","token_endpoint":"https://a.example/t"}"#),
+            Error::Discovery(DiscoveryError::IssuerMismatch(
+                "https://evil.example".into()
+            ))
+        );
+        assert_eq!(
+            check(r#"{"issuer":"https://a.example"}"#),
+            Error::Discovery(DiscoveryError::MissingField("token_endpoint".into()))
+        );
+        assert_eq!(
+            check(r#"{"token_endpoint":"https://a.example/t"}"#),
+            Error::Discovery(DiscoveryError::MissingField("issuer".into()))
+        );
+        assert!(matches!(check("<html>"), Error::InvalidResponse(_)));
+        assert_eq!(
+            check(r#"{"issuer":"https://a.example","token_endpoint":"http://a.example/t"}"#),
+            Error::Configuration(ConfigError::InsecureUrl("token-url".into()))
+        );
+    }
+}
