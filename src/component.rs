@@ -220,6 +220,13 @@ impl wit_providers::Guest for Connector {
             .collect()
     }
 
+    fn resolve_profile(config: wit::ConnectionConfig) -> WitResult<wit::ProviderProfile> {
+        connection_config_from_wit(config)
+            .resolved_profile()
+            .map(profile_to_wit)
+            .map_err(|error| error_to_wit(error.into()))
+    }
+
     fn preset(id: String) -> WitResult<wit::ProviderProfile> {
         presets::get(&id)
             .map(|preset| profile_to_wit(preset.profile))

@@ -466,13 +466,19 @@ pub struct ConnectionConfig {
 }
 
 impl ConnectionConfig {
+    /// The profile with its placeholders filled from `variables`, validated.
+    pub fn resolved_profile(&self) -> Result<ProviderProfile, ConfigError> {
+        let profile = self.profile.resolve(&self.variables)?;
+        profile.validate_resolved()?;
+        Ok(profile)
+    }
+
     /// The configuration every operation works on: placeholders filled, offline access
     /// applied (its scopes added to the effective scopes, its authorize parameters after the
     /// profile's), everything validated.
     pub fn prepare(&self) -> Result<Self, ConfigError> {
         let mut config = self.clone();
-        config.profile = self.profile.resolve(&self.variables)?;
-        config.profile.validate_resolved()?;
+        config.profile = self.resolved_profile()?;
         if self.offline_access {
             let mut scopes = config.effective_scopes().to_vec();
             for scope in &config.profile.offline_access.scopes {

@@ -111,6 +111,13 @@ enum Command {
         /// The connection's name.
         name: String,
     },
+    /// List the built-in provider presets and the variables each needs.
+    Providers,
+    /// Show one preset: endpoints, quirks, notes and the documentation its facts come from.
+    ShowProvider {
+        /// The preset's id.
+        name: String,
+    },
     /// List stored connections (no secrets).
     List,
     /// Show one connection: provider, client, scopes and expiry (never secrets or tokens).
@@ -133,11 +140,33 @@ enum GrantArg {
     Device,
 }
 
+/// Where the profile comes from: exactly one of these.
 #[derive(Args)]
-struct ClientArgs {
+#[group(required = true, multiple = false)]
+struct ProfileSource {
     /// The provider profile, a JSON file (format in the README).
     #[arg(long, value_name = "FILE")]
-    profile: PathBuf,
+    profile: Option<PathBuf>,
+    /// A built-in preset (see `providers`).
+    #[arg(long, value_name = "PRESET")]
+    provider: Option<String>,
+    /// Discover the profile from this issuer's metadata (RFC 8414 / OpenID Connect).
+    #[arg(long, value_name = "URL")]
+    issuer: Option<String>,
+}
+
+#[derive(Args)]
+struct ClientArgs {
+    #[command(flatten)]
+    source: ProfileSource,
+    /// A value for a URL placeholder of the profile, `NAME=VALUE` (repeatable), for example
+    /// `--var tenant=contoso`.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_key_value)]
+    variables: Vec<KeyValue>,
+    /// Ask for a refresh token the way the profile says (a scope such as `offline_access`,
+    /// or parameters such as `access_type=offline`).
+    #[arg(long)]
+    offline: bool,
     /// The client identifier.
     #[arg(long)]
     client_id: String,
@@ -339,6 +368,37 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             write_show(io.out, &stored)?;
             Ok(())
         }
+        Command::Providers => {
+            let runtime = load_runtime()?;
+            let mut session =
+                runtime.instantiate(HttpTransport::new(AllowList::default(), Limits::default()))?;
+            for preset in session.list_presets()? {
+                let needs = if preset.variables.is_empty() {
+                    String::new()
+                } else {
+                    let vars: Vec<String> = preset
+                        .variables
+                        .iter()
+                        .map(|v| format!("--var {v}=..."))
+                        .collect();
+                    format!("needs {}", vars.join(" "))
+                };
+                writeln!(io.out, "{}\t{}\t{needs}", preset.id, preset.display_name)?;
+            }
+            Ok(())
+        }
+        Command::ShowProvider { ref name } => {
+            let runtime = load_runtime()?;
+            let mut session =
+                runtime.instantiate(HttpTransport::new(AllowList::default(), Limits::default()))?;
+            let info = session
+                .list_presets()?
+                .into_iter()
+                .find(|preset| preset.id == *name);
+            let profile = session.preset(name)?;
+            write_provider(io.out, &profile, info.as_ref())?;
+            Ok(())
+        }
         Command::List => {
             let store = Store::open(&store_path()?)?;
             let connections = store.list()?;
@@ -527,8 +587,22 @@ fn connection_config(
     client: &ClientArgs,
     client_secret: Option<String>,
 ) -> anyhow::Result<ConnectionConfig> {
-    let profile = load_profile(runtime, &client.profile)?;
-    Ok(ConnectionConfig {
+    let mut session =
+        runtime.instantiate(HttpTransport::new(AllowList::default(), Limits::default()))?;
+    let source = &client.source;
+    let profile = match (&source.profile, &source.provider, &source.issuer) {
+        (Some(path), _, _) => load_profile(runtime, path)?,
+        (None, Some(preset), _) => session.preset(preset)?,
+        (None, None, Some(issuer)) => {
+            let allow = AllowList::from_urls([issuer.as_str()]);
+            runtime
+                .instantiate(HttpTransport::new(allow, Limits::default()))?
+                .discover(issuer)
+                .with_context(|| format!("discovering {issuer}"))?
+        }
+        (None, None, None) => anyhow::bail!("pass --profile, --provider or --issuer"),
+    };
+    let mut config = ConnectionConfig {
         profile,
         client: Client {
             client_id: client.client_id.clone(),
@@ -538,9 +612,14 @@ fn connection_config(
         scopes: client.scopes.clone(),
         authorize_params: client.params.clone(),
         token_requests: crate::no_token_extras(),
-        variables: vec![],
-        offline_access: false,
-    })
+        variables: client.variables.clone(),
+        offline_access: client.offline,
+    };
+    // Store the profile with its placeholders filled, so that the allow-list and every later
+    // call see concrete URLs.
+    config.profile = session.resolve_profile(&config)?;
+    config.variables.clear();
+    Ok(config)
 }
 
 fn load_profile(runtime: &Runtime, path: &PathBuf) -> anyhow::Result<ProviderProfile> {
@@ -553,6 +632,85 @@ fn load_profile(runtime: &Runtime, path: &PathBuf) -> anyhow::Result<ProviderPro
         .parse_profile(&json)
         .with_context(|| format!("in the profile {}", path.display()))?;
     Ok(profile)
+}
+
+fn write_provider(
+    out: &mut dyn Write,
+    profile: &ProviderProfile,
+    info: Option<&crate::bindings::exports::oauth_connector::oauth2::providers::PresetInfo>,
+) -> anyhow::Result<()> {
+    let line = |out: &mut dyn Write, label: &str, value: &str| writeln!(out, "{label:<28}{value}");
+    line(out, "id:", &profile.id)?;
+    if let Some(info) = info {
+        line(out, "name:", &info.display_name)?;
+    }
+    if !profile.variables.is_empty() {
+        line(out, "variables:", &profile.variables.join(", "))?;
+    }
+    for (label, value) in [
+        ("issuer:", &profile.issuer),
+        ("authorize url:", &profile.authorize_url),
+        ("token url:", &Some(profile.token_url.clone())),
+        ("refresh url:", &profile.refresh_url),
+        ("revocation url:", &profile.revocation_url),
+        ("introspection url:", &profile.introspection_url),
+        (
+            "device authorization url:",
+            &profile.device_authorization_url,
+        ),
+        ("userinfo url:", &profile.userinfo_url),
+        ("api base url:", &profile.api_base_url),
+    ] {
+        if let Some(value) = value {
+            line(out, label, value)?;
+        }
+    }
+    line(out, "default scopes:", &profile.default_scopes.join(" "))?;
+    line(
+        out,
+        "scope separator:",
+        &format!("{:?}", profile.scope_separator),
+    )?;
+    use crate::types::{BodyFormat, ClientAuthMethod, PkceMethod};
+    let pkce = match profile.pkce {
+        PkceMethod::S256 => "s256",
+        PkceMethod::Plain => "plain",
+        PkceMethod::Disabled => "disabled",
+    };
+    let client_auth = match profile.client_auth {
+        ClientAuthMethod::ClientSecretBasic => "client-secret-basic",
+        ClientAuthMethod::ClientSecretPost => "client-secret-post",
+        ClientAuthMethod::None => "none",
+    };
+    let body = match profile.token_request_format {
+        BodyFormat::Form => "form",
+        BodyFormat::Json => "json",
+    };
+    line(out, "pkce:", pkce)?;
+    line(out, "client auth:", client_auth)?;
+    line(out, "token request body:", body)?;
+    let offline = &profile.offline_access;
+    let params: Vec<String> = offline
+        .authorize_params
+        .iter()
+        .map(|kv| format!("{}={}", kv.name, kv.value))
+        .collect();
+    line(
+        out,
+        "offline access (--offline):",
+        &format!(
+            "scopes [{}] params [{}]",
+            offline.scopes.join(" "),
+            params.join("&")
+        ),
+    )?;
+    if let Some(info) = info {
+        line(out, "notes:", &info.notes)?;
+        for source in &info.sources {
+            line(out, "source:", source)?;
+        }
+    }
+    Ok(())
 }
 
 fn write_show(out: &mut dyn Write, connection: &StoredConnection) -> anyhow::Result<()> {

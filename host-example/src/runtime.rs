@@ -282,6 +282,15 @@ impl Session {
         flatten(exports.call_call(&mut self.store, config, tokens, request))
     }
 
+    /// `providers.resolve-profile`.
+    pub fn resolve_profile(
+        &mut self,
+        config: &types::ConnectionConfig,
+    ) -> Result<types::ProviderProfile, CallError> {
+        let exports = self.connector.oauth_connector_oauth2_providers();
+        flatten(exports.call_resolve_profile(&mut self.store, config))
+    }
+
     /// `providers.list-presets`.
     pub fn list_presets(&mut self) -> Result<Vec<PresetInfo>, CallError> {
         let exports = self.connector.oauth_connector_oauth2_providers();

@@ -5,4 +5,5 @@ mod authorize;
 mod common;
 mod exchange;
 mod lifecycle;
+mod quirks;
 mod transport;

@@ -5,5 +5,6 @@
 //! denies), and delivers the redirect to the CLI's loopback listener.
 
 mod connect;
+mod discovery;
 mod lifecycle;
 mod server;
