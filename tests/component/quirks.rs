@@ -366,3 +366,23 @@ fn discovery_paths_and_typed_errors() {
         ]
     );
 }
+
+/// The README's example profiles parse and validate through the component.
+#[test]
+fn example_profiles_parse() {
+    let mut session = runtime()
+        .instantiate(HttpTransport::new(AllowList::default(), Limits::default()))
+        .unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for name in ["local-profile.json", "unusual-vendor.json"] {
+        let json = std::fs::read_to_string(dir.join(name)).unwrap();
+        let profile = session.parse_profile(&json).unwrap_or_else(|e| panic!("{name}: {e}"));
+        session.validate_profile(&profile).unwrap();
+    }
+    let unusual = session
+        .parse_profile(&std::fs::read_to_string(dir.join("unusual-vendor.json")).unwrap())
+        .unwrap();
+    assert_eq!(unusual.variables, ["subdomain"]);
+    assert_eq!(unusual.token_request_format, BodyFormat::Json);
+    assert_eq!(unusual.token_response.path, ["data"]);
+}
