@@ -18,12 +18,7 @@ pub fn finish(
     response: &HttpResponse,
     now: u64,
 ) -> Result<TokenSet, Error> {
-    let secrets: Vec<&str> = config
-        .client
-        .client_secret
-        .iter()
-        .map(|s| s.expose())
-        .collect();
+    let secrets = config.secrets(&[]);
     parse_token_response(
         response,
         config.effective_scopes(),

@@ -30,13 +30,8 @@ pub fn finish(
     response: &HttpResponse,
     now: u64,
 ) -> Result<TokenSet, Error> {
-    let mut secrets = vec![];
-    if let Some(secret) = &config.client.client_secret {
-        secrets.push(secret.expose());
-    }
-    if let Some(verifier) = &pending.code_verifier {
-        secrets.push(verifier.expose());
-    }
+    let verifier = pending.code_verifier.as_ref().map(|v| v.expose());
+    let secrets = config.secrets(verifier.as_slice());
     parse_token_response(
         response,
         &pending.requested_scopes,

@@ -147,12 +147,9 @@ impl wit_tokens::Guest for Connector {
     fn revoke(config: wit::ConnectionConfig, tokens: wit::TokenSet) -> WitResult<()> {
         let config = prepared(config)?;
         let tokens = token_set_from_wit(tokens);
-        let mut secrets = vec![tokens.access_token.expose()];
-        secrets.extend(tokens.refresh_token.as_ref().map(Secret::expose));
-        secrets.extend(config.client.client_secret.as_ref().map(Secret::expose));
         for request in lifecycle::revocation_requests(&config, &tokens).map_err(error_to_wit)? {
             let response = send(request)?;
-            lifecycle::finish_revocation(&response, &secrets).map_err(error_to_wit)?;
+            lifecycle::finish_revocation(&config, &tokens, &response).map_err(error_to_wit)?;
         }
         Ok(())
     }
@@ -167,9 +164,8 @@ impl wit_tokens::Guest for Connector {
         let request = lifecycle::introspection_request(&config, &token, token_type_hint.as_deref())
             .map_err(error_to_wit)?;
         let response = send(request)?;
-        let mut secrets = vec![token.expose()];
-        secrets.extend(config.client.client_secret.as_ref().map(Secret::expose));
-        let found = lifecycle::finish_introspection(&response, &secrets).map_err(error_to_wit)?;
+        let found =
+            lifecycle::finish_introspection(&config, &token, &response).map_err(error_to_wit)?;
         Ok(wit_tokens::Introspection {
             active: found.active,
             scopes: found.scopes,

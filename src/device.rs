@@ -2,13 +2,11 @@
 
 use serde_json::Value;
 
-use crate::error::{Error, ErrorCode, InvalidResponse};
+use crate::error::{Error, ErrorCode};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::profile::ConnectionConfig;
 use crate::secret::Secret;
-use crate::token::{
-    TokenSet, excerpt, oauth_error, parse_fields, parse_token_response, unavailable,
-};
+use crate::token::{TokenSet, invalid_answer, json_answer, parse_token_response};
 use crate::token_request;
 
 /// The polling interval when the server names none (RFC 8628 §3.2).
@@ -58,30 +56,9 @@ pub fn finish_begin(
     response: &HttpResponse,
     now: u64,
 ) -> Result<DeviceAuthorization, Error> {
-    let secrets: Vec<&str> = config
-        .client
-        .client_secret
-        .iter()
-        .map(|s| s.expose())
-        .collect();
-    let fields = parse_fields(response);
-    if let Some(error) = unavailable(response, fields.as_ref()) {
-        return Err(error);
-    }
-    if let Some(error) = fields.as_ref().and_then(oauth_error) {
-        return Err(Error::ServerSaidNo(error));
-    }
-    let invalid = |reason: String| {
-        Error::InvalidResponse(InvalidResponse {
-            status: response.status,
-            reason,
-            excerpt: excerpt(&response.body, &secrets),
-        })
-    };
-    if !(200..300).contains(&response.status) {
-        return Err(invalid("error status without an OAuth error code".into()));
-    }
-    let mut fields = fields.ok_or_else(|| invalid("body is not a JSON object".into()))?;
+    let secrets = config.secrets(&[]);
+    let mut fields = json_answer(response, &secrets)?;
+    let invalid = |reason: String| invalid_answer(response, &reason, &secrets);
     let mut text = |name: &str| match fields.remove(name) {
         Some(Value::String(value)) if !value.is_empty() => Ok(value),
         _ => Err(invalid(format!("no `{name}`"))),
@@ -129,13 +106,7 @@ pub fn finish_poll(
     response: &HttpResponse,
     now: u64,
 ) -> Result<DevicePoll, Error> {
-    let mut secrets: Vec<&str> = config
-        .client
-        .client_secret
-        .iter()
-        .map(|s| s.expose())
-        .collect();
-    secrets.push(device.device_code.expose());
+    let secrets = config.secrets(&[device.device_code.expose()]);
     let quirks = &config.profile.token_response;
     match parse_token_response(response, &device.requested_scopes, quirks, now, &secrets) {
         Ok(tokens) => Ok(DevicePoll::Complete(tokens)),
@@ -153,7 +124,7 @@ pub fn finish_poll(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::OAuthError;
+    use crate::error::{InvalidResponse, OAuthError};
     use crate::profile::{Client, KeyValue, ProviderProfile, TokenRequestExtras};
 
     fn config() -> ConnectionConfig {

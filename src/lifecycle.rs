@@ -8,7 +8,9 @@ use crate::error::{ConfigError, Error, ErrorCode, InvalidResponse};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::profile::{ConnectionConfig, KeyValue};
 use crate::secret::Secret;
-use crate::token::{self, TokenSet, excerpt, oauth_error, parse_fields, unavailable};
+use crate::token::{
+    self, TokenSet, excerpt, invalid_answer, json_answer, oauth_error, parse_fields, unavailable,
+};
 use crate::token_request;
 
 /// The refresh margin's floor and ceiling when none is configured.
@@ -53,13 +55,8 @@ pub fn finish_refresh(
     response: &HttpResponse,
     now: u64,
 ) -> Result<TokenSet, Error> {
-    let mut secrets = vec![];
-    if let Some(secret) = &config.client.client_secret {
-        secrets.push(secret.expose());
-    }
-    if let Some(refresh_token) = &old.refresh_token {
-        secrets.push(refresh_token.expose());
-    }
+    let refresh_token = old.refresh_token.as_ref().map(Secret::expose);
+    let secrets = config.secrets(refresh_token.as_slice());
     let quirks = &config.profile.token_response;
     let fresh = match token::parse_token_response(response, &old.scopes, quirks, now, &secrets) {
         Ok(fresh) => fresh,
@@ -103,8 +100,15 @@ pub fn revocation_requests(
     Ok(requests)
 }
 
-/// Reads one revocation response: 200 is success (RFC 7009 §2.2).
-pub fn finish_revocation(response: &HttpResponse, secrets: &[&str]) -> Result<(), Error> {
+/// Reads one revocation response for `tokens`: 200 is success (RFC 7009 §2.2).
+pub fn finish_revocation(
+    config: &ConnectionConfig,
+    tokens: &TokenSet,
+    response: &HttpResponse,
+) -> Result<(), Error> {
+    let mut extra = vec![tokens.access_token.expose()];
+    extra.extend(tokens.refresh_token.as_ref().map(Secret::expose));
+    let secrets = config.secrets(&extra);
     if response.status == 200 {
         return Ok(());
     }
@@ -118,7 +122,7 @@ pub fn finish_revocation(response: &HttpResponse, secrets: &[&str]) -> Result<()
     Err(Error::InvalidResponse(InvalidResponse {
         status: response.status,
         reason: "revocation answered neither 200 nor an OAuth error".into(),
-        excerpt: excerpt(&response.body, secrets),
+        excerpt: excerpt(&response.body, &secrets),
     }))
 }
 
@@ -149,33 +153,16 @@ pub fn introspection_request(
     token_request::introspection(config, token, hint)
 }
 
-/// Reads an introspection response (RFC 7662 §2.2).
+/// Reads the introspection response for `token` (RFC 7662 §2.2).
 pub fn finish_introspection(
+    config: &ConnectionConfig,
+    token: &Secret,
     response: &HttpResponse,
-    secrets: &[&str],
 ) -> Result<Introspection, Error> {
-    let fields = parse_fields(response);
-    if let Some(error) = unavailable(response, fields.as_ref()) {
-        return Err(error);
-    }
-    if let Some(error) = fields.as_ref().and_then(oauth_error) {
-        return Err(Error::ServerSaidNo(error));
-    }
-    let invalid = |reason: &str| {
-        Error::InvalidResponse(InvalidResponse {
-            status: response.status,
-            reason: reason.to_owned(),
-            excerpt: excerpt(&response.body, secrets),
-        })
-    };
-    if response.status != 200 {
-        return Err(invalid(
-            "introspection answered neither 200 nor an OAuth error",
-        ));
-    }
-    let mut fields = fields.ok_or_else(|| invalid("body is not a JSON object"))?;
+    let secrets = config.secrets(&[token.expose()]);
+    let mut fields = json_answer(response, &secrets)?;
     let Some(Value::Bool(active)) = fields.remove("active") else {
-        return Err(invalid("no boolean `active`"));
+        return Err(invalid_answer(response, "no boolean `active`", &secrets));
     };
     let mut text = |name: &str| match fields.remove(name) {
         Some(Value::String(value)) => Some(value),
@@ -385,13 +372,15 @@ mod tests {
             String::from_utf8(requests[1].body.clone()).unwrap(),
             "token=at&token_type_hint=access_token"
         );
-        assert_eq!(finish_revocation(&json(200, ""), &[]), Ok(()));
+        let (cfg, set) = (config(), tokens(0, Some(10)));
+        let revoked = |response: &HttpResponse| finish_revocation(&cfg, &set, response);
+        assert_eq!(revoked(&json(200, "")), Ok(()));
         assert!(matches!(
-            finish_revocation(&json(400, r#"{"error":"unsupported_token_type"}"#), &[]),
+            revoked(&json(400, r#"{"error":"unsupported_token_type"}"#)),
             Err(Error::ServerSaidNo(_))
         ));
         assert!(matches!(
-            finish_revocation(&json(503, ""), &[]),
+            revoked(&json(503, "")),
             Err(Error::ServerUnavailable(_))
         ));
         let mut no_endpoint = config();
@@ -402,11 +391,12 @@ mod tests {
         );
 
         let active = finish_introspection(
+            &cfg,
+            &Secret::new("at"),
             &json(
                 200,
                 r#"{"active":true,"scope":"a b","client_id":"c","sub":"u","exp":99,"iss":"i"}"#,
             ),
-            &[],
         )
         .unwrap();
         assert_eq!(
@@ -421,7 +411,7 @@ mod tests {
             }
         );
         assert!(matches!(
-            finish_introspection(&json(200, r#"{"active":"yes"}"#), &[]),
+            finish_introspection(&cfg, &Secret::new("at"), &json(200, r#"{"active":"yes"}"#)),
             Err(Error::InvalidResponse(_))
         ));
     }

@@ -466,6 +466,19 @@ pub struct ConnectionConfig {
 }
 
 impl ConnectionConfig {
+    /// The secrets a request for this connection carries besides `extra`, for scrubbing
+    /// error excerpts: the client secret, if any, then `extra`.
+    pub fn secrets<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut secrets: Vec<&str> = self
+            .client
+            .client_secret
+            .iter()
+            .map(|s| s.expose())
+            .collect();
+        secrets.extend_from_slice(extra);
+        secrets
+    }
+
     /// The profile with its placeholders filled from `variables`, validated.
     pub fn resolved_profile(&self) -> Result<ProviderProfile, ConfigError> {
         let profile = self.profile.resolve(&self.variables)?;

@@ -145,6 +145,36 @@ pub fn unavailable(response: &HttpResponse, fields: Option<&Map<String, Value>>)
     }))
 }
 
+/// The JSON object of an answer that is not a token response (device authorization,
+/// introspection): 429/5xx is `server-unavailable`, an OAuth error body `server-said-no`,
+/// anything but a 2xx JSON object `invalid-response`.
+pub fn json_answer(response: &HttpResponse, secrets: &[&str]) -> Result<Map<String, Value>, Error> {
+    let fields = parse_fields(response);
+    if let Some(error) = unavailable(response, fields.as_ref()) {
+        return Err(error);
+    }
+    if let Some(error) = fields.as_ref().and_then(oauth_error) {
+        return Err(Error::ServerSaidNo(error));
+    }
+    if !(200..300).contains(&response.status) {
+        return Err(invalid_answer(
+            response,
+            "error status without an OAuth error code",
+            secrets,
+        ));
+    }
+    fields.ok_or_else(|| invalid_answer(response, "body is not a JSON object", secrets))
+}
+
+/// An `invalid-response` error for `response`, with a scrubbed excerpt.
+pub fn invalid_answer(response: &HttpResponse, reason: &str, secrets: &[&str]) -> Error {
+    Error::InvalidResponse(InvalidResponse {
+        status: response.status,
+        reason: reason.to_owned(),
+        excerpt: excerpt(&response.body, secrets),
+    })
+}
+
 /// The response body as an object: JSON, or a form for `application/x-www-form-urlencoded`
 /// (some vendors answer that way unless asked for JSON).
 pub fn parse_fields(response: &HttpResponse) -> Option<Map<String, Value>> {

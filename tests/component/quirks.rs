@@ -376,7 +376,9 @@ fn example_profiles_parse() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     for name in ["local-profile.json", "unusual-vendor.json"] {
         let json = std::fs::read_to_string(dir.join(name)).unwrap();
-        let profile = session.parse_profile(&json).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let profile = session
+            .parse_profile(&json)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         session.validate_profile(&profile).unwrap();
     }
     let unusual = session
