@@ -19,13 +19,15 @@ pub mod connect;
 pub mod connections;
 pub mod describe;
 pub mod local_server;
+pub mod loopback;
 pub mod runtime;
 pub mod store;
 pub mod transport;
 
 pub use bindings::types;
+pub use runtime::Allocation;
 pub use runtime::{CallError, Runtime, Session};
-pub use transport::{AllowList, HttpTransport, Limits, Origin};
+pub use transport::{AllowList, HttpTransport, Limits, Origin, Transport};
 
 /// The allow-list a connection's transport gets by default: the origins of its profile's
 /// endpoints and API base URL.

@@ -17,7 +17,19 @@ use crate::bindings::exports::oauth_connector::oauth2::tokens::Introspection;
 use crate::bindings::oauth_connector::oauth2::transport;
 use crate::bindings::types::{self, HttpRequest, HttpResponse, TransportError};
 use crate::bindings::{AuthorizationRequest, Connector, ConnectorPre};
-use crate::transport::HttpTransport;
+use crate::transport::Transport;
+
+/// How instances get their memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Allocation {
+    /// Pre-reserved slots (the default): a fresh instance costs microseconds.
+    Pooling,
+    /// Fresh allocations per instance (wasmtime's default).
+    OnDemand,
+}
+
+/// Concurrent instances the pooling allocator provides.
+pub const POOL_INSTANCES: u32 = 512;
 
 /// The component's path as built by `host-example/build.rs`.
 pub const BUILT_COMPONENT: &str = env!("CONNECTOR_COMPONENT_WASM");
@@ -27,7 +39,7 @@ pub const BUILT_COMPONENT: &str = env!("CONNECTOR_COMPONENT_WASM");
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    transport: HttpTransport,
+    transport: Box<dyn Transport>,
     /// When the transport last received a response: the start of the window in which a
     /// rotated refresh token exists only in memory (see `connections`).
     last_response_at: Option<std::time::Instant>,
@@ -87,7 +99,12 @@ impl Runtime {
 
     /// Compiles the component at `path` and pre-instantiates it.
     pub fn load(path: &Path) -> wasmtime::Result<Self> {
-        let engine = Self::engine()?;
+        Self::load_with(path, Allocation::Pooling)
+    }
+
+    /// Compiles the component at `path` for an engine with `allocation`.
+    pub fn load_with(path: &Path, allocation: Allocation) -> wasmtime::Result<Self> {
+        let engine = Self::engine_with(allocation)?;
         let component = Component::from_file(&engine, path)
             .with_context(|| format!("compiling the component {}", path.display()))?;
         Self::from_component(engine, &component)
@@ -96,13 +113,22 @@ impl Runtime {
     /// An engine with the pooling allocator: instances are created from pre-reserved slots,
     /// which makes a fresh instance per call cost microseconds.
     pub fn engine() -> wasmtime::Result<Engine> {
-        let mut pooling = PoolingAllocationConfig::default();
-        pooling.total_component_instances(256);
-        pooling.total_memories(256);
-        pooling.total_tables(256);
-        pooling.max_memory_size(64 << 20);
+        Self::engine_with(Allocation::Pooling)
+    }
+
+    /// An engine with the given instance allocation (benchmarks compare the two).
+    pub fn engine_with(allocation: Allocation) -> wasmtime::Result<Engine> {
         let mut config = Config::new();
         config.wasm_component_model(true);
+        if allocation == Allocation::OnDemand {
+            return Engine::new(&config).context("creating the wasmtime engine");
+        }
+        let mut pooling = PoolingAllocationConfig::default();
+        pooling.total_component_instances(POOL_INSTANCES);
+        pooling.total_core_instances(POOL_INSTANCES);
+        pooling.total_memories(POOL_INSTANCES);
+        pooling.total_tables(POOL_INSTANCES);
+        pooling.max_memory_size(64 << 20);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
         Engine::new(&config).context("creating the wasmtime engine")
     }
@@ -126,7 +152,7 @@ impl Runtime {
     }
 
     /// A fresh instance whose transport is `transport`.
-    pub fn instantiate(&self, transport: HttpTransport) -> Result<Session, CallError> {
+    pub fn instantiate(&self, transport: impl Transport + 'static) -> Result<Session, CallError> {
         self.instantiate_with(transport, WasiCtx::builder().build())
     }
 
@@ -135,7 +161,7 @@ impl Runtime {
     /// vectors); never for real flows.
     pub fn instantiate_with_random(
         &self,
-        transport: HttpTransport,
+        transport: impl Transport + 'static,
         random: impl rand_core::Rng + Send + 'static,
     ) -> Result<Session, CallError> {
         self.instantiate_with(transport, WasiCtx::builder().secure_random(random).build())
@@ -143,13 +169,13 @@ impl Runtime {
 
     fn instantiate_with(
         &self,
-        transport: HttpTransport,
+        transport: impl Transport + 'static,
         wasi: WasiCtx,
     ) -> Result<Session, CallError> {
         let state = HostState {
             wasi,
             table: ResourceTable::new(),
-            transport,
+            transport: Box::new(transport),
             last_response_at: None,
         };
         let mut store = Store::new(&self.engine, state);

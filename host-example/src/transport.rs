@@ -17,6 +17,20 @@ use url::Url;
 
 use crate::bindings::types::{HttpMethod, HttpRequest, HttpResponse, KeyValue, TransportError};
 
+/// What the component's `transport.send` calls: anything that turns a request into a
+/// response. `HttpTransport` is the real one; benchmarks use canned answers to measure the
+/// component alone.
+pub trait Transport: Send {
+    /// Sends one request (the `transport.send` contract in `wit/transport.wit`).
+    fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError>;
+}
+
+impl Transport for HttpTransport {
+    fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        HttpTransport::send(self, request)
+    }
+}
+
 /// An origin: scheme, host and port (RFC 6454), the unit of the allow-list.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Origin {
