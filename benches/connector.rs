@@ -1,0 +1,1002 @@
+//! The connector's costs, each measured in the same run as its comparison.
+//!
+//! - `cargo bench --bench connector` measures everything and writes `BENCHMARKS.md`.
+//! - `cargo test --benches` (CI) runs every measurement once, without timing, so that the
+//!   benchmarks keep compiling and working.
+//!
+//! Measured: component size (and what each crate costs); engine start (compile vs loading
+//! precompiled, pre-instantiation, fresh instances with and without pooling, a fresh instance
+//! plus its first call); per operation the core natively vs the component in wasmtime vs the
+//! `oauth2` crate natively; a code exchange and a refresh on 127.0.0.1 through host and
+//! component vs the same request sent directly; a refresh storm of concurrent calls; the
+//! resident memory of a CLI `call`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use connector_host::connections::Connections;
+use connector_host::loopback::{LoopbackServer, Reply};
+use connector_host::runtime::BUILT_COMPONENT;
+use connector_host::store::{Grant, SecretSource, Store};
+use connector_host::types::{
+    Client, ConnectionConfig, HttpMethod, HttpRequest, HttpResponse, KeyValue, TokenSet,
+    TransportError,
+};
+use connector_host::{Allocation, AllowList, HttpTransport, Limits, Runtime, Transport};
+use std::hint::black_box;
+
+use criterion::Criterion;
+use oauth_connector::authorize::{self, BeginRandom};
+use oauth_connector::{lifecycle, profile, token};
+use wasmtime::component::Component;
+
+const TOKEN_JSON: &str = r#"{"access_token":"ya29.a0AfH6SMBx3f-example-access-token-value","token_type":"Bearer","expires_in":3599,"refresh_token":"1//0gexample-refresh-token-value","scope":"openid https://www.googleapis.com/auth/userinfo.email","id_token":"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJl"}"#;
+
+fn main() {
+    if std::env::var_os("BENCH_ROLE_RSS").is_some() {
+        return rss_child();
+    }
+    // `cargo bench` passes --bench; under `cargo test` each measurement runs once.
+    let full = std::env::args().any(|arg| arg == "--bench");
+    let mut criterion = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30)
+        .configure_from_args();
+    let mut report = Report::default();
+
+    sizes(&mut report, full);
+    engine_start(&mut criterion, full);
+    operations(&mut criterion);
+    round_trips(&mut criterion);
+    storm(&mut report, if full { &[1, 16, 256] } else { &[1, 4] });
+    memory(&mut report);
+
+    criterion.final_summary();
+    if full {
+        let estimates = read_estimates();
+        let markdown = report.markdown(&estimates);
+        std::fs::write(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md"),
+            markdown,
+        )
+        .expect("write BENCHMARKS.md");
+        eprintln!("wrote BENCHMARKS.md");
+    } else {
+        eprintln!(
+            "benchmarks ran once each (quick mode): {} notes",
+            report.lines.len()
+        );
+    }
+}
+
+/// Non-timing results and notes gathered for the report.
+#[derive(Default)]
+struct Report {
+    lines: Vec<(String, String)>,
+    crate_sizes: Vec<(String, usize)>,
+}
+
+impl Report {
+    fn note(&mut self, key: &str, value: String) {
+        eprintln!("{key}: {value}");
+        self.lines.push((key.to_owned(), value));
+    }
+
+    fn get(&self, key: &str) -> &str {
+        self.lines
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or("n/a", |(_, v)| v.as_str())
+    }
+}
+
+// ---- 1. size --------------------------------------------------------------------------
+
+fn sizes(report: &mut Report, full: bool) {
+    let size = std::fs::metadata(BUILT_COMPONENT)
+        .expect("the built component")
+        .len();
+    report.note("component-bytes", size.to_string());
+    if !full {
+        return;
+    }
+    // A build that keeps the name section, to attribute code to crates.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target_dir = root.join("target").join("component-build");
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--locked",
+            "--package",
+            "oauth-connector",
+            "--target",
+            "wasm32-wasip2",
+        ])
+        .args(["--profile", "component-names", "--target-dir"])
+        .arg(&target_dir)
+        .current_dir(root)
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .status()
+        .expect("run cargo");
+    assert!(status.success());
+    let named = target_dir.join("wasm32-wasip2/component-names/oauth_connector.wasm");
+    let bytes = std::fs::read(&named).expect("the named build");
+    report.crate_sizes = wasm_size::code_by_crate(&bytes);
+}
+
+/// Just enough of the binary format to attribute the core module's code to crates.
+mod wasm_size {
+    use std::collections::BTreeMap;
+
+    fn leb(bytes: &[u8], at: &mut usize) -> usize {
+        let (mut value, mut shift) = (0usize, 0);
+        loop {
+            let byte = bytes[*at];
+            *at += 1;
+            value |= usize::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte < 0x80 {
+                return value;
+            }
+        }
+    }
+
+    /// Sections of a module or component: (id, body).
+    fn sections(bytes: &[u8]) -> Vec<(u8, &[u8])> {
+        let mut at = 8;
+        let mut out = vec![];
+        while at < bytes.len() {
+            let id = bytes[at];
+            at += 1;
+            let size = leb(bytes, &mut at);
+            out.push((id, &bytes[at..at + size]));
+            at += size;
+        }
+        out
+    }
+
+    /// Code bytes per crate (from mangled function names), largest first; the data section
+    /// and unnamed code are their own rows.
+    pub fn code_by_crate(component: &[u8]) -> Vec<(String, usize)> {
+        // The largest nested core module (component section id 1) is the guest.
+        let module = sections(component)
+            .into_iter()
+            .filter(|(id, _)| *id == 1)
+            .map(|(_, body)| body)
+            .max_by_key(|body| body.len())
+            .expect("a core module");
+        let mut imported_functions = 0;
+        let mut bodies: Vec<usize> = vec![];
+        let mut names: BTreeMap<usize, String> = BTreeMap::new();
+        let mut data = 0;
+        for (id, body) in sections(module) {
+            match id {
+                2 => {
+                    let mut at = 0;
+                    let count = leb(body, &mut at);
+                    for _ in 0..count {
+                        for _ in 0..2 {
+                            let len = leb(body, &mut at);
+                            at += len;
+                        }
+                        let kind = body[at];
+                        at += 1;
+                        match kind {
+                            0 => {
+                                leb(body, &mut at);
+                                imported_functions += 1;
+                            }
+                            1 => {
+                                at += 1;
+                                let flags = leb(body, &mut at);
+                                leb(body, &mut at);
+                                if flags & 1 == 1 {
+                                    leb(body, &mut at);
+                                }
+                            }
+                            2 => {
+                                let flags = leb(body, &mut at);
+                                leb(body, &mut at);
+                                if flags & 1 == 1 {
+                                    leb(body, &mut at);
+                                }
+                            }
+                            _ => {
+                                at += 2;
+                            }
+                        }
+                    }
+                }
+                10 => {
+                    let mut at = 0;
+                    let count = leb(body, &mut at);
+                    for _ in 0..count {
+                        let size = leb(body, &mut at);
+                        bodies.push(size);
+                        at += size;
+                    }
+                }
+                11 => data = body.len(),
+                0 => {
+                    let mut at = 0;
+                    let len = leb(body, &mut at);
+                    if &body[at..at + len] != b"name" {
+                        continue;
+                    }
+                    at += len;
+                    while at < body.len() {
+                        let sub = body[at];
+                        at += 1;
+                        let size = leb(body, &mut at);
+                        let end = at + size;
+                        if sub == 1 {
+                            let count = leb(body, &mut at);
+                            for _ in 0..count {
+                                let index = leb(body, &mut at);
+                                let len = leb(body, &mut at);
+                                let name =
+                                    String::from_utf8_lossy(&body[at..at + len]).into_owned();
+                                at += len;
+                                names.insert(index, name);
+                            }
+                        }
+                        at = end;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut by_crate: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, size) in bodies.iter().enumerate() {
+            let name = names
+                .get(&(i + imported_functions))
+                .map(String::as_str)
+                .unwrap_or("");
+            *by_crate.entry(crate_of(name)).or_default() += size;
+        }
+        by_crate.insert("(data section)".into(), data);
+        let mut rows: Vec<(String, usize)> = by_crate.into_iter().collect();
+        rows.sort_by_key(|row| std::cmp::Reverse(row.1));
+        rows
+    }
+
+    /// The crate a (legacy- or v0-mangled, or plain) symbol belongs to.
+    fn crate_of(symbol: &str) -> String {
+        let path = if let Some(rest) = symbol.strip_prefix("_ZN") {
+            // _ZN<len><ident>...: the first identifier is the crate.
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            let len: usize = digits.parse().unwrap_or(0);
+            rest[digits.len()..].chars().take(len).collect::<String>()
+        } else if symbol.is_empty() {
+            "(unnamed)".into()
+        } else {
+            // Demangled or C names: `crate::path` or a libc/std symbol.
+            symbol
+                .split("::")
+                .next()
+                .unwrap_or(symbol)
+                .trim_start_matches('<')
+                .to_owned()
+        };
+        let trait_impl = path.starts_with('_') && path.contains('$');
+        if trait_impl || path.starts_with('<') {
+            "(trait impls)".into()
+        } else if ["core", "alloc", "std"].contains(&path.as_str()) || path.starts_with("__") {
+            "std/core/alloc".into()
+        } else {
+            path
+        }
+    }
+}
+
+// ---- 2. engine start ------------------------------------------------------------------
+
+fn engine_start(c: &mut Criterion, full: bool) {
+    let bytes = std::fs::read(BUILT_COMPONENT).unwrap();
+    let engine = Runtime::engine().unwrap();
+    let mut group = c.benchmark_group("engine");
+    group.sample_size(10);
+    if full {
+        group.measurement_time(Duration::from_secs(4));
+    }
+    group.bench_function("compile", |b| {
+        b.iter(|| Component::new(&engine, black_box(&bytes)).unwrap())
+    });
+    let serialized = engine.precompile_component(&bytes).unwrap();
+    group.bench_function("load-precompiled", |b| {
+        // SAFETY: `serialized` was produced just above by this engine's precompile.
+        b.iter(|| unsafe { Component::deserialize(&engine, black_box(&serialized)) }.unwrap())
+    });
+    let component = Component::new(&engine, &bytes).unwrap();
+    group.bench_function("pre-instantiate", |b| {
+        b.iter(|| Runtime::from_component(engine.clone(), &component).unwrap())
+    });
+    group.finish();
+
+    let pooled = Runtime::from_component(engine.clone(), &component).unwrap();
+    let on_demand_engine = Runtime::engine_with(Allocation::OnDemand).unwrap();
+    let on_demand_component = Component::new(&on_demand_engine, &bytes).unwrap();
+    let on_demand = Runtime::from_component(on_demand_engine, &on_demand_component).unwrap();
+    let config = host_config(&pooled, "https://auth.example.com");
+    let mut group = c.benchmark_group("instance");
+    group.bench_function("fresh-pooling", |b| {
+        b.iter(|| pooled.instantiate(Canned::unused()).unwrap())
+    });
+    group.bench_function("fresh-on-demand", |b| {
+        b.iter(|| on_demand.instantiate(Canned::unused()).unwrap())
+    });
+    group.bench_function("fresh-pooling+authorize-url", |b| {
+        b.iter(|| {
+            pooled
+                .instantiate(Canned::unused())
+                .unwrap()
+                .begin(&config)
+                .unwrap()
+        })
+    });
+    group.finish();
+}
+
+// ---- 3. operations, three ways ----------------------------------------------------------
+
+/// A transport that answers every request with the same canned response (no network), so
+/// that the component's own cost is measured.
+struct Canned(Option<HttpResponse>);
+
+impl Canned {
+    fn unused() -> Self {
+        Self(None)
+    }
+    fn json(body: &str) -> Self {
+        Self(Some(HttpResponse {
+            status: 200,
+            headers: vec![KeyValue {
+                name: "content-type".into(),
+                value: "application/json".into(),
+            }],
+            body: body.as_bytes().to_vec(),
+        }))
+    }
+}
+
+impl Transport for Canned {
+    fn send(&self, _: HttpRequest) -> Result<HttpResponse, TransportError> {
+        self.0
+            .clone()
+            .ok_or(TransportError::Other("no canned response".into()))
+    }
+}
+
+fn profile_json(base: &str) -> String {
+    format!(
+        r#"{{"id":"bench","authorize-url":"{base}/authorize","token-url":"{base}/token",
+            "default-scopes":["openid","email"],"client-auth":"client-secret-basic"}}"#
+    )
+}
+
+fn host_config(runtime: &Runtime, base: &str) -> ConnectionConfig {
+    let profile = runtime
+        .instantiate(Canned::unused())
+        .unwrap()
+        .parse_profile(&profile_json(base))
+        .unwrap();
+    ConnectionConfig {
+        profile,
+        client: Client {
+            client_id: "bench-client".into(),
+            client_secret: Some("bench-secret".into()),
+        },
+        redirect_uri: Some("http://127.0.0.1:8765/callback".into()),
+        scopes: vec![],
+        authorize_params: vec![],
+        token_requests: connector_host::no_token_extras(),
+        variables: vec![],
+        offline_access: false,
+    }
+}
+
+fn core_config(base: &str) -> profile::ConnectionConfig {
+    profile::ConnectionConfig {
+        profile: profile::ProviderProfile::from_json(&profile_json(base)).unwrap(),
+        client: profile::Client {
+            client_id: "bench-client".into(),
+            client_secret: Some(oauth_connector::secret::Secret::new("bench-secret")),
+        },
+        redirect_uri: Some("http://127.0.0.1:8765/callback".into()),
+        scopes: vec![],
+        authorize_params: vec![],
+        token_requests: Default::default(),
+        variables: vec![],
+        offline_access: false,
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn expired_tokens(refresh_token: &str) -> TokenSet {
+    TokenSet {
+        access_token: "expired".into(),
+        token_type: "bearer".into(),
+        expires_at: Some(now() - 10),
+        refresh_token: Some(refresh_token.into()),
+        id_token: None,
+        scopes: vec!["openid".into()],
+        obtained_at: now() - 3610,
+        extras: vec![],
+    }
+}
+
+fn operations(c: &mut Criterion) {
+    let runtime = Runtime::load_built().unwrap();
+    let base = "https://auth.example.com";
+    let host = host_config(&runtime, base);
+    let core = core_config(base).prepare().unwrap();
+    let oauth2_client =
+        oauth2::basic::BasicClient::new(oauth2::ClientId::new("bench-client".into()))
+            .set_client_secret(oauth2::ClientSecret::new("bench-secret".into()))
+            .set_auth_uri(oauth2::AuthUrl::new(format!("{base}/authorize")).unwrap())
+            .set_token_uri(oauth2::TokenUrl::new(format!("{base}/token")).unwrap())
+            .set_redirect_uri(
+                oauth2::RedirectUrl::new("http://127.0.0.1:8765/callback".into()).unwrap(),
+            );
+
+    let mut group = c.benchmark_group("authorize-url");
+    group.bench_function("core-native", |b| {
+        b.iter(|| {
+            // The same work the component does: fresh randomness, then the URL.
+            let mut random = BeginRandom {
+                state: [0; 32],
+                verifier: [0; 32],
+            };
+            getrandom::fill(&mut random.state).unwrap();
+            getrandom::fill(&mut random.verifier).unwrap();
+            authorize::begin(black_box(&core), now(), &random).unwrap()
+        })
+    });
+    let mut session = runtime.instantiate(Canned::unused()).unwrap();
+    group.bench_function("component", |b| {
+        b.iter(|| session.begin(black_box(&host)).unwrap())
+    });
+    group.bench_function("oauth2-crate", |b| {
+        b.iter(|| {
+            let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
+            let (url, state) = oauth2_client
+                .authorize_url(oauth2::CsrfToken::new_random)
+                .add_scope(oauth2::Scope::new("openid".into()))
+                .add_scope(oauth2::Scope::new("email".into()))
+                .set_pkce_challenge(challenge)
+                .url();
+            (url, state, verifier)
+        })
+    });
+    group.finish();
+
+    let response = oauth_connector::http::HttpResponse {
+        status: 200,
+        headers: vec![profile::KeyValue::new("content-type", "application/json")],
+        body: TOKEN_JSON.as_bytes().to_vec(),
+    };
+    let mut group = c.benchmark_group("parse-token-response");
+    let requested = vec!["openid".to_owned()];
+    group.bench_function("core-native", |b| {
+        b.iter(|| {
+            token::parse_token_response(
+                black_box(&response),
+                &requested,
+                &Default::default(),
+                0,
+                &[],
+            )
+            .unwrap()
+        })
+    });
+    group.bench_function("oauth2-crate", |b| {
+        b.iter(|| {
+            serde_json::from_slice::<oauth2::basic::BasicTokenResponse>(black_box(
+                TOKEN_JSON.as_bytes(),
+            ))
+            .unwrap()
+        })
+    });
+    group.finish();
+
+    // Refresh = build the request + parse and merge the answer; the component's transport
+    // answers from memory, so only computation is compared.
+    let mut group = c.benchmark_group("refresh-request-and-parse");
+    let core_old = oauth_connector::token::TokenSet {
+        access_token: oauth_connector::secret::Secret::new("expired"),
+        token_type: "bearer".into(),
+        expires_at: Some(0),
+        refresh_token: Some(oauth_connector::secret::Secret::new("rt")),
+        id_token: None,
+        scopes: vec!["openid".into()],
+        obtained_at: 0,
+        extras: vec![],
+    };
+    group.bench_function("core-native", |b| {
+        b.iter(|| {
+            let request = lifecycle::refresh_request(black_box(&core), &core_old).unwrap();
+            black_box(request);
+            lifecycle::finish_refresh(&core, &core_old, &response, now()).unwrap()
+        })
+    });
+    let mut canned = runtime.instantiate(Canned::json(TOKEN_JSON)).unwrap();
+    let old = expired_tokens("rt");
+    group.bench_function("component", |b| {
+        b.iter(|| canned.refresh(black_box(&host), &old).unwrap())
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("needs-refresh");
+    group.bench_function("core-native", |b| {
+        b.iter(|| lifecycle::needs_refresh(black_box(&core_old), None, now()))
+    });
+    group.bench_function("component", |b| {
+        b.iter(|| session.needs_refresh(black_box(&old), None).unwrap())
+    });
+    group.finish();
+}
+
+// ---- 4. round trips on 127.0.0.1 --------------------------------------------------------
+
+fn round_trips(c: &mut Criterion) {
+    let server = LoopbackServer::start(|_| Reply::json(200, TOKEN_JSON));
+    let runtime = Runtime::load_built().unwrap();
+    let host = host_config(&runtime, &server.url(""));
+    let allow = || AllowList::from_urls([server.url("/").as_str()]);
+    let transport = || HttpTransport::new(allow(), Limits::default());
+    let pending = runtime
+        .instantiate(transport())
+        .unwrap()
+        .begin(&host)
+        .unwrap()
+        .pending;
+    let callback = format!(
+        "http://127.0.0.1:8765/callback?code=bench-code&state={}",
+        pending.state
+    );
+    // The exact request the component sends, for the direct comparison.
+    let exchange_request = direct_request(&server, "grant_type=authorization_code&code=bench-code");
+    let refresh_request = direct_request(&server, "grant_type=refresh_token&refresh_token=rt");
+    let direct = transport();
+
+    let mut group = c.benchmark_group("code-exchange-loopback");
+    group.bench_function("direct-http", |b| {
+        b.iter(|| direct.send(exchange_request.clone()).unwrap())
+    });
+    group.bench_function("host+component", |b| {
+        b.iter(|| {
+            runtime
+                .instantiate(transport())
+                .unwrap()
+                .complete(&host, &pending, &callback)
+                .unwrap()
+        })
+    });
+    group.finish();
+    let old = expired_tokens("rt");
+    let mut group = c.benchmark_group("refresh-loopback");
+    group.bench_function("direct-http", |b| {
+        b.iter(|| direct.send(refresh_request.clone()).unwrap())
+    });
+    group.bench_function("host+component", |b| {
+        b.iter(|| {
+            runtime
+                .instantiate(transport())
+                .unwrap()
+                .refresh(&host, &old)
+                .unwrap()
+        })
+    });
+    group.finish();
+}
+
+fn direct_request(server: &LoopbackServer, body: &str) -> HttpRequest {
+    HttpRequest {
+        method: HttpMethod::Post,
+        url: server.url("/token"),
+        headers: vec![
+            KeyValue {
+                name: "Content-Type".into(),
+                value: "application/x-www-form-urlencoded".into(),
+            },
+            KeyValue {
+                name: "Accept".into(),
+                value: "application/json".into(),
+            },
+            KeyValue {
+                name: "Authorization".into(),
+                value: "Basic YmVuY2gtY2xpZW50OmJlbmNoLXNlY3JldA==".into(),
+            },
+        ],
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+// ---- 5. refresh storm -------------------------------------------------------------------
+
+fn storm(report: &mut Report, sizes: &[usize]) {
+    let refreshes = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&refreshes);
+    let server = LoopbackServer::start(move |request| {
+        if request.target == "/token" {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let n = counter.load(Ordering::SeqCst);
+            Reply::json(
+                200,
+                &format!(
+                    r#"{{"access_token":"at-{n}","expires_in":3600,"refresh_token":"rt-{n}"}}"#
+                ),
+            )
+        } else {
+            Reply::json(200, r#"{"ok":true}"#)
+        }
+    });
+    let runtime = Runtime::load_built().unwrap();
+    let mut config = host_config(&runtime, &server.url(""));
+    config.profile.api_base_url = Some(server.url(""));
+    let dir = std::env::temp_dir().join(format!("connector-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let env = |_: &str| None;
+    for &n in sizes {
+        refreshes.store(0, Ordering::SeqCst);
+        let path = dir.join(format!("storm-{n}.db"));
+        Store::open(&path)
+            .unwrap()
+            .save(
+                "conn",
+                &config,
+                &SecretSource::Stored("bench-secret".into()),
+                Grant::AuthorizationCode,
+                &expired_tokens("rt-0"),
+            )
+            .unwrap();
+        let barrier = Barrier::new(n);
+        let request = HttpRequest {
+            method: HttpMethod::Get,
+            url: server.url("/api"),
+            headers: vec![],
+            body: vec![],
+        };
+        let mut latencies: Vec<Duration> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..n)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let connections = Connections::open(&runtime, &path, &env).unwrap();
+                        barrier.wait();
+                        let started = Instant::now();
+                        let outcome = connections.call("conn", &request).unwrap();
+                        assert_eq!(outcome.response.status, 200);
+                        started.elapsed()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        latencies.sort();
+        let percentile = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+        let made = refreshes.load(Ordering::SeqCst);
+        assert_eq!(
+            made, 1,
+            "{n} concurrent calls must make exactly one refresh request"
+        );
+        report.note(
+            &format!("storm-{n}"),
+            format!(
+                "{made} refresh request; p50 {:.2} ms, p99 {:.2} ms",
+                percentile(0.5).as_secs_f64() * 1e3,
+                percentile(0.99).as_secs_f64() * 1e3
+            ),
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---- 6. memory ----------------------------------------------------------------------------
+
+/// Runs one CLI `call` in a fresh process (this benchmark, re-run as a child) and reads its
+/// peak resident size.
+fn memory(report: &mut Report) {
+    let server = LoopbackServer::start(|_| Reply::json(200, r#"{"ok":true}"#));
+    let runtime = Runtime::load_built().unwrap();
+    let mut config = host_config(&runtime, &server.url(""));
+    config.profile.api_base_url = Some(server.url(""));
+    let dir = std::env::temp_dir().join(format!("connector-bench-rss-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = dir.join("store.db");
+    let mut fresh = expired_tokens("rt");
+    fresh.expires_at = Some(now() + 3600);
+    fresh.obtained_at = now();
+    Store::open(&store)
+        .unwrap()
+        .save(
+            "conn",
+            &config,
+            &SecretSource::Stored("bench-secret".into()),
+            Grant::AuthorizationCode,
+            &fresh,
+        )
+        .unwrap();
+    let output = Command::new(std::env::current_exe().unwrap())
+        .env("BENCH_ROLE_RSS", "1")
+        .env("BENCH_STORE", &store)
+        .env("BENCH_URL", server.url("/api"))
+        .output()
+        .expect("run the memory child");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let value = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("rss "))
+        .unwrap_or("n/a")
+        .to_owned();
+    report.note("cli-call-rss", value);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn rss_child() {
+    let store = std::env::var("BENCH_STORE").unwrap();
+    let url = std::env::var("BENCH_URL").unwrap();
+    let args = [
+        "connector-host",
+        "--store",
+        &store,
+        "call",
+        "conn",
+        "GET",
+        &url,
+    ];
+    let env = |_: &str| None;
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = connector_host::cli::run(
+        args.iter().map(std::ffi::OsString::from),
+        &mut connector_host::cli::Io {
+            env: &env,
+            out: &mut out,
+            err: &mut err,
+            err_is_terminal: false,
+        },
+    );
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| "n/a".into())
+    };
+    println!("rss peak {} (current {})", field("VmHWM:"), field("VmRSS:"));
+}
+
+// ---- the report ---------------------------------------------------------------------------
+
+/// Criterion's medians and median absolute deviations, by "group/function", in nanoseconds.
+fn read_estimates() -> BTreeMap<String, (f64, f64)> {
+    let root = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .join("criterion");
+    let mut estimates = BTreeMap::new();
+    let Ok(groups) = std::fs::read_dir(&root) else {
+        return estimates;
+    };
+    for group in groups.flatten() {
+        let Ok(functions) = std::fs::read_dir(group.path()) else {
+            continue;
+        };
+        for function in functions.flatten() {
+            let file = function.path().join("new").join("estimates.json");
+            let Ok(text) = std::fs::read_to_string(&file) else {
+                continue;
+            };
+            let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
+            let median = json["median"]["point_estimate"]
+                .as_f64()
+                .unwrap_or(f64::NAN);
+            let mad = json["median_abs_dev"]["point_estimate"]
+                .as_f64()
+                .unwrap_or(f64::NAN);
+            let key = format!(
+                "{}/{}",
+                group.file_name().to_string_lossy(),
+                function.file_name().to_string_lossy()
+            );
+            estimates.insert(key, (median, mad));
+        }
+    }
+    estimates
+}
+
+fn human(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+impl Report {
+    fn markdown(&self, est: &BTreeMap<String, (f64, f64)>) -> String {
+        let cell = |key: &str| match est.get(key) {
+            Some((median, mad)) => format!("{} ± {}", human(*median), human(*mad)),
+            None => "n/a".into(),
+        };
+        let median = |key: &str| est.get(key).map_or(f64::NAN, |(m, _)| *m);
+        let ratio = |a: &str, b: &str| format!("{:.2}×", median(a) / median(b));
+        let mut md = String::new();
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|info| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix("model name"))
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+            .unwrap_or_else(|| "unknown CPU".into());
+        let rustc = Command::new("rustc")
+            .arg("--version")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+        let date = Command::new("date")
+            .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        let _ = writeln!(md, "# Benchmarks\n");
+        let _ = writeln!(
+            md,
+            "Generated by `cargo bench --bench connector` (one run; every comparison measured side by side).\n"
+        );
+        let _ = writeln!(
+            md,
+            "- Machine: {cpu}, {cores} cores; {rustc}; wasmtime 48 (cranelift, pooling allocator)"
+        );
+        let _ = writeln!(md, "- Date: {date}");
+        let _ = writeln!(
+            md,
+            "- Timings: criterion median ± median absolute deviation (release build).\n"
+        );
+        let _ = writeln!(md, "## 1. Component size\n");
+        let _ = writeln!(md, "| what | bytes | target |\n|---|---|---|");
+        let _ = writeln!(
+            md,
+            "| component (`--profile component`) | {} | ≤ 350,000 |",
+            self.get("component-bytes")
+        );
+        let _ = writeln!(
+            md,
+            "\nCode bytes by crate in the core module (from a build that keeps the name section):\n"
+        );
+        let _ = writeln!(md, "| crate | bytes |\n|---|---|");
+        for (name, bytes) in self.crate_sizes.iter().take(20) {
+            let _ = writeln!(md, "| {name} | {bytes} |");
+        }
+        let _ = writeln!(md, "\n## 2. Engine start\n");
+        let _ = writeln!(md, "| step | time | target |\n|---|---|---|");
+        for (key, label, target) in [
+            ("engine/compile", "compile the component", ""),
+            (
+                "engine/load-precompiled",
+                "load a precompiled component",
+                "",
+            ),
+            ("engine/pre-instantiate", "link and pre-instantiate", ""),
+            (
+                "instance/fresh-pooling",
+                "fresh instance, pooling allocator",
+                "≤ 10 µs",
+            ),
+            (
+                "instance/fresh-on-demand",
+                "fresh instance, on-demand allocation",
+                "",
+            ),
+            (
+                "instance/fresh-pooling+authorize-url",
+                "fresh instance + first call (authorize URL)",
+                "≤ 30 µs",
+            ),
+        ] {
+            let _ = writeln!(md, "| {label} | {} | {target} |", cell(key));
+        }
+        let _ = writeln!(
+            md,
+            "\nCompile / load precompiled: {}.\n",
+            ratio("engine/compile", "engine/load-precompiled")
+        );
+        let _ = writeln!(
+            md,
+            "## 3. Per operation: core natively, component in wasmtime, `oauth2` crate natively\n"
+        );
+        let _ = writeln!(
+            md,
+            "| operation | core native | component | oauth2 crate | component / core | core / oauth2 |\n|---|---|---|---|---|---|"
+        );
+        for (group, label) in [
+            ("authorize-url", "authorize URL with PKCE S256"),
+            ("parse-token-response", "parse a token response"),
+            (
+                "refresh-request-and-parse",
+                "refresh: build request + parse answer",
+            ),
+            ("needs-refresh", "refresh decision"),
+        ] {
+            let core = format!("{group}/core-native");
+            let comp = format!("{group}/component");
+            let o2 = format!("{group}/oauth2-crate");
+            let _ = writeln!(
+                md,
+                "| {label} | {} | {} | {} | {} | {} |",
+                cell(&core),
+                cell(&comp),
+                cell(&o2),
+                ratio(&comp, &core),
+                ratio(&core, &o2)
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\nTargets: component ≤ 2× core; core no slower than the `oauth2` crate. Component calls reuse one instance; see section 2 for a fresh instance per call. `n/a`: no such export (the component parses token responses only inside `complete`/`refresh`, measured in the refresh row).\n"
+        );
+        let _ = writeln!(md, "## 4. Round trips on 127.0.0.1\n");
+        let _ = writeln!(
+            md,
+            "| request | direct (host HTTP client) | host + fresh component instance | ratio (target ≤ 1.2×) |\n|---|---|---|---|"
+        );
+        for (group, label) in [
+            ("code-exchange-loopback", "code exchange"),
+            ("refresh-loopback", "refresh"),
+        ] {
+            let d = format!("{group}/direct-http");
+            let h = format!("{group}/host+component");
+            let _ = writeln!(
+                md,
+                "| {label} | {} | {} | {} |",
+                cell(&d),
+                cell(&h),
+                ratio(&h, &d)
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\n## 5. Refresh storm: N concurrent `call`s on one expired connection\n"
+        );
+        let _ = writeln!(
+            md,
+            "Each thread opens the store like a separate process, then all call at once (SQLite store, per-connection lock file, loopback token endpoint and API).\n"
+        );
+        let _ = writeln!(md, "| N | result |\n|---|---|");
+        for n in [1, 16, 256] {
+            let _ = writeln!(md, "| {n} | {} |", self.get(&format!("storm-{n}")));
+        }
+        let _ = writeln!(md, "\n## 6. Memory\n");
+        let _ = writeln!(
+            md,
+            "Resident size of one CLI `call` (the CLI code in a fresh process, component compiled at start): {}.",
+            self.get("cli-call-rss")
+        );
+        md
+    }
+}
