@@ -270,14 +270,18 @@ mod wasm_size {
     /// The crate a (legacy- or v0-mangled, or plain) symbol belongs to.
     fn crate_of(symbol: &str) -> String {
         let path = if let Some(rest) = symbol.strip_prefix("_ZN") {
-            // _ZN<len><ident>...: the first identifier is the crate.
+            // Legacy: _ZN<len><ident>...; the first identifier is the crate.
             let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
             let len: usize = digits.parse().unwrap_or(0);
             rest[digits.len()..].chars().take(len).collect::<String>()
+        } else if let Some(rest) = symbol.strip_prefix("_R") {
+            // v0: the innermost path starts at the crate root `C[s<disambiguator>_]<len><ident>`.
+            v0_crate(rest).unwrap_or_else(|| "(unnamed)".into())
         } else if symbol.is_empty() {
             "(unnamed)".into()
+        } else if symbol.contains('#') || symbol.contains('@') {
+            "(export glue)".into()
         } else {
-            // Demangled or C names: `crate::path` or a libc/std symbol.
             symbol
                 .split("::")
                 .next()
@@ -293,6 +297,18 @@ mod wasm_size {
         } else {
             path
         }
+    }
+
+    fn v0_crate(mangled: &str) -> Option<String> {
+        let at = mangled.find('C')?;
+        let mut rest = &mangled[at + 1..];
+        if let Some(after) = rest.strip_prefix('s') {
+            rest = &after[after.find('_')? + 1..];
+        }
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let len: usize = digits.parse().ok()?;
+        let ident = rest.get(digits.len()..digits.len() + len)?;
+        Some(ident.trim_start_matches('_').to_owned())
     }
 }
 
@@ -625,6 +641,27 @@ fn direct_request(server: &LoopbackServer, body: &str) -> HttpRequest {
     }
 }
 
+/// A configuration whose API is `server`.
+fn api_config(runtime: &Runtime, server: &LoopbackServer) -> ConnectionConfig {
+    let mut config = host_config(runtime, &server.url(""));
+    config.profile.api_base_url = Some(server.url(""));
+    config
+}
+
+/// A store at `path` holding the connection `conn` with `tokens`.
+fn seed_store(path: &Path, config: &ConnectionConfig, tokens: &TokenSet) {
+    Store::open(path)
+        .unwrap()
+        .save(
+            "conn",
+            config,
+            &SecretSource::Stored("bench-secret".into()),
+            Grant::AuthorizationCode,
+            tokens,
+        )
+        .unwrap();
+}
+
 // ---- 5. refresh storm -------------------------------------------------------------------
 
 fn storm(report: &mut Report, sizes: &[usize]) {
@@ -645,24 +682,14 @@ fn storm(report: &mut Report, sizes: &[usize]) {
         }
     });
     let runtime = Runtime::load_built().unwrap();
-    let mut config = host_config(&runtime, &server.url(""));
-    config.profile.api_base_url = Some(server.url(""));
+    let config = api_config(&runtime, &server);
     let dir = std::env::temp_dir().join(format!("connector-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let env = |_: &str| None;
     for &n in sizes {
         refreshes.store(0, Ordering::SeqCst);
         let path = dir.join(format!("storm-{n}.db"));
-        Store::open(&path)
-            .unwrap()
-            .save(
-                "conn",
-                &config,
-                &SecretSource::Stored("bench-secret".into()),
-                Grant::AuthorizationCode,
-                &expired_tokens("rt-0"),
-            )
-            .unwrap();
+        seed_store(&path, &config, &expired_tokens("rt-0"));
         let barrier = Barrier::new(n);
         let request = HttpRequest {
             method: HttpMethod::Get,
@@ -711,24 +738,14 @@ fn storm(report: &mut Report, sizes: &[usize]) {
 fn memory(report: &mut Report) {
     let server = LoopbackServer::start(|_| Reply::json(200, r#"{"ok":true}"#));
     let runtime = Runtime::load_built().unwrap();
-    let mut config = host_config(&runtime, &server.url(""));
-    config.profile.api_base_url = Some(server.url(""));
+    let config = api_config(&runtime, &server);
     let dir = std::env::temp_dir().join(format!("connector-bench-rss-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store = dir.join("store.db");
     let mut fresh = expired_tokens("rt");
     fresh.expires_at = Some(now() + 3600);
     fresh.obtained_at = now();
-    Store::open(&store)
-        .unwrap()
-        .save(
-            "conn",
-            &config,
-            &SecretSource::Stored("bench-secret".into()),
-            Grant::AuthorizationCode,
-            &fresh,
-        )
-        .unwrap();
+    seed_store(&store, &config, &fresh);
     let output = Command::new(std::env::current_exe().unwrap())
         .env("BENCH_ROLE_RSS", "1")
         .env("BENCH_STORE", &store)

@@ -91,7 +91,7 @@ impl AllowList {
 }
 
 /// Limits of the transport.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Deadline for establishing the connection (DNS, TCP, TLS).
     pub connect_timeout: Duration,
@@ -136,19 +136,8 @@ impl fmt::Debug for HttpTransport {
 impl HttpTransport {
     /// A transport that may reach only the origins on `allow_list`.
     pub fn new(allow_list: AllowList, limits: Limits) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .max_redirects(0)
-            .max_redirects_will_error(false)
-            .save_redirect_history(false)
-            .http_status_as_error(false)
-            .timeout_connect(Some(limits.connect_timeout))
-            .timeout_global(Some(limits.total_timeout))
-            .max_response_header_size(limits.max_header_bytes)
-            .user_agent(concat!("oauth-connector/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .new_agent();
         Self {
-            agent,
+            agent: shared_agent(&limits),
             allow_list,
             limits,
         }
@@ -199,6 +188,33 @@ impl HttpTransport {
             body,
         })
     }
+}
+
+/// One HTTP client per distinct set of limits, shared by every transport in the process:
+/// building a client loads the TLS trust roots, which costs far more than a request on
+/// loopback, and a per-call instance would pay it every time. Connection reuse stays safe:
+/// the allow-list is checked per request, before the shared client is used.
+fn shared_agent(limits: &Limits) -> ureq::Agent {
+    static AGENTS: std::sync::Mutex<Vec<(Limits, ureq::Agent)>> = std::sync::Mutex::new(Vec::new());
+    let mut agents = AGENTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, agent)) = agents.iter().find(|(l, _)| l == limits) {
+        return agent.clone();
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .max_redirects(0)
+        .max_redirects_will_error(false)
+        .save_redirect_history(false)
+        .http_status_as_error(false)
+        .timeout_connect(Some(limits.connect_timeout))
+        .timeout_global(Some(limits.total_timeout))
+        .max_response_header_size(limits.max_header_bytes)
+        .user_agent(concat!("oauth-connector/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .new_agent();
+    agents.push((limits.clone(), agent.clone()));
+    agent
 }
 
 fn method_name(method: &HttpMethod) -> &str {
