@@ -860,7 +860,14 @@ impl Report {
             None => "n/a".into(),
         };
         let median = |key: &str| est.get(key).map_or(f64::NAN, |(m, _)| *m);
-        let ratio = |a: &str, b: &str| format!("{:.2}×", median(a) / median(b));
+        let ratio = |a: &str, b: &str| {
+            let r = median(a) / median(b);
+            if r.is_finite() {
+                format!("{r:.2}×")
+            } else {
+                "n/a".into()
+            }
+        };
         let mut md = String::new();
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
             .ok()
