@@ -58,7 +58,7 @@ pub fn finish_refresh(
     let refresh_token = old.refresh_token.as_ref().map(Secret::expose);
     let secrets = config.secrets(refresh_token.as_slice());
     let quirks = &config.profile.token_response;
-    let fresh = match token::parse_token_response(response, &old.scopes, quirks, now, &secrets) {
+    let fresh = match token::parse_refresh_response(response, &old.scopes, quirks, now, &secrets) {
         Ok(fresh) => fresh,
         Err(Error::ServerSaidNo(error))
             if matches!(

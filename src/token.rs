@@ -53,11 +53,92 @@ pub fn parse_token_response(
     now: u64,
     secrets: &[&str],
 ) -> Result<TokenSet, Error> {
+    parse_with(
+        response,
+        requested_scopes,
+        quirks,
+        now,
+        secrets,
+        Strictness::Strict,
+    )
+}
+
+/// Like `parse_token_response`, for refresh answers: a 2xx that carries an access token is
+/// accepted even when optional members are malformed (they are dropped) or the quirks'
+/// `path` is absent (the top level is used). The server may already have rotated the refresh
+/// token, so refusing its answer over a cosmetic defect would lose the connection.
+pub fn parse_refresh_response(
+    response: &HttpResponse,
+    requested_scopes: &[String],
+    quirks: &TokenResponseQuirks,
+    now: u64,
+    secrets: &[&str],
+) -> Result<TokenSet, Error> {
+    parse_with(
+        response,
+        requested_scopes,
+        quirks,
+        now,
+        secrets,
+        Strictness::Lenient,
+    )
+}
+
+/// How strictly optional members of a token response are checked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Strictness {
+    /// A malformed member is an invalid response.
+    Strict,
+    /// A malformed optional member is dropped.
+    Lenient,
+}
+
+/// Members that hold credentials: always scrubbed from excerpts.
+const CREDENTIAL_MEMBERS: [&str; 4] = ["access_token", "refresh_token", "id_token", "device_code"];
+
+/// The token members a nested `path` object owns: never promoted from an outer level.
+const TOKEN_MEMBERS: [&str; 6] = [
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "token_type",
+    "expires_in",
+    "scope",
+];
+
+/// String values of credential members anywhere in the first levels of `fields`.
+fn credentials_in(fields: &Map<String, Value>, depth: usize, found: &mut Vec<String>) {
+    for (name, value) in fields {
+        match value {
+            Value::String(text) if CREDENTIAL_MEMBERS.contains(&name.as_str()) => {
+                found.push(text.clone());
+            }
+            Value::Object(inner) if depth > 0 => credentials_in(inner, depth - 1, found),
+            _ => {}
+        }
+    }
+}
+
+fn parse_with(
+    response: &HttpResponse,
+    requested_scopes: &[String],
+    quirks: &TokenResponseQuirks,
+    now: u64,
+    secrets: &[&str],
+    strictness: Strictness,
+) -> Result<TokenSet, Error> {
+    let mut found = vec![];
+    let parsed = parse_fields(response);
+    if let Some(fields) = &parsed {
+        credentials_in(fields, 3, &mut found);
+    }
+    let mut all_secrets: Vec<&str> = secrets.to_vec();
+    all_secrets.extend(found.iter().map(String::as_str));
     let invalid = |reason: &str| {
         Error::InvalidResponse(InvalidResponse {
             status: response.status,
             reason: reason.to_owned(),
-            excerpt: excerpt(&response.body, secrets),
+            excerpt: excerpt(&response.body, &all_secrets),
         })
     };
     if response.body.len() > MAX_TOKEN_RESPONSE_BYTES {
@@ -67,7 +148,7 @@ pub fn parse_token_response(
             excerpt: String::new(),
         }));
     }
-    let fields = parse_fields(response);
+    let fields = parsed;
     if let Some(unavailable) = unavailable(response, fields.as_ref()) {
         return Err(unavailable);
     }
@@ -100,9 +181,10 @@ pub fn parse_token_response(
     let Some(fields) = fields else {
         return Err(invalid("body is neither a JSON object nor a form"));
     };
-    let fields = follow_path(fields, &quirks.path).map_err(|reason| invalid(&reason))?;
-    let mut tokens =
-        token_set_from_fields(fields, requested_scopes, now).map_err(|reason| invalid(&reason))?;
+    let fields =
+        follow_path(fields, &quirks.path, strictness).map_err(|reason| invalid(&reason))?;
+    let mut tokens = token_set_from_fields(fields, requested_scopes, now, strictness)
+        .map_err(|reason| invalid(&reason))?;
     if tokens.expires_at.is_none() {
         tokens.expires_at = quirks
             .default_expires_in
@@ -111,18 +193,30 @@ pub fn parse_token_response(
     Ok(tokens)
 }
 
-/// Descends `path` to the object holding the token fields; the members left behind at each
-/// level join it, so that they end up among the extras.
+/// Descends `path` to the object holding the token fields. The members left behind at each
+/// level join it as extras, except token members (an outer `refresh_token` must never be
+/// taken for the inner token's). Leniently, a missing object means the top level holds the
+/// tokens (refresh answers are often flat).
 fn follow_path(
     mut fields: Map<String, Value>,
     path: &[String],
+    strictness: Strictness,
 ) -> Result<Map<String, Value>, String> {
     for member in path {
-        let Some(Value::Object(mut inner)) = fields.remove(member) else {
-            return Err(format!("no object `{member}` holding the tokens"));
+        let mut inner = match fields.remove(member) {
+            Some(Value::Object(inner)) => inner,
+            other if strictness == Strictness::Lenient => {
+                if let Some(value) = other {
+                    fields.insert(member.clone(), value);
+                }
+                return Ok(fields);
+            }
+            _ => return Err(format!("no object `{member}` holding the tokens")),
         };
         for (name, value) in fields {
-            inner.entry(name).or_insert(value);
+            if !TOKEN_MEMBERS.contains(&name.as_str()) {
+                inner.entry(name).or_insert(value);
+            }
         }
         fields = inner;
     }
@@ -149,6 +243,13 @@ pub fn unavailable(response: &HttpResponse, fields: Option<&Map<String, Value>>)
 /// introspection): 429/5xx is `server-unavailable`, an OAuth error body `server-said-no`,
 /// anything but a 2xx JSON object `invalid-response`.
 pub fn json_answer(response: &HttpResponse, secrets: &[&str]) -> Result<Map<String, Value>, Error> {
+    if response.body.len() > MAX_TOKEN_RESPONSE_BYTES {
+        return Err(Error::InvalidResponse(InvalidResponse {
+            status: response.status,
+            reason: format!("body over {MAX_TOKEN_RESPONSE_BYTES} bytes"),
+            excerpt: String::new(),
+        }));
+    }
     let fields = parse_fields(response);
     if let Some(error) = unavailable(response, fields.as_ref()) {
         return Err(error);
@@ -178,6 +279,10 @@ pub fn invalid_answer(response: &HttpResponse, reason: &str, secrets: &[&str]) -
 /// The response body as an object: JSON, or a form for `application/x-www-form-urlencoded`
 /// (some vendors answer that way unless asked for JSON).
 pub fn parse_fields(response: &HttpResponse) -> Option<Map<String, Value>> {
+    // A hostile body could expand into far more memory than its size as a JSON tree.
+    if response.body.len() > MAX_TOKEN_RESPONSE_BYTES {
+        return None;
+    }
     if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&response.body) {
         return Some(map);
     }
@@ -207,50 +312,79 @@ fn token_set_from_fields(
     mut fields: Map<String, Value>,
     requested_scopes: &[String],
     now: u64,
+    strictness: Strictness,
 ) -> Result<TokenSet, String> {
+    // Leniently, a malformed optional member is treated as absent.
+    fn optional<T>(
+        result: Result<T, String>,
+        absent: T,
+        strictness: Strictness,
+    ) -> Result<T, String> {
+        match result {
+            Err(_) if strictness == Strictness::Lenient => Ok(absent),
+            other => other,
+        }
+    }
     let access_token = match fields.remove("access_token") {
         Some(Value::String(token)) if !token.is_empty() => Secret::new(token),
         Some(_) => return Err("`access_token` is not a non-empty string".into()),
         None => return Err("no `access_token`".into()),
     };
-    let token_type = match fields.remove("token_type") {
-        Some(Value::String(kind)) => kind.to_ascii_lowercase(),
-        // RFC 6749 §5.1 requires it, but several vendors omit it for bearer tokens.
-        None | Some(Value::Null) => "bearer".to_owned(),
-        Some(_) => return Err("`token_type` is not a string".into()),
-    };
-    let expires_in = match fields.remove("expires_in") {
-        None | Some(Value::Null) => None,
-        Some(Value::Number(number)) => Some(
-            number
+    let token_type = optional(
+        match fields.remove("token_type") {
+            Some(Value::String(kind)) => Ok(kind.to_ascii_lowercase()),
+            // RFC 6749 §5.1 requires it, but several vendors omit it for bearer tokens.
+            None | Some(Value::Null) => Ok("bearer".to_owned()),
+            Some(_) => Err("`token_type` is not a string".into()),
+        },
+        "bearer".to_owned(),
+        strictness,
+    )?;
+    let expires_in = optional(
+        match fields.remove("expires_in") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(number)) => number
                 .as_u64()
                 .or_else(|| number.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
-                .ok_or("`expires_in` is negative")?,
-        ),
-        Some(Value::String(text)) => Some(
-            text.trim()
+                .map(Some)
+                .ok_or_else(|| "`expires_in` is negative".to_owned()),
+            Some(Value::String(text)) => text
+                .trim()
                 .parse::<u64>()
-                .map_err(|_| "`expires_in` is not a whole number of seconds")?,
-        ),
-        Some(_) => return Err("`expires_in` is not a number".into()),
-    };
-    let optional_secret = |value: Option<Value>, name: &str| match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) if text.is_empty() => Ok(None),
-        Some(Value::String(text)) => Ok(Some(Secret::new(text))),
-        Some(_) => Err(format!("`{name}` is not a string")),
+                .map(Some)
+                .map_err(|_| "`expires_in` is not a whole number of seconds".to_owned()),
+            Some(_) => Err("`expires_in` is not a number".into()),
+        },
+        None,
+        strictness,
+    )?;
+    let optional_secret = |value: Option<Value>, name: &str| {
+        optional(
+            match value {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(text)) if text.is_empty() => Ok(None),
+                Some(Value::String(text)) => Ok(Some(Secret::new(text))),
+                Some(_) => Err(format!("`{name}` is not a string")),
+            },
+            None,
+            strictness,
+        )
     };
     let refresh_token = optional_secret(fields.remove("refresh_token"), "refresh_token")?;
     let id_token = optional_secret(fields.remove("id_token"), "id_token")?;
-    let scopes = match fields.remove("scope") {
-        None | Some(Value::Null) => requested_scopes.to_vec(),
-        Some(Value::String(text)) => split_scopes(&text),
-        Some(Value::Array(items)) => items
-            .into_iter()
-            .filter_map(|item| item.as_str().map(str::to_owned))
-            .collect(),
-        Some(_) => return Err("`scope` is not a string".into()),
-    };
+    let scopes = optional(
+        match fields.remove("scope") {
+            None | Some(Value::Null) => Ok(requested_scopes.to_vec()),
+            Some(Value::String(text)) => Ok(split_scopes(&text)),
+            Some(Value::Array(items)) => Ok(items
+                .into_iter()
+                .filter_map(|item| item.as_str().map(str::to_owned))
+                .collect()),
+            Some(_) => Err("`scope` is not a string".into()),
+        },
+        requested_scopes.to_vec(),
+        strictness,
+    )?;
     let extras = fields
         .into_iter()
         .map(|(name, value)| KeyValue::new(name, value.to_string()))
@@ -276,11 +410,72 @@ pub fn split_scopes(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Keys whose values are credentials wherever they appear in a body.
+const SCRUBBED_KEYS: [&str; 8] = [
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "device_code",
+    "client_secret",
+    "code",
+    "code_verifier",
+    "password",
+];
+
+/// Replaces the values of credential keys, in JSON (`"key": "value"`) and form
+/// (`key=value`) notation, with `[redacted]`, whatever their encoding.
+fn scrub_credential_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    'scan: while !rest.is_empty() {
+        for key in SCRUBBED_KEYS {
+            let json_key = format!("\"{key}\"");
+            if let Some(after) = rest.strip_prefix(json_key.as_str()) {
+                let value = after.trim_start().strip_prefix(':').map(str::trim_start);
+                if let Some(quoted) = value.and_then(|v| v.strip_prefix('"')) {
+                    let mut end = None;
+                    let mut escaped = false;
+                    for (i, c) in quoted.char_indices() {
+                        match c {
+                            '\\' if !escaped => escaped = true,
+                            '"' if !escaped => {
+                                end = Some(i);
+                                break;
+                            }
+                            _ => escaped = false,
+                        }
+                    }
+                    let end = end.unwrap_or(quoted.len());
+                    out.push_str(&json_key);
+                    out.push_str(":\"[redacted]\"");
+                    rest = quoted.get(end + 1..).unwrap_or("");
+                    continue 'scan;
+                }
+            }
+            let at_boundary = out.is_empty() || out.ends_with(['&', '?', ' ', '\n']);
+            let form_key = format!("{key}=");
+            if at_boundary && let Some(after) = rest.strip_prefix(form_key.as_str()) {
+                let end = after.find(['&', ' ', '\n']).unwrap_or(after.len());
+                out.push_str(&form_key);
+                out.push_str("[redacted]");
+                rest = &after[end..];
+                continue 'scan;
+            }
+        }
+        let mut chars = rest.chars();
+        if let Some(c) = chars.next() {
+            out.push(c);
+        }
+        rest = chars.as_str();
+    }
+    out
+}
+
 /// A short, secret-free excerpt of a body for diagnosis: at most `EXCERPT_CHARS` characters,
 /// the request's own secrets replaced, and any run of 20 or more token-like characters
 /// (which could be a token or key the server echoed) replaced by `[redacted]`.
 pub fn excerpt(body: &[u8], secrets: &[&str]) -> String {
-    let mut text = String::from_utf8_lossy(body).into_owned();
+    let mut text = scrub_credential_values(&String::from_utf8_lossy(body));
     for secret in secrets.iter().filter(|secret| !secret.is_empty()) {
         text = text.replace(secret, "[redacted]");
     }
@@ -541,6 +736,105 @@ mod tests {
         assert!(matches!(
             parse(&response(502, "text/html", "<html>bad gateway</html>")).unwrap_err(),
             Error::ServerUnavailable(ServerUnavailable { status: 502, .. })
+        ));
+    }
+
+    #[test]
+    fn refresh_answers_are_read_leniently_so_a_rotated_token_is_kept() {
+        let quirks = TokenResponseQuirks {
+            path: vec!["authed_user".into()],
+            ..TokenResponseQuirks::default()
+        };
+        // Flat answer (no `authed_user`), malformed optional members: still a token set.
+        let fresh = parse_refresh_response(
+            &response(
+                200,
+                "application/json",
+                r#"{"access_token":"at2","refresh_token":"rt2","token_type":7,"expires_in":"soon","scope":5}"#,
+            ),
+            &["old".to_owned()],
+            &quirks,
+            100,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(fresh.refresh_token.unwrap().expose(), "rt2");
+        assert_eq!(fresh.token_type, "bearer");
+        assert_eq!(fresh.expires_at, None);
+        assert_eq!(fresh.scopes, ["old"]);
+        // The same answer to a code exchange is refused.
+        assert!(matches!(
+            parse_token_response(
+                &response(
+                    200,
+                    "application/json",
+                    r#"{"access_token":"at2","expires_in":"soon"}"#
+                ),
+                &[],
+                &TokenResponseQuirks::default(),
+                100,
+                &[]
+            ),
+            Err(Error::InvalidResponse(_))
+        ));
+    }
+
+    #[test]
+    fn outer_token_members_are_not_promoted_into_the_nested_set() {
+        let quirks = TokenResponseQuirks {
+            path: vec!["authed_user".into()],
+            ..TokenResponseQuirks::default()
+        };
+        let set = parse_token_response(
+            &response(
+                200,
+                "application/json",
+                r#"{"access_token":"bot","refresh_token":"bot-rt","expires_in":60,"team":"T",
+                    "authed_user":{"access_token":"user"}}"#,
+            ),
+            &[],
+            &quirks,
+            0,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(set.access_token.expose(), "user");
+        assert!(
+            set.refresh_token.is_none(),
+            "the bot's refresh token is not the user's"
+        );
+        assert_eq!(set.expires_at, None);
+        assert_eq!(set.extras, [KeyValue::new("team", "\"T\"")]);
+    }
+
+    #[test]
+    fn response_credentials_are_scrubbed_from_excerpts() {
+        let error = parse(&response(
+            200,
+            "application/json",
+            r#"{"access_token":"short\/tok","refresh_token":"r%2B1","token_type":5}"#,
+        ))
+        .unwrap_err();
+        match error {
+            Error::InvalidResponse(invalid) => {
+                assert_eq!(
+                    invalid.excerpt,
+                    r#"{"access_token":"[redacted]","refresh_token":"[redacted]","token_type":5}"#
+                );
+                let form = excerpt(b"error=x&refresh_token=abc%2Bdef&code=123", &[]);
+                assert_eq!(form, "error=x&refresh_token=[redacted]&code=[redacted]");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn oversized_answers_are_refused_before_parsing() {
+        let big = format!("[{}0]", "0,".repeat(MAX_TOKEN_RESPONSE_BYTES));
+        assert!(parse_fields(&response(200, "application/json", &big)).is_none());
+        assert!(matches!(
+            json_answer(&response(200, "application/json", &big), &[]),
+            Err(Error::InvalidResponse(InvalidResponse { excerpt, .. })) if excerpt.is_empty()
         ));
     }
 
