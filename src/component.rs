@@ -230,17 +230,14 @@ impl wit_providers::Guest for Connector {
     }
 
     fn discover(issuer: String) -> WitResult<wit::ProviderProfile> {
-        let mut last_status = 0;
-        for url in discovery::metadata_urls(&issuer).map_err(error_to_wit)? {
-            let response = send(discovery::metadata_request(&url))?;
-            last_status = response.status;
-            if let Some(found) = discovery::profile_from_response(&issuer, &response) {
-                return found.map(profile_to_wit).map_err(error_to_wit);
-            }
-        }
-        Err(error_to_wit(Error::Discovery(DiscoveryError::NotFound(
-            last_status,
-        ))))
+        discovery::discover(&issuer, |request| {
+            send(request).map_err(|error| match error {
+                wit::Error::Transport(error) => Error::Transport(transport_error_from_wit(error)),
+                _ => Error::Transport(TransportError::Other("transport failed".into())),
+            })
+        })
+        .map(profile_to_wit)
+        .map_err(error_to_wit)
     }
 
     fn parse_profile(json: String) -> WitResult<wit::ProviderProfile> {
@@ -597,6 +594,18 @@ fn oauth_error_to_wit(error: OAuthError) -> wit::OauthError {
         code: error_code_to_wit(error.code),
         description: error.description,
         uri: error.uri,
+    }
+}
+
+fn transport_error_from_wit(error: wit::TransportError) -> TransportError {
+    match error {
+        wit::TransportError::Denied(host) => TransportError::Denied(host),
+        wit::TransportError::InvalidRequest(reason) => TransportError::InvalidRequest(reason),
+        wit::TransportError::ConnectionFailed(reason) => TransportError::ConnectionFailed(reason),
+        wit::TransportError::Tls(reason) => TransportError::Tls(reason),
+        wit::TransportError::Timeout => TransportError::Timeout,
+        wit::TransportError::ResponseTooLarge(cap) => TransportError::ResponseTooLarge(cap),
+        wit::TransportError::Other(reason) => TransportError::Other(reason),
     }
 }
 

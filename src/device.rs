@@ -11,6 +11,9 @@ use crate::token_request;
 
 /// The polling interval when the server names none (RFC 8628 §3.2).
 pub const DEFAULT_INTERVAL_SECS: u64 = 5;
+/// The longest interval accepted from a server: a hostile or broken one must not make the
+/// host wait (or overflow) indefinitely.
+pub const MAX_INTERVAL_SECS: u64 = 300;
 /// How much `slow_down` adds to the interval (RFC 8628 §3.5).
 pub const SLOW_DOWN_STEP_SECS: u64 = 5;
 
@@ -85,7 +88,7 @@ pub fn finish_begin(
         verification_uri,
         verification_uri_complete,
         expires_at: now.saturating_add(expires_in),
-        interval_seconds: interval.max(1),
+        interval_seconds: interval.clamp(1, MAX_INTERVAL_SECS),
         requested_scopes: config.effective_scopes().to_vec(),
     })
 }
@@ -113,7 +116,10 @@ pub fn finish_poll(
         Err(Error::ServerSaidNo(error)) => match error.code {
             ErrorCode::AuthorizationPending => Ok(DevicePoll::Pending(device.interval_seconds)),
             ErrorCode::SlowDown => Ok(DevicePoll::SlowDown(
-                device.interval_seconds.saturating_add(SLOW_DOWN_STEP_SECS),
+                device
+                    .interval_seconds
+                    .saturating_add(SLOW_DOWN_STEP_SECS)
+                    .min(MAX_INTERVAL_SECS),
             )),
             _ => Err(Error::ServerSaidNo(error)),
         },

@@ -27,6 +27,29 @@ pub fn metadata_urls(issuer: &str) -> Result<Vec<String>, Error> {
     ])
 }
 
+/// Discovers `issuer`'s profile, sending each metadata request through `send`: the first
+/// document that answers 200 with JSON decides (an issuer mismatch or a missing field is an
+/// error, not a reason to try the next URL). A 200 that is not JSON (a web app's catch-all
+/// page) moves on to the next URL; when none succeeds, the last non-JSON answer is the
+/// `invalid-response`, else `not-found` with the last status.
+pub fn discover(
+    issuer: &str,
+    mut send: impl FnMut(HttpRequest) -> Result<HttpResponse, Error>,
+) -> Result<ProviderProfile, Error> {
+    let mut last_status = 0;
+    let mut not_json = None;
+    for url in metadata_urls(issuer)? {
+        let response = send(metadata_request(&url))?;
+        last_status = response.status;
+        match profile_from_response(issuer, &response) {
+            None => {}
+            Some(Err(error @ Error::InvalidResponse(_))) => not_json = Some(error),
+            Some(found) => return found,
+        }
+    }
+    Err(not_json.unwrap_or(Error::Discovery(DiscoveryError::NotFound(last_status))))
+}
+
 /// A GET for one metadata URL.
 pub fn metadata_request(url: &str) -> HttpRequest {
     HttpRequest {
@@ -50,7 +73,10 @@ pub fn profile_from_response(
 }
 
 fn profile_from_document(issuer: &str, response: &HttpResponse) -> Result<ProviderProfile, Error> {
-    let Ok(Value::Object(document)) = serde_json::from_slice::<Value>(&response.body) else {
+    // Metadata documents are a few KB; a larger body could expand far beyond its size.
+    let small_enough = response.body.len() <= crate::token::MAX_TOKEN_RESPONSE_BYTES;
+    let parsed = small_enough.then(|| serde_json::from_slice::<Value>(&response.body));
+    let Some(Ok(Value::Object(document))) = parsed else {
         return Err(Error::InvalidResponse(InvalidResponse {
             status: response.status,
             reason: "metadata is not a JSON object".into(),

@@ -25,8 +25,9 @@ pub enum Method {
     Other(String),
 }
 
-/// One request for the host to send.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One request for the host to send. Its `Debug` shows header names and the body's length
+/// only: token requests carry credentials in both.
+#[derive(Clone, PartialEq, Eq)]
 pub struct HttpRequest {
     /// The method.
     pub method: Method,
@@ -36,6 +37,18 @@ pub struct HttpRequest {
     pub headers: Vec<KeyValue>,
     /// The body.
     pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|h| h.name.as_str()).collect();
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("headers", &names)
+            .field("body_bytes", &self.body.len())
+            .finish()
+    }
 }
 
 /// One response from the host.

@@ -133,7 +133,16 @@ mod tests {
             okta.resolve(&[]).unwrap_err(),
             ConfigError::MissingVariable("domain".into())
         );
-        for bad in ["evil.com/x", "a?b", "a#b", "user@host", ""] {
+        for bad in [
+            "evil.com/x",
+            "a?b",
+            "a#b",
+            "user@host",
+            "",
+            ".",
+            "..",
+            "a..b",
+        ] {
             assert_eq!(
                 okta.resolve(&[KeyValue::new("domain", bad)]).unwrap_err(),
                 ConfigError::InvalidVariable("domain".into()),

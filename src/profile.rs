@@ -296,7 +296,10 @@ pub fn fill(
                     && url.fragment().is_none()
             })
         } else {
+            // `.` and `..` would be path segments the URL parser resolves.
             !filled.is_empty()
+                && !filled.chars().all(|c| c == '.')
+                && !filled.contains("..")
                 && filled
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))

@@ -15,8 +15,9 @@ pub const MAX_TOKEN_RESPONSE_BYTES: usize = 1024 * 1024;
 /// Longest body excerpt kept in an `invalid-response` error, in characters.
 pub const EXCERPT_CHARS: usize = 200;
 
-/// The tokens of one connection (the WIT `token-set`).
-#[derive(Clone, Debug)]
+/// The tokens of one connection (the WIT `token-set`). Its `Debug` shows the extras' names
+/// only: a vendor may nest more credentials in them.
+#[derive(Clone)]
 pub struct TokenSet {
     /// The access token.
     pub access_token: Secret,
@@ -34,6 +35,22 @@ pub struct TokenSet {
     pub obtained_at: u64,
     /// Fields not interpreted, as JSON text.
     pub extras: Vec<KeyValue>,
+}
+
+impl std::fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let extras: Vec<&str> = self.extras.iter().map(|kv| kv.name.as_str()).collect();
+        f.debug_struct("TokenSet")
+            .field("access_token", &self.access_token)
+            .field("token_type", &self.token_type)
+            .field("expires_at", &self.expires_at)
+            .field("refresh_token", &self.refresh_token)
+            .field("id_token", &self.id_token)
+            .field("scopes", &self.scopes)
+            .field("obtained_at", &self.obtained_at)
+            .field("extras", &extras)
+            .finish()
+    }
 }
 
 /// Interprets a token-endpoint response.
@@ -836,6 +853,35 @@ mod tests {
             json_answer(&response(200, "application/json", &big), &[]),
             Err(Error::InvalidResponse(InvalidResponse { excerpt, .. })) if excerpt.is_empty()
         ));
+    }
+
+    #[test]
+    fn debug_output_holds_no_credentials() {
+        let set = parse(&response(
+            200,
+            "application/json",
+            r#"{"access_token":"AT-SECRET","refresh_token":"RT-SECRET","id_token":"ID-SECRET",
+                "authed_user":{"access_token":"NESTED-SECRET"}}"#,
+        ))
+        .unwrap();
+        let request = crate::http::HttpRequest {
+            method: crate::http::Method::Post,
+            url: "https://a.example/token".into(),
+            headers: vec![KeyValue::new("Authorization", "Basic Q0xJRU5ULVNFQ1JFVA==")],
+            body: b"refresh_token=RT-SECRET&client_secret=CS".to_vec(),
+        };
+        let printed = format!("{set:?} {request:?}");
+        for secret in [
+            "AT-SECRET",
+            "RT-SECRET",
+            "ID-SECRET",
+            "NESTED-SECRET",
+            "Q0xJRU5U",
+            "CS&",
+        ] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        assert!(printed.contains("authed_user"));
     }
 
     #[test]

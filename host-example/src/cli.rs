@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::bindings::exports::oauth_connector::oauth2::device_authorization::DevicePoll;
 use crate::connect::{self, ConnectUi, RedirectListener};
 use crate::connections::{ConnectionError, Connections, RefreshOutcome};
+use crate::describe::printable;
 use crate::store::{self, Grant, SecretSource, Store, StoredConnection};
 use crate::types::{
     Client, ConnectionConfig, HttpMethod, HttpRequest, HttpResponse, KeyValue, ProviderProfile,
@@ -358,7 +359,15 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                     (Grant::Device, tokens?)
                 }
             };
-            store.save(name, &config, &source, stored_grant, &tokens)?;
+            // Under the connection's lock, so that a refresh of an older connection of the
+            // same name cannot overwrite the new tokens.
+            Connections::open(&runtime, store.path(), io.env)?.save_locked(
+                name,
+                &config,
+                &source,
+                stored_grant,
+                &tokens,
+            )?;
             let stored = store.get(name)?;
             writeln!(
                 io.err,
@@ -529,7 +538,12 @@ fn write_response(io: &mut Io<'_>, response: &HttpResponse, json: bool) -> anyho
     } else {
         writeln!(io.err, "HTTP {}", response.status)?;
         for header in &response.headers {
-            writeln!(io.err, "{}: {}", header.name, header.value)?;
+            writeln!(
+                io.err,
+                "{}: {}",
+                printable(&header.name),
+                printable(&header.value)
+            )?;
         }
         io.out.write_all(&response.body)?;
     }
@@ -548,7 +562,8 @@ fn device_flow(
     writeln!(
         ui.io.err,
         "to approve, visit {} and enter the code {}",
-        device.verification_uri, device.user_code
+        printable(&device.verification_uri),
+        printable(&device.user_code)
     )?;
     if !matches!(ui.browser, Browser::Print) {
         let page = device
@@ -564,7 +579,8 @@ fn device_flow(
         if waited >= timeout || left_for_code == 0 {
             anyhow::bail!("the device code was not approved in time; run connect again");
         }
-        let wait = Duration::from_secs(device.interval_seconds);
+        // Never wait past the deadline, whatever interval the server asked for.
+        let wait = Duration::from_secs(device.interval_seconds).min(timeout.saturating_sub(waited));
         let until = std::time::Instant::now() + wait;
         while std::time::Instant::now() < until {
             ui.waiting(started.elapsed(), timeout);
@@ -747,10 +763,11 @@ fn now() -> u64 {
 }
 
 fn expiry_text(expires_at: Option<u64>) -> String {
+    let now = now();
     match expires_at {
         None => "unknown (the server sent no expiry)".to_owned(),
-        Some(at) if at <= now() => format!("{} (expired)", format_time(at)),
-        Some(at) => format!("{} (in {} s)", format_time(at), at - now()),
+        Some(at) if at <= now => format!("{} (expired)", format_time(at)),
+        Some(at) => format!("{} (in {} s)", format_time(at), at - now),
     }
 }
 
@@ -799,7 +816,13 @@ impl<'a, 'b> CliUi<'a, 'b> {
     }
 
     /// Opens `url` with the configured browser; false when it could not (or printing only).
+    /// Only http(s) URLs are opened: a device flow's verification URI comes from the server,
+    /// and an opener given a file path or another scheme could run anything.
     fn open(&mut self, url: &str) -> bool {
+        let is_web = url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+        if !is_web {
+            return false;
+        }
         match &self.browser {
             Browser::Print => false,
             Browser::Command(command) => {
@@ -813,7 +836,8 @@ impl<'a, 'b> CliUi<'a, 'b> {
                 if cfg!(target_os = "macos") {
                     self.spawn("open", &[], url)
                 } else if cfg!(windows) {
-                    self.spawn("cmd", &["/C", "start", ""], url)
+                    // Not `cmd /C start`: cmd would treat the URL's `&` as command separators.
+                    self.spawn("rundll32", &["url.dll,FileProtocolHandler"], url)
                 } else {
                     self.spawn("xdg-open", &[], url)
                 }

@@ -19,6 +19,9 @@ use crate::{HttpTransport, Limits, default_allow_list};
 /// The redirect URI used when the configuration names none.
 pub const DEFAULT_REDIRECT_URI: &str = "http://127.0.0.1:8765/callback";
 
+/// Longest time one client may take to send its request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Largest request head the listener reads from the browser.
 const MAX_REQUEST_HEAD: u64 = 16 * 1024;
 
@@ -143,10 +146,15 @@ pub fn authorize_in_browser(
             }
             Err(error) => {
                 ui.ignored(&format!("accept failed: {error}"));
+                std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
         };
-        let Some((mut stream, target)) = read_request(stream, &listener.redirect_uri) else {
+        // A slow or idle client gets at most this long, and never past the flow's deadline.
+        let head_deadline = Instant::now() + HEAD_TIMEOUT.min(timeout.saturating_sub(elapsed));
+        let Some((mut stream, target)) =
+            read_request(stream, &listener.redirect_uri, head_deadline)
+        else {
             continue;
         };
         let callback_url = match target {
@@ -203,13 +211,23 @@ enum Target {
 }
 
 /// Reads one request head (bounded in size and time) and classifies it.
-fn read_request(stream: TcpStream, redirect_uri: &Url) -> Option<(TcpStream, Target)> {
+fn read_request(
+    stream: TcpStream,
+    redirect_uri: &Url,
+    deadline: Instant,
+) -> Option<(TcpStream, Target)> {
     stream.set_nonblocking(false).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    // Each read waits at most until the deadline; a client trickling bytes runs out of time.
+    let until_deadline = || {
+        let left = deadline.saturating_duration_since(Instant::now());
+        (!left.is_zero()).then_some(left)
+    };
+    stream.set_read_timeout(Some(until_deadline()?)).ok()?;
     let mut reader = BufReader::new(stream.try_clone().ok()?.take(MAX_REQUEST_HEAD));
     let mut request_line = String::new();
     reader.read_line(&mut request_line).ok()?;
     loop {
+        stream.set_read_timeout(Some(until_deadline()?)).ok()?;
         let mut header = String::new();
         match reader.read_line(&mut header) {
             Ok(0) => break,

@@ -78,8 +78,7 @@ impl ConnectionError {
     }
 }
 
-/// What a token request did.
-#[derive(Debug)]
+/// What a token request did. Its `Debug` leaves the tokens out.
 pub struct RefreshOutcome {
     /// The tokens to use.
     pub tokens: TokenSet,
@@ -89,6 +88,15 @@ pub struct RefreshOutcome {
     /// For a refresh: the time from the server's answer to the durable commit of the new
     /// token set, the only window in which a rotated refresh token could be lost.
     pub window: Option<Duration>,
+}
+
+impl std::fmt::Debug for RefreshOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshOutcome")
+            .field("refreshed", &self.refreshed)
+            .field("window", &self.window)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An authorized API call's result.
@@ -235,6 +243,20 @@ impl<'a> Connections<'a> {
         })
     }
 
+    /// Stores a new or replaced connection while holding its lock.
+    pub fn save_locked(
+        &self,
+        name: &str,
+        config: &ConnectionConfig,
+        secret: &SecretSource,
+        grant: Grant,
+        tokens: &TokenSet,
+    ) -> Result<(), ConnectionError> {
+        let _lock = self.lock(name)?;
+        self.store.save(name, config, secret, grant, tokens)?;
+        Ok(())
+    }
+
     /// Revokes the connection's tokens at the server (RFC 7009); the connection stays stored,
     /// and its next use fails with `reauthorization-required`.
     pub fn revoke(&self, name: &str) -> Result<(), ConnectionError> {
@@ -276,9 +298,19 @@ fn lock_dir(store: &Path) -> PathBuf {
     store.with_file_name(name)
 }
 
-/// Connection names may hold any character; lock file names are their hex bytes.
+/// Connection names may hold any character; lock file names are their hex bytes, and for
+/// long names a prefix plus a hash (file names are limited to 255 bytes).
 fn hex(name: &str) -> String {
-    name.bytes().map(|byte| format!("{byte:02x}")).collect()
+    use std::hash::{Hash, Hasher};
+    let full: String = name.bytes().map(|byte| format!("{byte:02x}")).collect();
+    if full.len() <= 128 {
+        return full;
+    }
+    // `DefaultHasher::new()` has fixed keys: the same name gives the same file in every
+    // process built by the same toolchain.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut hasher);
+    format!("{}-{:016x}", &full[..64], hasher.finish())
 }
 
 #[cfg(unix)]

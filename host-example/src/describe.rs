@@ -7,6 +7,13 @@ use crate::bindings::types::{
     CallbackError, ConfigurationError, Error, OauthError, TransportError,
 };
 
+/// `text` with control characters (terminal escapes from a hostile server) replaced by `?`.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 /// One line describing `error`.
 pub fn error(error: &Error) -> String {
     match error {
@@ -67,13 +74,13 @@ pub fn callback_error(error: &CallbackError) -> String {
 
 /// `code: description (uri)`.
 pub fn oauth_error(error: &OauthError) -> String {
-    let mut text = error_code(&error.code);
+    let mut text = printable(&error_code(&error.code));
     if let Some(description) = &error.description {
         text.push_str(": ");
-        text.push_str(description);
+        text.push_str(&printable(description));
     }
     if let Some(uri) = &error.uri {
-        text.push_str(&format!(" ({uri})"));
+        text.push_str(&format!(" ({})", printable(uri)));
     }
     text
 }

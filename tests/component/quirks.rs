@@ -321,6 +321,13 @@ fn discovery_paths_and_typed_errors() {
             "/.well-known/oauth-authorization-server/incomplete" => {
                 json(format!(r#"{{"issuer":"{origin}/incomplete"}}"#))
             }
+            // A web app's catch-all page at the RFC 8414 location, metadata at the OIDC one.
+            "/.well-known/oauth-authorization-server/spa" => {
+                Reply::new(200, &[("Content-Type", "text/html")], "<html>app</html>")
+            }
+            "/spa/.well-known/openid-configuration" => json(format!(
+                r#"{{"issuer":"{origin}/spa","token_endpoint":"{origin}/spa/token"}}"#
+            )),
             "/.well-known/oauth-authorization-server/html" => {
                 Reply::new(200, &[("Content-Type", "text/html")], "<html>login</html>")
             }
@@ -351,6 +358,10 @@ fn discovery_paths_and_typed_errors() {
         discover("/html"),
         Err(CallError::Connector(Error::InvalidResponse(_)))
     ));
+    assert_eq!(
+        discover("/spa").unwrap().token_url,
+        server.url("/spa/token")
+    );
     let profile = discover("/oidc-only").unwrap();
     assert_eq!(profile.token_url, server.url("/oidc-only/token"));
     assert_eq!(profile.client_auth, ClientAuthMethod::ClientSecretPost);
