@@ -2,8 +2,9 @@
 //! (RFC 8252 §7.3) that waits for the browser, hands the callback to the component, and
 //! answers the browser with a small page.
 //!
-//! The listener stays up for the real callback: a request for another path, a callback with
-//! an unknown or forged `state`, or a malformed request is answered with an error page and
+//! The listener stays up for the real callback: a request for another path or method, a
+//! malformed or oversized request, a callback with an unknown or forged `state`, a repeated
+//! parameter, a missing code or another issuer's `iss` is answered with an error page and
 //! ignored, and no token request is made for it.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -170,11 +171,10 @@ pub fn authorize_in_browser(
         let result = runtime
             .instantiate(transport())
             .and_then(|mut session| session.complete(config, &request.pending, &callback_url));
-        if let Err(CallError::Connector(Error::Callback(
-            CallbackError::MissingState
-            | CallbackError::StateMismatch
-            | CallbackError::Malformed(_),
-        ))) = &result
+        // Any refused callback (forged, replayed, malformed, from another issuer) is answered
+        // and ignored: the real one can still arrive. Only an expired flow ends here.
+        if let Err(CallError::Connector(Error::Callback(error))) = &result
+            && *error != CallbackError::Expired
         {
             respond(
                 &mut stream,

@@ -125,7 +125,15 @@ fn assert_connected(
     let store_arg = store_path.to_str().unwrap();
     let show = cli(&["--store", store_arg, "show", "conn"], &[]);
     assert_eq!(show.code, 0);
-    assert_eq!(show.out, outcome.out);
+    // The same text, but for the relative "(in N s)" of the expiry, which can tick between.
+    let without_expiry = |text: &str| -> String {
+        text.lines()
+            .filter(|line| !line.starts_with("expires:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(without_expiry(&show.out), without_expiry(&outcome.out));
+    assert!(show.out.contains("\nexpires:        "));
     assert!(
         show.out
             .starts_with("name:           conn\nprovider:       local-oidc\n")
@@ -407,7 +415,7 @@ fn denied_consent_is_a_typed_access_denied() {
 #[test]
 fn tampered_state_is_rejected_without_a_token_request() {
     let server = OidcServer::start();
-    let (result, ignored) = library_flow(&server, "--tamper-state", Duration::from_secs(8));
+    let (result, ignored) = library_flow(&server, "--tamper-state", Duration::from_secs(15));
     assert!(
         matches!(result, Err(ConnectError::Timeout(_))),
         "the listener keeps waiting for the real callback"
@@ -432,5 +440,139 @@ fn listener_survives_a_forged_callback_and_takes_the_real_one() {
     assert_eq!(
         server.token_requests(),
         json!({"token_requests": 1, "by_grant": {"authorization_code": 1}})
+    );
+}
+
+/// Sends hostile requests to the listener, then lets the scripted user agent bring the real
+/// callback (from a thread: the listener serves them once `authorize_url` returns).
+struct HostileThenReal {
+    statuses: std::sync::Arc<std::sync::Mutex<Vec<u16>>>,
+    worker: Option<std::thread::JoinHandle<()>>,
+    ignored: usize,
+}
+
+fn raw_request(address: &str, request: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _ = stream.write_all(request.as_bytes());
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .unwrap_or(0)
+}
+
+impl ConnectUi for HostileThenReal {
+    fn authorize_url(&mut self, url: &str) {
+        let url = url.to_owned();
+        let statuses = self.statuses.clone();
+        self.worker = Some(std::thread::spawn(move || {
+            let parsed = url::Url::parse(&url).unwrap();
+            let query = |name: &str| {
+                parsed
+                    .query_pairs()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap()
+            };
+            let state = query("state");
+            let redirect = url::Url::parse(&query("redirect_uri")).unwrap();
+            let address = format!("127.0.0.1:{}", redirect.port().unwrap());
+            let oversized = "a".repeat(20_000);
+            let requests = [
+                format!("POST /callback?state={state}&code=x HTTP/1.1\r\nHost: x\r\n\r\n"),
+                "GET /other HTTP/1.1\r\nHost: x\r\n\r\n".to_owned(),
+                format!("GET /callback?code=a&code=b&state={state} HTTP/1.1\r\n\r\n"),
+                format!(
+                    "GET /callback?code=a&state={state}&iss=https%3A%2F%2Fevil.example HTTP/1.1\r\n\r\n"
+                ),
+                format!("GET /callback?state={state} HTTP/1.1\r\n\r\n"),
+                format!("GET /callback?state={state}&code={oversized} HTTP/1.1\r\n\r\n"),
+                "GET /callback?code=a&state=someone-elses HTTP/1.1\r\n\r\n".to_owned(),
+            ];
+            for request in &requests {
+                let status = raw_request(&address, request);
+                statuses.lock().unwrap().push(status);
+            }
+            let _ = Command::new("node")
+                .arg(oidc_dir().join("user-agent.mjs"))
+                .arg(&url)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }));
+    }
+    fn waiting(&mut self, _: Duration, _: Duration) {}
+    fn ignored(&mut self, _: &str) {
+        self.ignored += 1;
+    }
+}
+
+#[test]
+fn listener_refuses_abusive_callbacks_and_takes_the_real_one() {
+    let server = OidcServer::start();
+    let runtime = Runtime::load_built().unwrap();
+    let dir = TempDir::new("abuse");
+    let profile_json = std::fs::read_to_string(server.profile_file(&dir.0, "")).unwrap();
+    let profile = runtime
+        .instantiate(connector_host::HttpTransport::new(
+            Default::default(),
+            Default::default(),
+        ))
+        .unwrap()
+        .parse_profile(&profile_json)
+        .unwrap();
+    let mut config = ConnectionConfig {
+        profile,
+        client: Client {
+            client_id: "basic-client".into(),
+            client_secret: Some("basic-secret".into()),
+        },
+        redirect_uri: None,
+        scopes: vec![],
+        authorize_params: vec![],
+        token_requests: connector_host::no_token_extras(),
+        variables: vec![],
+        offline_access: false,
+    };
+    let listener = RedirectListener::bind("http://127.0.0.1:0/callback").unwrap();
+    let statuses = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+    let mut ui = HostileThenReal {
+        statuses: statuses.clone(),
+        worker: None,
+        ignored: 0,
+    };
+    let tokens = authorize_in_browser(
+        &runtime,
+        &mut config,
+        &listener,
+        Duration::from_secs(60),
+        &mut ui,
+    )
+    .unwrap_or_else(|error| panic!("{error}"));
+    ui.worker.take().unwrap().join().unwrap();
+    let statuses = statuses.lock().unwrap().clone();
+    assert_eq!(statuses[..5], [405, 404, 400, 400, 400]);
+    // The oversized request is cut at the head cap; closing a socket with unread input may
+    // reset the connection before the client reads the 400, so 0 (no answer read) is allowed.
+    assert!(matches!(statuses[5], 400 | 0), "{statuses:?}");
+    assert_eq!(statuses[6], 400);
+    assert_eq!(
+        ui.ignored, 7,
+        "every abusive request was answered and ignored"
+    );
+    assert_eq!(
+        server.introspect(&tokens.access_token)["active"],
+        json!(true)
+    );
+    assert_eq!(
+        server.token_requests(),
+        json!({"token_requests": 1, "by_grant": {"authorization_code": 1}}),
+        "only the real callback led to a token request"
     );
 }

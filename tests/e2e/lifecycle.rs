@@ -133,7 +133,7 @@ fn refresh_window_is_measured() {
 #[test]
 fn concurrent_callers_across_processes_refresh_once() {
     // Long enough that the refreshed token stays valid while all the workers start.
-    const STORM_TTL: u64 = 10;
+    const STORM_TTL: u64 = 20;
     let server = OidcServer::start_with(&[("ACCESS_TOKEN_TTL", &STORM_TTL.to_string())]);
     let dir = TempDir::new("storm");
     let store = connect_basic(&server, &dir.0);
