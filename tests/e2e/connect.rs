@@ -353,13 +353,9 @@ impl Drop for ScriptedUser {
     }
 }
 
-fn library_flow(
-    server: &OidcServer,
-    options: &'static str,
-    timeout: Duration,
-) -> (Result<TokenSet, ConnectError>, usize) {
-    let runtime = Runtime::load_built().unwrap();
-    let dir = TempDir::new("lib");
+/// A configuration for `basic-client` at `server`, its profile parsed by the component.
+fn basic_client_config(runtime: &Runtime, server: &OidcServer) -> ConnectionConfig {
+    let dir = TempDir::new("config");
     let profile_json = std::fs::read_to_string(server.profile_file(&dir.0, "")).unwrap();
     let profile = runtime
         .instantiate(connector_host::HttpTransport::new(
@@ -369,7 +365,7 @@ fn library_flow(
         .unwrap()
         .parse_profile(&profile_json)
         .unwrap();
-    let mut config = ConnectionConfig {
+    ConnectionConfig {
         profile,
         client: Client {
             client_id: "basic-client".into(),
@@ -381,7 +377,16 @@ fn library_flow(
         token_requests: connector_host::no_token_extras(),
         variables: vec![],
         offline_access: false,
-    };
+    }
+}
+
+fn library_flow(
+    server: &OidcServer,
+    options: &'static str,
+    timeout: Duration,
+) -> (Result<TokenSet, ConnectError>, usize) {
+    let runtime = Runtime::load_built().unwrap();
+    let mut config = basic_client_config(&runtime, server);
     let listener = RedirectListener::bind("http://127.0.0.1:0/callback").unwrap();
     let mut user = ScriptedUser {
         options,
@@ -517,29 +522,7 @@ impl ConnectUi for HostileThenReal {
 fn listener_refuses_abusive_callbacks_and_takes_the_real_one() {
     let server = OidcServer::start();
     let runtime = Runtime::load_built().unwrap();
-    let dir = TempDir::new("abuse");
-    let profile_json = std::fs::read_to_string(server.profile_file(&dir.0, "")).unwrap();
-    let profile = runtime
-        .instantiate(connector_host::HttpTransport::new(
-            Default::default(),
-            Default::default(),
-        ))
-        .unwrap()
-        .parse_profile(&profile_json)
-        .unwrap();
-    let mut config = ConnectionConfig {
-        profile,
-        client: Client {
-            client_id: "basic-client".into(),
-            client_secret: Some("basic-secret".into()),
-        },
-        redirect_uri: None,
-        scopes: vec![],
-        authorize_params: vec![],
-        token_requests: connector_host::no_token_extras(),
-        variables: vec![],
-        offline_access: false,
-    };
+    let mut config = basic_client_config(&runtime, &server);
     let listener = RedirectListener::bind("http://127.0.0.1:0/callback").unwrap();
     let statuses = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
     let mut ui = HostileThenReal {
