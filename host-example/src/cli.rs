@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command as Process, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use clap::{Args, Parser, Subcommand};
@@ -14,7 +14,7 @@ use crate::bindings::exports::oauth_connector::oauth2::device_authorization::Dev
 use crate::connect::{self, ConnectUi, RedirectListener};
 use crate::connections::{ConnectionError, Connections, RefreshOutcome};
 use crate::describe::printable;
-use crate::store::{self, Grant, SecretSource, Store, StoredConnection};
+use crate::store::{self, Grant, SecretSource, Store, StoredConnection, now};
 use crate::types::{
     Client, ConnectionConfig, HttpMethod, HttpRequest, HttpResponse, KeyValue, ProviderProfile,
     TokenSet,
@@ -754,12 +754,6 @@ fn write_show(out: &mut dyn Write, connection: &StoredConnection) -> anyhow::Res
     writeln!(out, "id token:       {}", yes_no(tokens.id_token.is_some()))?;
     writeln!(out, "obtained:       {}", format_time(tokens.obtained_at))?;
     Ok(())
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 fn expiry_text(expires_at: Option<u64>) -> String {

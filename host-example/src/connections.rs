@@ -271,7 +271,7 @@ impl<'a> Connections<'a> {
         let dir = lock_dir(self.store.path());
         let path = dir.join(format!("{}.lock", hex(name)));
         let lock_error = |error| ConnectionError::Lock(path.clone(), error);
-        create_private_dir(&dir).map_err(lock_error)?;
+        crate::store::create_private_dir(&dir).map_err(lock_error)?;
         let file = File::options()
             .create(true)
             .truncate(false)
@@ -311,18 +311,4 @@ fn hex(name: &str) -> String {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     name.hash(&mut hasher);
     format!("{}-{:016x}", &full[..64], hasher.finish())
-}
-
-#[cfg(unix)]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        other => other,
-    }
-}
-
-#[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)
 }
