@@ -1,6 +1,8 @@
 //! Builds the oauth-connector component (the workspace's root package) for `wasm32-wasip2`
 //! with the size-tuned `component` profile, so that `cargo run -p connector-host` and
-//! `cargo test` work on a fresh clone with one command.
+//! `cargo test` work on a fresh clone with one command. The same build makes the hostile
+//! test guest (`tests/guests/hostile`), which the sandbox tests load; it shares every
+//! dependency with the component, so it costs seconds.
 //!
 //! The nested cargo uses its own target directory (`target/component-build`): the outer
 //! cargo holds the lock on `target/debug`, and a shared directory would deadlock.
@@ -17,19 +19,22 @@ fn main() {
         .parent()
         .expect("host-example sits in the workspace")
         .to_owned();
-    for watched in ["src", "wit", "Cargo.toml", "Cargo.lock"] {
+    for watched in ["src", "wit", "tests/guests", "Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=CONNECTOR_SKIP_COMPONENT_BUILD");
 
     let target_dir = root.join("target").join("component-build");
-    let wasm = target_dir
-        .join(TARGET)
-        .join("component")
-        .join("oauth_connector.wasm");
+    let built = target_dir.join(TARGET).join("component");
+    let wasm = built.join("oauth_connector.wasm");
+    let hostile = built.join("hostile_guest.wasm");
     println!(
         "cargo:rustc-env=CONNECTOR_COMPONENT_WASM={}",
         wasm.display()
+    );
+    println!(
+        "cargo:rustc-env=CONNECTOR_HOSTILE_WASM={}",
+        hostile.display()
     );
     if env::var_os("CONNECTOR_SKIP_COMPONENT_BUILD").is_some() {
         return;
@@ -43,6 +48,8 @@ fn main() {
             "--locked",
             "--package",
             "oauth-connector",
+            "--package",
+            "hostile-guest",
             "--target",
             TARGET,
         ])
@@ -62,11 +69,13 @@ fn main() {
         status.success(),
         "building the oauth-connector component failed"
     );
-    assert!(
-        wasm.exists(),
-        "the component build did not produce {}",
-        wasm.display()
-    );
+    for output in [&wasm, &hostile] {
+        assert!(
+            output.exists(),
+            "the component build did not produce {}",
+            output.display()
+        );
+    }
 }
 
 /// Installs the `wasm32-wasip2` standard library through rustup when it is missing, so that a

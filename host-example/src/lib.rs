@@ -26,7 +26,7 @@ pub mod transport;
 
 pub use bindings::types;
 pub use runtime::Allocation;
-pub use runtime::{CallError, Runtime, Session};
+pub use runtime::{CallError, LimitExceeded, Runtime, SandboxLimits, Session};
 pub use transport::{AllowList, HttpTransport, Limits, Origin, Transport};
 
 /// The allow-list a connection's transport gets by default: the origins of its profile's

@@ -1,11 +1,21 @@
 //! The wasmtime side: one engine and one pre-instantiated component per process, and a
 //! fresh, sandboxed instance per call.
+//!
+//! Each instance runs under [`SandboxLimits`]: a cap on its linear memory (a `memory.grow`
+//! past it traps at once) and a compute-time budget per call, enforced with epoch
+//! interruption. Time spent in the host's transport does not count against the budget: a
+//! slow server is the transport's business (its own timeouts), and stopping the component
+//! after a token response arrived would throw away a rotated refresh token.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::error::Context as _;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    UpdateDeadline,
+};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::exports::oauth_connector::oauth2::api::ApiResponse;
@@ -31,8 +41,76 @@ pub enum Allocation {
 /// Concurrent instances the pooling allocator provides.
 pub const POOL_INSTANCES: u32 = 512;
 
+/// How often the engine's epoch advances: the granularity of the compute-time budget.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// What one component instance may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SandboxLimits {
+    /// The largest linear memory an instance may grow to, in bytes. The component needs
+    /// about 2 MiB for the largest request it builds; the cap stops a runaway allocation.
+    pub memory_bytes: usize,
+    /// The time one exported call may compute, not counting the time the host's transport
+    /// spends on its requests. The component's calls take microseconds.
+    pub compute_time: Duration,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 64 << 20,
+            compute_time: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A sandbox limit that stopped a call. The instance is discarded; the runtime keeps
+/// serving new instances.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitExceeded {
+    /// The call computed for longer than its budget.
+    ComputeTime {
+        /// The budget.
+        limit: Duration,
+    },
+    /// The instance tried to grow its memory past the cap.
+    Memory {
+        /// The cap, in bytes.
+        limit_bytes: usize,
+        /// The size it asked for, in bytes.
+        requested_bytes: usize,
+    },
+}
+
+impl std::fmt::Display for LimitExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ComputeTime { limit } => write!(
+                f,
+                "the component computed for longer than its {} ms budget and was stopped",
+                limit.as_millis()
+            ),
+            Self::Memory {
+                limit_bytes,
+                requested_bytes,
+            } => write!(
+                f,
+                "the component asked for {requested_bytes} bytes of memory, over its \
+                 {limit_bytes}-byte cap, and was stopped"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LimitExceeded {}
+
 /// The component's path as built by `host-example/build.rs`.
 pub const BUILT_COMPONENT: &str = env!("CONNECTOR_COMPONENT_WASM");
+
+/// The hostile test guest (`tests/guests/hostile`) as built by `host-example/build.rs`: a
+/// component of the same world that loops, allocates or traps on request. For the sandbox
+/// tests only.
+pub const BUILT_HOSTILE_COMPONENT: &str = env!("CONNECTOR_HOSTILE_WASM");
 
 /// Per-instance state: an empty WASI context (no files, environment, arguments or sockets:
 /// only clocks and random are useful to the component) and the transport.
@@ -42,7 +120,79 @@ pub struct HostState {
     transport: Box<dyn Transport>,
     /// When the transport last received a response: the start of the window in which a
     /// rotated refresh token exists only in memory (see `connections`).
-    last_response_at: Option<std::time::Instant>,
+    last_response_at: Option<Instant>,
+    /// The instance's limits, and what the current call has used of them.
+    guard: Guard,
+}
+
+/// Enforces [`SandboxLimits`] for one instance and remembers which limit stopped it.
+struct Guard {
+    limits: SandboxLimits,
+    /// When the current call started.
+    call_started: Instant,
+    /// Time the current call has spent in the transport.
+    in_transport: Duration,
+    /// The limit that stopped the instance, if one did.
+    exceeded: Option<LimitExceeded>,
+}
+
+impl Guard {
+    fn new(limits: SandboxLimits) -> Self {
+        Self {
+            limits,
+            call_started: Instant::now(),
+            in_transport: Duration::ZERO,
+            exceeded: None,
+        }
+    }
+
+    /// Called by the epoch callback: keep going while the call's compute time (wall time
+    /// minus transport time) is within budget.
+    fn on_epoch(&mut self) -> wasmtime::Result<UpdateDeadline> {
+        let computed = self
+            .call_started
+            .elapsed()
+            .saturating_sub(self.in_transport);
+        if computed < self.limits.compute_time {
+            return Ok(UpdateDeadline::Continue(1));
+        }
+        let exceeded = LimitExceeded::ComputeTime {
+            limit: self.limits.compute_time,
+        };
+        self.exceeded = Some(exceeded);
+        Err(exceeded.into())
+    }
+}
+
+impl ResourceLimiter for Guard {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired <= self.limits.memory_bytes {
+            return Ok(true);
+        }
+        // An error (rather than `Ok(false)`) traps at the `memory.grow` itself: the guest
+        // gets no chance to misreport the failure, and the host knows exactly why it stopped.
+        let exceeded = LimitExceeded::Memory {
+            limit_bytes: self.limits.memory_bytes,
+            requested_bytes: desired,
+        };
+        self.exceeded = Some(exceeded);
+        Err(exceeded.into())
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables hold function references; the component's own need a few hundred entries.
+        Ok(desired <= 100_000)
+    }
 }
 
 impl WasiView for HostState {
@@ -58,19 +208,25 @@ impl types::Host for HostState {}
 
 impl transport::Host for HostState {
     fn send(&mut self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let started = Instant::now();
         let response = self.transport.send(request);
-        self.last_response_at = Some(std::time::Instant::now());
+        let now = Instant::now();
+        self.guard.in_transport += now - started;
+        self.last_response_at = Some(now);
         response
     }
 }
 
-/// A failed call: either the component answered with its typed error, or the call itself
-/// failed (a trap, a resource limit, a broken component).
+/// A failed call: the component answered with its typed error, a sandbox limit stopped it,
+/// or the call itself failed (a trap, a broken component).
 #[derive(Debug)]
 pub enum CallError {
     /// The component's typed answer.
     Connector(types::Error),
-    /// The call did not complete.
+    /// A sandbox limit stopped the call.
+    Limit(LimitExceeded),
+    /// The call did not complete: the component trapped (a panic, a bug) or could not be
+    /// instantiated.
     Runtime(wasmtime::Error),
 }
 
@@ -78,6 +234,7 @@ impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Connector(error) => crate::describe::error(error).fmt(f),
+            Self::Limit(limit) => limit.fmt(f),
             Self::Runtime(error) => write!(f, "the component call failed: {error:#}"),
         }
     }
@@ -89,6 +246,7 @@ impl std::error::Error for CallError {}
 pub struct Runtime {
     engine: Engine,
     pre: ConnectorPre<HostState>,
+    limits: SandboxLimits,
 }
 
 impl Runtime {
@@ -104,10 +262,20 @@ impl Runtime {
 
     /// Compiles the component at `path` for an engine with `allocation`.
     pub fn load_with(path: &Path, allocation: Allocation) -> wasmtime::Result<Self> {
-        let engine = Self::engine_with(allocation)?;
+        Self::load_limited(path, allocation, SandboxLimits::default())
+    }
+
+    /// Compiles the component at `path` for an engine with `allocation`; every instance runs
+    /// under `limits`.
+    pub fn load_limited(
+        path: &Path,
+        allocation: Allocation,
+        limits: SandboxLimits,
+    ) -> wasmtime::Result<Self> {
+        let engine = Self::engine_limited(allocation, &limits)?;
         let component = Component::from_file(&engine, path)
             .with_context(|| format!("compiling the component {}", path.display()))?;
-        Self::from_component(engine, &component)
+        Self::from_component_limited(engine, &component, limits)
     }
 
     /// An engine with the pooling allocator: instances are created from pre-reserved slots,
@@ -118,23 +286,46 @@ impl Runtime {
 
     /// An engine with the given instance allocation (benchmarks compare the two).
     pub fn engine_with(allocation: Allocation) -> wasmtime::Result<Engine> {
-        let mut config = Config::new();
-        config.wasm_component_model(true);
-        if allocation == Allocation::OnDemand {
-            return Engine::new(&config).context("creating the wasmtime engine");
-        }
-        let mut pooling = PoolingAllocationConfig::default();
-        pooling.total_component_instances(POOL_INSTANCES);
-        pooling.total_core_instances(POOL_INSTANCES);
-        pooling.total_memories(POOL_INSTANCES);
-        pooling.total_tables(POOL_INSTANCES);
-        pooling.max_memory_size(64 << 20);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-        Engine::new(&config).context("creating the wasmtime engine")
+        Self::engine_limited(allocation, &SandboxLimits::default())
     }
 
-    /// Links WASI and the transport, then pre-instantiates `component`.
+    /// An engine with the given instance allocation whose pooled memories are sized for
+    /// `limits`, with epoch interruption on and a thread advancing the epoch every
+    /// [`EPOCH_TICK`] for as long as the engine lives.
+    pub fn engine_limited(
+        allocation: Allocation,
+        limits: &SandboxLimits,
+    ) -> wasmtime::Result<Engine> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        if allocation == Allocation::Pooling {
+            let mut pooling = PoolingAllocationConfig::default();
+            pooling.total_component_instances(POOL_INSTANCES);
+            pooling.total_core_instances(POOL_INSTANCES);
+            pooling.total_memories(POOL_INSTANCES);
+            pooling.total_tables(POOL_INSTANCES);
+            pooling.max_memory_size(limits.memory_bytes);
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        }
+        let engine = Engine::new(&config).context("creating the wasmtime engine")?;
+        start_epoch_ticker(&engine).context("starting the epoch thread")?;
+        Ok(engine)
+    }
+
+    /// Links WASI and the transport, then pre-instantiates `component` (default limits).
     pub fn from_component(engine: Engine, component: &Component) -> wasmtime::Result<Self> {
+        Self::from_component_limited(engine, component, SandboxLimits::default())
+    }
+
+    /// Links WASI and the transport, then pre-instantiates `component`; every instance runs
+    /// under `limits`. `engine` must come from [`Runtime::engine_limited`] (or its
+    /// shorthands): the compute budget needs its epoch thread.
+    pub fn from_component_limited(
+        engine: Engine,
+        component: &Component,
+        limits: SandboxLimits,
+    ) -> wasmtime::Result<Self> {
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).context("linking WASI")?;
         Connector::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
@@ -143,12 +334,21 @@ impl Runtime {
             .instantiate_pre(component)
             .context("pre-instantiating the component")?;
         let pre = ConnectorPre::new(instance_pre).context("checking the component's exports")?;
-        Ok(Self { engine, pre })
+        Ok(Self {
+            engine,
+            pre,
+            limits,
+        })
     }
 
     /// The engine, for precompiling or sharing.
     pub fn engine_ref(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The limits every instance runs under.
+    pub fn limits(&self) -> SandboxLimits {
+        self.limits
     }
 
     /// A fresh instance whose transport is `transport`.
@@ -177,14 +377,43 @@ impl Runtime {
             table: ResourceTable::new(),
             transport: Box::new(transport),
             last_response_at: None,
+            guard: Guard::new(self.limits),
         };
         let mut store = Store::new(&self.engine, state);
-        let connector = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(CallError::Runtime)?;
+        store.limiter(|state| &mut state.guard);
+        store.epoch_deadline_callback(|mut context| context.data_mut().guard.on_epoch());
+        // Instantiation runs the component's start code: it gets the budget too.
+        store.set_epoch_deadline(1);
+        let result = self.pre.instantiate(&mut store);
+        let connector = settle(&store, result)?;
         Ok(Session { store, connector })
     }
+}
+
+/// Advances `engine`'s epoch every [`EPOCH_TICK`] until the engine is dropped.
+fn start_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
+    let engine = engine.weak();
+    std::thread::Builder::new()
+        .name("wasm-epoch".to_owned())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(EPOCH_TICK);
+                match engine.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => return,
+                }
+            }
+        })
+        .map(drop)
+}
+
+/// `result` of a call into `store`'s instance, with a failure caused by a sandbox limit
+/// reported as that limit.
+fn settle<T>(store: &Store<HostState>, result: wasmtime::Result<T>) -> Result<T, CallError> {
+    result.map_err(|error| match store.data().guard.exceeded {
+        Some(limit) => CallError::Limit(limit),
+        None => CallError::Runtime(error),
+    })
 }
 
 /// One instance of the component, for one or a few calls.
@@ -193,20 +422,32 @@ pub struct Session {
     connector: Connector,
 }
 
-fn flatten<T>(result: wasmtime::Result<Result<T, types::Error>>) -> Result<T, CallError> {
-    result
-        .map_err(CallError::Runtime)?
-        .map_err(CallError::Connector)
+/// The result of a call whose answer is the component's typed result.
+fn flatten<T>(
+    store: &Store<HostState>,
+    result: wasmtime::Result<Result<T, types::Error>>,
+) -> Result<T, CallError> {
+    settle(store, result)?.map_err(CallError::Connector)
 }
 
 impl Session {
+    /// Starts the compute budget of the next call.
+    fn arm(&mut self) {
+        let guard = &mut self.store.data_mut().guard;
+        guard.call_started = Instant::now();
+        guard.in_transport = Duration::ZERO;
+        self.store.set_epoch_deadline(1);
+    }
+
     /// `authorization-code.begin`.
     pub fn begin(
         &mut self,
         config: &types::ConnectionConfig,
     ) -> Result<AuthorizationRequest, CallError> {
+        self.arm();
         let exports = self.connector.oauth_connector_oauth2_authorization_code();
-        flatten(exports.call_begin(&mut self.store, config))
+        let result = exports.call_begin(&mut self.store, config);
+        flatten(&self.store, result)
     }
 
     /// `authorization-code.complete`.
@@ -216,14 +457,18 @@ impl Session {
         pending: &types::PendingAuthorization,
         callback_url: &str,
     ) -> Result<types::TokenSet, CallError> {
+        self.arm();
         let exports = self.connector.oauth_connector_oauth2_authorization_code();
-        flatten(exports.call_complete(&mut self.store, config, pending, callback_url))
+        let result = exports.call_complete(&mut self.store, config, pending, callback_url);
+        flatten(&self.store, result)
     }
 
     /// `authorization-code.state-from-callback`.
     pub fn state_from_callback(&mut self, callback_url: &str) -> Result<String, CallError> {
+        self.arm();
         let exports = self.connector.oauth_connector_oauth2_authorization_code();
-        flatten(exports.call_state_from_callback(&mut self.store, callback_url))
+        let result = exports.call_state_from_callback(&mut self.store, callback_url);
+        flatten(&self.store, result)
     }
 
     /// `client-credentials.fetch`.
@@ -231,8 +476,10 @@ impl Session {
         &mut self,
         config: &types::ConnectionConfig,
     ) -> Result<types::TokenSet, CallError> {
+        self.arm();
         let exports = self.connector.oauth_connector_oauth2_client_credentials();
-        flatten(exports.call_fetch(&mut self.store, config))
+        let result = exports.call_fetch(&mut self.store, config);
+        flatten(&self.store, result)
     }
 
     /// `device-authorization.begin`.
@@ -240,8 +487,10 @@ impl Session {
         &mut self,
         config: &types::ConnectionConfig,
     ) -> Result<DeviceAuthorization, CallError> {
+        self.arm();
         let exports = self.connector.oauth_connector_oauth2_device_authorization();
-        flatten(exports.call_begin(&mut self.store, config))
+        let result = exports.call_begin(&mut self.store, config);
+        flatten(&self.store, result)
     }
 
     /// `device-authorization.poll`.
@@ -250,8 +499,10 @@ impl Session {
         config: &types::ConnectionConfig,
         device: &DeviceAuthorization,
     ) -> Result<DevicePoll, CallError> {
+        self.arm();
         let exports = self.connector.oauth_connector_oauth2_device_authorization();
-        flatten(exports.call_poll(&mut self.store, config, device))
+        let result = exports.call_poll(&mut self.store, config, device);
+        flatten(&self.store, result)
     }
 
     /// `tokens.needs-refresh`.
@@ -260,10 +511,10 @@ impl Session {
         tokens: &types::TokenSet,
         margin_seconds: Option<u64>,
     ) -> Result<bool, CallError> {
+        self.arm();
         let exports = self.connector.oauth_connector_oauth2_tokens();
-        exports
-            .call_needs_refresh(&mut self.store, tokens, margin_seconds)
-            .map_err(CallError::Runtime)
+        let result = exports.call_needs_refresh(&mut self.store, tokens, margin_seconds);
+        settle(&self.store, result)
     }
 
     /// `tokens.refresh`.
@@ -272,8 +523,10 @@ impl Session {
         config: &types::ConnectionConfig,
         tokens: &types::TokenSet,
     ) -> Result<types::TokenSet, CallError> {
+        self.arm();
         let exports = self.connector.oauth_connector_oauth2_tokens();
-        flatten(exports.call_refresh(&mut self.store, config, tokens))
+        let result = exports.call_refresh(&mut self.store, config, tokens);
+        flatten(&self.store, result)
     }
 
     /// `tokens.revoke`.
@@ -282,8 +535,10 @@ impl Session {
         config: &types::ConnectionConfig,
         tokens: &types::TokenSet,
     ) -> Result<(), CallError> {
+        self.arm();
         let exports = self.connector.oauth_connector_oauth2_tokens();
-        flatten(exports.call_revoke(&mut self.store, config, tokens))
+        let result = exports.call_revoke(&mut self.store, config, tokens);
+        flatten(&self.store, result)
     }
 
     /// `tokens.introspect`.
@@ -293,8 +548,10 @@ impl Session {
         token: &str,
         token_type_hint: Option<&str>,
     ) -> Result<Introspection, CallError> {
+        self.arm();
         let exports = self.connector.oauth_connector_oauth2_tokens();
-        flatten(exports.call_introspect(&mut self.store, config, token, token_type_hint))
+        let result = exports.call_introspect(&mut self.store, config, token, token_type_hint);
+        flatten(&self.store, result)
     }
 
     /// `api.call`.
@@ -304,8 +561,10 @@ impl Session {
         tokens: &types::TokenSet,
         request: &HttpRequest,
     ) -> Result<ApiResponse, CallError> {
+        self.arm();
         let exports = self.connector.oauth_connector_oauth2_api();
-        flatten(exports.call_call(&mut self.store, config, tokens, request))
+        let result = exports.call_call(&mut self.store, config, tokens, request);
+        flatten(&self.store, result)
     }
 
     /// `providers.resolve-profile`.
@@ -313,44 +572,54 @@ impl Session {
         &mut self,
         config: &types::ConnectionConfig,
     ) -> Result<types::ProviderProfile, CallError> {
+        self.arm();
         let exports = self.connector.oauth_connector_oauth2_providers();
-        flatten(exports.call_resolve_profile(&mut self.store, config))
+        let result = exports.call_resolve_profile(&mut self.store, config);
+        flatten(&self.store, result)
     }
 
     /// `providers.list-presets`.
     pub fn list_presets(&mut self) -> Result<Vec<PresetInfo>, CallError> {
+        self.arm();
         let exports = self.connector.oauth_connector_oauth2_providers();
-        exports
-            .call_list_presets(&mut self.store)
-            .map_err(CallError::Runtime)
+        let result = exports.call_list_presets(&mut self.store);
+        settle(&self.store, result)
     }
 
     /// `providers.preset`.
     pub fn preset(&mut self, id: &str) -> Result<types::ProviderProfile, CallError> {
+        self.arm();
         let exports = self.connector.oauth_connector_oauth2_providers();
-        flatten(exports.call_preset(&mut self.store, id))
+        let result = exports.call_preset(&mut self.store, id);
+        flatten(&self.store, result)
     }
 
     /// `providers.discover` (the transport must allow the issuer's origin).
     pub fn discover(&mut self, issuer: &str) -> Result<types::ProviderProfile, CallError> {
+        self.arm();
         let exports = self.connector.oauth_connector_oauth2_providers();
-        flatten(exports.call_discover(&mut self.store, issuer))
+        let result = exports.call_discover(&mut self.store, issuer);
+        flatten(&self.store, result)
     }
 
     /// `providers.parse-profile`.
     pub fn parse_profile(&mut self, json: &str) -> Result<types::ProviderProfile, CallError> {
+        self.arm();
         let exports = self.connector.oauth_connector_oauth2_providers();
-        flatten(exports.call_parse_profile(&mut self.store, json))
+        let result = exports.call_parse_profile(&mut self.store, json);
+        flatten(&self.store, result)
     }
 
     /// `providers.validate-profile`.
     pub fn validate_profile(&mut self, profile: &types::ProviderProfile) -> Result<(), CallError> {
+        self.arm();
         let exports = self.connector.oauth_connector_oauth2_providers();
-        flatten(exports.call_validate_profile(&mut self.store, profile))
+        let result = exports.call_validate_profile(&mut self.store, profile);
+        flatten(&self.store, result)
     }
 
     /// When this instance's transport last received a response.
-    pub fn last_response_at(&self) -> Option<std::time::Instant> {
+    pub fn last_response_at(&self) -> Option<Instant> {
         self.store.data().last_response_at
     }
 

@@ -5,8 +5,8 @@
 //!   endpoints), otherwise `denied` and no connection is made;
 //! - redirects are never followed: a 3xx is returned as the response;
 //! - connect and total timeouts;
-//! - a cap on the response body (`response-too-large`, never a truncated body) and on the
-//!   response header size.
+//! - a cap on the response body (`response-too-large`, never a truncated body), on the
+//!   response head's size, and on its header count ([`MAX_RESPONSE_HEADERS`]).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -89,6 +89,10 @@ impl AllowList {
         Origin::of(url).is_some_and(|origin| self.origins.contains(&origin))
     }
 }
+
+/// The most headers a response may carry: fixed by the HTTP client (ureq's parser), so not
+/// a field of [`Limits`].
+pub const MAX_RESPONSE_HEADERS: usize = ureq_proto::client::MAX_RESPONSE_HEADERS;
 
 /// Limits of the transport.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -251,6 +255,9 @@ fn transport_error(error: ureq::Error) -> TransportError {
         ureq::Error::LargeResponseHeader(_, _) => {
             TransportError::Other("response headers over the host's limit".into())
         }
+        ureq::Error::Protocol(ureq_proto::Error::HttpParseTooManyHeaders) => TransportError::Other(
+            format!("response has more than {MAX_RESPONSE_HEADERS} headers"),
+        ),
         other => TransportError::Other(other.to_string()),
     }
 }

@@ -5,8 +5,8 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::OnceLock;
 
-use connector_host::types::{Client, ConnectionConfig, KeyValue, ProviderProfile};
-use connector_host::{AllowList, HttpTransport, Limits, Runtime, Session};
+use connector_host::types::{Client, ConnectionConfig, Error, KeyValue, ProviderProfile};
+use connector_host::{AllowList, CallError, HttpTransport, Limits, Runtime, Session};
 
 /// The component, compiled and pre-instantiated once per test run.
 pub fn runtime() -> &'static Runtime {
@@ -83,6 +83,15 @@ pub fn config(profile: ProviderProfile) -> ConnectionConfig {
         token_requests: connector_host::no_token_extras(),
         variables: vec![],
         offline_access: false,
+    }
+}
+
+/// The component's typed error from `result`; any other outcome fails the test.
+pub fn connector_error<T>(result: Result<T, CallError>) -> Error {
+    match result {
+        Err(CallError::Connector(error)) => error,
+        Err(other) => panic!("not the component's typed answer: {other}"),
+        Ok(_) => panic!("expected an error"),
     }
 }
 

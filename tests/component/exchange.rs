@@ -11,7 +11,9 @@ use connector_host::types::{
 };
 use connector_host::{AllowList, CallError, HttpTransport, Limits};
 
-use crate::common::{Recorded, Reply, ScriptedRandom, TestServer, config, kv, profile, runtime};
+use crate::common::{
+    Recorded, Reply, ScriptedRandom, TestServer, config, connector_error, kv, profile, runtime,
+};
 
 /// base64url of 32 bytes of 7, the scripted state.
 const STATE: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc";
@@ -251,14 +253,6 @@ fn response_formats() {
         ["openid", "profile"],
         "absent scope: the requested ones"
     );
-}
-
-fn connector_error(result: Result<TokenSet, CallError>) -> Error {
-    match result {
-        Err(CallError::Connector(error)) => error,
-        Err(CallError::Runtime(error)) => panic!("runtime error: {error}"),
-        Ok(_) => panic!("expected an error, got tokens"),
-    }
 }
 
 #[test]

@@ -12,9 +12,9 @@ use connector_host::types::{
     HttpRequest, OauthError, ServerUnavailable, TokenHeader, TokenPlacement, TokenRejection,
     TokenSet,
 };
-use connector_host::{AllowList, CallError, HttpTransport, Limits, Session};
+use connector_host::{AllowList, HttpTransport, Limits, Session};
 
-use crate::common::{Recorded, Reply, TestServer, config, kv, profile, runtime};
+use crate::common::{Recorded, Reply, TestServer, config, connector_error, kv, profile, runtime};
 
 fn session_for(server: &TestServer) -> Session {
     let transport = HttpTransport::new(
@@ -52,14 +52,6 @@ fn body(request: &Recorded) -> String {
 
 fn basic(id: &str, secret: &str) -> String {
     format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
-}
-
-fn connector_error<T>(result: Result<T, CallError>) -> Error {
-    match result {
-        Err(CallError::Connector(error)) => error,
-        Err(CallError::Runtime(error)) => panic!("runtime error: {error}"),
-        Ok(_) => panic!("expected an error"),
-    }
 }
 
 #[test]

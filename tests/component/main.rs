@@ -6,4 +6,5 @@ mod common;
 mod exchange;
 mod lifecycle;
 mod quirks;
+mod sandbox;
 mod transport;

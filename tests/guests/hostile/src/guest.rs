@@ -1,0 +1,183 @@
+//! The bindings and the misbehaviour (wasm32 only).
+
+#![allow(unsafe_code)] // the code `wit_bindgen::generate!` emits
+
+use std::hint::black_box;
+
+wit_bindgen::generate!({
+    world: "connector",
+    path: "../../../wit",
+});
+
+use exports::oauth_connector::oauth2::api as wit_api;
+use exports::oauth_connector::oauth2::authorization_code as wit_authorization_code;
+use exports::oauth_connector::oauth2::client_credentials as wit_client_credentials;
+use exports::oauth_connector::oauth2::device_authorization as wit_device;
+use exports::oauth_connector::oauth2::providers as wit_providers;
+use exports::oauth_connector::oauth2::tokens as wit_tokens;
+use oauth_connector::oauth2::transport;
+use oauth_connector::oauth2::types as wit;
+
+struct Hostile;
+
+export!(Hostile);
+
+type WitResult<T> = Result<T, wit::Error>;
+
+const ONLY_BEGIN: &str = "the hostile guest implements only authorization-code.begin";
+
+impl wit_authorization_code::Guest for Hostile {
+    fn begin(
+        config: wit::ConnectionConfig,
+    ) -> WitResult<wit_authorization_code::AuthorizationRequest> {
+        let outcome = match config.client.client_id.as_str() {
+            "spin" => spin(),
+            "allocate" => allocate(),
+            "recurse" => format!("depth {}", recurse(black_box(1))),
+            "panic" => panic!("the hostile guest panics on purpose"),
+            "slow-transport" => format!("status {}", get(&config.profile.token_url)?),
+            "spin-after-transport" => {
+                get(&config.profile.token_url)?;
+                spin()
+            }
+            _ => "ok".to_owned(),
+        };
+        Ok(wit_authorization_code::AuthorizationRequest {
+            url: outcome,
+            pending: wit::PendingAuthorization {
+                state: String::new(),
+                code_verifier: None,
+                redirect_uri: None,
+                requested_scopes: Vec::new(),
+                created_at: 0,
+                expires_at: 0,
+            },
+        })
+    }
+
+    fn complete(
+        _config: wit::ConnectionConfig,
+        _pending: wit::PendingAuthorization,
+        _callback_url: String,
+    ) -> WitResult<wit::TokenSet> {
+        unreachable!("{ONLY_BEGIN}")
+    }
+
+    fn state_from_callback(_callback_url: String) -> WitResult<String> {
+        unreachable!("{ONLY_BEGIN}")
+    }
+}
+
+/// Never returns.
+fn spin() -> String {
+    let mut counter = 0u64;
+    loop {
+        counter = black_box(counter.wrapping_add(1));
+    }
+}
+
+/// Grows the heap a mebibyte at a time until the host stops it.
+fn allocate() -> String {
+    let mut blocks: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let block = vec![1u8; 1 << 20];
+        blocks.push(black_box(block));
+    }
+}
+
+/// Recurses until the stack overflows.
+#[allow(unconditional_recursion)] // the point
+fn recurse(depth: u64) -> u64 {
+    let frame = black_box([depth; 64]);
+    recurse(black_box(depth + 1)) + frame[0]
+}
+
+/// Sends a GET through the host's transport; its status.
+fn get(url: &str) -> WitResult<u16> {
+    let request = wit::HttpRequest {
+        method: wit::HttpMethod::Get,
+        url: url.to_owned(),
+        headers: Vec::new(),
+        body: Vec::new(),
+    };
+    transport::send(&request)
+        .map(|response| response.status)
+        .map_err(wit::Error::Transport)
+}
+
+impl wit_client_credentials::Guest for Hostile {
+    fn fetch(_config: wit::ConnectionConfig) -> WitResult<wit::TokenSet> {
+        unreachable!("{ONLY_BEGIN}")
+    }
+}
+
+impl wit_device::Guest for Hostile {
+    fn begin(_config: wit::ConnectionConfig) -> WitResult<wit_device::DeviceAuthorization> {
+        unreachable!("{ONLY_BEGIN}")
+    }
+
+    fn poll(
+        _config: wit::ConnectionConfig,
+        _device: wit_device::DeviceAuthorization,
+    ) -> WitResult<wit_device::DevicePoll> {
+        unreachable!("{ONLY_BEGIN}")
+    }
+}
+
+impl wit_tokens::Guest for Hostile {
+    fn needs_refresh(_tokens: wit::TokenSet, _margin_seconds: Option<u64>) -> bool {
+        unreachable!("{ONLY_BEGIN}")
+    }
+
+    fn refresh(_config: wit::ConnectionConfig, _tokens: wit::TokenSet) -> WitResult<wit::TokenSet> {
+        unreachable!("{ONLY_BEGIN}")
+    }
+
+    fn revoke(_config: wit::ConnectionConfig, _tokens: wit::TokenSet) -> WitResult<()> {
+        unreachable!("{ONLY_BEGIN}")
+    }
+
+    fn introspect(
+        _config: wit::ConnectionConfig,
+        _token: String,
+        _token_type_hint: Option<String>,
+    ) -> WitResult<wit_tokens::Introspection> {
+        unreachable!("{ONLY_BEGIN}")
+    }
+}
+
+impl wit_api::Guest for Hostile {
+    fn call(
+        _config: wit::ConnectionConfig,
+        _tokens: wit::TokenSet,
+        _request: wit::HttpRequest,
+    ) -> WitResult<wit_api::ApiResponse> {
+        unreachable!("{ONLY_BEGIN}")
+    }
+}
+
+impl wit_providers::Guest for Hostile {
+    fn list_presets() -> Vec<wit_providers::PresetInfo> {
+        unreachable!("{ONLY_BEGIN}")
+    }
+
+    fn resolve_profile(_config: wit::ConnectionConfig) -> WitResult<wit::ProviderProfile> {
+        unreachable!("{ONLY_BEGIN}")
+    }
+
+    fn preset(_id: String) -> WitResult<wit::ProviderProfile> {
+        unreachable!("{ONLY_BEGIN}")
+    }
+
+    fn discover(_issuer: String) -> WitResult<wit::ProviderProfile> {
+        unreachable!("{ONLY_BEGIN}")
+    }
+
+    fn parse_profile(_json: String) -> WitResult<wit::ProviderProfile> {
+        unreachable!("{ONLY_BEGIN}")
+    }
+
+    fn validate_profile(_profile: wit::ProviderProfile) -> WitResult<()> {
+        unreachable!("{ONLY_BEGIN}")
+    }
+}
