@@ -788,6 +788,7 @@ fn rss_child() {
             out: &mut out,
             err: &mut err,
             err_is_terminal: false,
+            log: std::sync::Arc::new(std::sync::Mutex::new(std::io::sink())),
         },
     );
     assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));

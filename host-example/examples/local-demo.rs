@@ -36,6 +36,7 @@ fn main() -> anyhow::Result<()> {
             out: &mut out,
             err: &mut err,
             err_is_terminal,
+            log: std::sync::Arc::new(std::sync::Mutex::new(std::io::stderr())),
         };
         run(argv, &mut io)
     };

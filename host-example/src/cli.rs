@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command as Process, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
@@ -14,6 +15,7 @@ use crate::bindings::exports::oauth_connector::oauth2::device_authorization::Dev
 use crate::connect::{self, ConnectUi, RedirectListener};
 use crate::connections::{ConnectionError, Connections, RefreshOutcome};
 use crate::describe::printable;
+use crate::logging::{self, LogSink};
 use crate::store::{self, Grant, SecretSource, Store, StoredConnection, now};
 use crate::types::{
     Client, ConnectionConfig, HttpMethod, HttpRequest, HttpResponse, KeyValue, ProviderProfile,
@@ -31,6 +33,10 @@ struct Cli {
     /// The connection store (default: $CONNECTOR_STORE, else the platform's data directory).
     #[arg(long, global = true, value_name = "FILE")]
     store: Option<PathBuf>,
+    /// Log diagnostics to stderr: -v info, -vv debug, -vvv trace. Never logs secrets, tokens,
+    /// header values or bodies.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -133,6 +139,24 @@ enum Command {
     },
 }
 
+impl Command {
+    /// The subcommand's name, for the logs.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::AuthorizeUrl { .. } => "authorize-url",
+            Self::Connect { .. } => "connect",
+            Self::Call { .. } => "call",
+            Self::Revoke { .. } => "revoke",
+            Self::Remove { .. } => "remove",
+            Self::Providers => "providers",
+            Self::ShowProvider { .. } => "show-provider",
+            Self::List => "list",
+            Self::Show { .. } => "show",
+            Self::Token { .. } => "token",
+        }
+    }
+}
+
 /// The `--grant` values.
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum GrantArg {
@@ -218,6 +242,8 @@ pub struct Io<'a> {
     pub err: &'a mut dyn Write,
     /// Whether `err` is a terminal (for the progress spinner).
     pub err_is_terminal: bool,
+    /// Where diagnostic log lines go (`-v`).
+    pub log: LogSink,
 }
 
 /// Runs the CLI with `args` (the first is the program name); returns the exit code.
@@ -229,7 +255,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>, io: &mut Io<'_>) -> i32 {
             return if error.use_stderr() { 2 } else { 0 };
         }
     };
-    match execute(cli, io) {
+    let verbosity = cli.verbose;
+    let log = Arc::clone(&io.log);
+    let result = logging::with_logging(verbosity, log, || {
+        tracing::debug!(command = cli.command.name(), "starting");
+        execute(cli, io)
+    });
+    match result {
         Ok(()) => 0,
         Err(error) => {
             let _ = writeln!(io.err, "error: {error:#}");
@@ -254,6 +286,7 @@ pub fn main() -> i32 {
             out: &mut out,
             err: &mut err,
             err_is_terminal,
+            log: Arc::new(Mutex::new(std::io::stderr())),
         },
     )
 }

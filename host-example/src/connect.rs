@@ -161,6 +161,7 @@ pub fn authorize_in_browser(
         let callback_url = match target {
             Target::Callback(url) => url,
             Target::Other(status, reason) => {
+                tracing::debug!(status, reason, "listener: not the callback");
                 respond(&mut stream, status, "Not the sign-in callback", reason);
                 ui.ignored(reason);
                 continue;
@@ -176,6 +177,11 @@ pub fn authorize_in_browser(
         if let Err(CallError::Connector(Error::Callback(error))) = &result
             && *error != CallbackError::Expired
         {
+            // The kind only: the callback URL carries an authorization code.
+            tracing::info!(
+                reason = %crate::describe::callback_error(error),
+                "listener: refused a callback; still waiting"
+            );
             respond(
                 &mut stream,
                 400,
@@ -185,6 +191,7 @@ pub fn authorize_in_browser(
             ui.ignored("a callback that does not belong to this sign-in");
             continue;
         }
+        tracing::debug!(completed = result.is_ok(), "listener: callback handled");
         match &result {
             Ok(_) => respond(
                 &mut stream,

@@ -168,6 +168,7 @@ impl<'a> Connections<'a> {
             .session(&connection.config)?
             .needs_refresh(&connection.tokens, None)?
         {
+            tracing::debug!(connection = name, "stored tokens are valid");
             return Ok(RefreshOutcome {
                 tokens: connection.tokens,
                 refreshed: false,
@@ -185,7 +186,13 @@ impl<'a> Connections<'a> {
         name: &str,
         rejected: Option<&str>,
     ) -> Result<RefreshOutcome, ConnectionError> {
+        let waited = Instant::now();
         let _lock = self.lock(name)?;
+        tracing::debug!(
+            connection = name,
+            waited_ms = waited.elapsed().as_secs_f64() * 1e3,
+            "holding the connection's lock"
+        );
         let connection = self.store.get(name)?;
         let mut session = self.session(&connection.config)?;
         let still_needed = match rejected {
@@ -193,6 +200,10 @@ impl<'a> Connections<'a> {
             None => session.needs_refresh(&connection.tokens, None)?,
         };
         if !still_needed {
+            tracing::info!(
+                connection = name,
+                "another process refreshed meanwhile; using its tokens"
+            );
             return Ok(RefreshOutcome {
                 tokens: connection.tokens,
                 refreshed: false,
@@ -209,6 +220,14 @@ impl<'a> Connections<'a> {
         let answered_at = session.last_response_at();
         self.store.update_tokens(name, &tokens)?;
         let window = answered_at.map(|at| Instant::now().saturating_duration_since(at));
+        tracing::info!(
+            connection = name,
+            grant = ?connection.grant,
+            rotated = tokens.refresh_token != connection.tokens.refresh_token,
+            expires_at = tokens.expires_at,
+            window_ms = window.map(|w| w.as_secs_f64() * 1e3),
+            "refreshed and stored"
+        );
         Ok(RefreshOutcome {
             tokens,
             refreshed: true,
@@ -225,6 +244,12 @@ impl<'a> Connections<'a> {
         let answer: ApiResponse =
             self.session(&config)?
                 .call_api(&config, &first.tokens, request)?;
+        tracing::debug!(
+            connection = name,
+            status = answer.response.status,
+            token_rejected = answer.token_rejected,
+            "API answered"
+        );
         if !answer.token_rejected {
             return Ok(CallOutcome {
                 response: answer.response,
@@ -263,6 +288,7 @@ impl<'a> Connections<'a> {
         let connection = self.store.get(name)?;
         let config = self.config(&connection)?;
         self.session(&config)?.revoke(&config, &connection.tokens)?;
+        tracing::info!(connection = name, "revoked at the server");
         Ok(())
     }
 

@@ -19,6 +19,7 @@ pub mod connect;
 pub mod connections;
 pub mod describe;
 pub mod local_server;
+pub mod logging;
 pub mod loopback;
 pub mod runtime;
 pub mod store;

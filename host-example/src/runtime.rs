@@ -411,8 +411,14 @@ fn start_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
 /// reported as that limit.
 fn settle<T>(store: &Store<HostState>, result: wasmtime::Result<T>) -> Result<T, CallError> {
     result.map_err(|error| match store.data().guard.exceeded {
-        Some(limit) => CallError::Limit(limit),
-        None => CallError::Runtime(error),
+        Some(limit) => {
+            tracing::warn!(%limit, "sandbox limit stopped a component call");
+            CallError::Limit(limit)
+        }
+        None => {
+            tracing::warn!(error = %format!("{error:#}"), "component call trapped");
+            CallError::Runtime(error)
+        }
     })
 }
 

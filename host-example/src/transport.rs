@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ureq::http;
 use url::Url;
@@ -154,6 +154,36 @@ impl HttpTransport {
 
     /// Sends one request under the policy (the `transport.send` contract in `wit/`).
     pub fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let started = Instant::now();
+        let method = method_name(&request.method).to_owned();
+        let url = crate::logging::loggable_url(&request.url);
+        tracing::trace!(
+            %method,
+            %url,
+            headers = ?header_names(&request.headers),
+            body_bytes = request.body.len(),
+            "sending"
+        );
+        let result = self.send_unlogged(request);
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+        match &result {
+            Ok(response) => {
+                tracing::debug!(
+                    %method,
+                    %url,
+                    status = response.status,
+                    body_bytes = response.body.len(),
+                    elapsed_ms,
+                    "response"
+                );
+                tracing::trace!(headers = ?header_names(&response.headers), "response headers");
+            }
+            Err(error) => tracing::debug!(%method, %url, ?error, elapsed_ms, "request failed"),
+        }
+        result
+    }
+
+    fn send_unlogged(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
         let url = Url::parse(&request.url)
             .map_err(|error| TransportError::InvalidRequest(format!("bad URL: {error}")))?;
         if !self.allow_list.permits(&url) {
@@ -232,6 +262,11 @@ fn method_name(method: &HttpMethod) -> &str {
         HttpMethod::Options => "OPTIONS",
         HttpMethod::Other(name) => name,
     }
+}
+
+/// The names of `headers` (their values can be credentials).
+fn header_names(headers: &[KeyValue]) -> Vec<&str> {
+    headers.iter().map(|header| header.name.as_str()).collect()
 }
 
 /// Maps ureq's error to the WIT case. ureq's messages name hosts and causes, never request

@@ -4,6 +4,7 @@
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use connector_host::cli::{Io, run};
@@ -19,6 +20,8 @@ pub struct Outcome {
     pub code: i32,
     pub out: String,
     pub err: String,
+    /// The diagnostic log lines (`-v`).
+    pub log: String,
 }
 
 /// Runs the CLI in-process with `env` as its whole environment.
@@ -29,6 +32,7 @@ pub fn cli(args: &[&str], env: &[(&str, &str)]) -> Outcome {
             .map(|(_, value)| (*value).to_owned())
     };
     let (mut out, mut err) = (Vec::new(), Vec::new());
+    let log = Arc::new(Mutex::new(Vec::new()));
     let argv = std::iter::once("connector-host")
         .chain(args.iter().copied())
         .map(OsString::from);
@@ -39,12 +43,14 @@ pub fn cli(args: &[&str], env: &[(&str, &str)]) -> Outcome {
             out: &mut out,
             err: &mut err,
             err_is_terminal: false,
+            log: log.clone(),
         },
     );
     Outcome {
         code,
         out: String::from_utf8(out).unwrap(),
         err: String::from_utf8(err).unwrap(),
+        log: String::from_utf8(log.lock().unwrap().clone()).unwrap(),
     }
 }
 

@@ -17,7 +17,7 @@ use crate::server::{OidcServer, TempDir, user_agent};
 /// Access tokens live this long on the server in these tests.
 const TTL_SECONDS: u64 = 2;
 
-fn profile(server: &OidcServer, dir: &Path) -> String {
+pub fn profile(server: &OidcServer, dir: &Path) -> String {
     let issuer = &server.issuer;
     let extra = format!(
         r#", "revocation-url": "{issuer}/token/revocation",
@@ -32,7 +32,7 @@ fn profile(server: &OidcServer, dir: &Path) -> String {
         .to_owned()
 }
 
-fn short_lived_server() -> OidcServer {
+pub fn short_lived_server() -> OidcServer {
     OidcServer::start_with(&[("ACCESS_TOKEN_TTL", &TTL_SECONDS.to_string())])
 }
 
@@ -66,7 +66,7 @@ fn connect_basic(server: &OidcServer, dir: &Path) -> String {
     store
 }
 
-fn wait_for_expiry() {
+pub fn wait_for_expiry() {
     std::thread::sleep(Duration::from_millis(TTL_SECONDS * 1000 + 300));
 }
 

@@ -6,5 +6,6 @@
 
 mod connect;
 mod discovery;
+mod hygiene;
 mod lifecycle;
 mod server;

@@ -69,6 +69,12 @@ impl OidcServer {
         self.send(HttpMethod::Get, "/__stats", vec![], "")
     }
 
+    /// Every credential that passed through the server's token endpoint.
+    pub fn credentials(&self) -> Vec<String> {
+        serde_json::from_value(self.send(HttpMethod::Get, "/__credentials", vec![], ""))
+            .expect("a list of strings")
+    }
+
     /// RFC 7662 introspection of `token`, authenticated as `basic-client`.
     pub fn introspect(&self, token: &str) -> serde_json::Value {
         let body = format!(

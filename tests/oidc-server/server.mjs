@@ -53,6 +53,8 @@ const clients = [
   codeClient({ client_id: 'post-client', client_secret: 'post-secret', token_endpoint_auth_method: 'client_secret_post' }),
   codeClient({ client_id: 'special-client', client_secret: 'p+a:s&s%w/o=r d', token_endpoint_auth_method: 'client_secret_basic' }),
   codeClient({ client_id: 'public-client', token_endpoint_auth_method: 'none' }),
+  // For the secret-hygiene test: a secret that can only come from here.
+  codeClient({ client_id: 'hygiene-client', client_secret: 'HYGIENE-client-secret-5f0c2b9e71d4', token_endpoint_auth_method: 'client_secret_basic' }),
   {
     client_id: 'service-client',
     client_secret: 'service-secret',
@@ -84,6 +86,23 @@ const stats = { token_requests: 0, by_grant: {} };
 function resetStats() {
   stats.token_requests = 0;
   stats.by_grant = {};
+}
+
+// Every credential that passed through the token endpoint (codes, PKCE verifiers, device codes,
+// refresh tokens presented; access, refresh and ID tokens issued), for the secret-hygiene test:
+// none of them may appear in the client's output. GET /__credentials lists them.
+const credentials = new Set();
+function recordCredentials(ctx) {
+  const sent = ctx.oidc?.body ?? {};
+  for (const key of ['code', 'code_verifier', 'device_code', 'refresh_token', 'client_secret']) {
+    if (typeof sent[key] === 'string' && sent[key] !== '') credentials.add(sent[key]);
+  }
+  const issued = ctx.body;
+  if (issued && typeof issued === 'object') {
+    for (const key of ['access_token', 'refresh_token', 'id_token']) {
+      if (typeof issued[key] === 'string' && issued[key] !== '') credentials.add(issued[key]);
+    }
+  }
 }
 
 const server = http.createServer();
@@ -156,6 +175,11 @@ server.listen(PORT, '127.0.0.1', () => {
       ctx.body = stats;
       return undefined;
     }
+    if (ctx.path === '/__credentials' && ctx.method === 'GET') {
+      ctx.type = 'json';
+      ctx.body = [...credentials];
+      return undefined;
+    }
     if (ctx.path === '/__stats/reset' && ctx.method === 'POST') {
       resetStats();
       ctx.type = 'json';
@@ -167,6 +191,7 @@ server.listen(PORT, '127.0.0.1', () => {
       try {
         await next();
       } finally {
+        recordCredentials(ctx);
         const grant = ctx.oidc?.body?.grant_type ?? ctx.oidc?.params?.grant_type ?? 'unknown';
         stats.by_grant[grant] = (stats.by_grant[grant] || 0) + 1;
         if (LOG_REQUESTS) console.error(`token request grant_type=${grant} status=${ctx.status}`);
