@@ -786,6 +786,7 @@ fn write_show(out: &mut dyn Write, connection: &StoredConnection) -> anyhow::Res
     )?;
     writeln!(out, "id token:       {}", yes_no(tokens.id_token.is_some()))?;
     writeln!(out, "obtained:       {}", format_time(tokens.obtained_at))?;
+    writeln!(out, "token writes:   {}", connection.token_writes)?;
     Ok(())
 }
 

@@ -36,6 +36,20 @@ pub enum ConnectionError {
     SecretUnavailable(String),
     /// The per-connection lock could not be taken.
     Lock(PathBuf, std::io::Error),
+    /// A refresh succeeded at the server but its tokens could not be stored. The server
+    /// may have rotated the refresh token already, so the new tokens are handed to the
+    /// caller (who may keep them elsewhere or retry [`Store::update_tokens`]); the stored
+    /// connection is unchanged.
+    Unsaved(StoreError, UnsavedTokens),
+}
+
+/// Tokens that could not be stored. Its `Debug` leaves them out.
+pub struct UnsavedTokens(pub Box<TokenSet>);
+
+impl std::fmt::Debug for UnsavedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UnsavedTokens([redacted])")
+    }
 }
 
 impl std::fmt::Display for ConnectionError {
@@ -48,6 +62,11 @@ impl std::fmt::Display for ConnectionError {
                 "the connection's client secret comes from ${var}, which is not set"
             ),
             Self::Lock(path, error) => write!(f, "cannot lock {}: {error}", path.display()),
+            Self::Unsaved(error, _) => write!(
+                f,
+                "the refreshed tokens could not be stored ({error}); the server may have \
+                 rotated the refresh token, in which case the connection must be connected again"
+            ),
         }
     }
 }
@@ -218,7 +237,13 @@ impl<'a> Connections<'a> {
             }
         };
         let answered_at = session.last_response_at();
-        self.store.update_tokens(name, &tokens)?;
+        if let Err(error) = self.store.update_tokens(name, &tokens) {
+            tracing::error!(connection = name, %error, "refreshed tokens could not be stored");
+            return Err(ConnectionError::Unsaved(
+                error,
+                UnsavedTokens(Box::new(tokens)),
+            ));
+        }
         let window = answered_at.map(|at| Instant::now().saturating_duration_since(at));
         tracing::info!(
             connection = name,

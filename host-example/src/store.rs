@@ -14,7 +14,31 @@ use serde::{Deserialize, Serialize};
 use crate::types::{ConnectionConfig, TokenSet};
 
 /// The schema version this code writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// The schema's history: the statements that bring a store from the previous version to
+/// each version. A store is migrated in one transaction, so a failed migration leaves it as
+/// it was; versions are never edited once released, only appended.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE IF NOT EXISTS connections (
+             name        TEXT PRIMARY KEY NOT NULL,
+             config      TEXT NOT NULL,
+             secret      TEXT NOT NULL,
+             grant_type  TEXT NOT NULL,
+             tokens      TEXT NOT NULL,
+             created_at  INTEGER NOT NULL,
+             updated_at  INTEGER NOT NULL
+         );",
+    ),
+    // How many times the tokens were written: shows refresh storms and lost coordination
+    // (`show`), and lets tests count refreshes that reached the store.
+    (
+        2,
+        "ALTER TABLE connections ADD COLUMN token_writes INTEGER NOT NULL DEFAULT 0;",
+    ),
+];
 
 /// The environment variable naming the store file.
 pub const STORE_ENV: &str = "CONNECTOR_STORE";
@@ -26,7 +50,15 @@ pub enum StoreError {
     Io(PathBuf, std::io::Error),
     /// The file is readable or writable by others (mode shown in octal).
     Permissions(PathBuf, u32),
-    /// SQLite failed (corrupt file, not a database, disk full, locked).
+    /// The disk (or the store's size limit) is full: nothing was written, and what was
+    /// stored before is unchanged.
+    Full,
+    /// Another process held the store locked for longer than the busy timeout: nothing was
+    /// written.
+    Busy,
+    /// The file is not an SQLite database, or is damaged.
+    NotADatabase,
+    /// Any other SQLite failure.
     Database(rusqlite::Error),
     /// The file was written by a newer version of this program.
     NewerSchema(i64),
@@ -45,6 +77,15 @@ impl std::fmt::Display for StoreError {
                 "store {} has mode {mode:o}; it holds secrets and must be readable by its owner only (chmod 600)",
                 path.display()
             ),
+            Self::Full => f.write_str(
+                "the store's disk is full: nothing was written; the stored connections are unchanged",
+            ),
+            Self::Busy => f.write_str(
+                "the store stayed locked by another process past the timeout: nothing was written",
+            ),
+            Self::NotADatabase => {
+                f.write_str("the store file is not an oauth-connector store, or it is damaged")
+            }
             Self::Database(error) => write!(f, "store database error: {error}"),
             Self::NewerSchema(version) => write!(
                 f,
@@ -62,7 +103,13 @@ impl std::error::Error for StoreError {}
 
 impl From<rusqlite::Error> for StoreError {
     fn from(error: rusqlite::Error) -> Self {
-        Self::Database(error)
+        use rusqlite::ErrorCode;
+        match error.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => Self::Full,
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Self::Busy,
+            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => Self::NotADatabase,
+            _ => Self::Database(error),
+        }
     }
 }
 
@@ -116,6 +163,8 @@ pub struct StoredConnection {
     pub created_at: u64,
     /// When the tokens were last written (Unix seconds).
     pub updated_at: u64,
+    /// How many times the tokens were written (the first save counts).
+    pub token_writes: u64,
 }
 
 impl std::fmt::Debug for StoredConnection {
@@ -127,6 +176,7 @@ impl std::fmt::Debug for StoredConnection {
             .field("grant", &self.grant)
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
+            .field("token_writes", &self.token_writes)
             .finish_non_exhaustive()
     }
 }
@@ -175,50 +225,24 @@ impl Store {
         }
         create_private_file(path).map_err(io)?;
         check_private(path)?;
-        let db = Db::open(path)?;
+        let mut db = Db::open(path)?;
         db.busy_timeout(std::time::Duration::from_secs(30))?;
         // WAL: readers never wait for the writer, which matters when many processes share
         // the store. synchronous=FULL: a committed token set survives power loss, so a
         // rotated refresh token is durable once `update_tokens` returns.
         let _: String = db.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
         db.execute_batch("PRAGMA synchronous = FULL")?;
-        let store = Self {
+        let version = migrate(&mut db)?;
+        tracing::debug!(path = %path.display(), schema = version, "store open");
+        Ok(Self {
             db,
             path: path.to_owned(),
-        };
-        store.migrate()?;
-        Ok(store)
+        })
     }
 
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    fn migrate(&self) -> Result<(), StoreError> {
-        let version: i64 = self
-            .db
-            .query_row("PRAGMA user_version", [], |row| row.get(0))?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::NewerSchema(version));
-        }
-        if version < 1 {
-            self.db.execute_batch(
-                "BEGIN IMMEDIATE;
-                 CREATE TABLE IF NOT EXISTS connections (
-                     name        TEXT PRIMARY KEY NOT NULL,
-                     config      TEXT NOT NULL,
-                     secret      TEXT NOT NULL,
-                     grant_type  TEXT NOT NULL,
-                     tokens      TEXT NOT NULL,
-                     created_at  INTEGER NOT NULL,
-                     updated_at  INTEGER NOT NULL
-                 );
-                 PRAGMA user_version = 1;
-                 COMMIT;",
-            )?;
-        }
-        Ok(())
     }
 
     /// Stores a new connection, or replaces the one with the same name.
@@ -234,10 +258,11 @@ impl Store {
         config.client.client_secret = None;
         let now = now() as i64;
         self.db.execute(
-            "INSERT INTO connections (name, config, secret, grant_type, tokens, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+            "INSERT INTO connections
+                 (name, config, secret, grant_type, tokens, created_at, updated_at, token_writes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1)
              ON CONFLICT(name) DO UPDATE SET config = ?2, secret = ?3, grant_type = ?4, tokens = ?5,
-                 updated_at = ?6",
+                 updated_at = ?6, token_writes = token_writes + 1",
             params![
                 name,
                 to_json(&config),
@@ -253,7 +278,8 @@ impl Store {
     /// Replaces a connection's token set.
     pub fn update_tokens(&self, name: &str, tokens: &TokenSet) -> Result<(), StoreError> {
         let changed = self.db.execute(
-            "UPDATE connections SET tokens = ?2, updated_at = ?3 WHERE name = ?1",
+            "UPDATE connections SET tokens = ?2, updated_at = ?3, token_writes = token_writes + 1
+             WHERE name = ?1",
             params![name, to_json(tokens), now() as i64],
         )?;
         if changed == 0 {
@@ -266,7 +292,7 @@ impl Store {
     pub fn get(&self, name: &str) -> Result<StoredConnection, StoreError> {
         self.db
             .query_row(
-                "SELECT name, config, secret, grant_type, tokens, created_at, updated_at
+                "SELECT name, config, secret, grant_type, tokens, created_at, updated_at, token_writes
                  FROM connections WHERE name = ?1",
                 [name],
                 row_to_raw,
@@ -279,7 +305,7 @@ impl Store {
     /// Every connection, by name.
     pub fn list(&self) -> Result<Vec<StoredConnection>, StoreError> {
         let mut statement = self.db.prepare(
-            "SELECT name, config, secret, grant_type, tokens, created_at, updated_at
+            "SELECT name, config, secret, grant_type, tokens, created_at, updated_at, token_writes
              FROM connections ORDER BY name",
         )?;
         let raws = statement
@@ -308,6 +334,28 @@ struct RawRow {
     tokens: String,
     created_at: i64,
     updated_at: i64,
+    token_writes: i64,
+}
+
+/// Brings the store's schema to [`SCHEMA_VERSION`] in one immediate transaction, reading the
+/// version inside it, so that processes opening a new or older store at the same time
+/// migrate it exactly once. Returns the version.
+fn migrate(db: &mut Db) -> Result<i64, StoreError> {
+    let transaction = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = transaction.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema(version));
+    }
+    if version == SCHEMA_VERSION {
+        return Ok(version);
+    }
+    for (target, statements) in MIGRATIONS.iter().filter(|(target, _)| *target > version) {
+        tracing::info!(from = version, to = target, "migrating the store's schema");
+        transaction.execute_batch(statements)?;
+    }
+    transaction.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+    transaction.commit()?;
+    Ok(SCHEMA_VERSION)
 }
 
 fn row_to_raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
@@ -319,6 +367,7 @@ fn row_to_raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
         tokens: row.get(4)?,
         created_at: row.get(5)?,
         updated_at: row.get(6)?,
+        token_writes: row.get(7)?,
     })
 }
 
@@ -332,6 +381,7 @@ impl RawRow {
             tokens: serde_json::from_str(&self.tokens).map_err(|_| corrupt("token set"))?,
             created_at: self.created_at.max(0) as u64,
             updated_at: self.updated_at.max(0) as u64,
+            token_writes: self.token_writes.max(0) as u64,
             name: self.name,
         })
     }
@@ -511,7 +561,7 @@ mod tests {
             b"this is not a database, just some text that is long enough",
         )
         .unwrap();
-        assert!(matches!(Store::open(&path), Err(StoreError::Database(_))));
+        assert!(matches!(Store::open(&path), Err(StoreError::NotADatabase)));
 
         let path = temp_path("newer");
         drop(Store::open(&path).unwrap());
@@ -545,5 +595,199 @@ mod tests {
         assert!(
             matches!(store.get("c"), Err(StoreError::Corrupt(name, "token set")) if name == "c")
         );
+    }
+
+    /// A store as version 1 of this program wrote it, with one connection.
+    fn write_version_1_store(path: &Path) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        create_private_file(path).unwrap();
+        let db = Db::open(path).unwrap();
+        db.execute_batch(MIGRATIONS[0].1).unwrap();
+        db.execute(
+            "INSERT INTO connections VALUES ('old', ?1, ?2, '\"authorization-code\"', ?3, 1, 2)",
+            params![
+                to_json(&config()),
+                to_json(&SecretSource::Stored("s".into())),
+                to_json(&tokens("at-v1"))
+            ],
+        )
+        .unwrap();
+        db.execute_batch("PRAGMA user_version = 1").unwrap();
+    }
+
+    #[test]
+    fn an_older_schema_is_migrated_without_loss() {
+        let path = temp_path("v1");
+        write_version_1_store(&path);
+        let store = Store::open(&path).unwrap();
+        let version: i64 = store
+            .db
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let old = store.get("old").unwrap();
+        assert_eq!(old.tokens, tokens("at-v1"));
+        assert_eq!(old.secret, SecretSource::Stored("s".into()));
+        assert_eq!(
+            (old.created_at, old.updated_at, old.token_writes),
+            (1, 2, 0)
+        );
+        store.update_tokens("old", &tokens("at-v2")).unwrap();
+        let old = Store::open(&path).unwrap().get("old").unwrap();
+        assert_eq!((old.tokens, old.token_writes), (tokens("at-v2"), 1));
+    }
+
+    #[test]
+    fn a_failed_migration_leaves_the_store_as_it_was() {
+        let path = temp_path("v1-conflict");
+        write_version_1_store(&path);
+        // A column the migration is about to add: the ALTER fails, the transaction rolls back.
+        Db::open(&path)
+            .unwrap()
+            .execute_batch("ALTER TABLE connections ADD COLUMN token_writes TEXT")
+            .unwrap();
+        assert!(matches!(Store::open(&path), Err(StoreError::Database(_))));
+        let db = Db::open(&path).unwrap();
+        let version: i64 = db
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, 1);
+        let tokens_json: String = db
+            .query_row(
+                "SELECT tokens FROM connections WHERE name = 'old'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(tokens_json, to_json(&tokens("at-v1")));
+    }
+
+    #[test]
+    fn concurrent_writers_lose_nothing() {
+        const WRITERS: usize = 8;
+        const UPDATES: usize = 25;
+        let path = temp_path("writers");
+        let barrier = std::sync::Barrier::new(WRITERS);
+        std::thread::scope(|scope| {
+            for writer in 0..WRITERS {
+                let (path, barrier) = (&path, &barrier);
+                scope.spawn(move || {
+                    // Each opens the (new) store itself, as separate processes would.
+                    barrier.wait();
+                    let store = Store::open(path).unwrap();
+                    let own = format!("own-{writer}");
+                    store
+                        .save(
+                            &own,
+                            &config(),
+                            &SecretSource::None,
+                            Grant::Device,
+                            &tokens("0"),
+                        )
+                        .unwrap();
+                    store
+                        .save(
+                            "shared",
+                            &config(),
+                            &SecretSource::None,
+                            Grant::Device,
+                            &tokens("0"),
+                        )
+                        .unwrap();
+                    for update in 1..=UPDATES {
+                        let access = format!("{writer}-{update}");
+                        store.update_tokens(&own, &tokens(&access)).unwrap();
+                        store.update_tokens("shared", &tokens(&access)).unwrap();
+                    }
+                });
+            }
+        });
+        let store = Store::open(&path).unwrap();
+        let all = store.list().unwrap();
+        assert_eq!(all.len(), WRITERS + 1);
+        for writer in 0..WRITERS {
+            let own = store.get(&format!("own-{writer}")).unwrap();
+            assert_eq!(own.tokens, tokens(&format!("{writer}-{UPDATES}")));
+            assert_eq!(own.token_writes, 1 + UPDATES as u64);
+        }
+        let shared = store.get("shared").unwrap();
+        assert_eq!(shared.token_writes, (WRITERS * (1 + UPDATES)) as u64);
+    }
+
+    #[test]
+    fn a_full_disk_is_a_typed_error_and_keeps_what_was_stored() {
+        let path = temp_path("full");
+        let store = Store::open(&path).unwrap();
+        store
+            .save(
+                "kept",
+                &config(),
+                &SecretSource::None,
+                Grant::Device,
+                &tokens("at"),
+            )
+            .unwrap();
+        // Simulate a full disk: the database may not grow past its current size.
+        let pages: i64 = store
+            .db
+            .query_row("PRAGMA page_count", [], |row| row.get(0))
+            .unwrap();
+        let _: i64 = store
+            .db
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        let mut big = tokens("at-new");
+        big.extras = (0..64)
+            .map(|n| crate::types::KeyValue {
+                name: format!("extra-{n}"),
+                value: "x".repeat(4096),
+            })
+            .collect();
+        assert!(matches!(
+            store.update_tokens("kept", &big),
+            Err(StoreError::Full)
+        ));
+        assert!(matches!(
+            store.save("new", &config(), &SecretSource::None, Grant::Device, &big),
+            Err(StoreError::Full)
+        ));
+        let kept = store.get("kept").unwrap();
+        assert_eq!((kept.tokens, kept.token_writes), (tokens("at"), 1));
+        assert!(matches!(store.get("new"), Err(StoreError::NotFound(_))));
+        drop(store);
+        assert_eq!(
+            Store::open(&path).unwrap().get("kept").unwrap().tokens,
+            tokens("at")
+        );
+    }
+
+    #[test]
+    fn a_store_locked_past_the_timeout_is_a_typed_error() {
+        let path = temp_path("busy");
+        let store = Store::open(&path).unwrap();
+        store
+            .save(
+                "c",
+                &config(),
+                &SecretSource::None,
+                Grant::Device,
+                &tokens("at"),
+            )
+            .unwrap();
+        let other = Db::open(&path).unwrap();
+        other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        store
+            .db
+            .busy_timeout(std::time::Duration::from_millis(100))
+            .unwrap();
+        assert!(matches!(
+            store.update_tokens("c", &tokens("at2")),
+            Err(StoreError::Busy)
+        ));
+        other.execute_batch("ROLLBACK").unwrap();
+        store.update_tokens("c", &tokens("at2")).unwrap();
+        assert_eq!(store.get("c").unwrap().tokens, tokens("at2"));
     }
 }

@@ -147,6 +147,7 @@ fn assert_connected(
     assert!(show.out.contains(&format!("client id:      {client_id}\n")));
     assert!(show.out.contains("scopes:         openid profile\n"));
     assert!(show.out.contains("refresh token:  yes\n"));
+    assert!(show.out.ends_with("token writes:   1\n"), "{}", show.out);
     for secret in [
         tokens.access_token.as_str(),
         tokens.refresh_token.as_deref().unwrap(),

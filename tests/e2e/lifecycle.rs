@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use connector_host::Runtime;
 use connector_host::cli::EXIT_REAUTHORIZE;
-use connector_host::connections::Connections;
-use connector_host::store::Store;
+use connector_host::connections::{ConnectionError, Connections, UnsavedTokens};
+use connector_host::store::{Store, StoreError};
 use serde_json::json;
 
 use crate::connect::cli;
@@ -107,6 +107,61 @@ fn refresh_token(store: &str) -> String {
         .expect("a refresh token")
 }
 
+/// A refresh whose tokens cannot be stored (a trigger makes every write fail, as a full or
+/// broken disk would) hands the rotated tokens back instead of dropping them, and leaves
+/// the stored connection as it was.
+#[test]
+fn a_refresh_that_cannot_be_stored_hands_the_tokens_back() {
+    let (server, dir) = (short_lived_server(), TempDir::new("unsaved"));
+    let store = connect_basic(&server, &dir.0);
+    let before = Store::open(Path::new(&store))
+        .unwrap()
+        .get("conn")
+        .unwrap()
+        .tokens;
+    let db = rusqlite::Connection::open(&store).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refuse_writes BEFORE UPDATE ON connections
+         BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END;",
+    )
+    .unwrap();
+
+    wait_for_expiry();
+    let runtime = Runtime::load_built().unwrap();
+    let env = |_: &str| None;
+    let connections = Connections::open(&runtime, Path::new(&store), &env).unwrap();
+    let error = connections.valid_tokens("conn").unwrap_err();
+    assert!(!error.needs_reauthorization());
+    assert!(
+        !format!("{error:?}{error}").contains(&before.access_token),
+        "no token in the error's text"
+    );
+    let ConnectionError::Unsaved(StoreError::Database(_), UnsavedTokens(rotated)) = error else {
+        panic!("expected unsaved tokens, got {error:?}");
+    };
+    let rotated_refresh = rotated
+        .refresh_token
+        .clone()
+        .expect("a rotated refresh token");
+    assert_ne!(Some(&rotated_refresh), before.refresh_token.as_ref());
+    // The handed-back refresh token is the live one; the stored one was consumed.
+    assert_eq!(server.introspect(&rotated_refresh)["active"], json!(true));
+    assert_eq!(
+        server.introspect(before.refresh_token.as_deref().unwrap())["active"],
+        json!(false)
+    );
+    let stored = connections.store().get("conn").unwrap();
+    assert_eq!((&stored.tokens, stored.token_writes), (&before, 1));
+
+    // The caller keeps them once the store accepts writes again.
+    db.execute_batch("DROP TRIGGER refuse_writes").unwrap();
+    connections.store().update_tokens("conn", &rotated).unwrap();
+    wait_for_expiry();
+    let outcome = connections.valid_tokens("conn").unwrap();
+    assert!(outcome.refreshed);
+    assert_eq!(connections.store().get("conn").unwrap().token_writes, 3);
+}
+
 #[test]
 fn refresh_window_is_measured() {
     let (server, dir) = (short_lived_server(), TempDir::new("window"));
@@ -183,6 +238,9 @@ fn concurrent_callers_across_processes_refresh_once() {
         json!({"token_requests": 1, "by_grant": {"refresh_token": 1}}),
         "one refresh for {calls} concurrent calls"
     );
+    // ... and one write of refreshed tokens to the store (after the connect's).
+    let stored = Store::open(Path::new(&store)).unwrap().get("conn").unwrap();
+    assert_eq!(stored.token_writes, 2);
     eprintln!(
         "storm: {calls} calls from {PROCESSES} processes x {STORM_THREADS} threads, 1 refresh request, 0 failures"
     );
