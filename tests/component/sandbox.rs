@@ -77,6 +77,7 @@ fn a_runaway_loop_is_stopped_by_the_compute_budget() {
     let started = Instant::now();
     let result = provoke(runtime, "spin", "http://127.0.0.1:9/token");
     let took = started.elapsed();
+    eprintln!("runaway loop: budget {BUDGET:?}, stopped after {took:?}");
     assert!(
         matches!(
             result,
@@ -96,7 +97,13 @@ fn a_runaway_loop_is_stopped_by_the_compute_budget() {
 fn unbounded_allocation_is_stopped_at_the_memory_cap() {
     for allocation in [Allocation::Pooling, Allocation::OnDemand] {
         let runtime = hostile(allocation);
-        match provoke(runtime, "allocate", "http://127.0.0.1:9/token") {
+        let started = Instant::now();
+        let result = provoke(runtime, "allocate", "http://127.0.0.1:9/token");
+        eprintln!(
+            "unbounded allocation ({allocation:?}): {result:?} after {:?}",
+            started.elapsed()
+        );
+        match result {
             Err(CallError::Limit(LimitExceeded::Memory {
                 limit_bytes,
                 requested_bytes,
@@ -158,6 +165,10 @@ fn compute_after_a_slow_transport_is_still_limited() {
     let started = Instant::now();
     let result = provoke(runtime, "spin-after-transport", &server.url("/token"));
     let took = started.elapsed();
+    eprintln!(
+        "loop after a {:?} transport wait: stopped after {took:?}",
+        BUDGET * 2
+    );
     assert!(
         matches!(
             result,
@@ -174,6 +185,7 @@ fn compute_after_a_slow_transport_is_still_limited() {
 fn stopped_instances_give_their_pool_slots_back() {
     let runtime = hostile(Allocation::Pooling);
     let calls = 2 * connector_host::runtime::POOL_INSTANCES as usize;
+    let started = Instant::now();
     for call in 0..calls {
         assert_eq!(
             trap_of(provoke(runtime, "panic", "http://127.0.0.1:9/token")),
@@ -181,6 +193,11 @@ fn stopped_instances_give_their_pool_slots_back() {
             "call {call}"
         );
     }
+    eprintln!(
+        "{calls} trapping instances in {:?} ({:?} each)",
+        started.elapsed(),
+        started.elapsed() / calls as u32
+    );
     assert_still_serving(runtime);
 }
 
