@@ -211,6 +211,32 @@ fn no_secret_reaches_any_output_at_the_most_verbose_level() {
         basic(CLIENT_ID, WRONG_SECRET),
         basic("service-client", SERVICE_SECRET),
     ]);
+    // The store and SQLite's side files are owner-only, and a store others can read is
+    // refused before anything is read from it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &str| {
+            std::fs::metadata(path)
+                .map(|meta| meta.permissions().mode() & 0o777)
+                .ok()
+        };
+        assert_eq!(mode(&store), Some(0o600));
+        for side in ["-wal", "-shm"] {
+            let side = format!("{store}{side}");
+            assert!(matches!(mode(&side), None | Some(0o600)), "{side}");
+        }
+        std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let refused = captured.run(
+            "list of a readable store",
+            &["--store", &store, "list"],
+            &[],
+        );
+        assert_eq!(refused.code, 1);
+        assert!(refused.err.contains("chmod 600"), "{}", refused.err);
+        assert_eq!(refused.out, "");
+    }
+
     let fragments = Fragments::of(&secrets);
     for (label, text) in &captured.0 {
         if let Some(found) = fragments.find_in(text) {
