@@ -485,6 +485,11 @@ mod tests {
         }
     }
 
+    /// Saves a public device-grant connection `name` with `tokens`.
+    fn save_public(store: &Store, name: &str, tokens: &TokenSet) -> Result<(), StoreError> {
+        store.save(name, &config(), &SecretSource::None, Grant::Device, tokens)
+    }
+
     fn tokens(access: &str) -> TokenSet {
         TokenSet {
             access_token: access.into(),
@@ -579,15 +584,7 @@ mod tests {
     fn corrupt_record_names_the_connection() {
         let path = temp_path("corrupt");
         let store = Store::open(&path).unwrap();
-        store
-            .save(
-                "c",
-                &config(),
-                &SecretSource::None,
-                Grant::ClientCredentials,
-                &tokens("at"),
-            )
-            .unwrap();
+        save_public(&store, "c", &tokens("at")).unwrap();
         store
             .db
             .execute("UPDATE connections SET tokens = '{' WHERE name = 'c'", [])
@@ -676,24 +673,8 @@ mod tests {
                     barrier.wait();
                     let store = Store::open(path).unwrap();
                     let own = format!("own-{writer}");
-                    store
-                        .save(
-                            &own,
-                            &config(),
-                            &SecretSource::None,
-                            Grant::Device,
-                            &tokens("0"),
-                        )
-                        .unwrap();
-                    store
-                        .save(
-                            "shared",
-                            &config(),
-                            &SecretSource::None,
-                            Grant::Device,
-                            &tokens("0"),
-                        )
-                        .unwrap();
+                    save_public(&store, &own, &tokens("0")).unwrap();
+                    save_public(&store, "shared", &tokens("0")).unwrap();
                     for update in 1..=UPDATES {
                         let access = format!("{writer}-{update}");
                         store.update_tokens(&own, &tokens(&access)).unwrap();
@@ -718,15 +699,7 @@ mod tests {
     fn a_full_disk_is_a_typed_error_and_keeps_what_was_stored() {
         let path = temp_path("full");
         let store = Store::open(&path).unwrap();
-        store
-            .save(
-                "kept",
-                &config(),
-                &SecretSource::None,
-                Grant::Device,
-                &tokens("at"),
-            )
-            .unwrap();
+        save_public(&store, "kept", &tokens("at")).unwrap();
         // Simulate a full disk: the database may not grow past its current size.
         let pages: i64 = store
             .db
@@ -750,7 +723,7 @@ mod tests {
             Err(StoreError::Full)
         ));
         assert!(matches!(
-            store.save("new", &config(), &SecretSource::None, Grant::Device, &big),
+            save_public(&store, "new", &big),
             Err(StoreError::Full)
         ));
         let kept = store.get("kept").unwrap();
@@ -767,15 +740,7 @@ mod tests {
     fn a_store_locked_past_the_timeout_is_a_typed_error() {
         let path = temp_path("busy");
         let store = Store::open(&path).unwrap();
-        store
-            .save(
-                "c",
-                &config(),
-                &SecretSource::None,
-                Grant::Device,
-                &tokens("at"),
-            )
-            .unwrap();
+        save_public(&store, "c", &tokens("at")).unwrap();
         let other = Db::open(&path).unwrap();
         other.execute_batch("BEGIN EXCLUSIVE").unwrap();
         store

@@ -16,7 +16,7 @@ use connector_host::store::Store;
 use connector_host::types::{HttpMethod, HttpRequest};
 
 use crate::connect::{Outcome, cli};
-use crate::lifecycle::{profile, short_lived_server, wait_for_expiry};
+use crate::lifecycle::{connect_service_args, profile, short_lived_server, wait_for_expiry};
 use crate::server::{TempDir, user_agent};
 
 const CLIENT_ID: &str = "hygiene-client";
@@ -159,22 +159,7 @@ fn no_secret_reaches_any_output_at_the_most_verbose_level() {
     // Client credentials.
     let service = captured.run(
         "connect client credentials",
-        &[
-            "--store",
-            &store,
-            "connect",
-            "svc",
-            "--grant",
-            "client-credentials",
-            "--profile",
-            &profile,
-            "--client-id",
-            "service-client",
-            "--client-secret-env",
-            "SECRET",
-            "--scope",
-            "api:read",
-        ],
+        &connect_service_args(&store, &profile),
         &[("SECRET", SERVICE_SECRET)],
     );
     assert_eq!(service.code, 0, "{}", service.err);

@@ -66,6 +66,27 @@ fn connect_basic(server: &OidcServer, dir: &Path) -> String {
     store
 }
 
+/// `connect svc` for `service-client` with client credentials and scope `api:read`; the
+/// secret in `SECRET`.
+pub fn connect_service_args<'a>(store: &'a str, profile: &'a str) -> Vec<&'a str> {
+    vec![
+        "--store",
+        store,
+        "connect",
+        "svc",
+        "--grant",
+        "client-credentials",
+        "--profile",
+        profile,
+        "--client-id",
+        "service-client",
+        "--client-secret-env",
+        "SECRET",
+        "--scope",
+        "api:read",
+    ]
+}
+
 pub fn wait_for_expiry() {
     std::thread::sleep(Duration::from_millis(TTL_SECONDS * 1000 + 300));
 }
@@ -281,22 +302,7 @@ fn client_credentials_with_scopes_refetch_when_due() {
     let store = dir.0.join("store.db").to_str().unwrap().to_owned();
     let profile = profile(&server, &dir.0);
     let outcome = cli(
-        &[
-            "--store",
-            &store,
-            "connect",
-            "svc",
-            "--grant",
-            "client-credentials",
-            "--profile",
-            &profile,
-            "--client-id",
-            "service-client",
-            "--client-secret-env",
-            "SECRET",
-            "--scope",
-            "api:read",
-        ],
+        &connect_service_args(&store, &profile),
         &[("SECRET", "service-secret")],
     );
     assert_eq!(outcome.code, 0, "{}", outcome.err);
