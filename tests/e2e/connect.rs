@@ -324,18 +324,33 @@ fn confidential_profile_without_a_secret_sends_no_token_request() {
 /// A `ConnectUi` that launches the scripted user agent with `options` and counts ignored
 /// requests.
 struct ScriptedUser {
-    options: &'static str,
+    options: Vec<String>,
     child: Option<Child>,
     ignored: usize,
+}
+
+impl ScriptedUser {
+    fn new(options: Vec<String>) -> Self {
+        Self {
+            options,
+            child: None,
+            ignored: 0,
+        }
+    }
+
+    /// Waits for the user agent to finish.
+    fn finish(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+    }
 }
 
 impl ConnectUi for ScriptedUser {
     fn authorize_url(&mut self, url: &str) {
         let mut command = Command::new("node");
         command.arg(oidc_dir().join("user-agent.mjs"));
-        if !self.options.is_empty() {
-            command.arg(self.options);
-        }
+        command.args(&self.options);
         self.child = Some(
             command
                 .arg(url)
@@ -395,11 +410,7 @@ fn library_flow(
     let runtime = Runtime::load_built().unwrap();
     let mut config = basic_client_config(&runtime, server);
     let listener = RedirectListener::bind("http://127.0.0.1:0/callback").unwrap();
-    let mut user = ScriptedUser {
-        options,
-        child: None,
-        ignored: 0,
-    };
+    let mut user = ScriptedUser::new(options.split_whitespace().map(str::to_owned).collect());
     let result = authorize_in_browser(&runtime, &mut config, &listener, timeout, &mut user);
     (result, user.ignored)
 }
@@ -436,6 +447,50 @@ fn tampered_state_is_rejected_without_a_token_request() {
     assert_eq!(
         server.token_requests(),
         json!({"token_requests": 0, "by_grant": {}})
+    );
+}
+
+/// A completed sign-in's real callback, replayed to a later sign-in on the same listener, is
+/// refused without a token request (its `state` belongs to a finished flow), and the later
+/// sign-in completes.
+#[test]
+fn a_completed_flows_callback_replayed_later_is_refused() {
+    let server = OidcServer::start();
+    let runtime = Runtime::load_built().unwrap();
+    let dir = TempDir::new("replay");
+    let saved = dir.0.join("callback.url");
+    let listener = RedirectListener::bind("http://127.0.0.1:0/callback").unwrap();
+    let sign_in = |options: String| {
+        let mut config = basic_client_config(&runtime, &server);
+        let mut user = ScriptedUser::new(vec![options]);
+        let result = authorize_in_browser(
+            &runtime,
+            &mut config,
+            &listener,
+            Duration::from_secs(60),
+            &mut user,
+        );
+        user.finish();
+        (
+            result.unwrap_or_else(|error| panic!("{error}")),
+            user.ignored,
+        )
+    };
+
+    let (_, ignored) = sign_in(format!("--save-callback={}", saved.display()));
+    assert_eq!(ignored, 0);
+    let replayed = std::fs::read_to_string(&saved).unwrap();
+    assert!(replayed.contains("code="), "{replayed}");
+    let (tokens, ignored) = sign_in(format!("--replay-first={}", saved.display()));
+    assert_eq!(ignored, 1, "the replayed callback was answered and ignored");
+    assert_eq!(
+        server.introspect(&tokens.access_token)["active"],
+        json!(true)
+    );
+    assert_eq!(
+        server.token_requests(),
+        json!({"token_requests": 2, "by_grant": {"authorization_code": 2}}),
+        "one token request per sign-in; none for the replay"
     );
 }
 

@@ -8,8 +8,13 @@
 //   --deny          abort at the consent page (the server redirects with error=access_denied)
 //   --tamper-state  deliver the callback with `state` altered, and not the real one
 //   --forge-first   deliver a callback with a forged `state` first, then the real one
+//   --save-callback=FILE  after delivering the real callback, write its URL to FILE
+//   --replay-first=FILE   before the real callback, deliver the one saved in FILE (an earlier,
+//                         completed sign-in's callback, replayed)
 //
 // All output goes to stderr (stdout belongs to the CLI).
+
+import { readFileSync, writeFileSync } from 'node:fs';
 
 import { approveDevice, CookieJar, walkToCallback } from './lib.mjs';
 
@@ -17,6 +22,7 @@ console.log = console.error; // eslint-disable-line no-console
 
 const args = process.argv.slice(2);
 const flag = (name) => args.includes(name);
+const option = (name) => args.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1);
 const authorizeUrl = args.filter((a) => !a.startsWith('--')).pop();
 if (!authorizeUrl) {
   console.error('usage: node user-agent.mjs [--deny|--tamper-state|--forge-first] AUTHORIZE_URL');
@@ -57,7 +63,11 @@ try {
     await deliver(forged.href);
     await deliver(callback.href);
   } else {
+    const replay = option('--replay-first');
+    if (replay) await deliver(readFileSync(replay, 'utf8'));
     await deliver(callback.href);
+    const save = option('--save-callback');
+    if (save) writeFileSync(save, callback.href);
   }
 } catch (err) {
   console.error(`user-agent: ${err.message}`);
