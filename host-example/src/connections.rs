@@ -13,6 +13,11 @@
 //! The one window in which a rotated refresh token can be lost is between the server's answer
 //! arriving and the commit returning (a crash there loses it). `RefreshOutcome::window`
 //! measures it on every refresh.
+//!
+//! When the commit fails (a full disk, a store locked too long, a broken file), the new
+//! tokens are written to a rescue file beside the store (`<store>.unsaved/`, owner-only) and
+//! handed to the caller in [`ConnectionError::Unsaved`]; the next use of the connection
+//! moves them into the store, under the connection's lock.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -36,11 +41,20 @@ pub enum ConnectionError {
     SecretUnavailable(String),
     /// The per-connection lock could not be taken.
     Lock(PathBuf, std::io::Error),
+    /// A rescue file (tokens a failed commit left aside) could not be read or removed.
+    Rescue(PathBuf, String),
     /// A refresh succeeded at the server but its tokens could not be stored. The server
     /// may have rotated the refresh token already, so the new tokens are handed to the
-    /// caller (who may keep them elsewhere or retry [`Store::update_tokens`]); the stored
-    /// connection is unchanged.
-    Unsaved(StoreError, UnsavedTokens),
+    /// caller, and kept in a rescue file when one could be written (its path, or why not);
+    /// the next use of the connection stores them. The stored connection is unchanged.
+    Unsaved {
+        /// Why the store refused.
+        error: StoreError,
+        /// The tokens the server issued.
+        tokens: UnsavedTokens,
+        /// Where they were kept until the store accepts them.
+        rescue: Result<PathBuf, std::io::Error>,
+    },
 }
 
 /// Tokens that could not be stored. Its `Debug` leaves them out.
@@ -62,10 +76,30 @@ impl std::fmt::Display for ConnectionError {
                 "the connection's client secret comes from ${var}, which is not set"
             ),
             Self::Lock(path, error) => write!(f, "cannot lock {}: {error}", path.display()),
-            Self::Unsaved(error, _) => write!(
+            Self::Rescue(path, reason) => write!(
                 f,
-                "the refreshed tokens could not be stored ({error}); the server may have \
-                 rotated the refresh token, in which case the connection must be connected again"
+                "cannot recover the unsaved tokens in {}: {reason}",
+                path.display()
+            ),
+            Self::Unsaved {
+                error,
+                rescue: Ok(path),
+                ..
+            } => write!(
+                f,
+                "the refreshed tokens could not be stored ({error}); they are kept in {} \
+                 and will be stored on the connection's next use",
+                path.display()
+            ),
+            Self::Unsaved {
+                error,
+                rescue: Err(rescue_error),
+                ..
+            } => write!(
+                f,
+                "the refreshed tokens could not be stored ({error}), nor kept aside \
+                 ({rescue_error}); the server may have rotated the refresh token, in which \
+                 case the connection must be connected again"
             ),
         }
     }
@@ -181,6 +215,10 @@ impl<'a> Connections<'a> {
     /// Valid tokens for `name`: the stored ones, or freshly refreshed (or re-fetched, for
     /// client credentials) when they are due.
     pub fn valid_tokens(&self, name: &str) -> Result<RefreshOutcome, ConnectionError> {
+        if self.rescue_path(name).exists() {
+            let _lock = self.lock(name)?;
+            self.recover(name)?;
+        }
         let connection = self.store.get(name)?;
         // Deciding needs no client secret: it is resolved only for an actual refresh.
         if !self
@@ -212,6 +250,7 @@ impl<'a> Connections<'a> {
             waited_ms = waited.elapsed().as_secs_f64() * 1e3,
             "holding the connection's lock"
         );
+        self.recover(name)?;
         let connection = self.store.get(name)?;
         let mut session = self.session(&connection.config)?;
         let still_needed = match rejected {
@@ -238,11 +277,18 @@ impl<'a> Connections<'a> {
         };
         let answered_at = session.last_response_at();
         if let Err(error) = self.store.update_tokens(name, &tokens) {
-            tracing::error!(connection = name, %error, "refreshed tokens could not be stored");
-            return Err(ConnectionError::Unsaved(
+            let rescue = self.keep_aside(name, &tokens);
+            tracing::error!(
+                connection = name,
+                %error,
+                rescue = ?rescue,
+                "refreshed tokens could not be stored"
+            );
+            return Err(ConnectionError::Unsaved {
                 error,
-                UnsavedTokens(Box::new(tokens)),
-            ));
+                tokens: UnsavedTokens(Box::new(tokens)),
+                rescue,
+            });
         }
         let window = answered_at.map(|at| Instant::now().saturating_duration_since(at));
         tracing::info!(
@@ -317,9 +363,67 @@ impl<'a> Connections<'a> {
         Ok(())
     }
 
+    /// Where `name`'s unsaved tokens are kept: `<store>.unsaved/<name in hex>.json`.
+    fn rescue_path(&self, name: &str) -> PathBuf {
+        beside_store(self.store.path(), ".unsaved").join(format!("{}.json", hex(name)))
+    }
+
+    /// Writes tokens the store refused to the rescue file (owner-only, replaced atomically,
+    /// synced), under the connection's lock.
+    fn keep_aside(&self, name: &str, tokens: &TokenSet) -> Result<PathBuf, std::io::Error> {
+        let path = self.rescue_path(name);
+        let dir = path.parent().expect("the rescue file has a directory");
+        crate::store::create_private_dir(dir)?;
+        let partial = path.with_extension("partial");
+        let record = serde_json::json!({ "name": name, "tokens": tokens });
+        crate::store::write_private_file(&partial, record.to_string().as_bytes())?;
+        std::fs::rename(&partial, &path)?;
+        File::open(dir)?.sync_all()?;
+        Ok(path)
+    }
+
+    /// Moves `name`'s rescued tokens into the store, unless the store already holds the
+    /// same or newer ones; removes the rescue file once the store has committed. Call it
+    /// under the connection's lock.
+    fn recover(&self, name: &str) -> Result<(), ConnectionError> {
+        let path = self.rescue_path(name);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(ConnectionError::Rescue(path, error.to_string())),
+        };
+        #[derive(serde::Deserialize)]
+        struct Rescued {
+            name: String,
+            tokens: TokenSet,
+        }
+        let rescued: Rescued = serde_json::from_str(&text)
+            .map_err(|_| ConnectionError::Rescue(path.clone(), "not a rescue record".to_owned()))?;
+        if rescued.name != name {
+            return Err(ConnectionError::Rescue(
+                path,
+                "the record names another connection".to_owned(),
+            ));
+        }
+        let stored = self.store.get(name)?;
+        let newer = rescued.tokens != stored.tokens
+            && rescued.tokens.obtained_at >= stored.tokens.obtained_at;
+        if newer {
+            self.store.update_tokens(name, &rescued.tokens)?;
+        }
+        std::fs::remove_file(&path)
+            .map_err(|error| ConnectionError::Rescue(path.clone(), error.to_string()))?;
+        tracing::info!(
+            connection = name,
+            stored = newer,
+            "recovered unsaved tokens"
+        );
+        Ok(())
+    }
+
     /// Takes the per-connection lock (blocking), in `<store>.locks/`.
     fn lock(&self, name: &str) -> Result<ConnectionLock, ConnectionError> {
-        let dir = lock_dir(self.store.path());
+        let dir = beside_store(self.store.path(), ".locks");
         let path = dir.join(format!("{}.lock", hex(name)));
         let lock_error = |error| ConnectionError::Lock(path.clone(), error);
         crate::store::create_private_dir(&dir).map_err(lock_error)?;
@@ -343,9 +447,10 @@ impl Drop for ConnectionLock {
     }
 }
 
-fn lock_dir(store: &Path) -> PathBuf {
+/// `<store><suffix>`: the lock and rescue directories.
+fn beside_store(store: &Path, suffix: &str) -> PathBuf {
     let mut name = store.file_name().unwrap_or_default().to_os_string();
-    name.push(".locks");
+    name.push(suffix);
     store.with_file_name(name)
 }
 

@@ -425,6 +425,18 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Writes `bytes` to a new or truncated owner-only file at `path` and syncs it.
+pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
 #[cfg(not(unix))]
 fn create_private_file(path: &Path) -> std::io::Result<()> {
     std::fs::OpenOptions::new()

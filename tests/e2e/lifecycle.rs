@@ -128,24 +128,34 @@ fn refresh_token(store: &str) -> String {
         .expect("a refresh token")
 }
 
-/// A refresh whose tokens cannot be stored (a trigger makes every write fail, as a full or
-/// broken disk would) hands the rotated tokens back instead of dropping them, and leaves
-/// the stored connection as it was.
-#[test]
-fn a_refresh_that_cannot_be_stored_hands_the_tokens_back() {
-    let (server, dir) = (short_lived_server(), TempDir::new("unsaved"));
-    let store = connect_basic(&server, &dir.0);
-    let before = Store::open(Path::new(&store))
-        .unwrap()
-        .get("conn")
-        .unwrap()
-        .tokens;
-    let db = rusqlite::Connection::open(&store).unwrap();
+/// Makes every write to the store's connections fail, as a full or broken disk would.
+/// Dropping the returned connection does not lift it; [`allow_writes`] does.
+fn refuse_writes(store: &str) -> rusqlite::Connection {
+    let db = rusqlite::Connection::open(store).unwrap();
     db.execute_batch(
         "CREATE TRIGGER refuse_writes BEFORE UPDATE ON connections
          BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END;",
     )
     .unwrap();
+    db
+}
+
+fn allow_writes(db: &rusqlite::Connection) {
+    db.execute_batch("DROP TRIGGER refuse_writes").unwrap();
+}
+
+fn stored(store: &str) -> connector_host::store::StoredConnection {
+    Store::open(Path::new(store)).unwrap().get("conn").unwrap()
+}
+
+/// A refresh whose tokens cannot be stored hands the rotated tokens back instead of
+/// dropping them, keeps them in a rescue file, and leaves the stored connection as it was.
+#[test]
+fn a_refresh_that_cannot_be_stored_hands_the_tokens_back() {
+    let (server, dir) = (short_lived_server(), TempDir::new("unsaved"));
+    let store = connect_basic(&server, &dir.0);
+    let before = stored(&store).tokens;
+    let db = refuse_writes(&store);
 
     wait_for_expiry();
     let runtime = Runtime::load_built().unwrap();
@@ -157,9 +167,15 @@ fn a_refresh_that_cannot_be_stored_hands_the_tokens_back() {
         !format!("{error:?}{error}").contains(&before.access_token),
         "no token in the error's text"
     );
-    let ConnectionError::Unsaved(StoreError::Database(_), UnsavedTokens(rotated)) = error else {
+    let ConnectionError::Unsaved {
+        error: StoreError::Database(_),
+        tokens: UnsavedTokens(rotated),
+        rescue: Ok(rescue),
+    } = error
+    else {
         panic!("expected unsaved tokens, got {error:?}");
     };
+    assert_eq!(rescue, dir.0.join("store.db.unsaved/636f6e6e.json"));
     let rotated_refresh = rotated
         .refresh_token
         .clone()
@@ -174,13 +190,64 @@ fn a_refresh_that_cannot_be_stored_hands_the_tokens_back() {
     let stored = connections.store().get("conn").unwrap();
     assert_eq!((&stored.tokens, stored.token_writes), (&before, 1));
 
-    // The caller keeps them once the store accepts writes again.
-    db.execute_batch("DROP TRIGGER refuse_writes").unwrap();
+    // The caller may store them itself once the store accepts writes again; the rescue
+    // file, holding the same tokens, is then discarded on the next use.
+    allow_writes(&db);
     connections.store().update_tokens("conn", &rotated).unwrap();
     wait_for_expiry();
     let outcome = connections.valid_tokens("conn").unwrap();
     assert!(outcome.refreshed);
     assert_eq!(connections.store().get("conn").unwrap().token_writes, 3);
+    assert!(!rescue.exists());
+}
+
+/// The CLI: a refresh that cannot be stored exits with an error naming the rescue file;
+/// the next command stores the rescued tokens (no second refresh) and carries on.
+#[test]
+fn the_cli_recovers_tokens_a_failed_store_write_left_aside() {
+    // 6 s tokens are due for refresh after 3 s (half their lifetime): long enough that the
+    // rescued tokens are still fresh for the second command.
+    let server = OidcServer::start_with(&[("ACCESS_TOKEN_TTL", "6")]);
+    let dir = TempDir::new("rescue");
+    let store = connect_basic(&server, &dir.0);
+    let before = stored(&store).tokens;
+    let db = refuse_writes(&store);
+    std::thread::sleep(Duration::from_millis(3300));
+    server.reset_stats();
+    let failed = cli(&["--store", &store, "token", "conn"], &[]);
+    assert_eq!(failed.code, 1);
+    assert_eq!(failed.out, "");
+    let rescue = dir.0.join("store.db.unsaved/636f6e6e.json");
+    assert!(
+        failed
+            .err
+            .contains(&format!("they are kept in {}", rescue.display())),
+        "{}",
+        failed.err
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&rescue).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    assert_eq!(stored(&store).tokens, before);
+
+    allow_writes(&db);
+    let token = cli(&["--store", &store, "token", "conn"], &[]);
+    assert_eq!(token.code, 0, "{}", token.err);
+    let now = stored(&store);
+    assert_eq!(token.out.trim_end(), now.tokens.access_token);
+    assert_ne!(now.tokens.refresh_token, before.refresh_token);
+    assert_eq!(now.token_writes, 2);
+    assert!(!rescue.exists());
+    assert_eq!(
+        server.token_requests(),
+        json!({"token_requests": 1, "by_grant": {"refresh_token": 1}}),
+        "the rescued tokens were used, not refreshed again"
+    );
+    let introspection = server.introspect(now.tokens.refresh_token.as_deref().unwrap());
+    assert_eq!(introspection["active"], json!(true));
 }
 
 #[test]
