@@ -215,10 +215,7 @@ impl<'a> Connections<'a> {
     /// Valid tokens for `name`: the stored ones, or freshly refreshed (or re-fetched, for
     /// client credentials) when they are due.
     pub fn valid_tokens(&self, name: &str) -> Result<RefreshOutcome, ConnectionError> {
-        if self.rescue_path(name).exists() {
-            let _lock = self.lock(name)?;
-            self.recover(name)?;
-        }
+        self.recover_if_any(name)?;
         let connection = self.store.get(name)?;
         // Deciding needs no client secret: it is resolved only for an actual refresh.
         if !self
@@ -356,6 +353,7 @@ impl<'a> Connections<'a> {
     /// Revokes the connection's tokens at the server (RFC 7009); the connection stays stored,
     /// and its next use fails with `reauthorization-required`.
     pub fn revoke(&self, name: &str) -> Result<(), ConnectionError> {
+        self.recover_if_any(name)?;
         let connection = self.store.get(name)?;
         let config = self.config(&connection)?;
         self.session(&config)?.revoke(&config, &connection.tokens)?;
@@ -380,6 +378,15 @@ impl<'a> Connections<'a> {
         std::fs::rename(&partial, &path)?;
         File::open(dir)?.sync_all()?;
         Ok(path)
+    }
+
+    /// Stores `name`'s rescued tokens, if a rescue file exists (taking the lock only then).
+    fn recover_if_any(&self, name: &str) -> Result<(), ConnectionError> {
+        if self.rescue_path(name).exists() {
+            let _lock = self.lock(name)?;
+            self.recover(name)?;
+        }
+        Ok(())
     }
 
     /// Moves `name`'s rescued tokens into the store, unless the store already holds the
