@@ -195,6 +195,30 @@ mod tests {
         ));
     }
 
+    /// Found by fuzzing (target `device`, the input verbatim): an answer refused for lacking
+    /// `user_code` kept the copy of its device code under another member in the excerpt;
+    /// token responses already scrubbed their own credentials wherever they appear.
+    #[test]
+    fn refused_device_answer_scrubs_its_device_code_everywhere() {
+        let body = r#"{"device_code":"dc-short-1234","wcHBwcBBHcHwwcHBce_code":"dc-short-1234","wcHBwcBBHcHwwcHBwcHBwcHBwcHBwcires_iwcHBwcHBwcHBwcires_in":600}"#;
+        let response = HttpResponse {
+            status: 200,
+            headers: vec![],
+            body: body.as_bytes().to_vec(),
+        };
+        match finish_begin(&config(), &response, 0) {
+            Err(Error::InvalidResponse(invalid)) => {
+                assert_eq!(invalid.reason, "no `user_code`");
+                assert!(
+                    !invalid.excerpt.contains("dc-short-1234"),
+                    "{}",
+                    invalid.excerpt
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn poll_outcomes() {
         let device = device();

@@ -18,11 +18,13 @@ pub fn metadata_urls(issuer: &str) -> Result<Vec<String>, Error> {
     }
     let origin = url.origin().ascii_serialization();
     let path = url.path().trim_end_matches('/');
+    // From the parsed issuer, not the raw text: the parser drops surrounding whitespace that
+    // would make the appended URL invalid.
     Ok(vec![
         format!("{origin}/.well-known/oauth-authorization-server{path}"),
         format!(
             "{}/.well-known/openid-configuration",
-            issuer.trim_end_matches('/')
+            url.as_str().trim_end_matches('/')
         ),
     ])
 }
@@ -213,6 +215,33 @@ mod tests {
             metadata_urls("https://auth.example.com?x=1").unwrap_err(),
             Error::Configuration(ConfigError::InvalidUrl("issuer".into()))
         );
+    }
+
+    /// Found by fuzzing (target `discovery`, issuer `https://a\u{1}\0\0\0\0\0\0\0`): the
+    /// OpenID URL was built from the raw issuer text, which the URL parser accepts with
+    /// trailing control characters or spaces, giving an invalid
+    /// `https://a\u{1}\0\0\0\0\0\0\0/.well-known/openid-configuration`.
+    #[test]
+    fn metadata_urls_are_valid_for_an_issuer_the_parser_trims() {
+        for issuer in [
+            "https://a\u{1}\0\0\0\0\0\0\0",
+            "https://a        ",
+            " https://a/\t",
+            "https://a\n",
+        ] {
+            let urls = metadata_urls(issuer).unwrap();
+            assert_eq!(
+                urls,
+                [
+                    "https://a/.well-known/oauth-authorization-server",
+                    "https://a/.well-known/openid-configuration"
+                ],
+                "{issuer:?}"
+            );
+            for url in &urls {
+                parse_endpoint("metadata", url).unwrap();
+            }
+        }
     }
 
     #[test]

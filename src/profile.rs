@@ -261,8 +261,8 @@ fn url_starts_with_placeholder(url: &str, name: &str) -> bool {
 
 /// Fills the `{name}` placeholders of `template` (the field `field`) with `value(name)`.
 ///
-/// A placeholder that starts the URL takes an absolute http(s) URL without query or
-/// fragment (trailing slashes dropped), for a base URL; anywhere else the value may hold
+/// A placeholder that starts the URL takes an absolute http(s) URL without query, fragment
+/// or braces (trailing slashes dropped), for a base URL; anywhere else the value may hold
 /// only letters, digits, `.`, `-` and `_`, so that a tenant or subdomain can never change
 /// the URL's host, path or query. Braces that do not enclose a placeholder name are kept.
 pub fn fill(
@@ -289,12 +289,15 @@ pub fn fill(
         let filled = value(name).ok_or_else(|| ConfigError::MissingVariable(name.to_owned()))?;
         let at_start = out.is_empty() && open == 0;
         let valid = if at_start {
-            url::Url::parse(&filled).is_ok_and(|url| {
-                matches!(url.scheme(), "http" | "https")
-                    && url.has_host()
-                    && url.query().is_none()
-                    && url.fragment().is_none()
-            })
+            // No braces: the filled URL is filled again by every `validate`, where they would
+            // read as placeholders (the URL parser accepts `https:{x}}` as a host).
+            !filled.contains(['{', '}'])
+                && url::Url::parse(&filled).is_ok_and(|url| {
+                    matches!(url.scheme(), "http" | "https")
+                        && url.has_host()
+                        && url.query().is_none()
+                        && url.fragment().is_none()
+                })
         } else {
             // `.` and `..` would be path segments the URL parser resolves.
             !filled.is_empty()
@@ -316,7 +319,31 @@ pub fn fill(
         rest = &rest[close + 1..];
     }
     out.push_str(rest);
+    // Braces the template keeps must not enclose a value (`{{tenant}}`): the result would hold
+    // a placeholder, which the next `validate` of the filled profile refuses.
+    if has_placeholder(&out) {
+        return Err(ConfigError::InvalidValue(field.to_owned()));
+    }
     Ok(out)
+}
+
+/// Whether `text` holds a `{name}` placeholder, as `fill` reads them.
+fn has_placeholder(text: &str) -> bool {
+    let mut open = None;
+    for (at, c) in text.char_indices() {
+        match c {
+            '{' => open = Some(at + 1),
+            '}' => {
+                if let Some(start) = open.take()
+                    && is_placeholder_name(&text[start..at])
+                {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 fn default_scope_separator() -> String {
@@ -594,6 +621,63 @@ mod tests {
         assert_eq!(
             query.token_placement,
             TokenPlacement::Query("access_token".into())
+        );
+    }
+
+    /// Found by fuzzing (target `profile`, minimised input): the base URL `https:{d}}/`
+    /// parses (`{d}}` is a valid host to the URL parser) and was inserted as is, so the
+    /// prepared profile held the undeclared placeholder `{d}` and every operation's
+    /// `validate` refused it with `InvalidValue("token-url")`.
+    #[test]
+    fn a_base_url_value_cannot_bring_placeholders() {
+        let profile =
+            ProviderProfile::from_json(r#"{"token-url":"{base-url}","variables": ["base-url" ]}"#)
+                .unwrap();
+        for value in ["https:{d}}/", "https://sso.example.com/{realm}"] {
+            assert_eq!(
+                profile
+                    .resolve(&[KeyValue::new("base-url", value)])
+                    .unwrap_err(),
+                ConfigError::InvalidVariable("base-url".into()),
+                "{value}"
+            );
+        }
+        let resolved = profile
+            .resolve(&[KeyValue::new("base-url", "https://sso.example.com/")])
+            .unwrap();
+        assert_eq!(resolved.token_url, "https://sso.example.com");
+        assert_eq!(resolved.validate(), Ok(()));
+    }
+
+    /// Found by analysis while writing the fuzz target `profile` (its invariant "a prepared
+    /// configuration passes `validate`"): braces around a placeholder are kept, so
+    /// `{{tenant}}` filled to the placeholder `{contoso}`, which every operation's `validate`
+    /// then refused as undeclared.
+    #[test]
+    fn kept_braces_cannot_turn_a_value_into_a_placeholder() {
+        let json = r#"{"token-url": "https://a.example/{{tenant}}", "variables": ["tenant"]}"#;
+        assert_eq!(
+            ProviderProfile::from_json(json).unwrap_err(),
+            Error::Configuration(ConfigError::InvalidValue("token-url".into()))
+        );
+        let unchecked: ProviderProfile = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            unchecked
+                .resolve(&[KeyValue::new("tenant", "contoso")])
+                .unwrap_err(),
+            ConfigError::InvalidValue("token-url".into())
+        );
+        // Braces that stay text are still kept.
+        let literal = ProviderProfile::from_json(
+            r#"{"token-url": "https://a.example/{tenant}/{x y}?q={}", "variables": ["tenant"]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            literal
+                .resolve(&[KeyValue::new("tenant", "contoso")])
+                .unwrap()
+                .token_url,
+            "https://a.example/contoso/{x y}?q={}"
         );
     }
 

@@ -284,12 +284,20 @@ pub fn json_answer(response: &HttpResponse, secrets: &[&str]) -> Result<Map<Stri
     fields.ok_or_else(|| invalid_answer(response, "body is not a JSON object", secrets))
 }
 
-/// An `invalid-response` error for `response`, with a scrubbed excerpt.
+/// An `invalid-response` error for `response`, with a scrubbed excerpt: `secrets` and, as for
+/// token responses, the credentials the answer itself carries (a device code) are removed
+/// wherever they appear.
 pub fn invalid_answer(response: &HttpResponse, reason: &str, secrets: &[&str]) -> Error {
+    let mut found = vec![];
+    if let Some(fields) = parse_fields(response) {
+        credentials_in(&fields, 3, &mut found);
+    }
+    let mut all_secrets: Vec<&str> = secrets.to_vec();
+    all_secrets.extend(found.iter().map(String::as_str));
     Error::InvalidResponse(InvalidResponse {
         status: response.status,
         reason: reason.to_owned(),
-        excerpt: excerpt(&response.body, secrets),
+        excerpt: excerpt(&response.body, &all_secrets),
     })
 }
 
