@@ -15,6 +15,10 @@ pub const MAX_TOKEN_RESPONSE_BYTES: usize = 1024 * 1024;
 /// Longest body excerpt kept in an `invalid-response` error, in characters.
 pub const EXCERPT_CHARS: usize = 200;
 
+/// How much of a body the excerpt scrubs before cutting it to `EXCERPT_CHARS`: enough that
+/// redactions cannot shrink it below the excerpt, bounded so that a huge body costs little.
+const EXCERPT_SCAN_BYTES: usize = 64 * 1024;
+
 /// The tokens of one connection (the WIT `token-set`). Its `Debug` shows the extras' names
 /// only: a vendor may nest more credentials in them.
 #[derive(Clone)]
@@ -448,59 +452,111 @@ const SCRUBBED_KEYS: [&str; 8] = [
 ];
 
 /// Replaces the values of credential keys, in JSON (`"key": "value"`) and form
-/// (`key=value`) notation, with `[redacted]`, whatever their encoding.
+/// (`key=value`, the key percent-decoded) notation, with `[redacted]`, whatever their
+/// encoding. One pass: keys are only tried where a JSON string or a form pair can start.
 fn scrub_credential_values(text: &str) -> String {
+    let json_keys = SCRUBBED_KEYS.map(|key| format!("\"{key}\""));
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    'scan: while !rest.is_empty() {
-        for key in SCRUBBED_KEYS {
-            let json_key = format!("\"{key}\"");
-            if let Some(after) = rest.strip_prefix(json_key.as_str()) {
+    'scan: while let Some(c) = rest.chars().next() {
+        if c == '"' {
+            for json_key in &json_keys {
+                let Some(after) = rest.strip_prefix(json_key.as_str()) else {
+                    continue;
+                };
                 let value = after.trim_start().strip_prefix(':').map(str::trim_start);
                 if let Some(quoted) = value.and_then(|v| v.strip_prefix('"')) {
-                    let mut end = None;
-                    let mut escaped = false;
-                    for (i, c) in quoted.char_indices() {
-                        match c {
-                            '\\' if !escaped => escaped = true,
-                            '"' if !escaped => {
-                                end = Some(i);
-                                break;
-                            }
-                            _ => escaped = false,
-                        }
-                    }
-                    let end = end.unwrap_or(quoted.len());
-                    out.push_str(&json_key);
+                    out.push_str(json_key);
                     out.push_str(":\"[redacted]\"");
-                    rest = quoted.get(end + 1..).unwrap_or("");
+                    rest = quoted
+                        .get(json_string_end(quoted) + 1..)
+                        .unwrap_or_default();
                     continue 'scan;
                 }
             }
-            let at_boundary = out.is_empty() || out.ends_with(['&', '?', ' ', '\n']);
-            let form_key = format!("{key}=");
-            if at_boundary && let Some(after) = rest.strip_prefix(form_key.as_str()) {
-                let end = after.find(['&', ' ', '\n']).unwrap_or(after.len());
-                out.push_str(&form_key);
-                out.push_str("[redacted]");
-                rest = &after[end..];
-                continue 'scan;
-            }
         }
-        let mut chars = rest.chars();
-        if let Some(c) = chars.next() {
-            out.push(c);
+        let at_boundary = out.is_empty() || out.ends_with(['&', '?', ' ', '\n']);
+        if at_boundary && let Some((key, value)) = form_credential(rest) {
+            out.push_str(key);
+            out.push_str("=[redacted]");
+            rest = &value[value.find(['&', ' ', '\n']).unwrap_or(value.len())..];
+            continue 'scan;
         }
-        rest = chars.as_str();
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
     }
     out
+}
+
+/// The byte offset of the closing quote of a JSON string whose opening quote was just
+/// consumed (the end of `quoted` when it is unterminated).
+fn json_string_end(quoted: &str) -> usize {
+    let mut escaped = false;
+    for (at, c) in quoted.char_indices() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            '"' if !escaped => return at,
+            _ => escaped = false,
+        }
+    }
+    quoted.len()
+}
+
+/// When `text` starts with a form pair whose (percent-decoded) key is a credential key:
+/// the raw key and the text after its `=`.
+fn form_credential(text: &str) -> Option<(&str, &str)> {
+    // Credential keys are short; a longer run is not a key worth decoding.
+    let equals = text.get(..text.len().min(64))?.find('=')?;
+    let raw_key = &text[..equals];
+    if raw_key.is_empty() || raw_key.contains(['&', ' ', '\n', '"']) {
+        return None;
+    }
+    let is_credential = if raw_key.contains(['%', '+']) {
+        url::form_urlencoded::parse(raw_key.as_bytes())
+            .next()
+            .is_some_and(|(key, _)| SCRUBBED_KEYS.contains(&key.as_ref()))
+    } else {
+        SCRUBBED_KEYS.contains(&raw_key)
+    };
+    is_credential.then(|| (raw_key, &text[equals + 1..]))
+}
+
+/// A JSON body re-written with every credential member's value replaced (members compared
+/// after JSON unescaping, at any depth), or `None` when the body is not JSON.
+fn scrubbed_json(body: &[u8]) -> Option<String> {
+    fn scrub(value: &mut Value) {
+        match value {
+            Value::Object(members) => {
+                for (name, member) in members.iter_mut() {
+                    let credential_like = matches!(member, Value::String(_) | Value::Array(_));
+                    if credential_like && SCRUBBED_KEYS.contains(&name.as_str()) {
+                        *member = Value::String("[redacted]".to_owned());
+                    } else {
+                        scrub(member);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(scrub),
+            _ => {}
+        }
+    }
+    let mut value: Value = serde_json::from_slice(body).ok()?;
+    scrub(&mut value);
+    serde_json::to_string(&value).ok()
 }
 
 /// A short, secret-free excerpt of a body for diagnosis: at most `EXCERPT_CHARS` characters,
 /// the request's own secrets replaced, and any run of 20 or more token-like characters
 /// (which could be a token or key the server echoed) replaced by `[redacted]`.
 pub fn excerpt(body: &[u8], secrets: &[&str]) -> String {
-    let mut text = scrub_credential_values(&String::from_utf8_lossy(body));
+    // JSON is parsed and re-written, so that escapes (`acc\u0065ss_token`) cannot hide a
+    // credential member; anything else is scrubbed as text.
+    let mut text =
+        scrubbed_json(body).unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+    // The excerpt shows the first `EXCERPT_CHARS`; scanning more than this only costs time
+    // (a hostile server can send a megabyte of error page).
+    text.truncate(text.floor_char_boundary(EXCERPT_SCAN_BYTES));
+    let mut text = scrub_credential_values(&text);
     for secret in secrets.iter().filter(|secret| !secret.is_empty()) {
         text = text.replace(secret, "[redacted]");
     }
@@ -897,6 +953,26 @@ mod tests {
         let big = "x".repeat(MAX_TOKEN_RESPONSE_BYTES + 1);
         let error = invalid(parse(&response(200, "application/json", &big)));
         assert_eq!(error.excerpt, "");
+    }
+
+    /// Found while fuzzing (reported by the fuzzing pass): credential members written with
+    /// escapes, or form keys percent-encoded, kept their values in the excerpt.
+    #[test]
+    fn escaped_credential_members_are_scrubbed() {
+        let json = br#"{"acc\u0065ss_token":"abcdefgh\u0069jk","nested":{"c\u006fde":"xyzzy"},"code":400}"#;
+        assert_eq!(
+            excerpt(json, &[]),
+            r#"{"access_token":"[redacted]","code":400,"nested":{"code":"[redacted]"}}"#
+        );
+        assert_eq!(
+            excerpt(b"error=x&access%5Ftoken=abcdef&refresh_token=ghi", &[]),
+            "error=x&access%5Ftoken=[redacted]&refresh_token=[redacted]"
+        );
+        // Not JSON: scrubbed as text, as before.
+        assert_eq!(
+            excerpt(br#"<p>"access_token": "abc" and more"#, &[]),
+            r#"<p>"access_token":"[redacted]" and more"#
+        );
     }
 
     #[test]
