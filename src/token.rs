@@ -506,7 +506,9 @@ fn json_string_end(quoted: &str) -> usize {
 /// the raw key and the text after its `=`.
 fn form_credential(text: &str) -> Option<(&str, &str)> {
     // Credential keys are short; a longer run is not a key worth decoding.
-    let equals = text.get(..text.len().min(64))?.find('=')?;
+    // Bytes, not `str`: a 64-byte window may end inside a character (`=` is ASCII).
+    let window = &text.as_bytes()[..text.len().min(64)];
+    let equals = window.iter().position(|&byte| byte == b'=')?;
     let raw_key = &text[..equals];
     if raw_key.is_empty() || raw_key.contains(['&', ' ', '\n', '"']) {
         return None;
@@ -551,15 +553,21 @@ fn scrubbed_json(body: &[u8]) -> Option<String> {
 pub fn excerpt(body: &[u8], secrets: &[&str]) -> String {
     // JSON is parsed and re-written, so that escapes (`acc\u0065ss_token`) cannot hide a
     // credential member; anything else is scrubbed as text.
-    let mut text =
-        scrubbed_json(body).unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
-    // The excerpt shows the first `EXCERPT_CHARS`; scanning more than this only costs time
-    // (a hostile server can send a megabyte of error page).
-    text.truncate(text.floor_char_boundary(EXCERPT_SCAN_BYTES));
-    let mut text = scrub_credential_values(&text);
+    // Only a body small enough to parse cheaply (and within the instance's memory) is
+    // re-written; a larger one is scrubbed as text.
+    let rewritten = (body.len() <= EXCERPT_SCAN_BYTES)
+        .then(|| scrubbed_json(body))
+        .flatten();
+    let mut text = rewritten.unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+    // The request's secrets go first, over the whole body, so that the cut below cannot
+    // leave a secret's first half behind.
     for secret in secrets.iter().filter(|secret| !secret.is_empty()) {
         text = text.replace(secret, "[redacted]");
     }
+    // The excerpt shows the first `EXCERPT_CHARS`; scanning more than this only costs time
+    // (a hostile server can send a megabyte of error page).
+    text.truncate(text.floor_char_boundary(EXCERPT_SCAN_BYTES));
+    let text = scrub_credential_values(&text);
     let mut scrubbed = String::with_capacity(text.len().min(EXCERPT_CHARS * 2));
     let mut run = String::new();
     let is_token_char = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
@@ -968,6 +976,9 @@ mod tests {
             excerpt(b"error=x&access%5Ftoken=abcdef&refresh_token=ghi", &[]),
             "error=x&access%5Ftoken=[redacted]&refresh_token=[redacted]"
         );
+        // A multi-byte character across the 64-byte key window does not hide a form key.
+        let long = format!("error=bad&password=hunter2!&note={}é", "a".repeat(40));
+        assert!(!excerpt(long.as_bytes(), &[]).contains("hunter2"));
         // Not JSON: scrubbed as text, as before.
         assert_eq!(
             excerpt(br#"<p>"access_token": "abc" and more"#, &[]),

@@ -515,7 +515,7 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
         }
         Command::Remove { ref name } => {
             let store = Store::open(&store_path()?)?;
-            store.remove(name)?;
+            crate::connections::remove(&store, name)?;
             writeln!(io.err, "removed `{name}` from {}", store.path().display())?;
             Ok(())
         }

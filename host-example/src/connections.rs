@@ -274,7 +274,11 @@ impl<'a> Connections<'a> {
         };
         let answered_at = session.last_response_at();
         if let Err(error) = self.store.update_tokens(name, &tokens) {
-            let rescue = self.keep_aside(name, &tokens);
+            // A connection removed meanwhile has nothing to come back to.
+            let rescue = match error {
+                StoreError::NotFound(_) => Err(std::io::Error::other("the connection was removed")),
+                _ => self.keep_aside(name, &tokens),
+            };
             tracing::error!(
                 connection = name,
                 %error,
@@ -347,7 +351,16 @@ impl<'a> Connections<'a> {
     ) -> Result<(), ConnectionError> {
         let _lock = self.lock(name)?;
         self.store.save(name, config, secret, grant, tokens)?;
+        // Tokens a failed refresh of the replaced connection left aside belong to its old
+        // grant: they must not overwrite the new ones.
+        self.discard_rescue(name)?;
         Ok(())
+    }
+
+    /// Deletes a connection from the store (nothing is sent to the server), with any tokens
+    /// a failed commit left aside for it.
+    pub fn remove(&self, name: &str) -> Result<(), ConnectionError> {
+        remove(&self.store, name)
     }
 
     /// Revokes the connection's tokens at the server (RFC 7009); the connection stays stored,
@@ -363,7 +376,7 @@ impl<'a> Connections<'a> {
 
     /// Where `name`'s unsaved tokens are kept: `<store>.unsaved/<name in hex>.json`.
     fn rescue_path(&self, name: &str) -> PathBuf {
-        beside_store(self.store.path(), ".unsaved").join(format!("{}.json", hex(name)))
+        rescue_path(self.store.path(), name)
     }
 
     /// Writes tokens the store refused to the rescue file (owner-only, replaced atomically,
@@ -374,10 +387,20 @@ impl<'a> Connections<'a> {
         crate::store::create_private_dir(dir)?;
         let partial = path.with_extension("partial");
         let record = serde_json::json!({ "name": name, "tokens": tokens });
-        crate::store::write_private_file(&partial, record.to_string().as_bytes())?;
-        std::fs::rename(&partial, &path)?;
+        let written = crate::store::write_private_file(&partial, record.to_string().as_bytes())
+            .and_then(|()| std::fs::rename(&partial, &path));
+        if let Err(error) = written {
+            // Never leave a fragment of the tokens behind.
+            let _ = std::fs::remove_file(&partial);
+            return Err(error);
+        }
         File::open(dir)?.sync_all()?;
         Ok(path)
+    }
+
+    /// Deletes `name`'s rescue file, if any. Call it under the connection's lock.
+    fn discard_rescue(&self, name: &str) -> Result<(), ConnectionError> {
+        discard_rescue(self.store.path(), name)
     }
 
     /// Stores `name`'s rescued tokens, if a rescue file exists (taking the lock only then).
@@ -430,18 +453,47 @@ impl<'a> Connections<'a> {
 
     /// Takes the per-connection lock (blocking), in `<store>.locks/`.
     fn lock(&self, name: &str) -> Result<ConnectionLock, ConnectionError> {
-        let dir = beside_store(self.store.path(), ".locks");
-        let path = dir.join(format!("{}.lock", hex(name)));
-        let lock_error = |error| ConnectionError::Lock(path.clone(), error);
-        crate::store::create_private_dir(&dir).map_err(lock_error)?;
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(lock_error)?;
-        file.lock().map_err(lock_error)?;
-        Ok(ConnectionLock(file))
+        lock(self.store.path(), name)
+    }
+}
+
+/// Takes `name`'s lock in the store at `store` (blocking).
+fn lock(store: &Path, name: &str) -> Result<ConnectionLock, ConnectionError> {
+    let dir = beside_store(store, ".locks");
+    let path = dir.join(format!("{}.lock", hex(name)));
+    let lock_error = |error| ConnectionError::Lock(path.clone(), error);
+    crate::store::create_private_dir(&dir).map_err(lock_error)?;
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(lock_error)?;
+    file.lock().map_err(lock_error)?;
+    Ok(ConnectionLock(file))
+}
+
+/// Deletes connection `name` from `store` (nothing is sent to the server), with any tokens a
+/// failed commit left aside for it, under the connection's lock. Needs no runtime.
+pub fn remove(store: &Store, name: &str) -> Result<(), ConnectionError> {
+    let _lock = lock(store.path(), name)?;
+    discard_rescue(store.path(), name)?;
+    store.remove(name)?;
+    Ok(())
+}
+
+/// Where `name`'s unsaved tokens are kept: `<store>.unsaved/<name in hex>.json`.
+fn rescue_path(store: &Path, name: &str) -> PathBuf {
+    beside_store(store, ".unsaved").join(format!("{}.json", hex(name)))
+}
+
+/// Deletes `name`'s rescue file, if any. Call it under the connection's lock.
+fn discard_rescue(store: &Path, name: &str) -> Result<(), ConnectionError> {
+    let path = rescue_path(store, name);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(ConnectionError::Rescue(path, error.to_string())),
     }
 }
 
@@ -464,14 +516,72 @@ fn beside_store(store: &Path, suffix: &str) -> PathBuf {
 /// Connection names may hold any character; lock file names are their hex bytes, and for
 /// long names a prefix plus a hash (file names are limited to 255 bytes).
 fn hex(name: &str) -> String {
-    use std::hash::{Hash, Hasher};
     let full: String = name.bytes().map(|byte| format!("{byte:02x}")).collect();
     if full.len() <= 128 {
         return full;
     }
-    // `DefaultHasher::new()` has fixed keys: the same name gives the same file in every
-    // process built by the same toolchain.
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    name.hash(&mut hasher);
-    format!("{}-{:016x}", &full[..64], hasher.finish())
+    // FNV-1a, written out: std's hashers may change between Rust releases, and a lock or
+    // rescue file must keep its name across builds of this program.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{}-{hash:016x}", &full[..64])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remove_deletes_the_rescue_file_too() {
+        let dir = std::env::temp_dir().join(format!("connector-remove-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir.join("store.db")).unwrap();
+        let tokens = TokenSet {
+            access_token: "at".into(),
+            token_type: "bearer".into(),
+            expires_at: None,
+            refresh_token: Some("rt".into()),
+            id_token: None,
+            scopes: vec![],
+            obtained_at: 1,
+            extras: vec![],
+        };
+        let config = ConnectionConfig {
+            profile: crate::profile_with_defaults("p", "https://a.example/token"),
+            client: crate::types::Client {
+                client_id: "id".into(),
+                client_secret: None,
+            },
+            redirect_uri: None,
+            scopes: vec![],
+            authorize_params: vec![],
+            token_requests: crate::no_token_extras(),
+            variables: vec![],
+            offline_access: false,
+        };
+        store
+            .save("c", &config, &SecretSource::None, Grant::Device, &tokens)
+            .unwrap();
+        let rescue = rescue_path(store.path(), "c");
+        crate::store::create_private_dir(rescue.parent().unwrap()).unwrap();
+        crate::store::write_private_file(&rescue, b"{}").unwrap();
+        remove(&store, "c").unwrap();
+        assert!(!rescue.exists());
+        assert!(matches!(store.get("c"), Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            remove(&store, "c"),
+            Err(ConnectionError::Store(StoreError::NotFound(_)))
+        ));
+    }
+
+    #[test]
+    fn long_names_get_a_stable_file_name() {
+        let long = "x".repeat(100);
+        assert_eq!(
+            hex(&long),
+            format!("{}-{}", "78".repeat(32), "052c9e7cec411035")
+        );
+        assert_eq!(hex("conn"), "636f6e6e");
+    }
 }

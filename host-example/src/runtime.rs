@@ -3,9 +3,11 @@
 //!
 //! Each instance runs under [`SandboxLimits`]: a cap on its linear memory (a `memory.grow`
 //! past it traps at once) and a compute-time budget per call, enforced with epoch
-//! interruption. Time spent in the host's transport does not count against the budget: a
-//! slow server is the transport's business (its own timeouts), and stopping the component
-//! after a token response arrived would throw away a rotated refresh token.
+//! interruption. The budget counts the calling thread's CPU time (on Unix; wall time
+//! elsewhere), less what the host's transport used: a slow server is the transport's
+//! business (its own timeouts), and neither a slow server nor a descheduled thread may stop
+//! the component after a token response arrived, which would throw away a rotated refresh
+//! token.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -47,11 +49,13 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// What one component instance may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SandboxLimits {
-    /// The largest linear memory an instance may grow to, in bytes. The component needs
-    /// about 2 MiB for the largest request it builds; the cap stops a runaway allocation.
+    /// The largest linear memory an instance may grow to, in bytes. An instance holds each
+    /// response it receives (up to the transport's body cap, 8 MiB by default) and what it
+    /// builds from it, so keep this several times the body cap; the cap stops a runaway
+    /// allocation.
     pub memory_bytes: usize,
-    /// The time one exported call may compute, not counting the time the host's transport
-    /// spends on its requests. The component's calls take microseconds.
+    /// The CPU time one exported call may use, not counting the host's transport. The
+    /// component's calls take microseconds.
     pub compute_time: Duration,
 }
 
@@ -128,9 +132,9 @@ pub struct HostState {
 /// Enforces [`SandboxLimits`] for one instance and remembers which limit stopped it.
 struct Guard {
     limits: SandboxLimits,
-    /// When the current call started.
-    call_started: Instant,
-    /// Time the current call has spent in the transport.
+    /// The thread's CPU clock when the current call started.
+    call_started: Duration,
+    /// CPU time the current call has spent in the transport.
     in_transport: Duration,
     /// The limit that stopped the instance, if one did.
     exceeded: Option<LimitExceeded>,
@@ -140,18 +144,17 @@ impl Guard {
     fn new(limits: SandboxLimits) -> Self {
         Self {
             limits,
-            call_started: Instant::now(),
+            call_started: thread_cpu_time(),
             in_transport: Duration::ZERO,
             exceeded: None,
         }
     }
 
-    /// Called by the epoch callback: keep going while the call's compute time (wall time
+    /// Called by the epoch callback: keep going while the call's compute time (CPU time
     /// minus transport time) is within budget.
     fn on_epoch(&mut self) -> wasmtime::Result<UpdateDeadline> {
-        let computed = self
-            .call_started
-            .elapsed()
+        let computed = thread_cpu_time()
+            .saturating_sub(self.call_started)
             .saturating_sub(self.in_transport);
         if computed < self.limits.compute_time {
             return Ok(UpdateDeadline::Continue(1));
@@ -208,11 +211,10 @@ impl types::Host for HostState {}
 
 impl transport::Host for HostState {
     fn send(&mut self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let started = Instant::now();
+        let started = thread_cpu_time();
         let response = self.transport.send(request);
-        let now = Instant::now();
-        self.guard.in_transport += now - started;
-        self.last_response_at = Some(now);
+        self.guard.in_transport += thread_cpu_time().saturating_sub(started);
+        self.last_response_at = Some(Instant::now());
         response
     }
 }
@@ -390,6 +392,35 @@ impl Runtime {
     }
 }
 
+/// The CPU time the calling thread has used: time it spends descheduled or blocked (on a
+/// socket, a lock) does not count.
+#[cfg(unix)]
+#[allow(unsafe_code)] // one libc call with a valid out-pointer
+fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec; the clock id is a constant.
+    let status = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    if status != 0 {
+        return wall_clock();
+    }
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
+/// Elsewhere, wall time since the process's first call.
+#[cfg(not(unix))]
+fn thread_cpu_time() -> Duration {
+    wall_clock()
+}
+
+/// Time since the first call, a monotonic fallback for the CPU clock.
+fn wall_clock() -> Duration {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed()
+}
+
 /// Advances `engine`'s epoch every [`EPOCH_TICK`] until the engine is dropped.
 fn start_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
     let engine = engine.weak();
@@ -440,7 +471,7 @@ impl Session {
     /// Starts the compute budget of the next call.
     fn arm(&mut self) {
         let guard = &mut self.store.data_mut().guard;
-        guard.call_started = Instant::now();
+        guard.call_started = thread_cpu_time();
         guard.in_transport = Duration::ZERO;
         self.store.set_epoch_deadline(1);
     }

@@ -1,4 +1,4 @@
-//! Secret hygiene: the CLI runs every flow at the most verbose log level against the real
+//! Secret hygiene: the CLI runs its flows at the most verbose log level against the real
 //! authorization server, and no client secret, authorization code, PKCE verifier or token
 //! appears in any output line, log line, error message or `Debug` print.
 //!
