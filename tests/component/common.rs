@@ -5,7 +5,9 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::OnceLock;
 
-use connector_host::types::{Client, ConnectionConfig, Error, KeyValue, ProviderProfile};
+use connector_host::types::{
+    Client, ConnectionConfig, Error, HttpMethod, HttpRequest, KeyValue, ProviderProfile,
+};
 use connector_host::{AllowList, CallError, HttpTransport, Limits, Runtime, Session};
 
 /// The component, compiled and pre-instantiated once per test run.
@@ -83,6 +85,16 @@ pub fn config(profile: ProviderProfile) -> ConnectionConfig {
         token_requests: connector_host::no_token_extras(),
         variables: vec![],
         offline_access: false,
+    }
+}
+
+/// A GET of `url` with no headers.
+pub fn get(url: &str) -> HttpRequest {
+    HttpRequest {
+        method: HttpMethod::Get,
+        url: url.into(),
+        headers: vec![],
+        body: vec![],
     }
 }
 

@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 
 use connector_host::runtime::BUILT_HOSTILE_COMPONENT;
 use connector_host::transport::MAX_RESPONSE_HEADERS;
-use connector_host::types::{HttpMethod, HttpRequest, TransportError};
+use connector_host::types::TransportError;
 use connector_host::{
     Allocation, AllowList, CallError, HttpTransport, LimitExceeded, Limits, Runtime, SandboxLimits,
     Session,
 };
 use wasmtime::Trap;
 
-use crate::common::{Reply, TestServer, config, profile, runtime};
+use crate::common::{Reply, TestServer, config, get, profile, runtime};
 
 const MEMORY_CAP: usize = 32 << 20;
 const BUDGET: Duration = Duration::from_millis(300);
@@ -218,15 +218,6 @@ fn the_connector_runs_within_the_default_limits() {
             .url
             .starts_with("https://auth.example.com/authorize?")
     );
-}
-
-fn get(url: &str) -> HttpRequest {
-    HttpRequest {
-        method: HttpMethod::Get,
-        url: url.into(),
-        headers: vec![],
-        body: vec![],
-    }
 }
 
 #[test]

@@ -5,16 +5,7 @@ use std::time::{Duration, Instant};
 use connector_host::types::{HttpMethod, HttpRequest, TransportError};
 use connector_host::{AllowList, HttpTransport, Limits};
 
-use crate::common::{Reply, TestServer, runtime, session};
-
-fn get(url: &str) -> HttpRequest {
-    HttpRequest {
-        method: HttpMethod::Get,
-        url: url.into(),
-        headers: vec![],
-        body: vec![],
-    }
-}
+use crate::common::{Reply, TestServer, get, runtime, session};
 
 #[test]
 fn disallowed_host_is_denied_without_a_connection() {
