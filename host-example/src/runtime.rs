@@ -393,10 +393,10 @@ impl Runtime {
 }
 
 /// The CPU time the calling thread has used: time it spends descheduled or blocked (on a
-/// socket, a lock) does not count.
+/// socket, a lock) does not count. The clock of the compute budget (tests use it too).
 #[cfg(unix)]
 #[allow(unsafe_code)] // one libc call with a valid out-pointer
-fn thread_cpu_time() -> Duration {
+pub fn thread_cpu_time() -> Duration {
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -411,7 +411,7 @@ fn thread_cpu_time() -> Duration {
 
 /// Elsewhere, wall time since the process's first call.
 #[cfg(not(unix))]
-fn thread_cpu_time() -> Duration {
+pub fn thread_cpu_time() -> Duration {
     wall_clock()
 }
 
