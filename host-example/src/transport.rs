@@ -154,6 +154,10 @@ impl HttpTransport {
 
     /// Sends one request under the policy (the `transport.send` contract in `wit/`).
     pub fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        // The log lines cost a second URL parse and some strings: only when they are wanted.
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return self.send_unlogged(request);
+        }
         let started = Instant::now();
         let method = method_name(&request.method).to_owned();
         let url = crate::logging::loggable_url(&request.url);
