@@ -353,7 +353,7 @@ impl<'a> Connections<'a> {
         self.store.save(name, config, secret, grant, tokens)?;
         // Tokens a failed refresh of the replaced connection left aside belong to its old
         // grant: they must not overwrite the new ones.
-        self.discard_rescue(name)?;
+        discard_rescue(self.store.path(), name)?;
         Ok(())
     }
 
@@ -374,15 +374,10 @@ impl<'a> Connections<'a> {
         Ok(())
     }
 
-    /// Where `name`'s unsaved tokens are kept: `<store>.unsaved/<name in hex>.json`.
-    fn rescue_path(&self, name: &str) -> PathBuf {
-        rescue_path(self.store.path(), name)
-    }
-
     /// Writes tokens the store refused to the rescue file (owner-only, replaced atomically,
     /// synced), under the connection's lock.
     fn keep_aside(&self, name: &str, tokens: &TokenSet) -> Result<PathBuf, std::io::Error> {
-        let path = self.rescue_path(name);
+        let path = rescue_path(self.store.path(), name);
         let dir = path.parent().expect("the rescue file has a directory");
         crate::store::create_private_dir(dir)?;
         let partial = path.with_extension("partial");
@@ -398,14 +393,9 @@ impl<'a> Connections<'a> {
         Ok(path)
     }
 
-    /// Deletes `name`'s rescue file, if any. Call it under the connection's lock.
-    fn discard_rescue(&self, name: &str) -> Result<(), ConnectionError> {
-        discard_rescue(self.store.path(), name)
-    }
-
     /// Stores `name`'s rescued tokens, if a rescue file exists (taking the lock only then).
     fn recover_if_any(&self, name: &str) -> Result<(), ConnectionError> {
-        if self.rescue_path(name).exists() {
+        if rescue_path(self.store.path(), name).exists() {
             let _lock = self.lock(name)?;
             self.recover(name)?;
         }
@@ -416,7 +406,7 @@ impl<'a> Connections<'a> {
     /// same or newer ones; removes the rescue file once the store has committed. Call it
     /// under the connection's lock.
     fn recover(&self, name: &str) -> Result<(), ConnectionError> {
-        let path = self.rescue_path(name);
+        let path = rescue_path(self.store.path(), name);
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
