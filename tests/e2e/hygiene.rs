@@ -16,7 +16,9 @@ use connector_host::store::Store;
 use connector_host::types::{HttpMethod, HttpRequest};
 
 use crate::connect::{Outcome, cli};
-use crate::lifecycle::{connect_service_args, profile, short_lived_server, wait_for_expiry};
+use crate::lifecycle::{
+    connect_code_args, connect_service_args, profile, short_lived_server, wait_for_expiry,
+};
 use crate::server::{TempDir, user_agent};
 
 const CLIENT_ID: &str = "hygiene-client";
@@ -61,26 +63,8 @@ fn no_secret_reaches_any_output_at_the_most_verbose_level() {
     let browser = user_agent("");
     let userinfo = format!("{}/me", server.issuer);
     let mut captured = Captured::default();
-    let connect_args = |name: &'static str| {
-        vec![
-            "--store",
-            &store,
-            "connect",
-            name,
-            "--profile",
-            &profile,
-            "--client-id",
-            CLIENT_ID,
-            "--client-secret-env",
-            "SECRET",
-            "--redirect-uri",
-            "http://127.0.0.1:0/callback",
-            "--browser",
-            &browser,
-            "--timeout",
-            "60",
-        ]
-    };
+    let connect_args =
+        |name: &'static str| connect_code_args(&store, name, &profile, CLIENT_ID, &browser);
 
     // Authorization code with PKCE and client_secret_basic.
     let connect = captured.run("connect", &connect_args("conn"), &[("SECRET", SECRET)]);

@@ -42,28 +42,40 @@ fn connect_basic(server: &OidcServer, dir: &Path) -> String {
     let profile = profile(server, dir);
     let browser = user_agent("");
     let outcome = cli(
-        &[
-            "--store",
-            &store,
-            "connect",
-            "conn",
-            "--profile",
-            &profile,
-            "--client-id",
-            "basic-client",
-            "--client-secret-env",
-            "SECRET",
-            "--redirect-uri",
-            "http://127.0.0.1:0/callback",
-            "--browser",
-            &browser,
-            "--timeout",
-            "60",
-        ],
+        &connect_code_args(&store, "conn", &profile, "basic-client", &browser),
         &[("SECRET", "basic-secret")],
     );
     assert_eq!(outcome.code, 0, "{}", outcome.err);
     store
+}
+
+/// `connect NAME` with the authorization-code grant for `client_id`, the secret in `SECRET`,
+/// signing in through `browser` on a loopback redirect.
+pub fn connect_code_args<'a>(
+    store: &'a str,
+    name: &'a str,
+    profile: &'a str,
+    client_id: &'a str,
+    browser: &'a str,
+) -> Vec<&'a str> {
+    vec![
+        "--store",
+        store,
+        "connect",
+        name,
+        "--profile",
+        profile,
+        "--client-id",
+        client_id,
+        "--client-secret-env",
+        "SECRET",
+        "--redirect-uri",
+        "http://127.0.0.1:0/callback",
+        "--browser",
+        browser,
+        "--timeout",
+        "60",
+    ]
 }
 
 /// `connect svc` for `service-client` with client credentials and scope `api:read`; the
