@@ -117,8 +117,9 @@ enum Strictness {
 /// Members that hold credentials: always scrubbed from excerpts.
 const CREDENTIAL_MEMBERS: [&str; 4] = ["access_token", "refresh_token", "id_token", "device_code"];
 
-/// The token members a nested `path` object owns: never promoted from an outer level.
-const TOKEN_MEMBERS: [&str; 6] = [
+/// The members a token set is read from; a nested `path` object owns them (never promoted
+/// from an outer level), and they never reach a token set's extras.
+pub const TOKEN_MEMBERS: [&str; 6] = [
     "access_token",
     "refresh_token",
     "id_token",

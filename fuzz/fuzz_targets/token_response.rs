@@ -14,20 +14,10 @@ use libfuzzer_sys::fuzz_target;
 use oauth_connector::error::{Error, ServerUnavailable};
 use oauth_connector::http::HttpResponse;
 use oauth_connector::profile::TokenResponseQuirks;
-use oauth_connector::token::{self, TokenSet};
+use oauth_connector::token::{self, TOKEN_MEMBERS, TokenSet};
 use serde_json::Value;
 
 const NOWS: [u64; 2] = [1_700_000_000, u64::MAX - 1];
-
-/// The members `token_set_from_fields` interprets; they never reach the extras.
-const TOKEN_MEMBERS: [&str; 6] = [
-    "access_token",
-    "refresh_token",
-    "id_token",
-    "token_type",
-    "expires_in",
-    "scope",
-];
 
 fn quirks() -> [TokenResponseQuirks; 3] {
     [
