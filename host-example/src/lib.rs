@@ -5,6 +5,8 @@
 //! - [`transport`]: the HTTP client behind the component's `transport.send`, with an
 //!   allow-list, no redirects, timeouts and size caps.
 //! - [`connect`]: the loopback redirect listener and the browser half of the flow.
+//! - [`signer`]: the keys behind the component's `signer` import (`private_key_jwt`).
+//! - [`retry`]: bounded retries of what the server says to retry (`Retry-After`, backoff).
 //! - [`store`]: the SQLite connection store (owner-only file).
 //! - [`cli`]: the `connector-host` command line, runnable in-process.
 //! - [`local_server`]: the local authorization server for the demo and the tests.
@@ -21,7 +23,9 @@ pub mod describe;
 pub mod local_server;
 pub mod logging;
 pub mod loopback;
+pub mod retry;
 pub mod runtime;
+pub mod signer;
 pub mod store;
 pub mod transport;
 

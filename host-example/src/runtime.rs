@@ -26,9 +26,10 @@ use crate::bindings::exports::oauth_connector::oauth2::device_authorization::{
 };
 use crate::bindings::exports::oauth_connector::oauth2::providers::PresetInfo;
 use crate::bindings::exports::oauth_connector::oauth2::tokens::Introspection;
-use crate::bindings::oauth_connector::oauth2::transport;
+use crate::bindings::oauth_connector::oauth2::{signer, transport};
 use crate::bindings::types::{self, HttpRequest, HttpResponse, TransportError};
 use crate::bindings::{AuthorizationRequest, Connector, ConnectorPre};
+use crate::signer::{NoSigner, Signer};
 use crate::transport::Transport;
 
 /// How instances get their memory.
@@ -122,6 +123,8 @@ pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     transport: Box<dyn Transport>,
+    /// Signs `private-key-jwt` assertions; [`NoSigner`] unless the session is given one.
+    signer: Box<dyn Signer>,
     /// When the transport last received a response: the start of the window in which a
     /// rotated refresh token exists only in memory (see `connections`).
     last_response_at: Option<Instant>,
@@ -216,6 +219,30 @@ impl transport::Host for HostState {
         self.guard.in_transport += thread_cpu_time().saturating_sub(started);
         self.last_response_at = Some(Instant::now());
         response
+    }
+}
+
+impl signer::Host for HostState {
+    fn key(
+        &mut self,
+        purpose: types::KeyPurpose,
+        client_id: String,
+    ) -> Result<signer::SigningKey, types::SigningError> {
+        self.signer.key(purpose, &client_id)
+    }
+
+    fn sign(
+        &mut self,
+        purpose: types::KeyPurpose,
+        client_id: String,
+        signing_input: Vec<u8>,
+    ) -> Result<Vec<u8>, types::SigningError> {
+        // Signing is the host's work, like sending: it does not count against the budget
+        // (an HSM or KMS may take a while).
+        let started = thread_cpu_time();
+        let signed = self.signer.sign(purpose, &client_id, &signing_input);
+        self.guard.in_transport += thread_cpu_time().saturating_sub(started);
+        signed
     }
 }
 
@@ -378,6 +405,7 @@ impl Runtime {
             wasi,
             table: ResourceTable::new(),
             transport: Box::new(transport),
+            signer: Box::new(NoSigner),
             last_response_at: None,
             guard: Guard::new(self.limits),
         };
@@ -653,6 +681,12 @@ impl Session {
         let exports = self.connector.oauth_connector_oauth2_providers();
         let result = exports.call_validate_profile(&mut self.store, profile);
         flatten(&self.store, result)
+    }
+
+    /// Signs this instance's `private-key-jwt` assertions with `signer` (instances start
+    /// with [`NoSigner`]).
+    pub fn set_signer(&mut self, signer: impl Signer + 'static) {
+        self.store.data_mut().signer = Box::new(signer);
     }
 
     /// When this instance's transport last received a response.

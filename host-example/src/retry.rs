@@ -1,0 +1,1 @@
+//! Bounded retries of what the server says to retry. (Being written.)
