@@ -32,6 +32,7 @@ use std::hint::black_box;
 
 use criterion::Criterion;
 use oauth_connector::authorize::{self, BeginRandom};
+use oauth_connector::client_auth::AuthContext;
 use oauth_connector::{lifecycle, profile, token};
 use wasmtime::component::Component;
 
@@ -408,6 +409,7 @@ fn host_config(runtime: &Runtime, base: &str) -> ConnectionConfig {
         client: Client {
             client_id: "bench-client".into(),
             client_secret: Some("bench-secret".into()),
+            auth_method: None,
         },
         redirect_uri: Some("http://127.0.0.1:8765/callback".into()),
         scopes: vec![],
@@ -424,6 +426,7 @@ fn core_config(base: &str) -> profile::ConnectionConfig {
         client: profile::Client {
             client_id: "bench-client".into(),
             client_secret: Some(oauth_connector::secret::Secret::new("bench-secret")),
+            auth_method: None,
         },
         redirect_uri: Some("http://127.0.0.1:8765/callback".into()),
         scopes: vec![],
@@ -543,7 +546,12 @@ fn operations(c: &mut Criterion) {
     };
     group.bench_function("core-native", |b| {
         b.iter(|| {
-            let request = lifecycle::refresh_request(black_box(&core), &core_old).unwrap();
+            let request = lifecycle::refresh_request(
+                black_box(&core),
+                &core_old,
+                &AuthContext::without_assertions(),
+            )
+            .unwrap();
             black_box(request);
             lifecycle::finish_refresh(&core, &core_old, &response, now()).unwrap()
         })

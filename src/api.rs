@@ -73,6 +73,14 @@ pub fn token_rejected(profile: &ProviderProfile, response: &HttpResponse) -> boo
         .any(|marker| !marker.is_empty() && body.contains(marker.as_str()))
 }
 
+/// For a 429 or 503, the `Retry-After` delay in seconds (see `token::retry_after`), which a
+/// host may honour before retrying an idempotent request.
+pub fn retry_after(response: &HttpResponse, now: u64) -> Option<u64> {
+    matches!(response.status, 429 | 503)
+        .then(|| crate::token::retry_after(response, now))
+        .flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,11 +3,13 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use crate::callback::AuthorizationCode;
+use crate::client_auth::{AuthContext, JTI_RANDOM_BYTES, KeyCheckOnly, Signer};
 use crate::endpoint::parse_endpoint;
 use crate::error::{ConfigError, Error};
 use crate::pkce::{self, VERIFIER_RANDOM_BYTES};
 use crate::profile::{ConnectionConfig, KeyValue};
-use crate::secret::PkceVerifier;
+use crate::secret::{PkceVerifier, Secret};
 
 /// Random bytes behind one `state`: 256 bits, well over the 128 the flow needs
 /// (RFC 6749 §10.10 asks for a guessing probability at most 2^-128).
@@ -164,6 +166,27 @@ fn merge_extras(profile: &[KeyValue], caller: &[KeyValue]) -> Result<Vec<KeyValu
     Ok(merged)
 }
 
+/// Checks, without side effects, everything a sign-in with `config` needs before the
+/// browser opens: what [`begin`] checks, then that the code exchange can be built (client
+/// id, the secret or signer key the client's method needs, the token URL, the extras).
+/// The signer is asked for its key only, never for a signature.
+pub fn check(config: &ConnectionConfig, now: u64, signer: &dyn Signer) -> Result<(), Error> {
+    let stand_in = BeginRandom {
+        state: [0; STATE_RANDOM_BYTES],
+        verifier: [0; VERIFIER_RANDOM_BYTES],
+    };
+    let request = begin(config, now, &stand_in)?;
+    let code = AuthorizationCode {
+        code: Secret::new("check"),
+    };
+    let auth = AuthContext {
+        now,
+        random: &|| Some([0; JTI_RANDOM_BYTES]),
+        signer: &KeyCheckOnly(signer),
+    };
+    crate::token_request::code_exchange(config, &request.pending, &code, &auth).map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +215,7 @@ mod tests {
             client: Client {
                 client_id: "my client".into(),
                 client_secret: None,
+                auth_method: None,
             },
             redirect_uri: Some("http://127.0.0.1:8765/callback".into()),
             scopes: vec!["openid".into(), "profile".into()],

@@ -1,5 +1,6 @@
 //! The Client Credentials grant (RFC 6749 §4.4).
 
+use crate::client_auth::AuthContext;
 use crate::error::Error;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::profile::ConnectionConfig;
@@ -7,9 +8,9 @@ use crate::token::{TokenSet, parse_token_response};
 use crate::token_request;
 
 /// The token request (RFC 6749 §4.4.2).
-pub fn request(config: &ConnectionConfig) -> Result<HttpRequest, Error> {
+pub fn request(config: &ConnectionConfig, auth: &AuthContext<'_>) -> Result<HttpRequest, Error> {
     config.profile.validate()?;
-    token_request::client_credentials(config)
+    token_request::client_credentials(config, auth)
 }
 
 /// Reads the token response (RFC 6749 §4.4.3); absent `scope` means the requested scopes.

@@ -17,10 +17,11 @@ pub fn prepare(
     pending: &PendingAuthorization,
     callback_url: &str,
     now: u64,
+    auth: &crate::client_auth::AuthContext<'_>,
 ) -> Result<HttpRequest, Error> {
     config.profile.validate()?;
     let code = callback::validate(&config.profile, pending, callback_url, now)?;
-    crate::token_request::code_exchange(config, pending, &code)
+    crate::token_request::code_exchange(config, pending, &code, auth)
 }
 
 /// Interprets the token endpoint's answer to the request `prepare` built.

@@ -9,6 +9,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::authorize::{self, BeginRandom, PendingAuthorization};
+use crate::client_auth::{self, AuthContext, SigningAlgorithm, SigningError, SigningKey};
 use crate::device::{DeviceAuthorization, DevicePoll};
 use crate::error::{
     CallbackError, ConfigError, DiscoveryError, Error, ErrorCode, InvalidResponse, OAuthError,
@@ -31,6 +32,7 @@ use exports::oauth_connector::oauth2::client_credentials as wit_client_credentia
 use exports::oauth_connector::oauth2::device_authorization as wit_device;
 use exports::oauth_connector::oauth2::providers as wit_providers;
 use exports::oauth_connector::oauth2::tokens as wit_tokens;
+use oauth_connector::oauth2::signer as wit_signer;
 use oauth_connector::oauth2::types as wit;
 
 struct Connector;
@@ -59,6 +61,11 @@ impl wit_authorization_code::Guest for Connector {
         })
     }
 
+    fn check(config: wit::ConnectionConfig) -> WitResult<()> {
+        let config = prepared(config)?;
+        authorize::check(&config, now(), &HostSigner).map_err(error_to_wit)
+    }
+
     fn complete(
         config: wit::ConnectionConfig,
         pending: wit::PendingAuthorization,
@@ -66,8 +73,8 @@ impl wit_authorization_code::Guest for Connector {
     ) -> WitResult<wit::TokenSet> {
         let config = prepared(config)?;
         let pending = pending_from_wit(pending);
-        let request =
-            complete::prepare(&config, &pending, &callback_url, now()).map_err(error_to_wit)?;
+        let request = complete::prepare(&config, &pending, &callback_url, now(), &auth())
+            .map_err(error_to_wit)?;
         let response = send(request)?;
         complete::finish(&config, &pending, &response, now())
             .map(token_set_to_wit)
@@ -82,7 +89,7 @@ impl wit_authorization_code::Guest for Connector {
 impl wit_client_credentials::Guest for Connector {
     fn fetch(config: wit::ConnectionConfig) -> WitResult<wit::TokenSet> {
         let config = prepared(config)?;
-        let response = send(client_credentials::request(&config).map_err(error_to_wit)?)?;
+        let response = send(client_credentials::request(&config, &auth()).map_err(error_to_wit)?)?;
         client_credentials::finish(&config, &response, now())
             .map(token_set_to_wit)
             .map_err(error_to_wit)
@@ -92,7 +99,7 @@ impl wit_client_credentials::Guest for Connector {
 impl wit_device::Guest for Connector {
     fn begin(config: wit::ConnectionConfig) -> WitResult<wit_device::DeviceAuthorization> {
         let config = prepared(config)?;
-        let response = send(device::begin_request(&config).map_err(error_to_wit)?)?;
+        let response = send(device::begin_request(&config, &auth()).map_err(error_to_wit)?)?;
         let device = device::finish_begin(&config, &response, now()).map_err(error_to_wit)?;
         Ok(wit_device::DeviceAuthorization {
             device_code: device.device_code.into_exposed(),
@@ -119,7 +126,7 @@ impl wit_device::Guest for Connector {
             interval_seconds: device.interval_seconds,
             requested_scopes: device.requested_scopes,
         };
-        let response = send(device::poll_request(&config, &device).map_err(error_to_wit)?)?;
+        let response = send(device::poll_request(&config, &device, &auth()).map_err(error_to_wit)?)?;
         match device::finish_poll(&config, &device, &response, now()).map_err(error_to_wit)? {
             DevicePoll::Pending(interval) => Ok(wit_device::DevicePoll::Pending(interval)),
             DevicePoll::SlowDown(interval) => Ok(wit_device::DevicePoll::SlowDown(interval)),
@@ -138,7 +145,9 @@ impl wit_tokens::Guest for Connector {
     fn refresh(config: wit::ConnectionConfig, tokens: wit::TokenSet) -> WitResult<wit::TokenSet> {
         let config = prepared(config)?;
         let tokens = token_set_from_wit(tokens);
-        let response = send(lifecycle::refresh_request(&config, &tokens).map_err(error_to_wit)?)?;
+        let request =
+            lifecycle::refresh_request(&config, &tokens, &auth()).map_err(error_to_wit)?;
+        let response = send(request)?;
         lifecycle::finish_refresh(&config, &tokens, &response, now())
             .map(token_set_to_wit)
             .map_err(error_to_wit)
@@ -147,9 +156,10 @@ impl wit_tokens::Guest for Connector {
     fn revoke(config: wit::ConnectionConfig, tokens: wit::TokenSet) -> WitResult<()> {
         let config = prepared(config)?;
         let tokens = token_set_from_wit(tokens);
-        for request in lifecycle::revocation_requests(&config, &tokens).map_err(error_to_wit)? {
+        for request in lifecycle::revocation_requests(&config, &tokens, &auth()).map_err(error_to_wit)? {
             let response = send(request)?;
-            lifecycle::finish_revocation(&config, &tokens, &response).map_err(error_to_wit)?;
+            lifecycle::finish_revocation(&config, &tokens, &response, now())
+                .map_err(error_to_wit)?;
         }
         Ok(())
     }
@@ -161,11 +171,13 @@ impl wit_tokens::Guest for Connector {
     ) -> WitResult<wit_tokens::Introspection> {
         let config = prepared(config)?;
         let token = Secret::new(token);
-        let request = lifecycle::introspection_request(&config, &token, token_type_hint.as_deref())
-            .map_err(error_to_wit)?;
+        let request =
+            lifecycle::introspection_request(&config, &token, token_type_hint.as_deref(), &auth())
+                .map_err(error_to_wit)?;
         let response = send(request)?;
         let found =
-            lifecycle::finish_introspection(&config, &token, &response).map_err(error_to_wit)?;
+            lifecycle::finish_introspection(&config, &token, &response, now())
+                .map_err(error_to_wit)?;
         Ok(wit_tokens::Introspection {
             active: found.active,
             scopes: found.scopes,
@@ -190,6 +202,7 @@ impl wit_api::Guest for Connector {
         let response = send(request)?;
         Ok(wit_api::ApiResponse {
             token_rejected: api::token_rejected(&config.profile, &response),
+            retry_after_seconds: api::retry_after(&response, now()),
             response: wit::HttpResponse {
                 status: response.status,
                 headers: key_values_to_wit(response.headers),
@@ -271,6 +284,53 @@ fn send(request: HttpRequest) -> WitResult<HttpResponse> {
     })
 }
 
+/// What client authentication needs: the clock, `wasi:random` for each `jti`, and the host's
+/// signer.
+fn auth() -> AuthContext<'static> {
+    AuthContext {
+        now: now(),
+        random: &|| {
+            let mut bytes = [0; client_auth::JTI_RANDOM_BYTES];
+            fill_random(&mut bytes).ok().map(|()| bytes)
+        },
+        signer: &HostSigner,
+    }
+}
+
+/// The host's `signer` import, for `private_key_jwt` assertions.
+struct HostSigner;
+
+impl client_auth::Signer for HostSigner {
+    fn key(&self, client_id: &str) -> Result<SigningKey, SigningError> {
+        wit_signer::key(wit::KeyPurpose::ClientAssertion, client_id)
+            .map(|key| SigningKey {
+                algorithm: match key.algorithm {
+                    wit::SigningAlgorithm::Rs256 => SigningAlgorithm::Rs256,
+                    wit::SigningAlgorithm::Ps256 => SigningAlgorithm::Ps256,
+                    wit::SigningAlgorithm::Es256 => SigningAlgorithm::Es256,
+                    wit::SigningAlgorithm::Es384 => SigningAlgorithm::Es384,
+                    wit::SigningAlgorithm::Eddsa => SigningAlgorithm::EdDsa,
+                },
+                key_id: key.key_id,
+            })
+            .map_err(signing_error_from_wit)
+    }
+
+    fn sign(&self, client_id: &str, input: &[u8]) -> Result<Vec<u8>, SigningError> {
+        wit_signer::sign(wit::KeyPurpose::ClientAssertion, client_id, input)
+            .map_err(signing_error_from_wit)
+    }
+}
+
+fn signing_error_from_wit(error: wit::SigningError) -> SigningError {
+    match error {
+        wit::SigningError::NoKey => SigningError::NoKey,
+        wit::SigningError::Denied(reason) => SigningError::Denied(reason),
+        wit::SigningError::Unsupported(reason) => SigningError::Unsupported(reason),
+        wit::SigningError::Failed(reason) => SigningError::Failed(reason),
+    }
+}
+
 /// Seconds since the Unix epoch from `wasi:clocks/wall-clock`.
 fn now() -> u64 {
     SystemTime::now()
@@ -348,12 +408,11 @@ fn profile_from_wit(profile: wit::ProviderProfile) -> profile::ProviderProfile {
             wit::PkceMethod::Plain => profile::PkceMethod::Plain,
             wit::PkceMethod::Disabled => profile::PkceMethod::Disabled,
         },
-        client_auth: match profile.client_auth {
-            wit::ClientAuthMethod::ClientSecretBasic => {
-                profile::ClientAuthMethod::ClientSecretBasic
-            }
-            wit::ClientAuthMethod::ClientSecretPost => profile::ClientAuthMethod::ClientSecretPost,
-            wit::ClientAuthMethod::None => profile::ClientAuthMethod::None,
+        client_auth: client_auth_from_wit(profile.client_auth),
+        assertion_audience: match profile.assertion_audience {
+            wit::AssertionAudience::TokenUrl => profile::AssertionAudience::TokenUrl,
+            wit::AssertionAudience::RequestUrl => profile::AssertionAudience::RequestUrl,
+            wit::AssertionAudience::Issuer => profile::AssertionAudience::Issuer,
         },
         requires_iss: profile.requires_iss,
         authorize_params: key_values_from_wit(profile.authorize_params),
@@ -390,12 +449,23 @@ fn profile_from_wit(profile: wit::ProviderProfile) -> profile::ProviderProfile {
     }
 }
 
+fn client_auth_from_wit(method: wit::ClientAuthMethod) -> profile::ClientAuthMethod {
+    match method {
+        wit::ClientAuthMethod::ClientSecretBasic => profile::ClientAuthMethod::ClientSecretBasic,
+        wit::ClientAuthMethod::ClientSecretPost => profile::ClientAuthMethod::ClientSecretPost,
+        wit::ClientAuthMethod::None => profile::ClientAuthMethod::None,
+        wit::ClientAuthMethod::ClientSecretJwt => profile::ClientAuthMethod::ClientSecretJwt,
+        wit::ClientAuthMethod::PrivateKeyJwt => profile::ClientAuthMethod::PrivateKeyJwt,
+    }
+}
+
 fn connection_config_from_wit(config: wit::ConnectionConfig) -> ConnectionConfig {
     ConnectionConfig {
         profile: profile_from_wit(config.profile),
         client: profile::Client {
             client_id: config.client.client_id,
             client_secret: config.client.client_secret.map(Secret::new),
+            auth_method: config.client.auth_method.map(client_auth_from_wit),
         },
         redirect_uri: config.redirect_uri,
         scopes: config.scopes,
@@ -533,6 +603,13 @@ fn profile_to_wit(profile: profile::ProviderProfile) -> wit::ProviderProfile {
             }
             profile::ClientAuthMethod::ClientSecretPost => wit::ClientAuthMethod::ClientSecretPost,
             profile::ClientAuthMethod::None => wit::ClientAuthMethod::None,
+            profile::ClientAuthMethod::ClientSecretJwt => wit::ClientAuthMethod::ClientSecretJwt,
+            profile::ClientAuthMethod::PrivateKeyJwt => wit::ClientAuthMethod::PrivateKeyJwt,
+        },
+        assertion_audience: match profile.assertion_audience {
+            profile::AssertionAudience::TokenUrl => wit::AssertionAudience::TokenUrl,
+            profile::AssertionAudience::RequestUrl => wit::AssertionAudience::RequestUrl,
+            profile::AssertionAudience::Issuer => wit::AssertionAudience::Issuer,
         },
         requires_iss: profile.requires_iss,
         authorize_params: key_values_to_wit(profile.authorize_params),
@@ -676,6 +753,12 @@ fn error_to_wit(error: Error) -> wit::Error {
             DiscoveryError::NotFound(status) => wit::DiscoveryError::NotFound(status),
             DiscoveryError::IssuerMismatch(issuer) => wit::DiscoveryError::IssuerMismatch(issuer),
             DiscoveryError::MissingField(name) => wit::DiscoveryError::MissingField(name),
+        }),
+        Error::Signing(error) => wit::Error::Signing(match error {
+            SigningError::NoKey => wit::SigningError::NoKey,
+            SigningError::Denied(reason) => wit::SigningError::Denied(reason),
+            SigningError::Unsupported(reason) => wit::SigningError::Unsupported(reason),
+            SigningError::Failed(reason) => wit::SigningError::Failed(reason),
         }),
     }
 }

@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use crate::client_auth::AuthContext;
 use crate::error::{Error, ErrorCode};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::profile::ConnectionConfig;
@@ -48,9 +49,12 @@ pub enum DevicePoll {
 }
 
 /// The device authorization request (RFC 8628 §3.1).
-pub fn begin_request(config: &ConnectionConfig) -> Result<HttpRequest, Error> {
+pub fn begin_request(
+    config: &ConnectionConfig,
+    auth: &AuthContext<'_>,
+) -> Result<HttpRequest, Error> {
     config.profile.validate()?;
-    token_request::device_authorization(config)
+    token_request::device_authorization(config, auth)
 }
 
 /// Reads the device authorization response (RFC 8628 §3.2).
@@ -60,7 +64,7 @@ pub fn finish_begin(
     now: u64,
 ) -> Result<DeviceAuthorization, Error> {
     let secrets = config.secrets(&[]);
-    let mut fields = json_answer(response, &secrets)?;
+    let mut fields = json_answer(response, &secrets, now)?;
     let invalid = |reason: String| invalid_answer(response, &reason, &secrets);
     let mut text = |name: &str| match fields.remove(name) {
         Some(Value::String(value)) if !value.is_empty() => Ok(value),
@@ -97,9 +101,10 @@ pub fn finish_begin(
 pub fn poll_request(
     config: &ConnectionConfig,
     device: &DeviceAuthorization,
+    auth: &AuthContext<'_>,
 ) -> Result<HttpRequest, Error> {
     config.profile.validate()?;
-    token_request::device_poll(config, &device.device_code)
+    token_request::device_poll(config, &device.device_code, auth)
 }
 
 /// Reads a poll's answer (RFC 8628 §3.5).
@@ -143,6 +148,7 @@ mod tests {
             client: Client {
                 client_id: "dev".into(),
                 client_secret: None,
+                auth_method: None,
             },
             redirect_uri: None,
             scopes: vec!["openid".into(), "offline_access".into()],
@@ -172,7 +178,7 @@ mod tests {
 
     #[test]
     fn begin_request_and_response() {
-        let request = begin_request(&config()).unwrap();
+        let request = begin_request(&config(), &AuthContext::without_assertions()).unwrap();
         assert_eq!(request.url, "https://a.example/device/auth");
         assert_eq!(
             String::from_utf8(request.body).unwrap(),
@@ -190,7 +196,7 @@ mod tests {
         let mut missing = config();
         missing.profile.device_authorization_url = None;
         assert!(matches!(
-            begin_request(&missing),
+            begin_request(&missing, &AuthContext::without_assertions()),
             Err(Error::Configuration(_))
         ));
     }
@@ -222,7 +228,7 @@ mod tests {
     #[test]
     fn poll_outcomes() {
         let device = device();
-        let request = poll_request(&config(), &device).unwrap();
+        let request = poll_request(&config(), &device, &AuthContext::without_assertions()).unwrap();
         assert_eq!(
             String::from_utf8(request.body).unwrap(),
             "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=dc&client_id=dev"

@@ -120,6 +120,7 @@ fn profile_from_document(issuer: &str, response: &HttpResponse) -> Result<Provid
         default_scopes: default_scopes(&document),
         pkce: pkce_method(&document),
         client_auth: client_auth(&document),
+        assertion_audience: Default::default(),
         requires_iss: document
             .get("authorization_response_iss_parameter_supported")
             .and_then(Value::as_bool)

@@ -213,6 +213,8 @@ pub enum Error {
     Callback(CallbackError),
     /// Discovery failed.
     Discovery(DiscoveryError),
+    /// The host's signer did not sign a client assertion.
+    Signing(crate::client_auth::SigningError),
 }
 
 impl From<ConfigError> for Error {
@@ -294,6 +296,7 @@ impl fmt::Display for Error {
             Self::Configuration(error) => write!(f, "configuration: {error}"),
             Self::Callback(error) => write!(f, "callback refused: {error:?}"),
             Self::Discovery(error) => write!(f, "discovery failed: {error:?}"),
+            Self::Signing(error) => write!(f, "the host's signer did not sign: {error:?}"),
         }
     }
 }

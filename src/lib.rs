@@ -12,6 +12,7 @@
 pub mod api;
 pub mod authorize;
 pub mod callback;
+pub mod client_auth;
 pub mod client_credentials;
 pub mod complete;
 pub mod device;
@@ -20,6 +21,7 @@ pub mod endpoint;
 pub mod error;
 pub mod form;
 pub mod http;
+pub mod http_date;
 pub mod lifecycle;
 pub mod pkce;
 pub mod presets;

@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use crate::client_auth::AuthContext;
 use crate::error::{ConfigError, Error, ErrorCode, InvalidResponse};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::profile::{ConnectionConfig, KeyValue};
@@ -37,13 +38,17 @@ pub fn needs_refresh(tokens: &TokenSet, margin: Option<u64>, now: u64) -> bool {
 }
 
 /// The refresh request for `tokens`.
-pub fn refresh_request(config: &ConnectionConfig, tokens: &TokenSet) -> Result<HttpRequest, Error> {
+pub fn refresh_request(
+    config: &ConnectionConfig,
+    tokens: &TokenSet,
+    auth: &AuthContext<'_>,
+) -> Result<HttpRequest, Error> {
     config.profile.validate()?;
     let refresh_token = tokens
         .refresh_token
         .as_ref()
         .ok_or(ConfigError::NoRefreshToken)?;
-    token_request::refresh(config, refresh_token)
+    token_request::refresh(config, refresh_token, auth)
 }
 
 /// Reads the refresh response and merges it into `old`: a new refresh token replaces the old
@@ -82,6 +87,7 @@ pub fn finish_refresh(
 pub fn revocation_requests(
     config: &ConnectionConfig,
     tokens: &TokenSet,
+    auth: &AuthContext<'_>,
 ) -> Result<Vec<HttpRequest>, Error> {
     config.profile.validate()?;
     let mut requests = vec![];
@@ -90,12 +96,14 @@ pub fn revocation_requests(
             config,
             refresh_token,
             "refresh_token",
+            auth,
         )?);
     }
     requests.push(token_request::revocation(
         config,
         &tokens.access_token,
         "access_token",
+        auth,
     )?);
     Ok(requests)
 }
@@ -105,6 +113,7 @@ pub fn finish_revocation(
     config: &ConnectionConfig,
     tokens: &TokenSet,
     response: &HttpResponse,
+    now: u64,
 ) -> Result<(), Error> {
     let mut extra = vec![tokens.access_token.expose()];
     extra.extend(tokens.refresh_token.as_ref().map(Secret::expose));
@@ -113,7 +122,7 @@ pub fn finish_revocation(
         return Ok(());
     }
     let fields = parse_fields(response);
-    if let Some(error) = unavailable(response, fields.as_ref()) {
+    if let Some(error) = unavailable(response, fields.as_ref(), now) {
         return Err(error);
     }
     if let Some(error) = fields.as_ref().and_then(oauth_error) {
@@ -148,9 +157,10 @@ pub fn introspection_request(
     config: &ConnectionConfig,
     token: &Secret,
     hint: Option<&str>,
+    auth: &AuthContext<'_>,
 ) -> Result<HttpRequest, Error> {
     config.profile.validate()?;
-    token_request::introspection(config, token, hint)
+    token_request::introspection(config, token, hint, auth)
 }
 
 /// Reads the introspection response for `token` (RFC 7662 §2.2).
@@ -158,9 +168,10 @@ pub fn finish_introspection(
     config: &ConnectionConfig,
     token: &Secret,
     response: &HttpResponse,
+    now: u64,
 ) -> Result<Introspection, Error> {
     let secrets = config.secrets(&[token.expose()]);
-    let mut fields = json_answer(response, &secrets)?;
+    let mut fields = json_answer(response, &secrets, now)?;
     let Some(Value::Bool(active)) = fields.remove("active") else {
         return Err(invalid_answer(response, "no boolean `active`", &secrets));
     };
@@ -217,6 +228,7 @@ mod tests {
             client: Client {
                 client_id: "cid".into(),
                 client_secret: Some(Secret::new("csecret")),
+                auth_method: None,
             },
             redirect_uri: None,
             scopes: vec![],
@@ -257,7 +269,7 @@ mod tests {
 
     #[test]
     fn refresh_request_uses_refresh_url_auth_and_extras() {
-        let request = refresh_request(&config(), &tokens(0, Some(10))).unwrap();
+        let request = refresh_request(&config(), &tokens(0, Some(10)), &AuthContext::without_assertions()).unwrap();
         assert_eq!(request.url, "https://a.example/refresh?v=2");
         assert_eq!(
             String::from_utf8(request.body).unwrap(),
@@ -273,7 +285,7 @@ mod tests {
         let mut no_refresh = tokens(0, Some(10));
         no_refresh.refresh_token = None;
         assert_eq!(
-            refresh_request(&config(), &no_refresh).unwrap_err(),
+            refresh_request(&config(), &no_refresh, &AuthContext::without_assertions()).unwrap_err(),
             Error::Configuration(ConfigError::NoRefreshToken)
         );
     }
@@ -362,7 +374,7 @@ mod tests {
 
     #[test]
     fn revocation_and_introspection() {
-        let requests = revocation_requests(&config(), &tokens(0, Some(10))).unwrap();
+        let requests = revocation_requests(&config(), &tokens(0, Some(10)), &AuthContext::without_assertions()).unwrap();
         assert_eq!(requests.len(), 2);
         assert_eq!(
             String::from_utf8(requests[0].body.clone()).unwrap(),
@@ -373,7 +385,7 @@ mod tests {
             "token=at&token_type_hint=access_token"
         );
         let (cfg, set) = (config(), tokens(0, Some(10)));
-        let revoked = |response: &HttpResponse| finish_revocation(&cfg, &set, response);
+        let revoked = |response: &HttpResponse| finish_revocation(&cfg, &set, response, 0);
         assert_eq!(revoked(&json(200, "")), Ok(()));
         assert!(matches!(
             revoked(&json(400, r#"{"error":"unsupported_token_type"}"#)),
@@ -386,7 +398,7 @@ mod tests {
         let mut no_endpoint = config();
         no_endpoint.profile.revocation_url = None;
         assert_eq!(
-            revocation_requests(&no_endpoint, &tokens(0, None)).unwrap_err(),
+            revocation_requests(&no_endpoint, &tokens(0, None), &AuthContext::without_assertions()).unwrap_err(),
             Error::Configuration(ConfigError::MissingEndpoint("revocation-url".into()))
         );
 
@@ -397,6 +409,7 @@ mod tests {
                 200,
                 r#"{"active":true,"scope":"a b","client_id":"c","sub":"u","exp":99,"iss":"i"}"#,
             ),
+            0,
         )
         .unwrap();
         assert_eq!(
@@ -411,7 +424,7 @@ mod tests {
             }
         );
         assert!(matches!(
-            finish_introspection(&cfg, &Secret::new("at"), &json(200, r#"{"active":"yes"}"#)),
+            finish_introspection(&cfg, &Secret::new("at"), &json(200, r#"{"active":"yes"}"#), 0),
             Err(Error::InvalidResponse(_))
         ));
     }

@@ -87,6 +87,7 @@ mod tests {
                     client: Client {
                         client_id: "client-123".into(),
                         client_secret: None,
+                        auth_method: None,
                     },
                     redirect_uri: Some("https://app.example.com/oauth/callback".into()),
                     scopes: vec![],
@@ -200,6 +201,7 @@ mod tests {
             client: Client {
                 client_id: "c".into(),
                 client_secret: None,
+                auth_method: None,
             },
             redirect_uri: None,
             scopes: vec![],

@@ -43,7 +43,8 @@ pub enum PkceMethod {
     Disabled,
 }
 
-/// The client authentication method at the token endpoint (RFC 6749 §2.3.1).
+/// The client authentication method at the token endpoint (RFC 6749 §2.3.1; RFC 7591 §2
+/// `token_endpoint_auth_method`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClientAuthMethod {
@@ -54,6 +55,45 @@ pub enum ClientAuthMethod {
     ClientSecretPost,
     /// Public client: `client_id` only.
     None,
+    /// An HS256 assertion keyed by the client secret (OpenID Connect Core §9).
+    ClientSecretJwt,
+    /// An assertion the host signs with its private key (OpenID Connect Core §9,
+    /// RFC 7523 §2.2).
+    PrivateKeyJwt,
+}
+
+impl ClientAuthMethod {
+    /// Whether the method needs the client secret.
+    pub fn needs_secret(self) -> bool {
+        matches!(
+            self,
+            Self::ClientSecretBasic | Self::ClientSecretPost | Self::ClientSecretJwt
+        )
+    }
+
+    /// The RFC 7591 §2 name, for example `client_secret_basic`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::None => "none",
+            Self::ClientSecretJwt => "client_secret_jwt",
+            Self::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
+}
+
+/// What the `aud` claim of a client assertion names (the WIT `assertion-audience`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AssertionAudience {
+    /// The token URL, whatever endpoint the request goes to (RFC 7523 §3); the default.
+    #[default]
+    TokenUrl,
+    /// The URL the request goes to, without its query.
+    RequestUrl,
+    /// The issuer identifier.
+    Issuer,
 }
 
 /// Extra parameters and headers for one kind of token request.
@@ -217,9 +257,12 @@ pub struct ProviderProfile {
     /// The PKCE method.
     #[serde(default)]
     pub pkce: PkceMethod,
-    /// The client authentication method.
+    /// The default client authentication method, for clients that name none.
     #[serde(default)]
     pub client_auth: ClientAuthMethod,
+    /// What client assertions' `aud` names.
+    #[serde(default)]
+    pub assertion_audience: AssertionAudience,
     /// The server always sends `iss` on authorization responses (RFC 9207 §2).
     #[serde(default)]
     pub requires_iss: bool,
@@ -470,8 +513,10 @@ impl ProviderProfile {
 pub struct Client {
     /// The client identifier.
     pub client_id: String,
-    /// The client secret, for confidential clients.
+    /// The client secret, for confidential clients (and the `client_secret_jwt` key).
     pub client_secret: Option<Secret>,
+    /// How the client authenticates; `None`: the profile's default.
+    pub auth_method: Option<ClientAuthMethod>,
 }
 
 /// One connection's configuration (the WIT `connection-config`).
@@ -534,6 +579,13 @@ impl ConnectionConfig {
             config.profile.authorize_params.extend(offline);
         }
         Ok(config)
+    }
+
+    /// How the client authenticates: its own method, else the profile's default.
+    pub fn client_auth_method(&self) -> ClientAuthMethod {
+        self.client
+            .auth_method
+            .unwrap_or(self.profile.client_auth)
     }
 
     /// The scopes to request: the connection's, else the profile's defaults.

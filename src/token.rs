@@ -171,7 +171,7 @@ fn parse_with(
         }));
     }
     let fields = parsed;
-    if let Some(unavailable) = unavailable(response, fields.as_ref()) {
+    if let Some(unavailable) = unavailable(response, fields.as_ref(), now) {
         return Err(unavailable);
     }
     // A vendor success flag (Slack's `ok`) that is false: the server's refusal.
@@ -245,18 +245,21 @@ fn follow_path(
     Ok(fields)
 }
 
-/// `server-unavailable` for a 429 or 5xx (with `Retry-After` as a hint and any OAuth error in
+/// `server-unavailable` for a 429 or 5xx (with `Retry-After` as a hint, in delta-seconds or
+/// as an HTTP-date counted from the response's `Date` or else `now`, and any OAuth error in
 /// the body), else `None`.
-pub fn unavailable(response: &HttpResponse, fields: Option<&Map<String, Value>>) -> Option<Error> {
+pub fn unavailable(
+    response: &HttpResponse,
+    fields: Option<&Map<String, Value>>,
+    now: u64,
+) -> Option<Error> {
     let status = response.status;
     if status != 429 && !(500..600).contains(&status) {
         return None;
     }
     Some(Error::ServerUnavailable(ServerUnavailable {
         status,
-        retry_after_seconds: response
-            .header("retry-after")
-            .and_then(|value| value.trim().parse().ok()),
+        retry_after_seconds: retry_after(response, now),
         error: fields.and_then(oauth_error),
     }))
 }
@@ -264,7 +267,11 @@ pub fn unavailable(response: &HttpResponse, fields: Option<&Map<String, Value>>)
 /// The JSON object of an answer that is not a token response (device authorization,
 /// introspection): 429/5xx is `server-unavailable`, an OAuth error body `server-said-no`,
 /// anything but a 2xx JSON object `invalid-response`.
-pub fn json_answer(response: &HttpResponse, secrets: &[&str]) -> Result<Map<String, Value>, Error> {
+pub fn json_answer(
+    response: &HttpResponse,
+    secrets: &[&str],
+    now: u64,
+) -> Result<Map<String, Value>, Error> {
     if response.body.len() > MAX_TOKEN_RESPONSE_BYTES {
         return Err(Error::InvalidResponse(InvalidResponse {
             status: response.status,
@@ -273,7 +280,7 @@ pub fn json_answer(response: &HttpResponse, secrets: &[&str]) -> Result<Map<Stri
         }));
     }
     let fields = parse_fields(response);
-    if let Some(error) = unavailable(response, fields.as_ref()) {
+    if let Some(error) = unavailable(response, fields.as_ref(), now) {
         return Err(error);
     }
     if let Some(error) = fields.as_ref().and_then(oauth_error) {
@@ -287,6 +294,14 @@ pub fn json_answer(response: &HttpResponse, secrets: &[&str]) -> Result<Map<Stri
         ));
     }
     fields.ok_or_else(|| invalid_answer(response, "body is not a JSON object", secrets))
+}
+
+/// The `Retry-After` of `response` in seconds (RFC 9110 §10.2.3): delta-seconds as sent,
+/// or an HTTP-date counted from the response's `Date` (else `now`); `None` when absent or
+/// unreadable.
+pub fn retry_after(response: &HttpResponse, now: u64) -> Option<u64> {
+    let value = response.header("retry-after")?;
+    crate::http_date::retry_after_seconds(value, response.header("date"), now)
 }
 
 /// An `invalid-response` error for `response`, with a scrubbed excerpt: `secrets` and, as for
@@ -923,7 +938,7 @@ mod tests {
         let big = format!("[{}0]", "0,".repeat(MAX_TOKEN_RESPONSE_BYTES));
         assert!(parse_fields(&response(200, "application/json", &big)).is_none());
         assert!(matches!(
-            json_answer(&response(200, "application/json", &big), &[]),
+            json_answer(&response(200, "application/json", &big), &[], 0),
             Err(Error::InvalidResponse(InvalidResponse { excerpt, .. })) if excerpt.is_empty()
         ));
     }

@@ -1,8 +1,9 @@
-//! Building token-endpoint requests (RFC 6749 §3.2, §4.1.3) with the profile's client
-//! authentication (§2.3.1) and extras.
+//! Building token-endpoint requests (RFC 6749 §3.2, §4.1.3) with the client's
+//! authentication (§2.3.1; RFC 7523 §2.2 for JWT assertions) and extras.
 
 use crate::authorize::PendingAuthorization;
 use crate::callback::AuthorizationCode;
+use crate::client_auth::{self, AuthContext};
 use crate::endpoint::parse_endpoint;
 use crate::error::{ConfigError, Error};
 use crate::form;
@@ -11,7 +12,7 @@ use crate::profile::{BodyFormat, ClientAuthMethod, ConnectionConfig, KeyValue, R
 use crate::secret::Secret;
 
 /// Body parameters the connector sets; an extra parameter may not override them.
-const RESERVED_BODY_PARAMS: [&str; 9] = [
+const RESERVED_BODY_PARAMS: [&str; 10] = [
     "grant_type",
     "code",
     "redirect_uri",
@@ -21,6 +22,7 @@ const RESERVED_BODY_PARAMS: [&str; 9] = [
     "refresh_token",
     "device_code",
     "client_assertion",
+    "client_assertion_type",
 ];
 
 /// Headers the transport or the connector owns; an extra header may not set them.
@@ -38,6 +40,7 @@ pub fn code_exchange(
     config: &ConnectionConfig,
     pending: &PendingAuthorization,
     code: &AuthorizationCode,
+    auth: &AuthContext<'_>,
 ) -> Result<HttpRequest, Error> {
     let mut params = vec![
         KeyValue::new("grant_type", "authorization_code"),
@@ -55,11 +58,16 @@ pub fn code_exchange(
         ("token-url", url),
         params,
         Some(RequestKind::CodeExchange),
+        auth,
     )
 }
 
 /// The refresh request (RFC 6749 §6), to `refresh-url` when the profile has one.
-pub fn refresh(config: &ConnectionConfig, refresh_token: &Secret) -> Result<HttpRequest, Error> {
+pub fn refresh(
+    config: &ConnectionConfig,
+    refresh_token: &Secret,
+    auth: &AuthContext<'_>,
+) -> Result<HttpRequest, Error> {
     let params = vec![
         KeyValue::new("grant_type", "refresh_token"),
         KeyValue::new("refresh_token", refresh_token.expose()),
@@ -68,11 +76,14 @@ pub fn refresh(config: &ConnectionConfig, refresh_token: &Secret) -> Result<Http
         Some(url) => ("refresh-url", url.as_str()),
         None => ("token-url", config.profile.token_url.as_str()),
     };
-    authenticated_post(config, endpoint, params, Some(RequestKind::Refresh))
+    authenticated_post(config, endpoint, params, Some(RequestKind::Refresh), auth)
 }
 
 /// The client-credentials request (RFC 6749 §4.4.2), with `scope` when there are scopes.
-pub fn client_credentials(config: &ConnectionConfig) -> Result<HttpRequest, Error> {
+pub fn client_credentials(
+    config: &ConnectionConfig,
+    auth: &AuthContext<'_>,
+) -> Result<HttpRequest, Error> {
     let mut params = vec![KeyValue::new("grant_type", "client_credentials")];
     push_scope(config, &mut params);
     let url = &config.profile.token_url;
@@ -81,11 +92,15 @@ pub fn client_credentials(config: &ConnectionConfig) -> Result<HttpRequest, Erro
         ("token-url", url),
         params,
         Some(RequestKind::ClientCredentials),
+        auth,
     )
 }
 
 /// The device authorization request (RFC 8628 §3.1).
-pub fn device_authorization(config: &ConnectionConfig) -> Result<HttpRequest, Error> {
+pub fn device_authorization(
+    config: &ConnectionConfig,
+    auth: &AuthContext<'_>,
+) -> Result<HttpRequest, Error> {
     let url = config
         .profile
         .device_authorization_url
@@ -98,11 +113,16 @@ pub fn device_authorization(config: &ConnectionConfig) -> Result<HttpRequest, Er
         ("device-authorization-url", url),
         params,
         Some(RequestKind::Device),
+        auth,
     )
 }
 
 /// One device token poll (RFC 8628 §3.4).
-pub fn device_poll(config: &ConnectionConfig, device_code: &Secret) -> Result<HttpRequest, Error> {
+pub fn device_poll(
+    config: &ConnectionConfig,
+    device_code: &Secret,
+    auth: &AuthContext<'_>,
+) -> Result<HttpRequest, Error> {
     let params = vec![
         KeyValue::new("grant_type", DEVICE_CODE_GRANT),
         KeyValue::new("device_code", device_code.expose()),
@@ -113,6 +133,7 @@ pub fn device_poll(config: &ConnectionConfig, device_code: &Secret) -> Result<Ht
         ("token-url", url),
         params,
         Some(RequestKind::Device),
+        auth,
     )
 }
 
@@ -124,6 +145,7 @@ pub fn revocation(
     config: &ConnectionConfig,
     token: &Secret,
     hint: &str,
+    auth: &AuthContext<'_>,
 ) -> Result<HttpRequest, Error> {
     let url = config
         .profile
@@ -134,7 +156,7 @@ pub fn revocation(
         KeyValue::new("token", token.expose()),
         KeyValue::new("token_type_hint", hint),
     ];
-    authenticated_post(config, ("revocation-url", url), params, None)
+    authenticated_post(config, ("revocation-url", url), params, None, auth)
 }
 
 /// An introspection request (RFC 7662 §2.1).
@@ -142,6 +164,7 @@ pub fn introspection(
     config: &ConnectionConfig,
     token: &Secret,
     hint: Option<&str>,
+    auth: &AuthContext<'_>,
 ) -> Result<HttpRequest, Error> {
     let url = config
         .profile
@@ -152,7 +175,7 @@ pub fn introspection(
     if let Some(hint) = hint {
         params.push(KeyValue::new("token_type_hint", hint));
     }
-    authenticated_post(config, ("introspection-url", url), params, None)
+    authenticated_post(config, ("introspection-url", url), params, None, auth)
 }
 
 fn push_scope(config: &ConnectionConfig, params: &mut Vec<KeyValue>) {
@@ -165,14 +188,16 @@ fn push_scope(config: &ConnectionConfig, params: &mut Vec<KeyValue>) {
     }
 }
 
-/// A form POST to `endpoint` (field name, URL) with `params`, client authentication, then the
-/// profile's and the caller's extras for `kind`. The URL's own query string is kept. An extra
-/// may not repeat a parameter the request already carries, nor set a reserved one.
+/// A form POST to `endpoint` (field name, URL) with `params`, client authentication by the
+/// client's method, then the profile's and the caller's extras for `kind`. The URL's own
+/// query string is kept. An extra may not repeat a parameter the request already carries,
+/// nor set a reserved one.
 pub fn authenticated_post(
     config: &ConnectionConfig,
     endpoint: (&str, &str),
     mut params: Vec<KeyValue>,
     kind: Option<RequestKind>,
+    auth: &AuthContext<'_>,
 ) -> Result<HttpRequest, Error> {
     let profile = &config.profile;
     let url = parse_endpoint(endpoint.0, endpoint.1)?;
@@ -180,6 +205,7 @@ pub fn authenticated_post(
     if client.client_id.is_empty() {
         return Err(ConfigError::InvalidValue("client-id".into()).into());
     }
+    let method = config.client_auth_method();
     let secret = || {
         client
             .client_secret
@@ -195,7 +221,7 @@ pub fn authenticated_post(
         KeyValue::new("Content-Type", content_type),
         KeyValue::new("Accept", "application/json"),
     ];
-    match profile.client_auth {
+    match method {
         ClientAuthMethod::ClientSecretBasic => headers.push(KeyValue::new(
             "Authorization",
             form::basic_authorization(&client.client_id, secret()?),
@@ -205,8 +231,12 @@ pub fn authenticated_post(
             params.push(KeyValue::new("client_secret", secret()?));
         }
         ClientAuthMethod::None => params.push(KeyValue::new("client_id", &client.client_id)),
+        ClientAuthMethod::ClientSecretJwt | ClientAuthMethod::PrivateKeyJwt => {
+            let assertion = client_auth::assertion(config, method, &url, auth)?;
+            params.extend(client_auth::assertion_params(&client.client_id, assertion));
+        }
     }
-    let basic = profile.client_auth == ClientAuthMethod::ClientSecretBasic;
+    let basic = method == ClientAuthMethod::ClientSecretBasic;
     let extras = kind.map(|kind| {
         [
             profile.token_requests.for_kind(kind),
@@ -279,6 +309,7 @@ mod tests {
             client: Client {
                 client_id: "client id".into(),
                 client_secret: secret.map(Secret::new),
+                auth_method: None,
             },
             redirect_uri: None,
             scopes: vec![],
@@ -320,6 +351,7 @@ mod tests {
             &config(ClientAuthMethod::ClientSecretBasic, Some("p+a:s&s%w/o=r d")),
             &pending(Some("verifier"), Some("http://127.0.0.1:8765/callback")),
             &code(),
+            &AuthContext::without_assertions(),
         )
         .unwrap();
         assert_eq!(request.method, Method::Post);
@@ -351,6 +383,7 @@ mod tests {
             &config(ClientAuthMethod::ClientSecretPost, Some("s e")),
             &pending(None, None),
             &code(),
+            &AuthContext::without_assertions(),
         )
         .unwrap();
         assert_eq!(post.headers.len(), 2);
@@ -362,6 +395,7 @@ mod tests {
             &config(ClientAuthMethod::None, None),
             &pending(Some("v"), None),
             &code(),
+            &AuthContext::without_assertions(),
         )
         .unwrap();
         assert_eq!(
@@ -384,7 +418,7 @@ mod tests {
             params: vec![KeyValue::new("audience", "api")],
             headers: vec![KeyValue::new("x-vendor", "2")],
         };
-        let request = code_exchange(&config, &pending(None, None), &code()).unwrap();
+        let request = code_exchange(&config, &pending(None, None), &code(), &AuthContext::without_assertions()).unwrap();
         assert_eq!(
             headers(&request),
             [
@@ -406,7 +440,7 @@ mod tests {
     #[test]
     fn configuration_errors() {
         let err = |config: &ConnectionConfig| {
-            code_exchange(config, &pending(None, None), &code()).unwrap_err()
+            code_exchange(config, &pending(None, None), &code(), &AuthContext::without_assertions()).unwrap_err()
         };
         assert_eq!(
             err(&config(ClientAuthMethod::ClientSecretBasic, None)),

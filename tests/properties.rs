@@ -73,7 +73,7 @@ proptest! {
         .unwrap();
         let config = ConnectionConfig {
             profile,
-            client: Client { client_id: "id".into(), client_secret: None },
+            client: Client { client_id: "id".into(), client_secret: None, auth_method: None },
             redirect_uri: Some("http://127.0.0.1:8765/cb".into()),
             scopes: scopes.clone(),
             authorize_params: extras.clone(),

@@ -37,6 +37,7 @@ fn config(secret: bool) -> ConnectionConfig {
         client: Client {
             client_id: "device-client".into(),
             client_secret: secret.then(|| Secret::new(CLIENT_SECRET)),
+            auth_method: None,
         },
         redirect_uri: None,
         scopes: if secret { vec!["read".into()] } else { vec![] },

@@ -12,8 +12,12 @@ use fuzz_support::{
 use libfuzzer_sys::fuzz_target;
 use oauth_connector::error::{Error, ServerUnavailable};
 use oauth_connector::http::HttpResponse;
+use oauth_connector::http_date;
 use oauth_connector::token::{self, MAX_TOKEN_RESPONSE_BYTES};
 use serde_json::{Map, Value};
+
+/// The clock the fuzzed answers are read at.
+const NOW: u64 = 1_700_000_000;
 use url::form_urlencoded;
 
 fuzz_target!(|data: &[u8]| {
@@ -41,10 +45,11 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    // unavailable: 429 and 5xx only, Retry-After as whole seconds.
+    // unavailable: 429 and 5xx only, Retry-After as the core's parser reads it (delta-seconds
+    // or an HTTP-date, checked by its own unit tests).
     let status = response.status;
     let retryable = status == 429 || (500..600).contains(&status);
-    match token::unavailable(response, fields.as_ref()) {
+    match token::unavailable(response, fields.as_ref(), NOW) {
         Some(Error::ServerUnavailable(ServerUnavailable {
             status: got,
             retry_after_seconds,
@@ -57,9 +62,14 @@ fuzz_target!(|data: &[u8]| {
                 .iter()
                 .find(|h| h.name.eq_ignore_ascii_case("retry-after"))
                 .map(|h| h.value.as_str());
+            let date = response
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("date"))
+                .map(|h| h.value.as_str());
             assert_eq!(
                 retry_after_seconds,
-                header.and_then(|v| v.trim().parse::<u64>().ok()),
+                header.and_then(|v| http_date::retry_after_seconds(v, date, NOW)),
                 "Retry-After {header:?}"
             );
             assert_eq!(body_error, error);
@@ -74,7 +84,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(excerpt, token::excerpt(&response.body, &secrets));
 
     // json_answer: the documented order of outcomes.
-    let answer = token::json_answer(response, &secrets);
+    let answer = token::json_answer(response, &secrets, NOW);
     match &answer {
         Ok(map) => {
             assert!((200..300).contains(&status), "answer from HTTP {status}");

@@ -91,6 +91,7 @@ fuzz_target!(|data: &[u8]| {
             client: Client {
                 client_id: "client".into(),
                 client_secret: Some(Secret::new(CLIENT_SECRET)),
+                auth_method: None,
             },
             redirect_uri: Some("http://127.0.0.1:8765/callback".into()),
             scopes: vec![],

@@ -1,6 +1,7 @@
 //! The `connector-host` command line, as a library function so that tests can run it
 //! in-process with their own environment and output streams.
 
+use std::cell::RefCell;
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -8,7 +9,7 @@ use std::process::{Child, Command as Process, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context as _, anyhow};
+use anyhow::{Context as _, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::bindings::exports::oauth_connector::oauth2::device_authorization::DevicePoll;
@@ -16,9 +17,11 @@ use crate::connect::{self, ConnectUi, RedirectListener};
 use crate::connections::{ConnectionError, Connections, RefreshOutcome};
 use crate::describe::printable;
 use crate::logging::{self, LogSink};
+use crate::retry::{self, RetryNotice, RetryPolicy};
+use crate::signer::{KeyFileSigner, NoSigner, Signer};
 use crate::store::{self, Grant, SecretSource, Store, StoredConnection, now};
 use crate::types::{
-    Client, ConnectionConfig, HttpMethod, HttpRequest, HttpResponse, KeyValue, ProviderProfile,
+    Client, ClientAuthMethod, ConnectionConfig, HttpMethod, HttpRequest, HttpResponse, KeyValue, ProviderProfile,
     TokenSet,
 };
 use crate::{AllowList, HttpTransport, Limits, Runtime, default_allow_list};
@@ -84,6 +87,19 @@ enum Command {
         /// client on its own behalf), or `device` (approve on another device, RFC 8628).
         #[arg(long, value_enum, default_value = "authorization-code")]
         grant: GrantArg,
+        /// How the client authenticates at the token endpoint, as registered (RFC 7591
+        /// `token_endpoint_auth_method`). Default: `private-key-jwt` with --private-key;
+        /// `none` for a client without a secret found through --issuer; else the profile's.
+        #[arg(long, value_enum, value_name = "METHOD")]
+        client_auth: Option<ClientAuthArg>,
+        /// The client's private key for `private-key-jwt` (PKCS#8 PEM, RSA, P-256, P-384
+        /// or Ed25519; readable by its owner only). Only its path is stored; the host signs
+        /// with it and the key never enters the component.
+        #[arg(long, value_name = "FILE", conflicts_with = "client_secret_env")]
+        private_key: Option<PathBuf>,
+        /// The key id (`kid`) the server knows the private key by.
+        #[arg(long, value_name = "KID", requires = "private_key")]
+        key_id: Option<String>,
     },
     /// Make an authorized API call; on a rejected token, refresh once and retry once.
     /// Status and headers go to stderr, the body to stdout (or one JSON object with --json).
@@ -153,6 +169,33 @@ impl Command {
             Self::List => "list",
             Self::Show { .. } => "show",
             Self::Token { .. } => "token",
+        }
+    }
+}
+
+/// The `--client-auth` values (RFC 7591 §2 `token_endpoint_auth_method`).
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ClientAuthArg {
+    /// HTTP Basic with the client id and secret.
+    ClientSecretBasic,
+    /// The client id and secret in the request body.
+    ClientSecretPost,
+    /// A public client: the client id only.
+    None,
+    /// An HS256 assertion keyed by the client secret.
+    ClientSecretJwt,
+    /// An assertion signed with --private-key.
+    PrivateKeyJwt,
+}
+
+impl ClientAuthArg {
+    fn method(self) -> ClientAuthMethod {
+        match self {
+            Self::ClientSecretBasic => ClientAuthMethod::ClientSecretBasic,
+            Self::ClientSecretPost => ClientAuthMethod::ClientSecretPost,
+            Self::None => ClientAuthMethod::None,
+            Self::ClientSecretJwt => ClientAuthMethod::ClientSecretJwt,
+            Self::PrivateKeyJwt => ClientAuthMethod::PrivateKeyJwt,
         }
     }
 }
@@ -340,31 +383,72 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             ref browser,
             timeout,
             grant,
+            client_auth,
+            ref private_key,
+            ref key_id,
         } => {
             let secret = match client_secret_env {
-                Some(var) => Some(
-                    (io.env)(var)
-                        .filter(|value| !value.is_empty())
-                        .ok_or_else(|| anyhow!("environment variable {var} is not set"))?,
-                ),
+                Some(var) => Some(match (io.env)(var) {
+                    Some(value) if !value.is_empty() => value,
+                    Some(_) => bail!("environment variable {var} is empty"),
+                    None => bail!("environment variable {var} is not set"),
+                }),
                 None => None,
             };
-            let source = match (&secret, client_secret_env) {
-                (None, _) => SecretSource::None,
-                (Some(_), Some(var)) if secret_ref => SecretSource::Environment(var.clone()),
-                (Some(secret), _) => SecretSource::Stored(secret.clone()),
+            // The method is the client's (RFC 7591 §2): as the user says; else implied by a
+            // private key; else, for a server found by discovery, `none` for a client with
+            // no secret (its metadata lists what the server supports, not what this client
+            // was registered with); else the profile's default.
+            let method = match (client_auth, private_key) {
+                (Some(method), _) => Some(method.method()),
+                (None, Some(_)) => Some(ClientAuthMethod::PrivateKeyJwt),
+                (None, None) if client.source.issuer.is_some() && secret.is_none() => {
+                    Some(ClientAuthMethod::None)
+                }
+                (None, None) => None,
+            };
+            let signer: Arc<dyn Signer> = match (method, private_key) {
+                (Some(ClientAuthMethod::PrivateKeyJwt), Some(path)) => {
+                    Arc::new(KeyFileSigner::from_pem_file(path, key_id.clone())?)
+                }
+                (Some(ClientAuthMethod::PrivateKeyJwt), None) => {
+                    bail!("--client-auth private-key-jwt needs the client's key: pass --private-key FILE")
+                }
+                (_, Some(_)) => bail!(
+                    "--private-key is only used with --client-auth private-key-jwt"
+                ),
+                (_, None) => Arc::new(NoSigner),
+            };
+            let source = match (&secret, client_secret_env, private_key) {
+                (_, _, Some(path)) => SecretSource::PrivateKey {
+                    path: std::path::absolute(path)
+                        .with_context(|| format!("resolving {}", path.display()))?,
+                    key_id: key_id.clone(),
+                },
+                (None, _, None) => SecretSource::None,
+                (Some(_), Some(var), None) if secret_ref => SecretSource::Environment(var.clone()),
+                (Some(secret), _, None) => SecretSource::Stored(secret.clone()),
             };
             let store = Store::open(&store_path()?)?;
             let runtime = load_runtime()?;
             let mut config = connection_config(&runtime, client, secret)?;
+            config.client.auth_method = method;
             let browser = if no_browser {
                 Browser::Print
             } else {
                 browser.clone().map_or(Browser::Platform, Browser::Command)
             };
             let timeout = Duration::from_secs(timeout);
+            let options = connect::FlowOptions {
+                signer,
+                retry: RetryPolicy::default(),
+            };
             let (stored_grant, tokens) = match grant {
                 GrantArg::AuthorizationCode => {
+                    // Everything that can fail before the user signs in fails here, before
+                    // a listener is bound or a browser opened.
+                    config.redirect_uri = Some(redirect_uri.clone());
+                    connect::check(&runtime, &config, &options.signer)?;
                     let listener = RedirectListener::bind(redirect_uri)?;
                     let mut ui = CliUi::new(browser, &mut *io);
                     let tokens = connect::authorize_in_browser(
@@ -372,22 +456,28 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                         &mut config,
                         &listener,
                         timeout,
+                        &options,
                         &mut ui,
                     );
                     ui.finish_line();
                     (Grant::AuthorizationCode, tokens?)
                 }
                 GrantArg::ClientCredentials => {
-                    let transport =
-                        HttpTransport::new(default_allow_list(&config.profile), Limits::default());
-                    let tokens = runtime
-                        .instantiate(transport)?
-                        .fetch_client_credentials(&config)?;
-                    (Grant::ClientCredentials, tokens)
+                    let mut ui = CliUi::new(browser, &mut *io);
+                    let tokens = retry::call(
+                        &options.retry,
+                        None,
+                        &mut |notice| ui.retrying(notice),
+                        || {
+                            connect::instance(&runtime, &config, &options.signer)?
+                                .fetch_client_credentials(&config)
+                        },
+                    );
+                    (Grant::ClientCredentials, tokens?)
                 }
                 GrantArg::Device => {
                     let mut ui = CliUi::new(browser, &mut *io);
-                    let tokens = device_flow(&runtime, &config, timeout, &mut ui);
+                    let tokens = device_flow(&runtime, &config, timeout, &options, &mut ui);
                     ui.finish_line();
                     (Grant::Device, tokens?)
                 }
@@ -466,8 +556,13 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
         }
         Command::Token { ref name } => {
             let runtime = load_runtime()?;
-            let connections = Connections::open(&runtime, &store_path()?, io.env)?;
-            let outcome = connections.valid_tokens(name)?;
+            let outcome = {
+                let err = RefCell::new(&mut *io.err);
+                let notify = notify_on(&err);
+                Connections::open(&runtime, &store_path()?, io.env)?
+                    .with_retries(RetryPolicy::default(), &notify)
+                    .valid_tokens(name)?
+            };
             report_refresh(io.err, &outcome)?;
             writeln!(io.out, "{}", outcome.tokens.access_token)?;
             Ok(())
@@ -495,18 +590,35 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                 body,
             };
             let runtime = load_runtime()?;
-            let connections = Connections::open(&runtime, &store_path()?, io.env)?;
-            let outcome = connections.call(name, &request)?;
+            let outcome = {
+                let err = RefCell::new(&mut *io.err);
+                let notify = notify_on(&err);
+                Connections::open(&runtime, &store_path()?, io.env)?
+                    .with_retries(RetryPolicy::default(), &notify)
+                    .call(name, &request)?
+            };
             if outcome.retried {
                 writeln!(io.err, "the token was rejected; refreshed and retried once")?;
+            }
+            if let Some(reason) = &outcome.gave_up {
+                writeln!(
+                    io.err,
+                    "the API still answered HTTP {} after {} attempts ({reason})",
+                    outcome.response.status, outcome.attempts
+                )?;
             }
             write_response(io, &outcome.response, json)?;
             Ok(())
         }
         Command::Revoke { ref name } => {
             let runtime = load_runtime()?;
-            let connections = Connections::open(&runtime, &store_path()?, io.env)?;
-            connections.revoke(name)?;
+            {
+                let err = RefCell::new(&mut *io.err);
+                let notify = notify_on(&err);
+                Connections::open(&runtime, &store_path()?, io.env)?
+                    .with_retries(RetryPolicy::default(), &notify)
+                    .revoke(name)?;
+            }
             writeln!(
                 io.err,
                 "revoked the tokens of `{name}`; connect again to use it"
@@ -520,6 +632,29 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// A retry notifier that prints the progress line on `err`.
+fn notify_on<'w, 'x, 'y>(err: &'w RefCell<&'x mut (dyn Write + 'y)>) -> impl Fn(&RetryNotice) + 'w {
+    move |notice| {
+        let _ = writeln!(err.borrow_mut(), "{}", retry_line(notice));
+    }
+}
+
+/// The progress line of a retry: why, how long, which attempt.
+fn retry_line(notice: &RetryNotice) -> String {
+    let source = if notice.from_server {
+        " (the server's Retry-After)"
+    } else {
+        ""
+    };
+    format!(
+        "{}; retrying in {:.1} s{source} (attempt {} of {})",
+        printable(&notice.reason),
+        notice.delay.as_secs_f64(),
+        notice.attempt + 1,
+        notice.max_attempts
+    )
 }
 
 fn report_refresh(err: &mut dyn Write, outcome: &RefreshOutcome) -> std::io::Result<()> {
@@ -588,10 +723,17 @@ fn device_flow(
     runtime: &Runtime,
     config: &ConnectionConfig,
     timeout: Duration,
+    options: &connect::FlowOptions,
     ui: &mut CliUi<'_, '_>,
 ) -> anyhow::Result<TokenSet> {
-    let transport = || HttpTransport::new(default_allow_list(&config.profile), Limits::default());
-    let mut device = runtime.instantiate(transport())?.begin_device(config)?;
+    let instance = || connect::instance(runtime, config, &options.signer);
+    let flow_deadline = std::time::Instant::now() + timeout;
+    let mut device = retry::call(
+        &options.retry,
+        Some(flow_deadline),
+        &mut |notice| ui.retrying(notice),
+        || instance()?.begin_device(config),
+    )?;
     writeln!(
         ui.io.err,
         "to approve, visit {} and enter the code {}",
@@ -619,10 +761,15 @@ fn device_flow(
             ui.waiting(started.elapsed(), timeout);
             std::thread::sleep(Duration::from_millis(100));
         }
-        match runtime
-            .instantiate(transport())?
-            .poll_device(config, &device)?
-        {
+        // An overloaded token endpoint is waited out within the flow's deadline; the device
+        // code stays valid meanwhile.
+        let poll = retry::call(
+            &options.retry,
+            Some(flow_deadline),
+            &mut |notice| ui.retrying(notice),
+            || instance()?.poll_device(config, &device),
+        )?;
+        match poll {
             DevicePoll::Pending(interval) => device.interval_seconds = interval,
             DevicePoll::SlowDown(interval) => device.interval_seconds = interval,
             DevicePoll::Complete(tokens) => return Ok(tokens),
@@ -656,6 +803,7 @@ fn connection_config(
         client: Client {
             client_id: client.client_id.clone(),
             client_secret,
+            auth_method: None,
         },
         redirect_uri: None,
         scopes: client.scopes.clone(),
@@ -720,17 +868,13 @@ fn write_provider(
         "scope separator:",
         &format!("{:?}", profile.scope_separator),
     )?;
-    use crate::types::{BodyFormat, ClientAuthMethod, PkceMethod};
+    use crate::types::{BodyFormat, PkceMethod};
     let pkce = match profile.pkce {
         PkceMethod::S256 => "s256",
         PkceMethod::Plain => "plain",
         PkceMethod::Disabled => "disabled",
     };
-    let client_auth = match profile.client_auth {
-        ClientAuthMethod::ClientSecretBasic => "client-secret-basic",
-        ClientAuthMethod::ClientSecretPost => "client-secret-post",
-        ClientAuthMethod::None => "none",
-    };
+    let client_auth = crate::describe::client_auth_method(profile.client_auth);
     let body = match profile.token_request_format {
         BodyFormat::Form => "form",
         BodyFormat::Json => "json",
@@ -769,12 +913,33 @@ fn write_show(out: &mut dyn Write, connection: &StoredConnection) -> anyhow::Res
         SecretSource::None => "none (public client)".to_owned(),
         SecretSource::Stored(_) => "stored".to_owned(),
         SecretSource::Environment(var) => format!("from ${var}"),
+        SecretSource::PrivateKey { path, key_id } => format!(
+            "none; signs with the private key {}{}",
+            path.display(),
+            key_id
+                .as_ref()
+                .map_or_else(String::new, |kid| format!(" (kid {kid})"))
+        ),
     };
     let yes_no = |present: bool| if present { "yes" } else { "no" };
     writeln!(out, "name:           {}", connection.name)?;
     writeln!(out, "provider:       {}", config.profile.id)?;
     writeln!(out, "token url:      {}", config.profile.token_url)?;
     writeln!(out, "client id:      {}", config.client.client_id)?;
+    let method = config
+        .client
+        .auth_method
+        .unwrap_or(config.profile.client_auth);
+    writeln!(
+        out,
+        "client auth:    {}{}",
+        crate::describe::client_auth_method(method),
+        if config.client.auth_method.is_none() {
+            " (the profile's default)"
+        } else {
+            ""
+        }
+    )?;
     writeln!(out, "client secret:  {secret}")?;
     writeln!(out, "scopes:         {}", tokens.scopes.join(" "))?;
     writeln!(out, "token type:     {}", tokens.token_type)?;
@@ -929,6 +1094,11 @@ impl ConnectUi for CliUi<'_, '_> {
     fn ignored(&mut self, reason: &str) {
         self.finish_line();
         let _ = writeln!(self.io.err, "ignored {reason}; still waiting");
+    }
+
+    fn retrying(&mut self, notice: &RetryNotice) {
+        self.finish_line();
+        let _ = writeln!(self.io.err, "{}", retry_line(notice));
     }
 }
 

@@ -9,11 +9,14 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use url::Url;
 
-use crate::runtime::{CallError, Runtime};
+use crate::retry::{self, RetryNotice, RetryPolicy};
+use crate::runtime::{CallError, Runtime, Session};
+use crate::signer::Signer;
 use crate::types::{CallbackError, ConnectionConfig, Error, TokenSet};
 use crate::{HttpTransport, Limits, default_allow_list};
 
@@ -67,6 +70,50 @@ pub trait ConnectUi {
     fn waiting(&mut self, elapsed: Duration, timeout: Duration);
     /// A request reached the listener and was ignored (reason given).
     fn ignored(&mut self, reason: &str);
+    /// The code exchange failed in a way the server says to retry; waiting before the next
+    /// attempt.
+    fn retrying(&mut self, notice: &RetryNotice);
+}
+
+/// What the flow's instances need besides the configuration: the client's signer and the
+/// retry policy of the code exchange.
+#[derive(Clone)]
+pub struct FlowOptions {
+    /// Signs `private_key_jwt` assertions.
+    pub signer: Arc<dyn Signer>,
+    /// Retries of the code exchange (a 429 or 503 does not consume the code).
+    pub retry: RetryPolicy,
+}
+
+impl Default for FlowOptions {
+    fn default() -> Self {
+        Self {
+            signer: Arc::new(crate::signer::NoSigner),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// A fresh instance for `config`'s endpoints, signing with `signer`.
+pub fn instance(
+    runtime: &Runtime,
+    config: &ConnectionConfig,
+    signer: &Arc<dyn Signer>,
+) -> Result<Session, CallError> {
+    let transport = HttpTransport::new(default_allow_list(&config.profile), Limits::default());
+    let mut session = runtime.instantiate(transport)?;
+    session.set_signer(Arc::clone(signer));
+    Ok(session)
+}
+
+/// Checks everything a sign-in with `config` needs (`authorization-code.check`): call it
+/// before binding a listener or opening a browser.
+pub fn check(
+    runtime: &Runtime,
+    config: &ConnectionConfig,
+    signer: &Arc<dyn Signer>,
+) -> Result<(), CallError> {
+    instance(runtime, config, signer)?.check(config)
 }
 
 /// A bound loopback listener and the redirect URI it serves.
@@ -116,18 +163,20 @@ impl RedirectListener {
 }
 
 /// Runs the authorization-code flow through the browser: `begin`, show the URL, wait for the
-/// callback on `listener`, `complete`. `config.redirect_uri` is set to the listener's URI.
+/// callback on `listener`, `complete` (the code exchange retried by `options.retry` when the
+/// server says so, with the same code). `config.redirect_uri` is set to the listener's URI.
 pub fn authorize_in_browser(
     runtime: &Runtime,
     config: &mut ConnectionConfig,
     listener: &RedirectListener,
     timeout: Duration,
+    options: &FlowOptions,
     ui: &mut dyn ConnectUi,
 ) -> Result<TokenSet, ConnectError> {
     config.redirect_uri = Some(listener.redirect_uri().to_owned());
-    let transport = || HttpTransport::new(default_allow_list(&config.profile), Limits::default());
-    let request = runtime
-        .instantiate(transport())
+    let config = &*config;
+    let signer = &options.signer;
+    let request = instance(runtime, config, signer)
         .and_then(|mut session| session.begin(config))
         .map_err(ConnectError::Call)?;
     ui.authorize_url(&request.url);
@@ -169,9 +218,13 @@ pub fn authorize_in_browser(
         };
         // The component checks `state` first (in constant time) and sends no token request
         // for a callback that does not belong to this flow; keep listening for the real one.
-        let result = runtime
-            .instantiate(transport())
-            .and_then(|mut session| session.complete(config, &request.pending, &callback_url));
+        // A 429 or 503 does not consume the code: the same callback is completed again.
+        let result = retry::call(
+            &options.retry,
+            None,
+            &mut |notice| ui.retrying(notice),
+            || instance(runtime, config, signer)?.complete(config, &request.pending, &callback_url),
+        );
         // Any refused callback (forged, replayed, malformed, from another issuer) is answered
         // and ignored: the real one can still arrive. Only an expired flow ends here.
         if let Err(CallError::Connector(Error::Callback(error))) = &result

@@ -23,10 +23,14 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use crate::bindings::exports::oauth_connector::oauth2::api::ApiResponse;
+use crate::retry::{self, RetryNotice, RetryPolicy};
 use crate::runtime::{CallError, Runtime, Session};
+use crate::signer::{KeyFileError, KeyFileSigner, NoSigner, Signer};
 use crate::store::{Grant, SecretSource, Store, StoreError, StoredConnection};
-use crate::types::{ConnectionConfig, HttpRequest, TokenSet};
+use crate::types::{ConnectionConfig, HttpMethod, HttpRequest, TokenSet};
 use crate::{HttpTransport, Limits, default_allow_list};
 
 /// Why an operation on a stored connection failed.
@@ -37,8 +41,17 @@ pub enum ConnectionError {
     /// The component refused, or the call failed (see `CallError`; a
     /// `reauthorization-required` error means the user must connect again).
     Call(CallError),
-    /// The client secret's environment variable is not set.
+    /// The client secret's environment variable is not set (or is empty).
     SecretUnavailable(String),
+    /// The private key file of a `private_key_jwt` client cannot be used.
+    Key(KeyFileError),
+    /// The connection cannot be renewed without the user: its access token was rejected
+    /// or has expired, and it has no refresh token (some vendors, for example GitHub OAuth
+    /// apps and Notion, issue none). Connect again.
+    NoRefreshToken {
+        /// Why a new token was needed.
+        reason: &'static str,
+    },
     /// The per-connection lock could not be taken.
     Lock(PathBuf, std::io::Error),
     /// A rescue file (tokens a failed commit left aside) could not be read or removed.
@@ -73,7 +86,13 @@ impl std::fmt::Display for ConnectionError {
             Self::Call(error) => error.fmt(f),
             Self::SecretUnavailable(var) => write!(
                 f,
-                "the connection's client secret comes from ${var}, which is not set"
+                "the connection's client secret comes from ${var}, which is not set or is empty"
+            ),
+            Self::Key(error) => error.fmt(f),
+            Self::NoRefreshToken { reason } => write!(
+                f,
+                "the connection must be authorized again (connect again): {reason}, and the \
+                 server issued no refresh token to renew it"
             ),
             Self::Lock(path, error) => write!(f, "cannot lock {}: {error}", path.display()),
             Self::Rescue(path, reason) => write!(
@@ -124,9 +143,10 @@ impl ConnectionError {
     pub fn needs_reauthorization(&self) -> bool {
         matches!(
             self,
-            Self::Call(CallError::Connector(
-                crate::types::Error::ReauthorizationRequired(_)
-            ))
+            Self::NoRefreshToken { .. }
+                | Self::Call(CallError::Connector(
+                    crate::types::Error::ReauthorizationRequired(_)
+                ))
         )
     }
 }
@@ -161,13 +181,23 @@ pub struct CallOutcome {
     pub retried: bool,
     /// Whether any refresh happened for this call.
     pub refreshed: bool,
+    /// How many times the request was sent for a 429 or 503 (1 when the first answer
+    /// stood); only idempotent requests are sent again.
+    pub attempts: u32,
+    /// Whether the last answer is still a 429 or 503 after the retries allowed.
+    pub gave_up: Option<retry::GaveUp>,
 }
+
+/// Where retry notices go: the CLI prints a progress line, a service logs.
+pub type Notify<'a> = &'a dyn Fn(&RetryNotice);
 
 /// Stored connections in one store, used through one runtime.
 pub struct Connections<'a> {
     runtime: &'a Runtime,
     store: Store,
     env: &'a dyn Fn(&str) -> Option<String>,
+    retry: RetryPolicy,
+    notify: Notify<'a>,
 }
 
 impl<'a> Connections<'a> {
@@ -181,7 +211,17 @@ impl<'a> Connections<'a> {
             runtime,
             store: Store::open(path)?,
             env,
+            retry: RetryPolicy::default(),
+            notify: &log_notice,
         })
+    }
+
+    /// Retries token-endpoint requests and idempotent API calls by `policy`, telling
+    /// `notify` before each wait.
+    pub fn with_retries(mut self, policy: RetryPolicy, notify: Notify<'a>) -> Self {
+        self.retry = policy;
+        self.notify = notify;
+        self
     }
 
     /// The store.
@@ -196,7 +236,7 @@ impl<'a> Connections<'a> {
     ) -> Result<ConnectionConfig, ConnectionError> {
         let mut config = connection.config.clone();
         config.client.client_secret = match &connection.secret {
-            SecretSource::None => None,
+            SecretSource::None | SecretSource::PrivateKey { .. } => None,
             SecretSource::Stored(secret) => Some(secret.clone()),
             SecretSource::Environment(var) => Some(
                 (self.env)(var)
@@ -210,6 +250,39 @@ impl<'a> Connections<'a> {
     fn session(&self, config: &ConnectionConfig) -> Result<Session, ConnectionError> {
         let transport = HttpTransport::new(default_allow_list(&config.profile), Limits::default());
         Ok(self.runtime.instantiate(transport)?)
+    }
+
+    /// The signer for `connection`'s client assertions: its key file, or none.
+    pub fn signer(
+        &self,
+        connection: &StoredConnection,
+    ) -> Result<Arc<dyn Signer>, ConnectionError> {
+        Ok(match &connection.secret {
+            SecretSource::PrivateKey { path, key_id } => Arc::new(
+                KeyFileSigner::from_pem_file(path, key_id.clone()).map_err(ConnectionError::Key)?,
+            ),
+            _ => Arc::new(NoSigner),
+        })
+    }
+
+    /// A fresh instance for `config` that signs with `signer`.
+    fn instance(
+        &self,
+        config: &ConnectionConfig,
+        signer: &Arc<dyn Signer>,
+    ) -> Result<Session, CallError> {
+        let transport = HttpTransport::new(default_allow_list(&config.profile), Limits::default());
+        let mut session = self.runtime.instantiate(transport)?;
+        session.set_signer(Arc::clone(signer));
+        Ok(session)
+    }
+
+    /// Runs a token-endpoint operation with retries by the policy.
+    fn retrying<T>(
+        &self,
+        operation: impl FnMut() -> Result<T, CallError>,
+    ) -> Result<T, CallError> {
+        retry::call(&self.retry, None, &mut |notice| (self.notify)(notice), operation)
     }
 
     /// Valid tokens for `name`: the stored ones, or freshly refreshed (or re-fetched, for
@@ -266,13 +339,31 @@ impl<'a> Connections<'a> {
             });
         }
         let config = self.config(&connection)?;
-        let tokens = match connection.grant {
-            Grant::ClientCredentials => session.fetch_client_credentials(&config)?,
-            Grant::AuthorizationCode | Grant::Device => {
-                session.refresh(&config, &connection.tokens)?
-            }
-        };
-        let answered_at = session.last_response_at();
+        let renewable = connection.grant == Grant::ClientCredentials
+            || connection.tokens.refresh_token.is_some();
+        if !renewable {
+            return Err(ConnectionError::NoRefreshToken {
+                reason: if rejected.is_some() {
+                    "the API rejected its access token"
+                } else {
+                    "its access token has expired"
+                },
+            });
+        }
+        drop(session);
+        let signer = self.signer(&connection)?;
+        let mut answered_at = None;
+        let tokens = self.retrying(|| {
+            let mut session = self.instance(&config, &signer)?;
+            let tokens = match connection.grant {
+                Grant::ClientCredentials => session.fetch_client_credentials(&config),
+                Grant::AuthorizationCode | Grant::Device => {
+                    session.refresh(&config, &connection.tokens)
+                }
+            };
+            answered_at = session.last_response_at();
+            tokens
+        })?;
         if let Err(error) = self.store.update_tokens(name, &tokens) {
             // A connection removed meanwhile has nothing to come back to.
             let rescue = match error {
@@ -309,13 +400,15 @@ impl<'a> Connections<'a> {
 
     /// Sends an authorized request; on a rejected token, refreshes (once, coordinated) and
     /// retries exactly once.
+    ///
+    /// A 429 or 503 answer to an idempotent request (GET, HEAD, OPTIONS, PUT, DELETE; RFC
+    /// 9110 §9.2.2) is sent again by the retry policy, honouring `Retry-After`; other
+    /// methods are never sent twice on their own.
     pub fn call(&self, name: &str, request: &HttpRequest) -> Result<CallOutcome, ConnectionError> {
         let first = self.valid_tokens(name)?;
         let connection = self.store.get(name)?;
         let config = self.config(&connection)?;
-        let answer: ApiResponse =
-            self.session(&config)?
-                .call_api(&config, &first.tokens, request)?;
+        let (answer, mut attempts, mut gave_up) = self.send_api(&config, &first.tokens, request)?;
         tracing::debug!(
             connection = name,
             status = answer.response.status,
@@ -327,17 +420,53 @@ impl<'a> Connections<'a> {
                 response: answer.response,
                 retried: false,
                 refreshed: first.refreshed,
+                attempts,
+                gave_up,
             });
         }
         let second = self.refresh_locked(name, Some(&first.tokens.access_token))?;
-        let retry = self
-            .session(&config)?
-            .call_api(&config, &second.tokens, request)?;
+        let (retry, more, last_gave_up) = self.send_api(&config, &second.tokens, request)?;
+        attempts += more;
+        gave_up = last_gave_up;
         Ok(CallOutcome {
             response: retry.response,
             retried: true,
             refreshed: first.refreshed || second.refreshed,
+            attempts,
+            gave_up,
         })
+    }
+
+    /// One authorized request, sent again on 429/503 when it is idempotent.
+    fn send_api(
+        &self,
+        config: &ConnectionConfig,
+        tokens: &TokenSet,
+        request: &HttpRequest,
+    ) -> Result<(ApiResponse, u32, Option<retry::GaveUp>), ConnectionError> {
+        let policy = if is_idempotent(&request.method) {
+            self.retry
+        } else {
+            RetryPolicy::NONE
+        };
+        let outcome = retry::run(
+            &policy,
+            None,
+            |answer: &Result<ApiResponse, ConnectionError>| {
+                let answer = answer.as_ref().ok()?;
+                let status = answer.response.status;
+                matches!(status, 429 | 503).then(|| retry::Retryable {
+                    reason: format!("the API answered HTTP {status}"),
+                    retry_after: answer.retry_after_seconds.map(Duration::from_secs),
+                })
+            },
+            &mut |notice| (self.notify)(notice),
+            &mut retry::sleep_real,
+            &mut retry::random_unit,
+            |_| Ok(self.session(config)?.call_api(config, tokens, request)?),
+        );
+        let gave_up = outcome.gave_up;
+        Ok((outcome.result?, outcome.attempts, gave_up))
     }
 
     /// Stores a new or replaced connection while holding its lock.
@@ -369,7 +498,11 @@ impl<'a> Connections<'a> {
         self.recover_if_any(name)?;
         let connection = self.store.get(name)?;
         let config = self.config(&connection)?;
-        self.session(&config)?.revoke(&config, &connection.tokens)?;
+        let signer = self.signer(&connection)?;
+        self.retrying(|| {
+            self.instance(&config, &signer)?
+                .revoke(&config, &connection.tokens)
+        })?;
         tracing::info!(connection = name, "revoked at the server");
         Ok(())
     }
@@ -445,6 +578,29 @@ impl<'a> Connections<'a> {
     fn lock(&self, name: &str) -> Result<ConnectionLock, ConnectionError> {
         lock(self.store.path(), name)
     }
+}
+
+/// Whether `method` is idempotent (RFC 9110 §9.2.2), so that a request may be sent again.
+pub fn is_idempotent(method: &HttpMethod) -> bool {
+    matches!(
+        method,
+        HttpMethod::Get
+            | HttpMethod::Head
+            | HttpMethod::Options
+            | HttpMethod::Put
+            | HttpMethod::Delete
+    )
+}
+
+/// The default notice: a log line.
+fn log_notice(notice: &RetryNotice) {
+    tracing::warn!(
+        attempt = notice.attempt,
+        max_attempts = notice.max_attempts,
+        delay_ms = notice.delay.as_millis() as u64,
+        reason = %notice.reason,
+        "retrying"
+    );
 }
 
 /// Takes `name`'s lock in the store at `store` (blocking).

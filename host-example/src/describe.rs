@@ -4,7 +4,8 @@
 //! secret in an error, so neither does this.
 
 use crate::bindings::types::{
-    CallbackError, ConfigurationError, Error, OauthError, TransportError,
+    CallbackError, ClientAuthMethod, ConfigurationError, Error, OauthError, SigningError,
+    TransportError,
 };
 
 /// `text` with control characters (terminal escapes from a hostile server) replaced by `?`.
@@ -40,6 +41,33 @@ pub fn error(error: &Error) -> String {
         Error::Configuration(error) => format!("configuration: {}", configuration_error(error)),
         Error::Callback(error) => format!("callback refused: {}", callback_error(error)),
         Error::Discovery(error) => format!("discovery failed: {}", discovery_error(error)),
+        Error::Signing(error) => format!(
+            "the client assertion could not be signed: {}",
+            signing_error(error)
+        ),
+    }
+}
+
+/// One line for a signer that did not sign.
+pub fn signing_error(error: &SigningError) -> String {
+    match error {
+        SigningError::NoKey => "the host holds no private key for this client (private_key_jwt \
+                                needs one: pass --private-key FILE)"
+            .to_owned(),
+        SigningError::Denied(reason) => format!("the host's signer refused: {}", printable(reason)),
+        SigningError::Unsupported(reason) => format!("unsupported key: {}", printable(reason)),
+        SigningError::Failed(reason) => format!("the signer failed: {}", printable(reason)),
+    }
+}
+
+/// The RFC 7591 name of a client authentication method, for example `client_secret_basic`.
+pub fn client_auth_method(method: ClientAuthMethod) -> &'static str {
+    match method {
+        ClientAuthMethod::ClientSecretBasic => "client_secret_basic",
+        ClientAuthMethod::ClientSecretPost => "client_secret_post",
+        ClientAuthMethod::None => "none",
+        ClientAuthMethod::ClientSecretJwt => "client_secret_jwt",
+        ClientAuthMethod::PrivateKeyJwt => "private_key_jwt",
     }
 }
 
@@ -136,10 +164,13 @@ pub fn configuration_error(error: &ConfigurationError) -> String {
         }
         ConfigurationError::InvalidValue(field) => format!("`{field}` has an unusable value"),
         ConfigurationError::MissingClientSecret => {
-            "the client authentication method needs a client secret and none is configured"
+            "the client's authentication method needs a client secret and none is configured \
+             (pass --client-secret-env VAR; for a public client, --client-auth none)"
                 .to_owned()
         }
-        ConfigurationError::NoRefreshToken => "the connection has no refresh token".to_owned(),
+        ConfigurationError::NoRefreshToken => {
+            "the connection has no refresh token; connect again".to_owned()
+        }
         ConfigurationError::MissingVariable(name) => {
             format!("the profile needs a value for `{name}` (pass --var {name}=VALUE)")
         }

@@ -72,6 +72,7 @@ pub fn profile_with_defaults(id: &str, token_url: &str) -> types::ProviderProfil
         default_scopes: vec![],
         pkce: types::PkceMethod::S256,
         client_auth: types::ClientAuthMethod::ClientSecretBasic,
+        assertion_audience: types::AssertionAudience::TokenUrl,
         requires_iss: false,
         authorize_params: vec![],
         token_requests: no_token_extras(),

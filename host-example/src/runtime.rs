@@ -257,6 +257,28 @@ pub enum CallError {
     /// The call did not complete: the component trapped (a panic, a bug) or could not be
     /// instantiated.
     Runtime(wasmtime::Error),
+    /// A retryable failure (the server unavailable, the connection failed) persisted
+    /// through the retries the policy allows; `last` is the final attempt's error.
+    GaveUp {
+        /// How many attempts were made.
+        attempts: u32,
+        /// How long was waited between them, in all.
+        waited: Duration,
+        /// Why no further attempt was made.
+        reason: crate::retry::GaveUp,
+        /// The last attempt's error.
+        last: Box<CallError>,
+    },
+}
+
+impl CallError {
+    /// The error of the last attempt: `self`, or what a [`CallError::GaveUp`] wraps.
+    pub fn last(&self) -> &CallError {
+        match self {
+            Self::GaveUp { last, .. } => last.last(),
+            other => other,
+        }
+    }
 }
 
 impl std::fmt::Display for CallError {
@@ -265,6 +287,16 @@ impl std::fmt::Display for CallError {
             Self::Connector(error) => crate::describe::error(error).fmt(f),
             Self::Limit(limit) => limit.fmt(f),
             Self::Runtime(error) => write!(f, "the component call failed: {error:#}"),
+            Self::GaveUp {
+                attempts,
+                waited,
+                reason,
+                last,
+            } => write!(
+                f,
+                "{last} (gave up after {attempts} attempts over {:.1} s: {reason})",
+                waited.as_secs_f64()
+            ),
         }
     }
 }
@@ -512,6 +544,14 @@ impl Session {
         self.arm();
         let exports = self.connector.oauth_connector_oauth2_authorization_code();
         let result = exports.call_begin(&mut self.store, config);
+        flatten(&self.store, result)
+    }
+
+    /// `authorization-code.check`.
+    pub fn check(&mut self, config: &types::ConnectionConfig) -> Result<(), CallError> {
+        self.arm();
+        let exports = self.connector.oauth_connector_oauth2_authorization_code();
+        let result = exports.call_check(&mut self.store, config);
         flatten(&self.store, result)
     }
 

@@ -113,7 +113,8 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// Where the client secret comes from.
+/// Where the client's credential comes from: its secret, or the private key its
+/// `private_key_jwt` assertions are signed with.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub enum SecretSource {
     /// A public client: no secret.
@@ -122,6 +123,14 @@ pub enum SecretSource {
     Stored(String),
     /// Read from this environment variable whenever it is needed.
     Environment(String),
+    /// A private key file (PKCS#8 PEM, owner-only) the host signs client assertions with;
+    /// only its path is stored, and the key never enters the component.
+    PrivateKey {
+        /// The key file, as an absolute path.
+        path: PathBuf,
+        /// The key id (`kid`) registered with the server, if any.
+        key_id: Option<String>,
+    },
 }
 
 impl std::fmt::Debug for SecretSource {
@@ -130,6 +139,11 @@ impl std::fmt::Debug for SecretSource {
             Self::None => f.write_str("None"),
             Self::Stored(_) => f.write_str("Stored([redacted])"),
             Self::Environment(name) => f.debug_tuple("Environment").field(name).finish(),
+            Self::PrivateKey { path, key_id } => f
+                .debug_struct("PrivateKey")
+                .field("path", path)
+                .field("key_id", key_id)
+                .finish(),
         }
     }
 }

@@ -5,7 +5,9 @@
 // Everything else goes to stderr. See README.md for clients, env vars and the HTTP walk-through.
 
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as path from 'node:path';
 
 import Provider from 'oidc-provider';
 
@@ -39,6 +41,29 @@ const PKCE_REQUIRED = process.env.PKCE_REQUIRED !== '0';
 const LOG_REQUESTS = process.env.OIDC_LOG === '1';
 
 const SCOPES = ['openid', 'profile', 'email', 'offline_access', 'api:read', 'api:write'];
+// CLIENT_KEYS_DIR=<dir>: the private keys of the private_key_jwt clients are written there
+// (PKCS#8 PEM, mode 0600: rs256.pem, es256.pem, eddsa.pem) for the client under test to
+// sign with; the server registers only their public halves. Fresh keys per process.
+const CLIENT_KEYS_DIR = process.env.CLIENT_KEYS_DIR || '';
+
+// One key pair per private_key_jwt client; `kid` is what the client sends in its header.
+function clientKey(kind, options, alg, kid) {
+  const { publicKey, privateKey } = crypto.generateKeyPairSync(kind, options);
+  if (CLIENT_KEYS_DIR) {
+    const file = path.join(CLIENT_KEYS_DIR, `${alg.toLowerCase()}.pem`);
+    fs.writeFileSync(file, privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
+  }
+  return { keys: [{ ...publicKey.export({ format: 'jwk' }), kid, alg, use: 'sig' }] };
+}
+const rsaJwks = clientKey('rsa', { modulusLength: 2048 }, 'RS256', 'rs-1');
+const ecJwks = clientKey('ec', { namedCurve: 'P-256' }, 'ES256', 'ec-1');
+const edJwks = clientKey('ed25519', {}, 'EdDSA', 'ed-1');
+
+// A client that authenticates with a JWT assertion, for every grant the tests use.
+const jwtClient = (extra) => codeClient({
+  grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
+  ...extra,
+});
 
 const codeClient = (extra) => ({
   application_type: 'native',
@@ -55,6 +80,10 @@ const clients = [
   codeClient({ client_id: 'public-client', token_endpoint_auth_method: 'none' }),
   // For the secret-hygiene test: a secret that can only come from here.
   codeClient({ client_id: 'hygiene-client', client_secret: 'HYGIENE-client-secret-5f0c2b9e71d4', token_endpoint_auth_method: 'client_secret_basic' }),
+  jwtClient({ client_id: 'rs256-client', token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'RS256', jwks: rsaJwks }),
+  jwtClient({ client_id: 'es256-client', token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'ES256', jwks: ecJwks }),
+  jwtClient({ client_id: 'eddsa-client', token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'EdDSA', jwks: edJwks }),
+  jwtClient({ client_id: 'secret-jwt-client', client_secret: 'secret-jwt-client-secret-0123456789-abcdefghij', token_endpoint_auth_method: 'client_secret_jwt', token_endpoint_auth_signing_alg: 'HS256' }),
   {
     client_id: 'service-client',
     client_secret: 'service-secret',
@@ -97,12 +126,34 @@ function recordCredentials(ctx) {
   for (const key of ['code', 'code_verifier', 'device_code', 'refresh_token', 'client_secret']) {
     if (typeof sent[key] === 'string' && sent[key] !== '') credentials.add(sent[key]);
   }
+  // A client assertion is a credential too (until it expires).
+  if (typeof sent.client_assertion === 'string') credentials.add(sent.client_assertion);
   const issued = ctx.body;
   if (issued && typeof issued === 'object') {
     for (const key of ['access_token', 'refresh_token', 'id_token']) {
       if (typeof issued[key] === 'string' && issued[key] !== '') credentials.add(issued[key]);
     }
   }
+}
+
+// The client assertions received at any endpoint, decoded (header and claims, not the
+// signature), with the endpoint and outcome: GET /__assertions lists them.
+const assertions = [];
+function recordAssertion(ctx) {
+  const assertion = ctx.oidc?.body?.client_assertion;
+  if (typeof assertion !== 'string') return;
+  const [header, claims] = assertion.split('.').slice(0, 2).map((part) => {
+    try { return JSON.parse(Buffer.from(part, 'base64url').toString('utf8')); } catch { return null; }
+  });
+  assertions.push({
+    path: ctx.path,
+    grant_type: ctx.oidc?.body?.grant_type ?? null,
+    client_assertion_type: ctx.oidc?.body?.client_assertion_type ?? null,
+    client_id: ctx.oidc?.body?.client_id ?? null,
+    status: ctx.status,
+    header,
+    claims,
+  });
 }
 
 const server = http.createServer();
@@ -132,6 +183,9 @@ server.listen(PORT, '127.0.0.1', () => {
     },
     cookies: {
       keys: ['oidc-test-server-cookie-key-1-not-a-secret', 'oidc-test-server-cookie-key-2-not-a-secret'],
+    },
+    enabledJWA: {
+      clientAuthSigningAlgValues: ['HS256', 'RS256', 'PS256', 'ES256', 'ES384', 'EdDSA'],
     },
     features: {
       devInteractions: { enabled: true },
@@ -175,6 +229,11 @@ server.listen(PORT, '127.0.0.1', () => {
       ctx.body = stats;
       return undefined;
     }
+    if (ctx.path === '/__assertions' && ctx.method === 'GET') {
+      ctx.type = 'json';
+      ctx.body = assertions;
+      return undefined;
+    }
     if (ctx.path === '/__credentials' && ctx.method === 'GET') {
       ctx.type = 'json';
       ctx.body = [...credentials];
@@ -192,9 +251,18 @@ server.listen(PORT, '127.0.0.1', () => {
         await next();
       } finally {
         recordCredentials(ctx);
+        recordAssertion(ctx);
         const grant = ctx.oidc?.body?.grant_type ?? ctx.oidc?.params?.grant_type ?? 'unknown';
         stats.by_grant[grant] = (stats.by_grant[grant] || 0) + 1;
         if (LOG_REQUESTS) console.error(`token request grant_type=${grant} status=${ctx.status}`);
+      }
+      return undefined;
+    }
+    if (ctx.method === 'POST') {
+      try {
+        await next();
+      } finally {
+        recordAssertion(ctx);
       }
       return undefined;
     }

@@ -55,6 +55,10 @@ impl wit_authorization_code::Guest for Hostile {
         })
     }
 
+    fn check(_config: wit::ConnectionConfig) -> WitResult<()> {
+        unreachable!("{ONLY_BEGIN}")
+    }
+
     fn complete(
         _config: wit::ConnectionConfig,
         _pending: wit::PendingAuthorization,
