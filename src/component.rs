@@ -126,7 +126,8 @@ impl wit_device::Guest for Connector {
             interval_seconds: device.interval_seconds,
             requested_scopes: device.requested_scopes,
         };
-        let response = send(device::poll_request(&config, &device, &auth()).map_err(error_to_wit)?)?;
+        let response =
+            send(device::poll_request(&config, &device, &auth()).map_err(error_to_wit)?)?;
         match device::finish_poll(&config, &device, &response, now()).map_err(error_to_wit)? {
             DevicePoll::Pending(interval) => Ok(wit_device::DevicePoll::Pending(interval)),
             DevicePoll::SlowDown(interval) => Ok(wit_device::DevicePoll::SlowDown(interval)),
@@ -156,7 +157,9 @@ impl wit_tokens::Guest for Connector {
     fn revoke(config: wit::ConnectionConfig, tokens: wit::TokenSet) -> WitResult<()> {
         let config = prepared(config)?;
         let tokens = token_set_from_wit(tokens);
-        for request in lifecycle::revocation_requests(&config, &tokens, &auth()).map_err(error_to_wit)? {
+        for request in
+            lifecycle::revocation_requests(&config, &tokens, &auth()).map_err(error_to_wit)?
+        {
             let response = send(request)?;
             lifecycle::finish_revocation(&config, &tokens, &response, now())
                 .map_err(error_to_wit)?;
@@ -175,9 +178,8 @@ impl wit_tokens::Guest for Connector {
             lifecycle::introspection_request(&config, &token, token_type_hint.as_deref(), &auth())
                 .map_err(error_to_wit)?;
         let response = send(request)?;
-        let found =
-            lifecycle::finish_introspection(&config, &token, &response, now())
-                .map_err(error_to_wit)?;
+        let found = lifecycle::finish_introspection(&config, &token, &response, now())
+            .map_err(error_to_wit)?;
         Ok(wit_tokens::Introspection {
             active: found.active,
             scopes: found.scopes,

@@ -269,7 +269,12 @@ mod tests {
 
     #[test]
     fn refresh_request_uses_refresh_url_auth_and_extras() {
-        let request = refresh_request(&config(), &tokens(0, Some(10)), &AuthContext::without_assertions()).unwrap();
+        let request = refresh_request(
+            &config(),
+            &tokens(0, Some(10)),
+            &AuthContext::without_assertions(),
+        )
+        .unwrap();
         assert_eq!(request.url, "https://a.example/refresh?v=2");
         assert_eq!(
             String::from_utf8(request.body).unwrap(),
@@ -285,7 +290,8 @@ mod tests {
         let mut no_refresh = tokens(0, Some(10));
         no_refresh.refresh_token = None;
         assert_eq!(
-            refresh_request(&config(), &no_refresh, &AuthContext::without_assertions()).unwrap_err(),
+            refresh_request(&config(), &no_refresh, &AuthContext::without_assertions())
+                .unwrap_err(),
             Error::Configuration(ConfigError::NoRefreshToken)
         );
     }
@@ -374,7 +380,12 @@ mod tests {
 
     #[test]
     fn revocation_and_introspection() {
-        let requests = revocation_requests(&config(), &tokens(0, Some(10)), &AuthContext::without_assertions()).unwrap();
+        let requests = revocation_requests(
+            &config(),
+            &tokens(0, Some(10)),
+            &AuthContext::without_assertions(),
+        )
+        .unwrap();
         assert_eq!(requests.len(), 2);
         assert_eq!(
             String::from_utf8(requests[0].body.clone()).unwrap(),
@@ -398,7 +409,12 @@ mod tests {
         let mut no_endpoint = config();
         no_endpoint.profile.revocation_url = None;
         assert_eq!(
-            revocation_requests(&no_endpoint, &tokens(0, None), &AuthContext::without_assertions()).unwrap_err(),
+            revocation_requests(
+                &no_endpoint,
+                &tokens(0, None),
+                &AuthContext::without_assertions()
+            )
+            .unwrap_err(),
             Error::Configuration(ConfigError::MissingEndpoint("revocation-url".into()))
         );
 
@@ -424,7 +440,12 @@ mod tests {
             }
         );
         assert!(matches!(
-            finish_introspection(&cfg, &Secret::new("at"), &json(200, r#"{"active":"yes"}"#), 0),
+            finish_introspection(
+                &cfg,
+                &Secret::new("at"),
+                &json(200, r#"{"active":"yes"}"#),
+                0
+            ),
             Err(Error::InvalidResponse(_))
         ));
     }

@@ -583,9 +583,7 @@ impl ConnectionConfig {
 
     /// How the client authenticates: its own method, else the profile's default.
     pub fn client_auth_method(&self) -> ClientAuthMethod {
-        self.client
-            .auth_method
-            .unwrap_or(self.profile.client_auth)
+        self.client.auth_method.unwrap_or(self.profile.client_auth)
     }
 
     /// The scopes to request: the connection's, else the profile's defaults.

@@ -822,15 +822,19 @@ mod tests {
             "application/json",
             r#"{"error":"temporarily_unavailable"}"#,
         );
+        // An HTTP-date (RFC 9110 §10.2.3) counts from the response's own `Date`.
         dated.headers.push(KeyValue::new(
             "Retry-After",
             "Wed, 21 Oct 2015 07:28:00 GMT",
         ));
+        dated
+            .headers
+            .push(KeyValue::new("Date", "Wed, 21 Oct 2015 07:27:30 GMT"));
         assert_eq!(
             parse(&dated).unwrap_err(),
             Error::ServerUnavailable(ServerUnavailable {
                 status: 503,
-                retry_after_seconds: None,
+                retry_after_seconds: Some(30),
                 error: Some(OAuthError {
                     code: ErrorCode::TemporarilyUnavailable,
                     description: None,

@@ -418,7 +418,13 @@ mod tests {
             params: vec![KeyValue::new("audience", "api")],
             headers: vec![KeyValue::new("x-vendor", "2")],
         };
-        let request = code_exchange(&config, &pending(None, None), &code(), &AuthContext::without_assertions()).unwrap();
+        let request = code_exchange(
+            &config,
+            &pending(None, None),
+            &code(),
+            &AuthContext::without_assertions(),
+        )
+        .unwrap();
         assert_eq!(
             headers(&request),
             [
@@ -440,7 +446,13 @@ mod tests {
     #[test]
     fn configuration_errors() {
         let err = |config: &ConnectionConfig| {
-            code_exchange(config, &pending(None, None), &code(), &AuthContext::without_assertions()).unwrap_err()
+            code_exchange(
+                config,
+                &pending(None, None),
+                &code(),
+                &AuthContext::without_assertions(),
+            )
+            .unwrap_err()
         };
         assert_eq!(
             err(&config(ClientAuthMethod::ClientSecretBasic, None)),

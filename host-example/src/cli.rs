@@ -21,8 +21,8 @@ use crate::retry::{self, RetryNotice, RetryPolicy};
 use crate::signer::{KeyFileSigner, NoSigner, Signer};
 use crate::store::{self, Grant, SecretSource, Store, StoredConnection, now};
 use crate::types::{
-    Client, ClientAuthMethod, ConnectionConfig, HttpMethod, HttpRequest, HttpResponse, KeyValue, ProviderProfile,
-    TokenSet,
+    Client, ClientAuthMethod, ConnectionConfig, HttpMethod, HttpRequest, HttpResponse, KeyValue,
+    ProviderProfile, TokenSet,
 };
 use crate::{AllowList, HttpTransport, Limits, Runtime, default_allow_list};
 
@@ -412,11 +412,13 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                     Arc::new(KeyFileSigner::from_pem_file(path, key_id.clone())?)
                 }
                 (Some(ClientAuthMethod::PrivateKeyJwt), None) => {
-                    bail!("--client-auth private-key-jwt needs the client's key: pass --private-key FILE")
+                    bail!(
+                        "--client-auth private-key-jwt needs the client's key: pass --private-key FILE"
+                    )
                 }
-                (_, Some(_)) => bail!(
-                    "--private-key is only used with --client-auth private-key-jwt"
-                ),
+                (_, Some(_)) => {
+                    bail!("--private-key is only used with --client-auth private-key-jwt")
+                }
                 (_, None) => Arc::new(NoSigner),
             };
             let source = match (&secret, client_secret_env, private_key) {
@@ -599,6 +601,15 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             };
             if outcome.retried {
                 writeln!(io.err, "the token was rejected; refreshed and retried once")?;
+            }
+            let status = outcome.response.status;
+            if matches!(status, 429 | 503) && !crate::connections::is_idempotent(&request.method) {
+                writeln!(
+                    io.err,
+                    "the API answered HTTP {status}; a {} is not sent again on its own (it may \
+                     not be idempotent)",
+                    method.to_ascii_uppercase()
+                )?;
             }
             if let Some(reason) = &outcome.gave_up {
                 writeln!(

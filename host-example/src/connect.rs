@@ -71,8 +71,10 @@ pub trait ConnectUi {
     /// A request reached the listener and was ignored (reason given).
     fn ignored(&mut self, reason: &str);
     /// The code exchange failed in a way the server says to retry; waiting before the next
-    /// attempt.
-    fn retrying(&mut self, notice: &RetryNotice);
+    /// attempt. By default, a log line.
+    fn retrying(&mut self, notice: &RetryNotice) {
+        tracing::warn!(%notice, "retrying the code exchange");
+    }
 }
 
 /// What the flow's instances need besides the configuration: the client's signer and the

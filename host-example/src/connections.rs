@@ -278,11 +278,13 @@ impl<'a> Connections<'a> {
     }
 
     /// Runs a token-endpoint operation with retries by the policy.
-    fn retrying<T>(
-        &self,
-        operation: impl FnMut() -> Result<T, CallError>,
-    ) -> Result<T, CallError> {
-        retry::call(&self.retry, None, &mut |notice| (self.notify)(notice), operation)
+    fn retrying<T>(&self, operation: impl FnMut() -> Result<T, CallError>) -> Result<T, CallError> {
+        retry::call(
+            &self.retry,
+            None,
+            &mut |notice| (self.notify)(notice),
+            operation,
+        )
     }
 
     /// Valid tokens for `name`: the stored ones, or freshly refreshed (or re-fetched, for
@@ -465,7 +467,8 @@ impl<'a> Connections<'a> {
             &mut retry::random_unit,
             |_| Ok(self.session(config)?.call_api(config, tokens, request)?),
         );
-        let gave_up = outcome.gave_up;
+        // A request that is not retried did not "give up": it was never to be sent again.
+        let gave_up = outcome.gave_up.filter(|_| policy != RetryPolicy::NONE);
         Ok((outcome.result?, outcome.attempts, gave_up))
     }
 
@@ -698,6 +701,7 @@ mod tests {
             client: crate::types::Client {
                 client_id: "id".into(),
                 client_secret: None,
+                auth_method: None,
             },
             redirect_uri: None,
             scopes: vec![],

@@ -501,6 +501,7 @@ mod tests {
             client: Client {
                 client_id: "id".into(),
                 client_secret: Some("must-not-be-stored-here".into()),
+                auth_method: None,
             },
             redirect_uri: None,
             scopes: vec!["a".into()],

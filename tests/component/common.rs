@@ -78,6 +78,7 @@ pub fn config(profile: ProviderProfile) -> ConnectionConfig {
         client: Client {
             client_id: "my client".into(),
             client_secret: None,
+            auth_method: None,
         },
         redirect_uri: Some("http://127.0.0.1:8765/callback".into()),
         scopes: vec!["openid".into(), "profile".into()],

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use connector_host::cli::{Io, run};
-use connector_host::connect::{ConnectError, ConnectUi, RedirectListener, authorize_in_browser};
+use connector_host::connect::{
+    ConnectError, ConnectUi, FlowOptions, RedirectListener, authorize_in_browser,
+};
 use connector_host::store::{SecretSource, Store};
 use connector_host::types::{Client, ConnectionConfig, Error, ErrorCode, OauthError, TokenSet};
 use connector_host::{CallError, Runtime};
@@ -392,6 +394,7 @@ fn basic_client_config(runtime: &Runtime, server: &OidcServer) -> ConnectionConf
         client: Client {
             client_id: "basic-client".into(),
             client_secret: Some("basic-secret".into()),
+            auth_method: None,
         },
         redirect_uri: None,
         scopes: vec![],
@@ -411,7 +414,14 @@ fn library_flow(
     let mut config = basic_client_config(&runtime, server);
     let listener = RedirectListener::bind("http://127.0.0.1:0/callback").unwrap();
     let mut user = ScriptedUser::new(options.split_whitespace().map(str::to_owned).collect());
-    let result = authorize_in_browser(&runtime, &mut config, &listener, timeout, &mut user);
+    let result = authorize_in_browser(
+        &runtime,
+        &mut config,
+        &listener,
+        timeout,
+        &FlowOptions::default(),
+        &mut user,
+    );
     (result, user.ignored)
 }
 
@@ -468,6 +478,7 @@ fn a_completed_flows_callback_replayed_later_is_refused() {
             &mut config,
             &listener,
             Duration::from_secs(60),
+            &FlowOptions::default(),
             &mut user,
         );
         user.finish();
@@ -597,6 +608,7 @@ fn listener_refuses_abusive_callbacks_and_takes_the_real_one() {
         &mut config,
         &listener,
         Duration::from_secs(60),
+        &FlowOptions::default(),
         &mut ui,
     )
     .unwrap_or_else(|error| panic!("{error}"));

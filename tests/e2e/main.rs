@@ -4,8 +4,10 @@
 //! (`tests/oidc-server/user-agent.mjs`) plays the browser: it signs in, consents (or
 //! denies), and delivers the redirect to the CLI's loopback listener.
 
+mod client_auth;
 mod connect;
 mod discovery;
 mod hygiene;
 mod lifecycle;
+mod retry;
 mod server;

@@ -59,6 +59,11 @@ impl OidcServer {
         serde_json::from_slice(&response.body).expect("a JSON answer")
     }
 
+    /// A test-observation endpoint's JSON answer, for example `/__assertions`.
+    pub fn get(&self, path: &str) -> serde_json::Value {
+        self.send(HttpMethod::Get, path, vec![], "")
+    }
+
     /// Zeroes the server's request counters.
     pub fn reset_stats(&self) {
         self.send(HttpMethod::Post, "/__stats/reset", vec![], "");

@@ -80,6 +80,8 @@ const clients = [
   codeClient({ client_id: 'public-client', token_endpoint_auth_method: 'none' }),
   // For the secret-hygiene test: a secret that can only come from here.
   codeClient({ client_id: 'hygiene-client', client_secret: 'HYGIENE-client-secret-5f0c2b9e71d4', token_endpoint_auth_method: 'client_secret_basic' }),
+  // Issues no refresh token (like GitHub OAuth apps or Notion): only the code grant.
+  codeClient({ client_id: 'norefresh-client', client_secret: 'norefresh-secret', token_endpoint_auth_method: 'client_secret_basic', grant_types: ['authorization_code'] }),
   jwtClient({ client_id: 'rs256-client', token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'RS256', jwks: rsaJwks }),
   jwtClient({ client_id: 'es256-client', token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'ES256', jwks: ecJwks }),
   jwtClient({ client_id: 'eddsa-client', token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'EdDSA', jwks: edJwks }),
