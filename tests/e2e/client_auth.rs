@@ -312,7 +312,7 @@ fn client_secret_jwt_for_the_code_exchange_refresh_and_client_credentials() {
     let dir = TempDir::new("secret-jwt");
     let server = OidcServer::start_with(&[("ACCESS_TOKEN_TTL", "2")]);
     let store = dir.0.join("store.db").to_str().unwrap().to_owned();
-    let secret = [("SECRET", "secret-jwt-client-secret-0123456789-abcdefghij")];
+    let secret = [("SECRET", "HS256-key-7f3a9c1e5b2d8f4a6c0e9b7d5f3a1c8e")];
     let connect = connect_issuer(
         &server,
         &store,

@@ -214,6 +214,150 @@ fn no_secret_reaches_any_output_at_the_most_verbose_level() {
     }
 }
 
+/// The JWT client authentication methods at `-vvv`: neither the private key (in the host's
+/// key file), nor the `client_secret_jwt` secret, nor any assertion the server received
+/// appears in any output, log or `Debug` print.
+#[test]
+fn jwt_client_authentication_leaks_no_key_secret_or_assertion() {
+    let dir = TempDir::new("hygiene-jwt");
+    let keys = dir.0.join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let server = crate::server::OidcServer::start_with(&[
+        ("CLIENT_KEYS_DIR", keys.to_str().unwrap()),
+        ("ACCESS_TOKEN_TTL", "2"),
+    ]);
+    let store = dir.0.join("store.db").to_str().unwrap().to_owned();
+    let key = keys.join("es256.pem");
+    let key = key.to_str().unwrap();
+    const JWT_SECRET: &str = "HS256-key-7f3a9c1e5b2d8f4a6c0e9b7d5f3a1c8e";
+    let browser = user_agent("");
+    let issuer = server.issuer.clone();
+    let mut captured = Captured::default();
+    let code_args = |name: &str, client: &str, extra: &[&str]| {
+        let mut args = vec![
+            "--store".to_owned(),
+            store.clone(),
+            "connect".into(),
+            name.into(),
+            "--issuer".into(),
+            issuer.clone(),
+            "--client-id".into(),
+            client.into(),
+            "--scope".into(),
+            "openid".into(),
+            "--redirect-uri".into(),
+            "http://127.0.0.1:0/callback".into(),
+            "--browser".into(),
+            browser.clone(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        args
+    };
+    let run = |captured: &mut Captured, label: &str, args: Vec<String>, env: &[(&str, &str)]| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let outcome = captured.run(label, &args, env);
+        assert_eq!(outcome.code, 0, "{label}: {}", outcome.err);
+    };
+    run(
+        &mut captured,
+        "connect private_key_jwt",
+        code_args(
+            "signed",
+            "es256-client",
+            &["--private-key", key, "--key-id", "ec-1"],
+        ),
+        &[],
+    );
+    run(
+        &mut captured,
+        "connect client_secret_jwt",
+        code_args(
+            "hs",
+            "secret-jwt-client",
+            &[
+                "--client-secret-env",
+                "S",
+                "--client-auth",
+                "client-secret-jwt",
+            ],
+        ),
+        &[("S", JWT_SECRET)],
+    );
+    wait_for_expiry();
+    for name in ["signed", "hs"] {
+        run(
+            &mut captured,
+            &format!("call {name} after expiry"),
+            [
+                "--store",
+                &store,
+                "call",
+                name,
+                "GET",
+                &format!("{issuer}/me"),
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            &[("S", JWT_SECRET)],
+        );
+        run(
+            &mut captured,
+            &format!("show {name}"),
+            ["--store", &store, "show", name]
+                .map(str::to_owned)
+                .to_vec(),
+            &[],
+        );
+    }
+    run(
+        &mut captured,
+        "revoke signed",
+        ["--store", &store, "revoke", "signed"]
+            .map(str::to_owned)
+            .to_vec(),
+        &[],
+    );
+    let signer =
+        connector_host::signer::KeyFileSigner::from_pem_file(Path::new(key), Some("ec-1".into()))
+            .unwrap();
+    captured.keep("Debug of the key file signer", &format!("{signer:?}"));
+    let stored = Store::open(Path::new(&store))
+        .unwrap()
+        .get("signed")
+        .unwrap();
+    captured.keep("Debug of the stored connection", &format!("{stored:?}"));
+
+    let assertions = server.get("/__assertions");
+    assert_eq!(
+        assertions.as_array().map(Vec::len),
+        Some(6),
+        "two code exchanges, two refreshes and two revocations: {assertions}"
+    );
+    let logs = captured.all_logs();
+    assert!(logs.contains("refreshed and stored"), "the logs were on");
+    // The key's PEM body, as one string (its 64-character lines joined) and line by line.
+    let pem = std::fs::read_to_string(key).unwrap();
+    let body: Vec<String> = pem
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .map(str::to_owned)
+        .collect();
+    let mut secrets = server.credentials();
+    assert!(
+        secrets.iter().any(|c| c.starts_with("eyJ")),
+        "assertions are recorded"
+    );
+    secrets.push(JWT_SECRET.to_owned());
+    secrets.push(body.concat());
+    secrets.extend(body);
+    let fragments = Fragments::of(&secrets);
+    for (label, text) in &captured.0 {
+        if let Some(found) = fragments.find_in(text) {
+            panic!("a credential ({found} characters of it) appears in {label}");
+        }
+    }
+}
+
 /// What to search for: each credential whole, and for credentials of at least
 /// `2 * FRAGMENT` characters every `FRAGMENT`-character piece, so that a credential cut
 /// into lines (a hex dump prints 16 bytes a line) is still found.

@@ -85,7 +85,7 @@ const clients = [
   jwtClient({ client_id: 'rs256-client', token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'RS256', jwks: rsaJwks }),
   jwtClient({ client_id: 'es256-client', token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'ES256', jwks: ecJwks }),
   jwtClient({ client_id: 'eddsa-client', token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'EdDSA', jwks: edJwks }),
-  jwtClient({ client_id: 'secret-jwt-client', client_secret: 'secret-jwt-client-secret-0123456789-abcdefghij', token_endpoint_auth_method: 'client_secret_jwt', token_endpoint_auth_signing_alg: 'HS256' }),
+  jwtClient({ client_id: 'secret-jwt-client', client_secret: 'HS256-key-7f3a9c1e5b2d8f4a6c0e9b7d5f3a1c8e', token_endpoint_auth_method: 'client_secret_jwt', token_endpoint_auth_signing_alg: 'HS256' }),
   {
     client_id: 'service-client',
     client_secret: 'service-secret',
