@@ -10,7 +10,8 @@ use crate::http::{HttpRequest, HttpResponse};
 use crate::profile::{ConnectionConfig, KeyValue};
 use crate::secret::Secret;
 use crate::token::{
-    self, TokenSet, excerpt, invalid_answer, json_answer, oauth_error, parse_fields, unavailable,
+    self, TokenSet, excerpt, invalid_answer, json_answer, parse_fields, scrubbed_oauth_error,
+    unavailable,
 };
 use crate::token_request;
 
@@ -122,10 +123,13 @@ pub fn finish_revocation(
         return Ok(());
     }
     let fields = parse_fields(response);
-    if let Some(error) = unavailable(response, fields.as_ref(), now) {
+    if let Some(error) = unavailable(response, fields.as_ref(), now, &secrets) {
         return Err(error);
     }
-    if let Some(error) = fields.as_ref().and_then(oauth_error) {
+    if let Some(error) = fields
+        .as_ref()
+        .and_then(|fields| scrubbed_oauth_error(fields, &secrets))
+    {
         return Err(Error::ServerSaidNo(error));
     }
     Err(Error::InvalidResponse(InvalidResponse {

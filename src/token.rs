@@ -171,24 +171,24 @@ fn parse_with(
         }));
     }
     let fields = parsed;
-    if let Some(unavailable) = unavailable(response, fields.as_ref(), now) {
+    if let Some(unavailable) = unavailable(response, fields.as_ref(), now, &all_secrets) {
         return Err(unavailable);
     }
     // A vendor success flag (Slack's `ok`) that is false: the server's refusal.
     if let (Some(flag), Some(fields)) = (&quirks.success_flag, &fields)
         && fields.get(flag) == Some(&Value::Bool(false))
     {
-        return Err(Error::ServerSaidNo(oauth_error(fields).unwrap_or(
-            OAuthError {
+        return Err(Error::ServerSaidNo(
+            scrubbed_oauth_error(fields, &all_secrets).unwrap_or(OAuthError {
                 code: ErrorCode::Extension(format!("{flag}_false")),
                 description: None,
                 uri: None,
-            },
-        )));
+            }),
+        ));
     }
     // An error body wins unless a 2xx also carries a token (then `error` is just a field).
     if let Some(fields) = &fields
-        && let Some(error) = oauth_error(fields)
+        && let Some(error) = scrubbed_oauth_error(fields, &all_secrets)
         && (!fields.contains_key("access_token") || !(200..300).contains(&response.status))
     {
         return Err(Error::ServerSaidNo(error));
@@ -252,6 +252,7 @@ pub fn unavailable(
     response: &HttpResponse,
     fields: Option<&Map<String, Value>>,
     now: u64,
+    secrets: &[&str],
 ) -> Option<Error> {
     let status = response.status;
     if status != 429 && !(500..600).contains(&status) {
@@ -260,7 +261,7 @@ pub fn unavailable(
     Some(Error::ServerUnavailable(ServerUnavailable {
         status,
         retry_after_seconds: retry_after(response, now),
-        error: fields.and_then(oauth_error),
+        error: fields.and_then(|fields| scrubbed_oauth_error(fields, secrets)),
     }))
 }
 
@@ -280,10 +281,13 @@ pub fn json_answer(
         }));
     }
     let fields = parse_fields(response);
-    if let Some(error) = unavailable(response, fields.as_ref(), now) {
+    if let Some(error) = unavailable(response, fields.as_ref(), now, secrets) {
         return Err(error);
     }
-    if let Some(error) = fields.as_ref().and_then(oauth_error) {
+    if let Some(error) = fields
+        .as_ref()
+        .and_then(|fields| scrubbed_oauth_error(fields, secrets))
+    {
         return Err(Error::ServerSaidNo(error));
     }
     if !(200..300).contains(&response.status) {
@@ -350,6 +354,29 @@ pub fn oauth_error(fields: &Map<String, Value>) -> Option<OAuthError> {
         code: ErrorCode::parse(code),
         description: text("error_description"),
         uri: text("error_uri"),
+    })
+}
+
+/// Longest `error_description` or `error_uri` kept, in bytes: a hostile server's page-long
+/// description does not fill every log line and terminal it reaches.
+pub const MAX_ERROR_TEXT_BYTES: usize = 1024;
+
+/// [`oauth_error`] with the request's own `secrets` (a client secret, a refresh token, a code
+/// a server echoes back) replaced by `[redacted]` in its description and URI, which are cut
+/// to [`MAX_ERROR_TEXT_BYTES`].
+pub fn scrubbed_oauth_error(fields: &Map<String, Value>, secrets: &[&str]) -> Option<OAuthError> {
+    let scrub = |text: String| {
+        let mut text = secrets
+            .iter()
+            .filter(|secret| !secret.is_empty())
+            .fold(text, |text, secret| text.replace(secret, "[redacted]"));
+        text.truncate(text.floor_char_boundary(MAX_ERROR_TEXT_BYTES));
+        text
+    };
+    oauth_error(fields).map(|error| OAuthError {
+        description: error.description.map(scrub),
+        uri: error.uri.map(scrub),
+        ..error
     })
 }
 
@@ -734,6 +761,56 @@ mod tests {
                 description: None,
                 uri: None,
             })
+        );
+    }
+
+    /// Security review: a server that echoes the request's secret in `error_description`
+    /// (some do, "invalid client_secret 'abc'") must not put it into the error.
+    #[test]
+    fn error_descriptions_are_scrubbed_of_the_requests_secrets_and_bounded() {
+        let echo = response(
+            401,
+            "application/json",
+            r#"{"error":"invalid_client","error_description":"bad secret client-secret for you","error_uri":"https://a.example/?s=client-secret"}"#,
+        );
+        assert_eq!(
+            parse(&echo).unwrap_err(),
+            Error::ServerSaidNo(OAuthError {
+                code: ErrorCode::InvalidClient,
+                description: Some("bad secret [redacted] for you".into()),
+                uri: Some("https://a.example/?s=[redacted]".into()),
+            })
+        );
+        let mut busy = response(
+            503,
+            "application/json",
+            r#"{"error":"temporarily_unavailable","error_description":"client-secret"}"#,
+        );
+        busy.headers.push(KeyValue::new("Retry-After", "1"));
+        assert_eq!(
+            parse(&busy).unwrap_err(),
+            Error::ServerUnavailable(ServerUnavailable {
+                status: 503,
+                retry_after_seconds: Some(1),
+                error: Some(OAuthError {
+                    code: ErrorCode::TemporarilyUnavailable,
+                    description: Some("[redacted]".into()),
+                    uri: None,
+                }),
+            })
+        );
+        let long = format!(
+            r#"{{"error":"invalid_request","error_description":"{}"}}"#,
+            "é".repeat(2000)
+        );
+        let Error::ServerSaidNo(error) =
+            parse(&response(400, "application/json", &long)).unwrap_err()
+        else {
+            panic!("not the server's refusal");
+        };
+        assert_eq!(
+            error.description,
+            Some("é".repeat(MAX_ERROR_TEXT_BYTES / 2))
         );
     }
 

@@ -49,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
     // or an HTTP-date, checked by its own unit tests).
     let status = response.status;
     let retryable = status == 429 || (500..600).contains(&status);
-    match token::unavailable(response, fields.as_ref(), NOW) {
+    match token::unavailable(response, fields.as_ref(), NOW, &[]) {
         Some(Error::ServerUnavailable(ServerUnavailable {
             status: got,
             retry_after_seconds,

@@ -307,7 +307,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>, io: &mut Io<'_>) -> i32 {
     match result {
         Ok(()) => 0,
         Err(error) => {
-            let _ = writeln!(io.err, "error: {error:#}");
+            // Errors can quote what a server sent (an issuer, a description): one sanitiser
+            // for the whole line keeps terminal escapes off the screen.
+            let _ = writeln!(io.err, "error: {}", printable(&format!("{error:#}")));
             let reauthorize = error
                 .downcast_ref::<ConnectionError>()
                 .is_some_and(ConnectionError::needs_reauthorization);
@@ -543,10 +545,10 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                 writeln!(
                     io.out,
                     "{}\t{}\t{}\t{}",
-                    connection.name,
-                    connection.config.profile.id,
+                    printable(&connection.name),
+                    printable(&connection.config.profile.id),
                     expiry_text(connection.tokens.expires_at),
-                    connection.tokens.scopes.join(" ")
+                    printable(&connection.tokens.scopes.join(" "))
                 )?;
             }
             Ok(())
@@ -847,7 +849,10 @@ fn write_provider(
     profile: &ProviderProfile,
     info: Option<&crate::bindings::exports::oauth_connector::oauth2::providers::PresetInfo>,
 ) -> anyhow::Result<()> {
-    let line = |out: &mut dyn Write, label: &str, value: &str| writeln!(out, "{label:<28}{value}");
+    // A profile can come from a discovery document: every value through the sanitiser.
+    let line = |out: &mut dyn Write, label: &str, value: &str| {
+        writeln!(out, "{label:<28}{}", printable(value))
+    };
     line(out, "id:", &profile.id)?;
     if let Some(info) = info {
         line(out, "name:", &info.display_name)?;
@@ -933,10 +938,13 @@ fn write_show(out: &mut dyn Write, connection: &StoredConnection) -> anyhow::Res
         ),
     };
     let yes_no = |present: bool| if present { "yes" } else { "no" };
-    writeln!(out, "name:           {}", connection.name)?;
-    writeln!(out, "provider:       {}", config.profile.id)?;
-    writeln!(out, "token url:      {}", config.profile.token_url)?;
-    writeln!(out, "client id:      {}", config.client.client_id)?;
+    // Scopes, token type and URLs come from servers (a token response, a discovery
+    // document): everything is printed through the one sanitiser.
+    let p = printable;
+    writeln!(out, "name:           {}", p(&connection.name))?;
+    writeln!(out, "provider:       {}", p(&config.profile.id))?;
+    writeln!(out, "token url:      {}", p(&config.profile.token_url))?;
+    writeln!(out, "client id:      {}", p(&config.client.client_id))?;
     let method = config
         .client
         .auth_method
@@ -951,9 +959,9 @@ fn write_show(out: &mut dyn Write, connection: &StoredConnection) -> anyhow::Res
             ""
         }
     )?;
-    writeln!(out, "client secret:  {secret}")?;
-    writeln!(out, "scopes:         {}", tokens.scopes.join(" "))?;
-    writeln!(out, "token type:     {}", tokens.token_type)?;
+    writeln!(out, "client secret:  {}", p(&secret))?;
+    writeln!(out, "scopes:         {}", p(&tokens.scopes.join(" ")))?;
+    writeln!(out, "token type:     {}", p(&tokens.token_type))?;
     writeln!(out, "expires:        {}", expiry_text(tokens.expires_at))?;
     writeln!(
         out,

@@ -76,9 +76,10 @@ pub fn discovery_error(error: &crate::bindings::types::DiscoveryError) -> String
     use crate::bindings::types::DiscoveryError as D;
     match error {
         D::NotFound(status) => format!("no metadata document (last status {status})"),
-        D::IssuerMismatch(issuer) => {
-            format!("the metadata names another issuer, `{issuer}` (RFC 8414 §3.3)")
-        }
+        D::IssuerMismatch(issuer) => format!(
+            "the metadata names another issuer, `{}` (RFC 8414 §3.3)",
+            printable(issuer)
+        ),
         D::MissingField(name) => format!("the metadata has no `{name}`"),
     }
 }
@@ -86,7 +87,9 @@ pub fn discovery_error(error: &crate::bindings::types::DiscoveryError) -> String
 /// One line for a refused callback.
 pub fn callback_error(error: &CallbackError) -> String {
     match error {
-        CallbackError::Malformed(reason) => format!("malformed callback URL: {reason}"),
+        CallbackError::Malformed(reason) => {
+            format!("malformed callback URL: {}", printable(reason))
+        }
         CallbackError::MissingState => "no `state` parameter".to_owned(),
         CallbackError::StateMismatch => {
             "`state` does not match the pending authorization (possible forgery)".to_owned()
@@ -141,11 +144,13 @@ pub fn transport_error(error: &TransportError) -> String {
     match error {
         TransportError::Denied(host) => format!("host `{host}` is not on the allow-list"),
         TransportError::InvalidRequest(reason) => format!("invalid request: {reason}"),
-        TransportError::ConnectionFailed(reason) => format!("connection failed: {reason}"),
-        TransportError::Tls(reason) => format!("TLS failed: {reason}"),
+        TransportError::ConnectionFailed(reason) => {
+            format!("connection failed: {}", printable(reason))
+        }
+        TransportError::Tls(reason) => format!("TLS failed: {}", printable(reason)),
         TransportError::Timeout => "timed out".to_owned(),
         TransportError::ResponseTooLarge(cap) => format!("response body over the {cap}-byte cap"),
-        TransportError::Other(reason) => reason.clone(),
+        TransportError::Other(reason) => printable(reason),
     }
 }
 

@@ -105,6 +105,12 @@ pub struct Limits {
     pub max_response_bytes: u64,
     /// Largest response head accepted (status line plus headers), in bytes.
     pub max_header_bytes: usize,
+    /// The proxy every request goes through (`http://host:port`, or `socks5://` where
+    /// supported), or none. Never read from the environment: `HTTPS_PROXY` and friends would
+    /// send the bytes to a host the allow-list never saw, so a proxy is always explicit. An
+    /// invalid URL makes every request fail with `invalid-request` (never a direct
+    /// connection).
+    pub proxy: Option<String>,
 }
 
 impl Default for Limits {
@@ -116,6 +122,7 @@ impl Default for Limits {
             // hostile server from exhausting the host's (and the component's) memory.
             max_response_bytes: 8 * 1024 * 1024,
             max_header_bytes: 64 * 1024,
+            proxy: None,
         }
     }
 }
@@ -195,6 +202,13 @@ impl HttpTransport {
                 url.host_str().unwrap_or_default().to_owned(),
             ));
         }
+        if let Some(proxy) = &self.limits.proxy
+            && ureq::Proxy::new(proxy).is_err()
+        {
+            return Err(TransportError::InvalidRequest(
+                "the configured proxy is not a valid proxy URL".into(),
+            ));
+        }
         let mut builder = http::Request::builder()
             .method(method_name(&request.method))
             .uri(url.as_str());
@@ -241,6 +255,14 @@ fn shared_agent(limits: &Limits) -> ureq::Agent {
         return agent.clone();
     }
     let agent: ureq::Agent = ureq::Agent::config_builder()
+        // Explicit, never from the environment (ureq's default reads `ALL_PROXY`,
+        // `HTTPS_PROXY` and `HTTP_PROXY`).
+        .proxy(
+            limits
+                .proxy
+                .as_deref()
+                .and_then(|url| ureq::Proxy::new(url).ok()),
+        )
         .max_redirects(0)
         .max_redirects_will_error(false)
         .save_redirect_history(false)

@@ -121,3 +121,79 @@ fn request_is_sent_exactly() {
     assert_eq!(request.header("x-custom"), Some("yes"));
     assert_eq!(request.body, b"a=1&b=2");
 }
+
+/// Security review: ureq's default agent reads `ALL_PROXY`, `HTTPS_PROXY` and `HTTP_PROXY`,
+/// which would send every byte (plain-HTTP loopback token requests included) to a host the
+/// allow-list never checked. The environment is set for a worker process (the agent is
+/// shared per process); the proxy it names must see nothing.
+#[test]
+fn proxy_variables_in_the_environment_are_ignored() {
+    let target = TestServer::start(|_| Reply::json(200, r#"{"direct":true}"#));
+    let proxy = TestServer::start(|_| Reply::json(502, r#"{"proxied":true}"#));
+    let proxy_url = proxy.url("");
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "transport::proxy_worker",
+            "--nocapture",
+        ])
+        .env("PROXY_WORKER_URL", target.url("/token"))
+        .env("ALL_PROXY", &proxy_url)
+        .env("HTTPS_PROXY", &proxy_url)
+        .env("HTTP_PROXY", &proxy_url)
+        .env("http_proxy", &proxy_url)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("worker-status 200"), "{stdout}");
+    assert_eq!(proxy.requests().len(), 0, "nothing went to the proxy");
+    assert_eq!(target.requests().len(), 1);
+}
+
+/// The worker of `proxy_variables_in_the_environment_are_ignored`.
+#[test]
+#[ignore = "a worker process started by proxy_variables_in_the_environment_are_ignored"]
+fn proxy_worker() {
+    let url = std::env::var("PROXY_WORKER_URL").expect("started by the proxy test");
+    let transport = HttpTransport::new(AllowList::from_urls([url.as_str()]), Limits::default());
+    let response = transport.send(get(&url)).expect("a direct answer");
+    println!("worker-status {}", response.status);
+}
+
+/// A proxy set explicitly is used (ureq tunnels through it with `CONNECT`); an invalid one
+/// fails every request rather than connecting directly.
+#[test]
+fn an_explicit_proxy_is_used() {
+    let target = TestServer::start(|_| Reply::json(200, "{}"));
+    // This proxy refuses every tunnel: the request fails, and it saw where it was to go.
+    let proxy = TestServer::start(|_| Reply::new(403, &[], ""));
+    let url = target.url("/token");
+    let limits = Limits {
+        proxy: Some(proxy.url("")),
+        ..Limits::default()
+    };
+    let transport = HttpTransport::new(AllowList::from_urls([url.as_str()]), limits);
+    assert!(transport.send(get(&url)).is_err());
+    let seen = proxy.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].method, "CONNECT");
+    assert_eq!(seen[0].target, format!("127.0.0.1:{}", target.port));
+    assert!(target.requests().is_empty());
+
+    let invalid = Limits {
+        proxy: Some("not a proxy".into()),
+        ..Limits::default()
+    };
+    let transport = HttpTransport::new(AllowList::from_urls([url.as_str()]), invalid);
+    assert_eq!(
+        transport.send(get(&url)).unwrap_err(),
+        TransportError::InvalidRequest("the configured proxy is not a valid proxy URL".into())
+    );
+    assert!(target.requests().is_empty());
+}
