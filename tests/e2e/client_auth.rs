@@ -48,6 +48,32 @@ fn connect_issuer(
     cli(&args, env)
 }
 
+/// `connect NAME --grant client-credentials` with the profile from `source` (`--issuer URL`
+/// or `--profile FILE`) for `client_id`, plus `extra`.
+pub fn connect_client_credentials(
+    store: &str,
+    name: &str,
+    source: [&str; 2],
+    client_id: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Outcome {
+    let mut args = vec![
+        "--store",
+        store,
+        "connect",
+        name,
+        "--grant",
+        "client-credentials",
+        source[0],
+        source[1],
+        "--client-id",
+        client_id,
+    ];
+    args.extend_from_slice(extra);
+    cli(&args, env)
+}
+
 fn stored(store: &str, name: &str) -> connector_host::store::StoredConnection {
     Store::open(Path::new(store)).unwrap().get(name).unwrap()
 }
@@ -221,25 +247,12 @@ fn private_key_jwt(client_id: &str, key_file: &str, kid: &str, alg: &str) {
         token.err
     );
 
-    let service = cli(
-        &[
-            "--store",
-            &store,
-            "connect",
-            "svc",
-            "--grant",
-            "client-credentials",
-            "--issuer",
-            &server.issuer,
-            "--client-id",
-            client_id,
-            "--private-key",
-            key,
-            "--key-id",
-            kid,
-            "--scope",
-            "api:read",
-        ],
+    let service = connect_client_credentials(
+        &store,
+        "svc",
+        ["--issuer", &server.issuer],
+        client_id,
+        &["--private-key", key, "--key-id", kid, "--scope", "api:read"],
         &[],
     );
     assert_eq!(service.code, 0, "{}", service.err);
@@ -330,25 +343,18 @@ fn client_secret_jwt_for_the_code_exchange_refresh_and_client_credentials() {
     wait_for_expiry();
     let token = cli(&["--store", &store, "token", "hs"], &[]);
     assert_eq!(token.code, 0, "{}", token.err);
-    let service = cli(
-        &[
-            "--store",
-            &store,
-            "connect",
-            "svc",
-            "--grant",
-            "client-credentials",
-            "--issuer",
-            &server.issuer,
-            "--client-id",
-            "secret-jwt-client",
-            "--client-secret-env",
-            "SECRET",
-            "--client-auth",
-            "client-secret-jwt",
-            "--scope",
-            "api:read",
-        ],
+    let hs_args = [
+        "--client-secret-env",
+        "SECRET",
+        "--client-auth",
+        "client-secret-jwt",
+    ];
+    let service = connect_client_credentials(
+        &store,
+        "svc",
+        ["--issuer", &server.issuer],
+        "secret-jwt-client",
+        &[&hs_args[..], &["--scope", "api:read"]].concat(),
         &secret,
     );
     assert_eq!(service.code, 0, "{}", service.err);
@@ -372,23 +378,12 @@ fn client_secret_jwt_for_the_code_exchange_refresh_and_client_credentials() {
         ))
     );
     // A wrong secret signs an assertion the server refuses.
-    let wrong = cli(
-        &[
-            "--store",
-            &store,
-            "connect",
-            "svc2",
-            "--grant",
-            "client-credentials",
-            "--issuer",
-            &server.issuer,
-            "--client-id",
-            "secret-jwt-client",
-            "--client-secret-env",
-            "SECRET",
-            "--client-auth",
-            "client-secret-jwt",
-        ],
+    let wrong = connect_client_credentials(
+        &store,
+        "svc2",
+        ["--issuer", &server.issuer],
+        "secret-jwt-client",
+        &hs_args,
         &[("SECRET", "not-the-secret")],
     );
     assert_eq!(wrong.code, 1);

@@ -4,6 +4,7 @@
 
 use connector_host::loopback::{LoopbackServer, Reply};
 
+use crate::client_auth::connect_client_credentials;
 use crate::connect::{Outcome, cli};
 use crate::server::TempDir;
 
@@ -37,21 +38,12 @@ fn token_response_text_is_sanitised_in_connect_list_and_show() {
     )
     .unwrap();
     let store = dir.0.join("store.db").to_str().unwrap().to_owned();
-    let connect = cli(
-        &[
-            "--store",
-            &store,
-            "connect",
-            "esc",
-            "--grant",
-            "client-credentials",
-            "--profile",
-            profile.to_str().unwrap(),
-            "--client-id",
-            "c",
-            "--client-secret-env",
-            "S",
-        ],
+    let connect = connect_client_credentials(
+        &store,
+        "esc",
+        ["--profile", profile.to_str().unwrap()],
+        "c",
+        &["--client-secret-env", "S"],
         &[("S", "s")],
     );
     assert_eq!(connect.code, 0, "{}", connect.err);
@@ -128,21 +120,12 @@ fn a_mismatched_issuer_and_an_error_description_are_sanitised() {
         format!(r#"{{"id": "p", "token-url": "{}"}}"#, server.url("/token")),
     )
     .unwrap();
-    let refused = cli(
-        &[
-            "--store",
-            &store,
-            "connect",
-            "y",
-            "--grant",
-            "client-credentials",
-            "--profile",
-            profile.to_str().unwrap(),
-            "--client-id",
-            "c",
-            "--client-secret-env",
-            "S",
-        ],
+    let refused = connect_client_credentials(
+        &store,
+        "y",
+        ["--profile", profile.to_str().unwrap()],
+        "c",
+        &["--client-secret-env", "S"],
         &[("S", "s")],
     );
     assert_eq!(refused.code, 1);
