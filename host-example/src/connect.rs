@@ -6,10 +6,29 @@
 //! malformed or oversized request, a callback with an unknown or forged `state`, a repeated
 //! parameter, a missing code or another issuer's `iss` is answered with an error page and
 //! ignored, and no token request is made for it.
+//!
+//! Any local process can connect to the listener, so no connection may hold it up. Each
+//! accepted connection's request head is read on its own thread, within a size cap and a 5 s
+//! deadline; at most 64 are read at once, and a connection beyond that closes the oldest one
+//! still being read (a browser sends its request as soon as it connects, so the oldest is the
+//! likeliest to be idle). The parsed heads come back over a channel to the flow's loop, which
+//! alone calls the component and answers. A client that closes before sending a request line
+//! is dropped without an answer.
+//!
+//! A `localhost` redirect URI is served on both `127.0.0.1` and `[::1]`, on the same port:
+//! the browser may resolve `localhost` to either, and a loopback address left unbound could
+//! be taken by another process, which would then receive the authorization code. If another
+//! process already holds `[::1]` on that port, binding fails. Only on a machine without an
+//! IPv6 loopback is `127.0.0.1` bound alone (no process can listen on `::1` there either).
+//! An IP literal such as `http://127.0.0.1:PORT/callback` (RFC 8252 §8.3) avoids the
+//! question; `localhost` is accepted for providers that registered it.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use url::Url;
@@ -25,6 +44,15 @@ pub const DEFAULT_REDIRECT_URI: &str = "http://127.0.0.1:8765/callback";
 
 /// Longest time one client may take to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Most request heads read at once; a connection beyond this closes the oldest being read.
+const MAX_HEAD_READERS: usize = 64;
+
+/// How often the flow's loop looks for new connections and reports that it is waiting.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Tries at finding a port free on both loopback addresses for `localhost` on port 0.
+const DUAL_BIND_ATTEMPTS: usize = 16;
 
 /// Largest request head the listener reads from the browser.
 const MAX_REQUEST_HEAD: u64 = 16 * 1024;
@@ -120,40 +148,43 @@ pub fn check(
 
 /// A bound loopback listener and the redirect URI it serves.
 pub struct RedirectListener {
-    listener: TcpListener,
+    /// One socket, or for `localhost` one on each loopback address (same port).
+    listeners: Vec<TcpListener>,
     redirect_uri: Url,
 }
 
 impl RedirectListener {
     /// Binds the listener for `redirect_uri`. Port 0 picks a free port; `redirect_uri()` then
     /// gives the URI with the real port.
+    ///
+    /// A `localhost` URI binds both `127.0.0.1` and `[::1]` on one port (see the module
+    /// docs): `ConnectError::Listen` names `[::1]:PORT` if another process holds it. Where the
+    /// machine has no IPv6 loopback, only `127.0.0.1` is bound.
     pub fn bind(redirect_uri: &str) -> Result<Self, ConnectError> {
         let refuse = || ConnectError::RedirectUri(redirect_uri.to_owned());
         let mut url = Url::parse(redirect_uri).map_err(|_| refuse())?;
         let host = match url.host() {
-            Some(url::Host::Ipv4(ip)) if ip.is_loopback() => IpAddr::V4(ip),
-            Some(url::Host::Ipv6(ip)) if ip.is_loopback() => IpAddr::V6(ip),
-            Some(url::Host::Domain("localhost")) => IpAddr::from([127, 0, 0, 1]),
+            Some(url::Host::Ipv4(ip)) if ip.is_loopback() => Some(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) if ip.is_loopback() => Some(IpAddr::V6(ip)),
+            Some(url::Host::Domain("localhost")) => None,
             _ => return Err(refuse()),
         };
         if url.scheme() != "http" || url.fragment().is_some() {
             return Err(refuse());
         }
         let port = url.port_or_known_default().unwrap_or(80);
-        let address = std::net::SocketAddr::new(host, port);
-        let listener = TcpListener::bind(address)
-            .map_err(|error| ConnectError::Listen(address.to_string(), error))?;
-        let bound = listener
+        let listeners = match host {
+            Some(ip) => vec![listen(SocketAddr::new(ip, port))?],
+            None => bind_localhost(port)?,
+        };
+        let bound = listeners[0]
             .local_addr()
-            .map_err(|error| ConnectError::Listen(address.to_string(), error))?;
+            .map_err(|error| ConnectError::Listen(format!("port {port}"), error))?;
         if port == 0 {
             url.set_port(Some(bound.port())).map_err(|()| refuse())?;
         }
-        listener
-            .set_nonblocking(true)
-            .map_err(|error| ConnectError::Listen(address.to_string(), error))?;
         Ok(Self {
-            listener,
+            listeners,
             redirect_uri: url,
         })
     }
@@ -164,9 +195,54 @@ impl RedirectListener {
     }
 }
 
+/// A non-blocking listener on `address`.
+fn listen(address: SocketAddr) -> Result<TcpListener, ConnectError> {
+    let fail = |error| ConnectError::Listen(address.to_string(), error);
+    let listener = TcpListener::bind(address).map_err(fail)?;
+    listener.set_nonblocking(true).map_err(fail)?;
+    Ok(listener)
+}
+
+/// Listeners on `127.0.0.1:port` and `[::1]:port` (the same port, picked when 0), or on
+/// `127.0.0.1` alone when the machine has no IPv6 loopback.
+fn bind_localhost(port: u16) -> Result<Vec<TcpListener>, ConnectError> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let v4 = listen(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))?;
+        let bound = v4
+            .local_addr()
+            .map_err(|error| ConnectError::Listen(format!("127.0.0.1:{port}"), error))?
+            .port();
+        match listen(SocketAddr::from((Ipv6Addr::LOCALHOST, bound))) {
+            Ok(v6) => return Ok(vec![v4, v6]),
+            // A port picked for us may be taken on ::1 by chance: pick another.
+            Err(ConnectError::Listen(_, error))
+                if error.kind() == std::io::ErrorKind::AddrInUse
+                    && port == 0
+                    && attempts < DUAL_BIND_ATTEMPTS => {}
+            // Someone else holds ::1 on the port: they could receive the callback.
+            Err(ConnectError::Listen(address, error))
+                if error.kind() == std::io::ErrorKind::AddrInUse =>
+            {
+                return Err(ConnectError::Listen(address, error));
+            }
+            // No IPv6 loopback here (address family unsupported or ::1 not configured), so
+            // no other process can listen on it either.
+            Err(error) => {
+                tracing::warn!(%error, "localhost redirect: listening on 127.0.0.1 only");
+                return Ok(vec![v4]);
+            }
+        }
+    }
+}
+
 /// Runs the authorization-code flow through the browser: `begin`, show the URL, wait for the
 /// callback on `listener`, `complete` (the code exchange retried by `options.retry` when the
 /// server says so, with the same code). `config.redirect_uri` is set to the listener's URI.
+///
+/// Connections are accepted and their request heads read concurrently (see the module
+/// docs), so idle or slow clients cannot keep the callback out until `timeout`.
 pub fn authorize_in_browser(
     runtime: &Runtime,
     config: &mut ConnectionConfig,
@@ -184,29 +260,47 @@ pub fn authorize_in_browser(
     ui.authorize_url(&request.url);
 
     let started = Instant::now();
+    let (mut readers, heads) = HeadReaders::new(&listener.redirect_uri);
+    let mut next_tick = started;
     loop {
         let elapsed = started.elapsed();
         if elapsed >= timeout {
             return Err(ConnectError::Timeout(timeout));
         }
-        let stream = match listener.listener.accept() {
-            Ok((stream, _)) => stream,
-            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
-                ui.waiting(elapsed, timeout);
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
+        if Instant::now() >= next_tick {
+            ui.waiting(elapsed, timeout);
+            next_tick = Instant::now() + TICK;
+        }
+        // Take a waiting connection on each socket before looking at heads: a burst of idle
+        // connections is met by closing the oldest, not left queueing ahead of the browser.
+        let mut accepted = false;
+        for socket in &listener.listeners {
+            match socket.accept() {
+                Ok((stream, _)) => {
+                    // A slow or idle client gets at most this long, and never past the
+                    // flow's deadline.
+                    let left = timeout.saturating_sub(started.elapsed());
+                    readers.start(stream, Instant::now() + HEAD_TIMEOUT.min(left));
+                    accepted = true;
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(error) => ui.ignored(&format!("accept failed: {error}")),
             }
-            Err(error) => {
-                ui.ignored(&format!("accept failed: {error}"));
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
-            }
+        }
+        let wait = if accepted {
+            Duration::ZERO
+        } else {
+            next_tick
+                .saturating_duration_since(Instant::now())
+                .min(timeout.saturating_sub(started.elapsed()))
         };
-        // A slow or idle client gets at most this long, and never past the flow's deadline.
-        let head_deadline = Instant::now() + HEAD_TIMEOUT.min(timeout.saturating_sub(elapsed));
-        let Some((mut stream, target)) =
-            read_request(stream, &listener.redirect_uri, head_deadline)
-        else {
+        // Nothing yet (the channel cannot disconnect: `readers` holds a sender).
+        let Ok((id, head)) = heads.recv_timeout(wait) else {
+            continue;
+        };
+        readers.finished(id);
+        // An idle or trickling client ran out of time, or was closed to make room.
+        let Some((mut stream, target)) = head else {
             continue;
         };
         let callback_url = match target {
@@ -265,6 +359,104 @@ pub fn authorize_in_browser(
     }
 }
 
+/// A reader's id and what it read: the connection and its classified request head, or
+/// nothing when the client sent no complete head in time or was closed to make room.
+type Head = (u64, Option<(TcpStream, Target)>);
+
+/// The threads reading request heads, one per accepted connection. Dropping this closes
+/// every connection still being read and waits for the threads to end.
+struct HeadReaders {
+    redirect_uri: Arc<Url>,
+    sender: Sender<Head>,
+    next_id: u64,
+    /// Reading, oldest first.
+    reading: VecDeque<HeadReader>,
+    /// Closed to make room; ending.
+    closed: Vec<HeadReader>,
+}
+
+struct HeadReader {
+    id: u64,
+    /// The same socket as the thread's: shutting it down ends the thread's read at once.
+    socket: TcpStream,
+    thread: JoinHandle<()>,
+}
+
+impl HeadReaders {
+    fn new(redirect_uri: &Url) -> (Self, Receiver<Head>) {
+        let (sender, receiver) = mpsc::channel();
+        let readers = Self {
+            redirect_uri: Arc::new(redirect_uri.clone()),
+            sender,
+            next_id: 0,
+            reading: VecDeque::new(),
+            closed: Vec::new(),
+        };
+        (readers, receiver)
+    }
+
+    /// Reads `stream`'s request head on a new thread, closing the oldest connection being
+    /// read if there are already `MAX_HEAD_READERS`.
+    fn start(&mut self, stream: TcpStream, deadline: Instant) {
+        if self.reading.len() >= MAX_HEAD_READERS
+            && let Some(oldest) = self.reading.pop_front()
+        {
+            tracing::debug!("listener: too many connections; closing the oldest");
+            let _ = oldest.socket.shutdown(Shutdown::Both);
+            self.closed.push(oldest);
+        }
+        let Ok(socket) = stream.try_clone() else {
+            return;
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let (sender, redirect_uri) = (self.sender.clone(), Arc::clone(&self.redirect_uri));
+        let spawned = std::thread::Builder::new()
+            .name("callback-head".into())
+            // Reading a head needs little stack; 64 readers should not reserve 128 MiB.
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let head = read_request(stream, &redirect_uri, deadline);
+                // The flow may be over already; then nobody needs the head.
+                let _ = sender.send((id, head));
+            });
+        match spawned {
+            Ok(thread) => self.reading.push_back(HeadReader { id, socket, thread }),
+            // No thread to read it (the process is at its limit): drop the connection.
+            Err(error) => tracing::warn!(%error, "listener: cannot read a connection"),
+        }
+    }
+
+    /// The reader `id` has sent its head: let its thread end.
+    fn finished(&mut self, id: u64) {
+        let reader = if let Some(index) = self.reading.iter().position(|r| r.id == id) {
+            self.reading.remove(index)
+        } else {
+            let index = self.closed.iter().position(|r| r.id == id);
+            index.map(|index| self.closed.swap_remove(index))
+        };
+        if let Some(reader) = reader {
+            let _ = reader.thread.join();
+        }
+    }
+}
+
+impl Drop for HeadReaders {
+    fn drop(&mut self) {
+        let readers: Vec<_> = self
+            .reading
+            .drain(..)
+            .chain(self.closed.drain(..))
+            .collect();
+        for reader in &readers {
+            let _ = reader.socket.shutdown(Shutdown::Both);
+        }
+        for reader in readers {
+            let _ = reader.thread.join();
+        }
+    }
+}
+
 enum Target {
     /// A GET for the redirect path: the full callback URL.
     Callback(String),
@@ -279,15 +471,22 @@ fn read_request(
     deadline: Instant,
 ) -> Option<(TcpStream, Target)> {
     stream.set_nonblocking(false).ok()?;
+    // The answer is small, but a client that never reads must not hold up the flow's loop.
+    stream.set_write_timeout(Some(HEAD_TIMEOUT)).ok()?;
     // Each read waits at most until the deadline; a client trickling bytes runs out of time.
     let until_deadline = || {
         let left = deadline.saturating_duration_since(Instant::now());
         (!left.is_zero()).then_some(left)
     };
     stream.set_read_timeout(Some(until_deadline()?)).ok()?;
-    let mut reader = BufReader::new(stream.try_clone().ok()?.take(MAX_REQUEST_HEAD));
+    let mut reader = BufReader::new((&stream).take(MAX_REQUEST_HEAD));
     let mut request_line = String::new();
     reader.read_line(&mut request_line).ok()?;
+    // The client closed (or was closed to make room) before sending its request line; a
+    // line cut by the size cap is still answered.
+    if !request_line.ends_with('\n') && reader.get_ref().limit() > 0 {
+        return None;
+    }
     loop {
         stream.set_read_timeout(Some(until_deadline()?)).ok()?;
         let mut header = String::new();
@@ -298,6 +497,7 @@ fn read_request(
             Err(_) => break,
         }
     }
+    drop(reader);
     let mut parts = request_line.split_whitespace();
     let (method, target) = (
         parts.next().unwrap_or_default(),

@@ -9,5 +9,7 @@ mod connect;
 mod discovery;
 mod hygiene;
 mod lifecycle;
+mod listener;
 mod retry;
 mod server;
+mod terminal;
