@@ -348,12 +348,22 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             .or_else(store::default_path)
             .ok_or_else(|| anyhow!("no store path: pass --store or set {}", store::STORE_ENV))
     };
+    // Compile once: the compiled component is kept in the cache directory
+    // ($CONNECTOR_CACHE_DIR, else the platform's cache folder; set it empty for none).
+    let cache_dir = match (io.env)(crate::compile_cache::CACHE_ENV) {
+        Some(dir) if dir.is_empty() => None,
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => crate::compile_cache::default_dir(io.env),
+    };
     let load_runtime = || -> anyhow::Result<Runtime> {
-        match &cli.component {
-            Some(path) => Runtime::load(path),
-            None => Runtime::load_built(),
-        }
-        .map_err(|error| anyhow!("{error:#}"))
+        let path = cli
+            .component
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(crate::runtime::BUILT_COMPONENT));
+        let runtime = Runtime::load_cached(&path, cache_dir.as_deref())
+            .map_err(|error| anyhow!("{error:#}"))?;
+        tracing::debug!(origin = ?runtime.origin(), "component loaded");
+        Ok(runtime)
     };
     match cli.command {
         Command::AuthorizeUrl {

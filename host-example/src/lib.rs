@@ -2,6 +2,7 @@
 //!
 //! - [`runtime`]: the engine, linker and pre-instantiated component (built once), and a fresh
 //!   sandboxed instance per call with an empty WASI context.
+//! - [`compile_cache`]: the component's compiled form, kept so that no process compiles it twice.
 //! - [`transport`]: the HTTP client behind the component's `transport.send`, with an
 //!   allow-list, no redirects, timeouts and size caps.
 //! - [`connect`]: the loopback redirect listener and the browser half of the flow.
@@ -17,6 +18,7 @@
 #[allow(missing_docs)] // generated plumbing (add_to_linker etc.) is documented by wasmtime
 pub mod bindings;
 pub mod cli;
+pub mod compile_cache;
 pub mod connect;
 pub mod connections;
 pub mod describe;

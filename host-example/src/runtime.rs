@@ -308,6 +308,7 @@ pub struct Runtime {
     engine: Engine,
     pre: ConnectorPre<HostState>,
     limits: SandboxLimits,
+    origin: crate::compile_cache::Origin,
 }
 
 impl Runtime {
@@ -319,6 +320,26 @@ impl Runtime {
     /// Compiles the component at `path` and pre-instantiates it.
     pub fn load(path: &Path) -> wasmtime::Result<Self> {
         Self::load_with(path, Allocation::Pooling)
+    }
+
+    /// Loads the component at `path`, compiling it only when `cache` holds no compiled form
+    /// for exactly these bytes and this engine (see [`crate::compile_cache`]); `None`: always
+    /// compile.
+    pub fn load_cached(path: &Path, cache: Option<&Path>) -> wasmtime::Result<Self> {
+        let limits = SandboxLimits::default();
+        let engine = Self::engine_limited(Allocation::Pooling, &limits)?;
+        let wasm = std::fs::read(path)
+            .with_context(|| format!("reading the component {}", path.display()))?;
+        let (component, origin) = crate::compile_cache::load(&engine, &wasm, cache)
+            .with_context(|| format!("loading the component {}", path.display()))?;
+        let mut runtime = Self::from_component_limited(engine, &component, limits)?;
+        runtime.origin = origin;
+        Ok(runtime)
+    }
+
+    /// Whether the component was compiled by this process or loaded from the compile cache.
+    pub fn origin(&self) -> crate::compile_cache::Origin {
+        self.origin
     }
 
     /// Compiles the component at `path` for an engine with `allocation`.
@@ -399,6 +420,7 @@ impl Runtime {
             engine,
             pre,
             limits,
+            origin: crate::compile_cache::Origin::Compiled,
         })
     }
 

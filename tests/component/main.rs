@@ -4,6 +4,7 @@
 mod authorize;
 mod client_auth;
 mod common;
+mod compile_cache;
 mod exchange;
 mod lifecycle;
 mod quirks;
