@@ -4,7 +4,15 @@
 //! Refresh-token rotation makes refreshing dangerous: a rotated refresh token replayed by a
 //! second, concurrent refresh makes a careful server revoke the whole grant. So:
 //! - at most one refresh per connection runs at a time, across threads and processes: an
-//!   exclusive lock on a per-connection lock file beside the store (`flock` on Unix);
+//!   exclusive lock on a per-connection lock file beside the store (`flock` on Unix). The
+//!   lock belongs to the store, not to the path it was opened by: it lives beside the
+//!   store's resolved path ([`Store::canonical_path`]), so a symbolic link to the store (or
+//!   through a linked directory) finds the same lock;
+//! - waiting for the lock is bounded ([`DEFAULT_LOCK_TIMEOUT`], see
+//!   [`Connections::with_lock_timeout`]): a lock held past it (a hung process) ends the wait
+//!   with [`ConnectionError::LockTimeout`], which changed nothing and may be retried. Giving
+//!   up never refreshes without the lock, so the bound trades waiting for an error, never
+//!   for a second refresh;
 //! - after taking the lock the stored tokens are read again, and the refresh is skipped when
 //!   another caller already did it;
 //! - the new token set is committed to SQLite (WAL, `synchronous = FULL`) before the lock is
@@ -15,9 +23,27 @@
 //! measures it on every refresh.
 //!
 //! When the commit fails (a full disk, a store locked too long, a broken file), the new
-//! tokens are written to a rescue file beside the store (`<store>.unsaved/`, owner-only) and
-//! handed to the caller in [`ConnectionError::Unsaved`]; the next use of the connection
-//! moves them into the store, under the connection's lock.
+//! tokens are written to a rescue file beside the store (`<store>.unsaved/`) and handed to
+//! the caller in [`ConnectionError::Unsaved`]; the next use of the connection moves them into
+//! the store, under the connection's lock.
+//!
+//! The lock and rescue directories hold (or guard) secrets, and the store's directory may be
+//! shared with other users, so (on Unix) nothing in them is trusted blindly:
+//! - both directories are created 0700; existing ones must be ours, real directories (not
+//!   symbolic links) with no group or other permission bits ([`Store::open`] checks them
+//!   first, and each use checks again);
+//! - lock and rescue files are created exclusively (`O_CREAT|O_EXCL|O_NOFOLLOW`, 0600); an
+//!   existing one is opened with `O_NOFOLLOW` and checked through the opened handle: ours, a
+//!   regular file, one link, no group or other bits (a lock file's mode is not checked: it
+//!   holds nothing, only the private directory leads to it, and earlier versions created
+//!   lock files with the umask's mode);
+//! - a rescue file is written as `<name>.partial` and renamed into place; a stale partial file
+//!   of ours is removed first, one that is not ours is refused;
+//! - a rescue file that fails the checks is never read: [`ConnectionError::Rescue`] names it,
+//!   and the connection's stored tokens stay as they are.
+//!
+//! Out of scope: another user who can write the store's directory can still delete what is
+//! there (see the store's documentation); a process of the same user can do anything.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -29,7 +55,11 @@ use crate::bindings::exports::oauth_connector::oauth2::api::ApiResponse;
 use crate::retry::{self, RetryNotice, RetryPolicy};
 use crate::runtime::{CallError, Runtime, Session};
 use crate::signer::{KeyFileError, KeyFileSigner, NoSigner, Signer};
-use crate::store::{Grant, SecretSource, Store, StoreError, StoredConnection};
+use crate::store::{
+    Create, Grant, Kind, LOCKS, PRIVATE_BITS, RESCUE, Refusal, SecretSource, Store, StoreError,
+    StoredConnection, UnsafeFile, beside, check_metadata, check_path, new_private_file,
+    open_private_file, private_dir,
+};
 use crate::types::{ConnectionConfig, HttpMethod, HttpRequest, TokenSet};
 use crate::{HttpTransport, Limits, default_allow_list};
 
@@ -52,10 +82,23 @@ pub enum ConnectionError {
         /// Why a new token was needed.
         reason: &'static str,
     },
-    /// The per-connection lock could not be taken.
+    /// The per-connection lock file could not be created, opened or locked.
     Lock(PathBuf, std::io::Error),
-    /// A rescue file (tokens a failed commit left aside) could not be read or removed.
-    Rescue(PathBuf, String),
+    /// Another process held the connection's lock (the file) for the whole bound on waiting
+    /// (how long this caller waited): nothing was changed, and the operation may be retried.
+    /// The holder is refreshing, or hangs.
+    LockTimeout {
+        /// The lock file.
+        path: PathBuf,
+        /// How long this caller waited.
+        waited: Duration,
+    },
+    /// The lock directory or a lock file beside the store exists but is not safely ours
+    /// (see the module's documentation): it was not used.
+    Unsafe(PathBuf, UnsafeFile),
+    /// A rescue file (tokens a failed commit left aside), or its directory, could not be
+    /// used: nothing was recovered, and the stored connection is unchanged.
+    Rescue(PathBuf, RescueProblem),
     /// A refresh succeeded at the server but its tokens could not be stored. The server
     /// may have rotated the refresh token already, so the new tokens are handed to the
     /// caller, and kept in a rescue file when one could be written (its path, or why not);
@@ -69,6 +112,34 @@ pub enum ConnectionError {
         rescue: Result<PathBuf, std::io::Error>,
     },
 }
+
+/// Why a rescue file could not be used.
+#[derive(Debug)]
+pub enum RescueProblem {
+    /// The file or its directory is not safely ours: it was not read.
+    Unsafe(UnsafeFile),
+    /// Reading or removing it failed.
+    Io(std::io::Error),
+    /// It does not hold a rescue record.
+    NotARecord,
+    /// Its record belongs to another connection.
+    OtherConnection,
+}
+
+impl std::fmt::Display for RescueProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unsafe(problem) => problem.fmt(f),
+            Self::Io(error) => error.fmt(f),
+            Self::NotARecord => f.write_str("it is not a rescue record"),
+            Self::OtherConnection => f.write_str("its record names another connection"),
+        }
+    }
+}
+
+/// The default bound on waiting for a connection's lock: longer than a refresh takes with
+/// the default retries and timeouts in all but pathological cases.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Tokens that could not be stored. Its `Debug` leaves them out.
 pub struct UnsavedTokens(pub Box<TokenSet>);
@@ -95,9 +166,24 @@ impl std::fmt::Display for ConnectionError {
                  server issued no refresh token to renew it"
             ),
             Self::Lock(path, error) => write!(f, "cannot lock {}: {error}", path.display()),
-            Self::Rescue(path, reason) => write!(
+            Self::LockTimeout { path, waited } => write!(
                 f,
-                "cannot recover the unsaved tokens in {}: {reason}",
+                "gave up after {:.1} s waiting for the connection's lock {}: another process \
+                 held it all that time (a refresh in progress, or a process that hangs; \
+                 `fuser {}` shows it); nothing was changed, try again",
+                waited.as_secs_f64(),
+                path.display(),
+                path.display()
+            ),
+            Self::Unsafe(path, problem) => write!(
+                f,
+                "refusing to use {}, which guards the connection's refreshes: {problem}",
+                path.display()
+            ),
+            Self::Rescue(path, problem) => write!(
+                f,
+                "cannot recover the unsaved tokens in {}: {problem}; nothing was recovered \
+                 and the stored connection is unchanged",
                 path.display()
             ),
             Self::Unsaved {
@@ -198,6 +284,7 @@ pub struct Connections<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
     retry: RetryPolicy,
     notify: Notify<'a>,
+    lock_timeout: Duration,
 }
 
 impl<'a> Connections<'a> {
@@ -213,7 +300,15 @@ impl<'a> Connections<'a> {
             env,
             retry: RetryPolicy::default(),
             notify: &log_notice,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
         })
+    }
+
+    /// Waits at most `timeout` for a connection's lock (default [`DEFAULT_LOCK_TIMEOUT`]);
+    /// past it, [`ConnectionError::LockTimeout`].
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
     }
 
     /// Retries token-endpoint requests and idempotent API calls by `policy`, telling
@@ -370,7 +465,7 @@ impl<'a> Connections<'a> {
             // A connection removed meanwhile has nothing to come back to.
             let rescue = match error {
                 StoreError::NotFound(_) => Err(std::io::Error::other("the connection was removed")),
-                _ => self.keep_aside(name, &tokens),
+                _ => keep_aside(&self.store, name, &tokens),
             };
             tracing::error!(
                 connection = name,
@@ -485,7 +580,7 @@ impl<'a> Connections<'a> {
         self.store.save(name, config, secret, grant, tokens)?;
         // Tokens a failed refresh of the replaced connection left aside belong to its old
         // grant: they must not overwrite the new ones.
-        discard_rescue(self.store.path(), name)?;
+        discard_rescue(&self.store, name)?;
         Ok(())
     }
 
@@ -510,56 +605,57 @@ impl<'a> Connections<'a> {
         Ok(())
     }
 
-    /// Writes tokens the store refused to the rescue file (owner-only, replaced atomically,
-    /// synced), under the connection's lock.
-    fn keep_aside(&self, name: &str, tokens: &TokenSet) -> Result<PathBuf, std::io::Error> {
-        let path = rescue_path(self.store.path(), name);
-        let dir = path.parent().expect("the rescue file has a directory");
-        crate::store::create_private_dir(dir)?;
-        let partial = path.with_extension("partial");
-        let record = serde_json::json!({ "name": name, "tokens": tokens });
-        let written = crate::store::write_private_file(&partial, record.to_string().as_bytes())
-            .and_then(|()| std::fs::rename(&partial, &path));
-        if let Err(error) = written {
-            // Never leave a fragment of the tokens behind.
-            let _ = std::fs::remove_file(&partial);
-            return Err(error);
-        }
-        File::open(dir)?.sync_all()?;
-        Ok(path)
-    }
-
     /// Stores `name`'s rescued tokens, if a rescue file exists (taking the lock only then).
     fn recover_if_any(&self, name: &str) -> Result<(), ConnectionError> {
-        if rescue_path(self.store.path(), name).exists() {
-            let _lock = self.lock(name)?;
-            self.recover(name)?;
+        let path = rescue_path(&self.store, name);
+        if !rescue_dir_exists(&path)? {
+            return Ok(());
         }
-        Ok(())
+        match std::fs::symlink_metadata(&path) {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(ConnectionError::Rescue(path, RescueProblem::Io(error))),
+            Ok(_) => {
+                let _lock = self.lock(name)?;
+                self.recover(name)
+            }
+        }
     }
 
     /// Moves `name`'s rescued tokens into the store, unless the store already holds the
     /// same or newer ones; removes the rescue file once the store has committed. Call it
-    /// under the connection's lock.
+    /// under the connection's lock. A rescue file (or directory) that is not safely ours is
+    /// not read: [`ConnectionError::Rescue`].
     fn recover(&self, name: &str) -> Result<(), ConnectionError> {
-        let path = rescue_path(self.store.path(), name);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(error) => return Err(ConnectionError::Rescue(path, error.to_string())),
+        use std::io::Read as _;
+        let path = rescue_path(&self.store, name);
+        if !rescue_dir_exists(&path)? {
+            return Ok(());
+        }
+        let rescue_error = |problem| ConnectionError::Rescue(path.clone(), problem);
+        let file = match open_private_file(&path, Create::Never, PRIVATE_BITS) {
+            Ok(Some((file, _))) => file,
+            Ok(None) => return Ok(()),
+            Err(Refusal::Unsafe(problem)) => {
+                return Err(rescue_error(RescueProblem::Unsafe(problem)));
+            }
+            Err(Refusal::Io(error)) => return Err(rescue_error(RescueProblem::Io(error))),
         };
+        let mut text = String::new();
+        // A record is a few kilobytes; more is not one of ours.
+        file.take(1 << 20)
+            .read_to_string(&mut text)
+            .map_err(|error| rescue_error(RescueProblem::Io(error)))?;
         #[derive(serde::Deserialize)]
         struct Rescued {
             name: String,
             tokens: TokenSet,
         }
-        let rescued: Rescued = serde_json::from_str(&text)
-            .map_err(|_| ConnectionError::Rescue(path.clone(), "not a rescue record".to_owned()))?;
+        let rescued: Rescued =
+            serde_json::from_str(&text).map_err(|_| rescue_error(RescueProblem::NotARecord))?;
+        // The record names its connection: a file of another connection's (which only a
+        // SHA-256 collision of long names could put here, see `hex`) is refused.
         if rescued.name != name {
-            return Err(ConnectionError::Rescue(
-                path,
-                "the record names another connection".to_owned(),
-            ));
+            return Err(rescue_error(RescueProblem::OtherConnection));
         }
         let stored = self.store.get(name)?;
         let newer = rescued.tokens != stored.tokens
@@ -567,8 +663,7 @@ impl<'a> Connections<'a> {
         if newer {
             self.store.update_tokens(name, &rescued.tokens)?;
         }
-        std::fs::remove_file(&path)
-            .map_err(|error| ConnectionError::Rescue(path.clone(), error.to_string()))?;
+        std::fs::remove_file(&path).map_err(|error| rescue_error(RescueProblem::Io(error)))?;
         tracing::info!(
             connection = name,
             stored = newer,
@@ -577,9 +672,9 @@ impl<'a> Connections<'a> {
         Ok(())
     }
 
-    /// Takes the per-connection lock (blocking), in `<store>.locks/`.
+    /// Takes the per-connection lock, in `<store>.locks/`, waiting at most the lock timeout.
     fn lock(&self, name: &str) -> Result<ConnectionLock, ConnectionError> {
-        lock(self.store.path(), name)
+        lock(&self.store, name, self.lock_timeout)
     }
 }
 
@@ -606,43 +701,136 @@ fn log_notice(notice: &RetryNotice) {
     );
 }
 
-/// Takes `name`'s lock in the store at `store` (blocking).
-fn lock(store: &Path, name: &str) -> Result<ConnectionLock, ConnectionError> {
-    let dir = beside_store(store, ".locks");
+/// Permission bits a lock file may not have: none. It holds nothing, only our private lock
+/// directory (checked) leads to it, and earlier versions created lock files with the umask's
+/// mode (0644, or 0664 under a 002 umask), which must keep working.
+const LOCK_FILE_BITS: u32 = 0;
+
+/// Takes `name`'s lock in `store`, waiting at most `timeout`.
+///
+/// The lock file lives in `<canonical store path>.locks/`, so every path to one store
+/// shares it. The directory is created 0700 and the file 0600, exclusively and without
+/// following symbolic links; existing ones must pass the ownership checks. The wait polls
+/// (`try_lock`, pauses growing to 25 ms) so that it can give up.
+fn lock(store: &Store, name: &str, timeout: Duration) -> Result<ConnectionLock, ConnectionError> {
+    let refused = |path: &Path| {
+        let path = path.to_owned();
+        move |refusal| match refusal {
+            Refusal::Io(error) => ConnectionError::Lock(path, error),
+            Refusal::Unsafe(problem) => ConnectionError::Unsafe(path, problem),
+        }
+    };
+    let dir = beside(store.canonical_path(), LOCKS);
+    private_dir(&dir).map_err(refused(&dir))?;
     let path = dir.join(format!("{}.lock", hex(name)));
-    let lock_error = |error| ConnectionError::Lock(path.clone(), error);
-    crate::store::create_private_dir(&dir).map_err(lock_error)?;
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(lock_error)?;
-    file.lock().map_err(lock_error)?;
-    Ok(ConnectionLock(file))
+    let (file, _) = open_private_file(&path, Create::IfMissing, LOCK_FILE_BITS)
+        .map_err(refused(&path))?
+        .expect("a missing lock file is created");
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(ConnectionLock(file)),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(error)) => {
+                return Err(ConnectionError::Lock(path, error));
+            }
+        }
+        let waited = started.elapsed();
+        if waited >= timeout {
+            tracing::warn!(
+                lock = %path.display(),
+                waited_ms = waited.as_millis() as u64,
+                "gave up waiting for the connection's lock"
+            );
+            return Err(ConnectionError::LockTimeout { path, waited });
+        }
+        std::thread::sleep(pause.min(timeout - waited));
+        pause = (pause * 2).min(Duration::from_millis(25));
+    }
 }
 
 /// Deletes connection `name` from `store` (nothing is sent to the server), with any tokens a
-/// failed commit left aside for it, under the connection's lock. Needs no runtime.
+/// failed commit left aside for it, under the connection's lock (waiting at most
+/// [`DEFAULT_LOCK_TIMEOUT`]). Needs no runtime.
 pub fn remove(store: &Store, name: &str) -> Result<(), ConnectionError> {
-    let _lock = lock(store.path(), name)?;
-    discard_rescue(store.path(), name)?;
+    let _lock = lock(store, name, DEFAULT_LOCK_TIMEOUT)?;
+    discard_rescue(store, name)?;
     store.remove(name)?;
     Ok(())
 }
 
-/// Where `name`'s unsaved tokens are kept: `<store>.unsaved/<name in hex>.json`.
-fn rescue_path(store: &Path, name: &str) -> PathBuf {
-    beside_store(store, ".unsaved").join(format!("{}.json", hex(name)))
+/// Where `name`'s unsaved tokens are kept: `<canonical store path>.unsaved/<name in hex>.json`.
+fn rescue_path(store: &Store, name: &str) -> PathBuf {
+    beside(store.canonical_path(), RESCUE).join(format!("{}.json", hex(name)))
 }
 
-/// Deletes `name`'s rescue file, if any. Call it under the connection's lock.
-fn discard_rescue(store: &Path, name: &str) -> Result<(), ConnectionError> {
+/// Whether the directory of the rescue file `path` exists; one that is not safely ours is
+/// a [`ConnectionError::Rescue`].
+fn rescue_dir_exists(path: &Path) -> Result<bool, ConnectionError> {
+    let dir = path.parent().expect("the rescue file has a directory");
+    check_path(dir, Kind::Directory).map_err(|refusal| {
+        ConnectionError::Rescue(
+            dir.to_owned(),
+            match refusal {
+                Refusal::Unsafe(problem) => RescueProblem::Unsafe(problem),
+                Refusal::Io(error) => RescueProblem::Io(error),
+            },
+        )
+    })
+}
+
+/// Writes tokens the store refused to `name`'s rescue file, under the connection's lock:
+/// in the (checked, or new and 0700) rescue directory, to a new `.partial` file (exclusive,
+/// no symbolic link followed, 0600, synced) renamed into place. A stale partial file of ours
+/// is removed first; one that is not safely ours is refused and left alone.
+fn keep_aside(store: &Store, name: &str, tokens: &TokenSet) -> Result<PathBuf, std::io::Error> {
+    use std::io::Write as _;
+    let refused = |path: &Path, refusal| match refusal {
+        Refusal::Io(error) => error,
+        Refusal::Unsafe(problem) => {
+            std::io::Error::other(StoreError::Unsafe(path.to_owned(), problem))
+        }
+    };
     let path = rescue_path(store, name);
+    let dir = path.parent().expect("the rescue file has a directory");
+    private_dir(dir).map_err(|refusal| refused(dir, refusal))?;
+    let partial = path.with_extension("partial");
+    match std::fs::symlink_metadata(&partial) {
+        Ok(metadata) => {
+            check_metadata(&metadata, Kind::File, PRIVATE_BITS)
+                .map_err(|problem| refused(&partial, Refusal::Unsafe(problem)))?;
+            std::fs::remove_file(&partial)?;
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
+    let mut file = new_private_file(&partial)?;
+    let record = serde_json::json!({ "name": name, "tokens": tokens });
+    let written = file
+        .write_all(record.to_string().as_bytes())
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&partial, &path));
+    if let Err(error) = written {
+        // Never leave a fragment of the tokens behind (the file is ours: just created).
+        let _ = std::fs::remove_file(&partial);
+        return Err(error);
+    }
+    File::open(dir)?.sync_all()?;
+    Ok(path)
+}
+
+/// Deletes `name`'s rescue file, if any (it is removed, never read or followed). Call it
+/// under the connection's lock.
+fn discard_rescue(store: &Store, name: &str) -> Result<(), ConnectionError> {
+    let path = rescue_path(store, name);
+    if !rescue_dir_exists(&path)? {
+        return Ok(());
+    }
     match std::fs::remove_file(&path) {
         Ok(()) => Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(error) => Err(ConnectionError::Rescue(path, error.to_string())),
+        Err(error) => Err(ConnectionError::Rescue(path, RescueProblem::Io(error))),
     }
 }
 
@@ -655,26 +843,23 @@ impl Drop for ConnectionLock {
     }
 }
 
-/// `<store><suffix>`: the lock and rescue directories.
-fn beside_store(store: &Path, suffix: &str) -> PathBuf {
-    let mut name = store.file_name().unwrap_or_default().to_os_string();
-    name.push(suffix);
-    store.with_file_name(name)
-}
-
-/// Connection names may hold any character; lock file names are their hex bytes, and for
-/// long names a prefix plus a hash (file names are limited to 255 bytes).
+/// Connection names may hold any character; lock and rescue file names are their hex bytes,
+/// and for names over 64 bytes the first 32 bytes' hex plus the name's SHA-256 (file names
+/// are limited to 255 bytes). A cryptographic hash, so that no one can craft two names that
+/// share a lock or a rescue file (the 64-bit FNV-1a used before could be collided); spelled
+/// out here, so a file keeps its name across builds.
 fn hex(name: &str) -> String {
     let full: String = name.bytes().map(|byte| format!("{byte:02x}")).collect();
     if full.len() <= 128 {
         return full;
     }
-    // FNV-1a, written out: std's hashers may change between Rust releases, and a lock or
-    // rescue file must keep its name across builds of this program.
-    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("{}-{hash:016x}", &full[..64])
+    let digest = ring::digest::digest(&ring::digest::SHA256, name.as_bytes());
+    let hash: String = digest
+        .as_ref()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!("{}-{hash}", &full[..64])
 }
 
 #[cfg(test)]
@@ -713,9 +898,9 @@ mod tests {
         store
             .save("c", &config, &SecretSource::None, Grant::Device, &tokens)
             .unwrap();
-        let rescue = rescue_path(store.path(), "c");
-        crate::store::create_private_dir(rescue.parent().unwrap()).unwrap();
-        crate::store::write_private_file(&rescue, b"{}").unwrap();
+        let rescue = rescue_path(&store, "c");
+        private_dir(rescue.parent().unwrap()).unwrap();
+        new_private_file(&rescue).unwrap();
         remove(&store, "c").unwrap();
         assert!(!rescue.exists());
         assert!(matches!(store.get("c"), Err(StoreError::NotFound(_))));
@@ -730,8 +915,162 @@ mod tests {
         let long = "x".repeat(100);
         assert_eq!(
             hex(&long),
-            format!("{}-{}", "78".repeat(32), "052c9e7cec411035")
+            format!(
+                "{}-{}",
+                "78".repeat(32),
+                "09ecb6ebc8bcefc733f6f2ec44f791abeed6a99edf0cc31519637898aebd52d8"
+            )
         );
         assert_eq!(hex("conn"), "636f6e6e");
+        // Long names that share their first 32 bytes still get their own files, short
+        // enough for any file system (255 bytes, with `.partial`).
+        let other = format!("{}y", "x".repeat(99));
+        assert_ne!(hex(&long), hex(&other));
+        // Two 80-byte names whose 64-bit FNV-1a hashes (the scheme before) are equal
+        // (40e86ee995e68b4a, found by a Pollard rho search in minutes): they shared a lock and
+        // a rescue file. Now they do not.
+        let prefix = "x".repeat(64);
+        assert_ne!(
+            hex(&format!("{prefix}a9f327ce69682c0c")),
+            hex(&format!("{prefix}61889a142813d5d8"))
+        );
+        assert!(format!("{}.partial", hex(&"\u{10ffff}".repeat(1000))).len() <= 255);
+    }
+
+    /// A fresh store `store.db` in a new directory for `label`.
+    fn temp_store(label: &str) -> (PathBuf, Store) {
+        let dir = std::env::temp_dir().join(format!("connector-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir.join("store.db")).unwrap();
+        (dir, store)
+    }
+
+    fn tokens(access: &str) -> TokenSet {
+        TokenSet {
+            access_token: access.into(),
+            token_type: "bearer".into(),
+            expires_at: None,
+            refresh_token: Some("rt".into()),
+            id_token: None,
+            scopes: vec![],
+            obtained_at: 1,
+            extras: vec![],
+        }
+    }
+
+    #[test]
+    fn a_lock_held_elsewhere_times_out_with_a_typed_error() {
+        let (dir, store) = temp_store("lock-timeout");
+        let held = lock(&store, "c", Duration::ZERO).unwrap();
+        let started = Instant::now();
+        let error = lock(&store, "c", Duration::from_millis(200))
+            .err()
+            .expect("the lock is held");
+        let ConnectionError::LockTimeout { path, waited } = error else {
+            panic!("expected a lock timeout, got {error:?}");
+        };
+        assert_eq!(path, dir.join("store.db.locks/63.lock"));
+        assert!(waited >= Duration::from_millis(200), "{waited:?}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        drop(held);
+        drop(lock(&store, "c", Duration::ZERO).unwrap());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn every_path_to_a_store_shares_its_lock_and_rescue_file() {
+        let (dir, store) = temp_store("lock-identity");
+        let real = store.canonical_path().to_owned();
+        std::os::unix::fs::symlink(&real, dir.join("alias.db")).unwrap();
+        std::os::unix::fs::symlink(&dir, dir.with_extension("linked")).unwrap();
+        let paths = [
+            dir.join("alias.db"),
+            dir.with_extension("linked").join("store.db"),
+            dir.join(".").join("store.db"),
+        ];
+        let held = lock(&store, "c", Duration::ZERO).unwrap();
+        for path in paths {
+            let other = Store::open(&path).unwrap();
+            assert_eq!(other.canonical_path(), real);
+            assert_eq!(rescue_path(&other, "c"), rescue_path(&store, "c"));
+            assert!(matches!(
+                lock(&other, "c", Duration::from_millis(50)),
+                Err(ConnectionError::LockTimeout { .. })
+            ));
+        }
+        drop(held);
+        let _ = std::fs::remove_file(dir.with_extension("linked"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn lock_files_and_directories_not_safely_ours_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, store) = temp_store("lock-unsafe");
+        drop(lock(&store, "c", Duration::ZERO).unwrap());
+        let locks = dir.join("store.db.locks");
+        let file = locks.join("63.lock");
+        std::os::unix::fs::chown(&file, Some(65534), Some(65534)).unwrap();
+        assert!(matches!(
+            lock(&store, "c", Duration::ZERO),
+            Err(ConnectionError::Unsafe(path, UnsafeFile::NotOwned { owner: 65534 })) if path == file
+        ));
+        std::fs::remove_file(&file).unwrap();
+        std::os::unix::fs::symlink(dir.join("store.db"), &file).unwrap();
+        assert!(matches!(
+            lock(&store, "c", Duration::ZERO),
+            Err(ConnectionError::Unsafe(path, UnsafeFile::Symlink)) if path == file
+        ));
+        std::fs::remove_file(&file).unwrap();
+        std::fs::set_permissions(&locks, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(matches!(
+            lock(&store, "c", Duration::ZERO),
+            Err(ConnectionError::Unsafe(path, UnsafeFile::Shared { mode: 0o777 })) if path == locks
+        ));
+        assert!(!file.exists(), "nothing was created in it");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn keep_aside_never_follows_or_overwrites_a_partial_file_not_ours() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, store) = temp_store("keep-aside");
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "unchanged").unwrap();
+        let rescue = rescue_path(&store, "c");
+        let partial = rescue.with_extension("partial");
+        private_dir(rescue.parent().unwrap()).unwrap();
+
+        // A symbolic link is never followed, whoever made it.
+        std::os::unix::fs::symlink(&victim, &partial).unwrap();
+        let error = keep_aside(&store, "c", &tokens("at")).unwrap_err();
+        assert!(matches!(
+            error.get_ref().and_then(|e| e.downcast_ref::<StoreError>()),
+            Some(StoreError::Unsafe(path, UnsafeFile::Symlink)) if *path == partial
+        ));
+        // Another user's file is left alone.
+        std::fs::remove_file(&partial).unwrap();
+        std::fs::write(&partial, "theirs").unwrap();
+        std::os::unix::fs::chown(&partial, Some(65534), Some(65534)).unwrap();
+        let error = keep_aside(&store, "c", &tokens("at")).unwrap_err();
+        assert!(matches!(
+            error.get_ref().and_then(|e| e.downcast_ref::<StoreError>()),
+            Some(StoreError::Unsafe(path, UnsafeFile::NotOwned { owner: 65534 })) if *path == partial
+        ));
+        assert_eq!(std::fs::read_to_string(&partial).unwrap(), "theirs");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "unchanged");
+        assert!(!rescue.exists());
+
+        // A stale partial file of ours is replaced; the record is owner-only.
+        std::fs::remove_file(&partial).unwrap();
+        std::fs::write(&partial, "stale").unwrap();
+        std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(keep_aside(&store, "c", &tokens("at")).unwrap(), rescue);
+        assert!(!partial.exists());
+        let mode = std::fs::metadata(&rescue).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&rescue).unwrap()).unwrap();
+        assert_eq!(record["name"], "c");
     }
 }

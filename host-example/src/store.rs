@@ -1,9 +1,29 @@
 //! The connection store: one SQLite file holding each connection's profile, client, request
 //! options and token set.
 //!
-//! The file holds client secrets and tokens, so it is created owner-only (0600, in a 0700
-//! directory on Unix), and opening a store that others can read is refused. SQLite's journal
-//! files take the main file's permissions.
+//! The file holds client secrets and tokens, so every file the store owns must be ours alone.
+//! On Unix, before SQLite opens anything, each of them that exists (the database, its `-wal`,
+//! `-shm` and `-journal` files, and the `.locks/` and `.unsaved/` directories beside it) is
+//! checked, without following a symbolic link: it must belong to the effective user, be a
+//! regular file (a real directory for the two directories), have no permission bits for group
+//! or others, and (files) have no other hard link. A file that fails is refused with
+//! [`StoreError::Unsafe`], which names it and says how to fix it; nothing is read from it or
+//! written to it. Missing files are created exclusively (`O_CREAT|O_EXCL|O_NOFOLLOW`, mode
+//! 0600; directories 0700), never chmod-ed afterwards. SQLite itself creates the `-wal` and
+//! `-shm` files of a new store, so after it has opened them they are checked again, before any
+//! connection is read or written.
+//!
+//! What remains out of scope: the store's directory may be shared (for example `/tmp`, with
+//! its sticky bit). Another user who can write to it can still delete or rename files there
+//! (without the sticky bit, even ours), and so make the store unusable or lose it; the checks
+//! make sure we never use a file of theirs, and never put a secret into one. The checks and
+//! SQLite's own opening are separate steps. For a store in WAL mode we create `-wal` and
+//! `-shm` before SQLite opens them, but SQLite deletes both when the last connection closes,
+//! and creates them itself for a new store: a file planted in that instant may be opened by
+//! SQLite (and see the schema written while the store is opened, never a connection); the
+//! check after opening then refuses the store, and also when the planted file was removed
+//! again (no connection deletes them while ours is open, so they must exist). A directory of
+//! another user's above the store (a path component) is not checked.
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -48,8 +68,10 @@ pub const STORE_ENV: &str = "CONNECTOR_STORE";
 pub enum StoreError {
     /// The file could not be created, opened or checked.
     Io(PathBuf, std::io::Error),
-    /// The file is readable or writable by others (mode shown in octal).
-    Permissions(PathBuf, u32),
+    /// A file or directory the store owns (the database, its `-wal`, `-shm` or `-journal`
+    /// file, or the `.locks/` or `.unsaved/` directory beside it) exists but is not safely
+    /// ours: nothing was read from it or written to it.
+    Unsafe(PathBuf, UnsafeFile),
     /// The disk (or the store's size limit) is full: nothing was written, and what was
     /// stored before is unchanged.
     Full,
@@ -72,9 +94,10 @@ impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Io(path, error) => write!(f, "store {}: {error}", path.display()),
-            Self::Permissions(path, mode) => write!(
+            Self::Unsafe(path, problem) => write!(
                 f,
-                "store {} has mode {mode:o}; it holds secrets and must be readable by its owner only (chmod 600)",
+                "refusing to use {}, which belongs to the store of secrets: {problem}; \
+                 nothing was read from it or written to it",
                 path.display()
             ),
             Self::Full => f.write_str(
@@ -100,6 +123,59 @@ impl std::fmt::Display for StoreError {
 }
 
 impl std::error::Error for StoreError {}
+
+/// Why an existing file or directory that holds (or guards) secrets is not safely ours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnsafeFile {
+    /// It belongs to another user (their uid): they could read what we write into it, or
+    /// have put there what we would read.
+    NotOwned {
+        /// The owner's user id.
+        owner: u32,
+    },
+    /// It is a symbolic link, which could lead anywhere.
+    Symlink,
+    /// It is not a regular file (a directory, a FIFO, a device...).
+    NotAFile,
+    /// It is not a directory.
+    NotADirectory,
+    /// Group or others have permissions on it (the mode, octal).
+    Shared {
+        /// The permission bits.
+        mode: u32,
+    },
+    /// It has other hard links (the link count), so its contents can be reached by
+    /// another name.
+    Linked {
+        /// The number of links.
+        links: u64,
+    },
+}
+
+impl std::fmt::Display for UnsafeFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotOwned { owner } => write!(
+                f,
+                "it belongs to user {owner}, not to you; remove it (it is not yours, and may \
+                 have been planted to read or inject secrets)"
+            ),
+            Self::Symlink => f.write_str("it is a symbolic link; remove it"),
+            Self::NotAFile => f.write_str("it is not a regular file; remove it"),
+            Self::NotADirectory => f.write_str("it is not a directory; remove it"),
+            Self::Shared { mode } => write!(
+                f,
+                "it has mode {mode:o}, open to group or others; make it private (chmod 600 for \
+                 a file, chmod 700 for a directory)"
+            ),
+            Self::Linked { links } => write!(
+                f,
+                "it has {links} hard links, so its contents can be reached by another name; \
+                 remove the other links"
+            ),
+        }
+    }
+}
 
 impl From<rusqlite::Error> for StoreError {
     fn from(error: rusqlite::Error) -> Self {
@@ -199,6 +275,7 @@ impl std::fmt::Debug for StoredConnection {
 pub struct Store {
     db: Db,
     path: PathBuf,
+    canonical: PathBuf,
 }
 
 /// The default store path: `$CONNECTOR_STORE`, else the platform's data directory
@@ -232,31 +309,85 @@ pub(crate) fn now() -> u64 {
 
 impl Store {
     /// Opens the store at `path`, creating it (owner-only) with the current schema if absent.
+    ///
+    /// Before SQLite opens anything, every file the store owns that exists is checked (see
+    /// the module's documentation): one that is not safely ours is [`StoreError::Unsafe`],
+    /// naming it, and nothing is created, read or written.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let io = |error| StoreError::Io(path.to_owned(), error);
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             create_private_dir(parent).map_err(io)?;
         }
-        create_private_file(path).map_err(io)?;
-        check_private(path)?;
-        let mut db = Db::open(path)?;
-        db.busy_timeout(std::time::Duration::from_secs(30))?;
-        // WAL: readers never wait for the writer, which matters when many processes share
-        // the store. synchronous=FULL: a committed token set survives power loss, so a
-        // rotated refresh token is durable once `update_tokens` returns.
-        let _: String = db.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
-        db.execute_batch("PRAGMA synchronous = FULL")?;
-        let version = migrate(&mut db)?;
+        // The store's identity: the path resolved, so that every path to one store finds the
+        // same files beside it (SQLite names its own after it too). From here on nothing
+        // is followed: the resolved file itself may not be a symbolic link.
+        let canonical = canonical_path(path).map_err(io)?;
+        for companion in companions(&canonical) {
+            check_path(&companion, Kind::File).map_err(refused(&companion))?;
+        }
+        for dir in [beside(&canonical, LOCKS), beside(&canonical, RESCUE)] {
+            check_path(&dir, Kind::Directory).map_err(refused(&dir))?;
+        }
+        let in_wal_mode = open_database_file(&canonical)?;
+        if in_wal_mode {
+            // Ours, created exclusively now, so SQLite has no chance to use someone else's.
+            for companion in [beside(&canonical, "-wal"), beside(&canonical, "-shm")] {
+                open_private_file(&companion, Create::IfMissing, PRIVATE_BITS)
+                    .map_err(refused(&companion))?;
+            }
+        }
+        let mut db = Db::open(&canonical)?;
+        db.busy_timeout(BUSY_TIMEOUT)?;
+        // Processes opening a new store at the same moment contend for the switch to WAL and
+        // the first migration, and SQLite answers some of those contentions with an
+        // immediate SQLITE_BUSY that its busy handler never sees (deadlock avoidance): retry
+        // them, within the same bound.
+        let started = std::time::Instant::now();
+        let (journal, version) = loop {
+            match prepare(&mut db) {
+                Err(StoreError::Busy) if started.elapsed() < BUSY_TIMEOUT => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                prepared => break prepared?,
+            }
+        };
+        // SQLite created (or reopened) its files itself: they must be ours before a secret
+        // is read from or written to them. While this connection is open in WAL mode, no
+        // other connection deletes them, so they must exist too.
+        let wal = journal.eq_ignore_ascii_case("wal");
+        for (index, companion) in companions(&canonical).into_iter().enumerate() {
+            let exists = check_path(&companion, Kind::File).map_err(refused(&companion))?;
+            // -wal and -shm (not -journal).
+            if wal && index < 2 && !exists {
+                return Err(StoreError::Io(
+                    companion,
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "SQLite's file vanished while the store was being opened",
+                    ),
+                ));
+            }
+        }
         tracing::debug!(path = %path.display(), schema = version, "store open");
         Ok(Self {
             db,
             path: path.to_owned(),
+            canonical,
         })
     }
 
-    /// The file's path.
+    /// The file's path, as given to [`Store::open`].
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The file's resolved path (symbolic links, `.` and `..` resolved when it was opened):
+    /// the same for every path that reaches this store (a symbolic link to it, or through a
+    /// linked directory; hard links are refused), so the refresh locks and rescue files,
+    /// which live beside it (`<canonical>.locks/`, `<canonical>.unsaved/`), are shared by
+    /// all of them.
+    pub fn canonical_path(&self) -> &Path {
+        &self.canonical
     }
 
     /// Stores a new connection, or replaces the one with the same name.
@@ -351,6 +482,20 @@ struct RawRow {
     token_writes: i64,
 }
 
+/// How long a store operation waits for another process's lock before `Busy`.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Puts the store in WAL mode with `synchronous = FULL` and migrates its schema; returns the
+/// journal mode and the schema version. WAL: readers never wait for the writer, which matters
+/// when many processes share the store. synchronous=FULL: a committed token set survives
+/// power loss, so a rotated refresh token is durable once `update_tokens` returns.
+fn prepare(db: &mut Db) -> Result<(String, i64), StoreError> {
+    let journal: String = db.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    db.execute_batch("PRAGMA synchronous = FULL")?;
+    let version = migrate(db)?;
+    Ok((journal, version))
+}
+
 /// Brings the store's schema to [`SCHEMA_VERSION`] in one immediate transaction, reading the
 /// version inside it, so that processes opening a new or older store at the same time
 /// migrate it exactly once. Returns the version.
@@ -405,7 +550,244 @@ fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("records of strings and numbers always serialize")
 }
 
-/// Creates `dir` (and its parents) readable by its owner only; an existing one is kept.
+/// The suffix of the directory of per-connection lock files beside the store.
+pub(crate) const LOCKS: &str = ".locks";
+/// The suffix of the directory of rescue files beside the store.
+pub(crate) const RESCUE: &str = ".unsaved";
+
+/// Permission bits a file or directory holding secrets may not have (group and others).
+pub(crate) const PRIVATE_BITS: u32 = 0o077;
+
+/// `path` with `suffix` appended to its file name: `conn.db-wal`, and the lock and rescue
+/// directories `conn.db.locks`, `conn.db.unsaved`.
+pub(crate) fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// The files SQLite keeps beside the database: `-wal`, `-shm` (WAL mode), `-journal`.
+fn companions(database: &Path) -> [PathBuf; 3] {
+    ["-wal", "-shm", "-journal"].map(|suffix| beside(database, suffix))
+}
+
+/// `path` resolved (`std::fs::canonicalize`: symbolic links, `.`, `..`); for a store that
+/// does not exist yet, its directory resolved and its name kept.
+fn canonical_path(path: &Path) -> std::io::Result<PathBuf> {
+    match std::fs::canonicalize(path) {
+        Ok(canonical) => Ok(canonical),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let name = path.file_name().ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name")
+            })?;
+            let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+            Ok(std::fs::canonicalize(parent.unwrap_or(Path::new(".")))?.join(name))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Opens the database file, creating it exclusively (0600) when missing, else checking the
+/// opened file; returns whether its header says WAL mode (file format versions 2).
+fn open_database_file(path: &Path) -> Result<bool, StoreError> {
+    use std::io::Read as _;
+    let (mut file, _) = open_private_file(path, Create::IfMissing, PRIVATE_BITS)
+        .map_err(refused(path))?
+        .expect("created when missing");
+    let mut header = [0_u8; 20];
+    Ok(file.read_exact(&mut header).is_ok() && header[18] == 2 && header[19] == 2)
+}
+
+/// What kind of entry a checked path must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A regular file with no other hard link.
+    File,
+    /// A directory.
+    Directory,
+}
+
+/// Why a file beside the store could not be used.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// It could not be created, opened or examined.
+    Io(std::io::Error),
+    /// It exists but is not safely ours.
+    Unsafe(UnsafeFile),
+}
+
+/// Maps a refusal about `path` to a [`StoreError`].
+fn refused(path: &Path) -> impl Fn(Refusal) -> StoreError + '_ {
+    move |refusal| match refusal {
+        Refusal::Io(error) => StoreError::Io(path.to_owned(), error),
+        Refusal::Unsafe(problem) => StoreError::Unsafe(path.to_owned(), problem),
+    }
+}
+
+/// Whether to create a missing file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Create {
+    /// Create it, exclusively and owner-only.
+    IfMissing,
+    /// Only open an existing one.
+    Never,
+}
+
+/// The effective user id: who the store's files must belong to.
+#[cfg(unix)]
+#[allow(unsafe_code)] // one libc call without arguments
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Checks what `metadata` (from `lstat`, or `fstat` of an opened file) describes: ours, of
+/// the right kind, not a symbolic link, no bit of `forbidden` set in its mode, and (a file)
+/// no other hard link.
+#[cfg(unix)]
+pub(crate) fn check_metadata(
+    metadata: &std::fs::Metadata,
+    kind: Kind,
+    forbidden: u32,
+) -> Result<(), UnsafeFile> {
+    use std::os::unix::fs::MetadataExt;
+    let file_type = metadata.file_type();
+    if file_type.is_symlink() {
+        return Err(UnsafeFile::Symlink);
+    }
+    match kind {
+        Kind::File if !file_type.is_file() => return Err(UnsafeFile::NotAFile),
+        Kind::Directory if !file_type.is_dir() => return Err(UnsafeFile::NotADirectory),
+        _ => {}
+    }
+    if metadata.uid() != effective_uid() {
+        return Err(UnsafeFile::NotOwned {
+            owner: metadata.uid(),
+        });
+    }
+    if kind == Kind::File && metadata.nlink() != 1 {
+        return Err(UnsafeFile::Linked {
+            links: metadata.nlink(),
+        });
+    }
+    let mode = metadata.mode() & 0o7777;
+    if mode & forbidden != 0 {
+        return Err(UnsafeFile::Shared { mode });
+    }
+    Ok(())
+}
+
+/// Elsewhere, file ownership is not checked (Windows files inherit the ACL of the user's
+/// profile directory).
+#[cfg(not(unix))]
+pub(crate) fn check_metadata(
+    metadata: &std::fs::Metadata,
+    kind: Kind,
+    _forbidden: u32,
+) -> Result<(), UnsafeFile> {
+    match kind {
+        _ if metadata.file_type().is_symlink() => Err(UnsafeFile::Symlink),
+        Kind::File if !metadata.is_file() => Err(UnsafeFile::NotAFile),
+        Kind::Directory if !metadata.is_dir() => Err(UnsafeFile::NotADirectory),
+        _ => Ok(()),
+    }
+}
+
+/// Checks the entry at `path` without following it, as a private `kind` (see
+/// [`check_metadata`]); `Ok(false)` when there is none.
+pub(crate) fn check_path(path: &Path, kind: Kind) -> Result<bool, Refusal> {
+    match std::fs::symlink_metadata(path) {
+        Ok(metadata) => check_metadata(&metadata, kind, PRIVATE_BITS)
+            .map(|()| true)
+            .map_err(Refusal::Unsafe),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(Refusal::Io(error)),
+    }
+}
+
+/// Opens the file at `path` without following a symbolic link. A missing file is created
+/// exclusively, owner-only (0600), with `Create::IfMissing` (then `Ok(Some((file, true)))`),
+/// else `Ok(None)`. An existing file is opened read-only (and never blocks, should it be a
+/// FIFO) and checked through the opened handle, not its path (see [`check_metadata`], with
+/// `forbidden` mode bits): `Ok(Some((file, false)))` when it passes.
+pub(crate) fn open_private_file(
+    path: &Path,
+    create: Create,
+    forbidden: u32,
+) -> Result<Option<(std::fs::File, bool)>, Refusal> {
+    // A file removed between the two attempts (SQLite deletes its -wal and -shm when the
+    // last connection closes) is created again; a path that keeps changing is an error.
+    for _ in 0..3 {
+        if create == Create::IfMissing {
+            match new_private_file(path) {
+                Ok(file) => return Ok(Some((file, true))),
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(error) => return Err(Refusal::Io(error)),
+            }
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::custom_flags(
+            &mut options,
+            libc::O_NOFOLLOW | libc::O_NONBLOCK,
+        );
+        match options.open(path) {
+            Ok(file) => {
+                let metadata = file.metadata().map_err(Refusal::Io)?;
+                check_metadata(&metadata, Kind::File, forbidden).map_err(Refusal::Unsafe)?;
+                return Ok(Some((file, false)));
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                if create == Create::Never {
+                    return Ok(None);
+                }
+            }
+            #[cfg(unix)]
+            Err(error) if error.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(Refusal::Unsafe(UnsafeFile::Symlink));
+            }
+            Err(error) => return Err(Refusal::Io(error)),
+        }
+    }
+    Err(Refusal::Io(std::io::Error::other(
+        "the file keeps appearing and disappearing",
+    )))
+}
+
+/// Creates a new file at `path`, exclusively (it must not exist, not even as a symbolic
+/// link), owner-only (0600), for writing.
+pub(crate) fn new_private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    options.open(path)
+}
+
+/// Creates the directory `dir` (its parent must exist) owner-only (0700), or checks the
+/// existing one: ours, a real directory (not a symbolic link), no group or other bits.
+pub(crate) fn private_dir(dir: &Path) -> Result<(), Refusal> {
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    match builder.create(dir) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            match check_path(dir, Kind::Directory)? {
+                true => Ok(()),
+                false => Err(Refusal::Io(error)),
+            }
+        }
+        Err(error) => Err(Refusal::Io(error)),
+    }
+}
+
+/// Creates `dir` (and its parents) readable by its owner only; an existing one is kept as
+/// it is (the store's directory may be shared, see the module's documentation).
 #[cfg(unix)]
 pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
@@ -422,62 +804,6 @@ pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(not(unix))]
 pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)
-}
-
-#[cfg(unix)]
-fn create_private_file(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(_) => Ok(()),
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(error) => Err(error),
-    }
-}
-
-/// Writes `bytes` to a new or truncated owner-only file at `path` and syncs it.
-pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
-}
-
-#[cfg(not(unix))]
-fn create_private_file(path: &Path) -> std::io::Result<()> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .open(path)
-        .map(drop)
-}
-
-/// Refuses a store file that group or others can access.
-#[cfg(unix)]
-fn check_private(path: &Path) -> Result<(), StoreError> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .map_err(|error| StoreError::Io(path.to_owned(), error))?
-        .permissions()
-        .mode()
-        & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(StoreError::Permissions(path.to_owned(), mode));
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_private(_path: &Path) -> Result<(), StoreError> {
-    Ok(())
 }
 
 #[cfg(test)]
@@ -580,8 +906,105 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(matches!(
             Store::open(&path),
-            Err(StoreError::Permissions(_, 0o644))
+            Err(StoreError::Unsafe(p, UnsafeFile::Shared { mode: 0o644 })) if p == path
         ));
+    }
+
+    /// Each way a file beside the store can fail the checks, with the store new and
+    /// existing: a typed error naming the file, and the file left as it was.
+    #[cfg(unix)]
+    #[test]
+    fn files_beside_the_store_that_are_not_safely_ours_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = temp_path("companions");
+        drop(Store::open(&path).unwrap());
+        let dir = path.parent().unwrap().to_owned();
+        let wal = dir.join("store.db-wal");
+        let journal = dir.join("store.db-journal");
+        let refused = |expected: &Path, problem: UnsafeFile| match Store::open(&path) {
+            Err(StoreError::Unsafe(at, found)) => {
+                assert_eq!((at, found), (expected.into(), problem))
+            }
+            Err(error) => panic!(
+                "expected {problem:?} for {}, got {error}",
+                expected.display()
+            ),
+            Ok(_) => panic!(
+                "expected {problem:?} for {}, the store opened",
+                expected.display()
+            ),
+        };
+        // A symbolic link, even to a file of ours.
+        std::os::unix::fs::symlink(dir.join("elsewhere"), &wal).unwrap();
+        refused(&wal, UnsafeFile::Symlink);
+        assert!(!dir.join("elsewhere").exists(), "the link was not followed");
+        std::fs::remove_file(&wal).unwrap();
+        // Ours, but open to others.
+        std::fs::write(&journal, "").unwrap();
+        std::fs::set_permissions(&journal, std::fs::Permissions::from_mode(0o644)).unwrap();
+        refused(&journal, UnsafeFile::Shared { mode: 0o644 });
+        std::fs::remove_file(&journal).unwrap();
+        // Ours, but reachable by another name.
+        new_private_file(&wal).unwrap();
+        std::fs::hard_link(&wal, dir.join("other-name")).unwrap();
+        refused(&wal, UnsafeFile::Linked { links: 2 });
+        std::fs::remove_file(&wal).unwrap();
+        // Another user's.
+        new_private_file(&wal).unwrap();
+        std::os::unix::fs::chown(&wal, Some(65534), Some(65534)).unwrap();
+        refused(&wal, UnsafeFile::NotOwned { owner: 65534 });
+        assert_eq!(
+            std::fs::metadata(&wal).unwrap().len(),
+            0,
+            "nothing was written"
+        );
+        std::fs::remove_file(&wal).unwrap();
+        // Not a file.
+        std::fs::create_dir(&wal).unwrap();
+        refused(&wal, UnsafeFile::NotAFile);
+        std::fs::remove_dir(&wal).unwrap();
+        // The lock and rescue directories: real directories of ours, private.
+        let locks = dir.join("store.db.locks");
+        std::fs::create_dir(&locks).unwrap();
+        std::fs::set_permissions(&locks, std::fs::Permissions::from_mode(0o755)).unwrap();
+        refused(&locks, UnsafeFile::Shared { mode: 0o755 });
+        std::fs::remove_dir(&locks).unwrap();
+        let unsaved = dir.join("store.db.unsaved");
+        std::os::unix::fs::symlink(&dir, &unsaved).unwrap();
+        refused(&unsaved, UnsafeFile::Symlink);
+        std::fs::remove_file(&unsaved).unwrap();
+        // The store itself, hard-linked.
+        std::fs::hard_link(&path, dir.join("second.db")).unwrap();
+        refused(&path, UnsafeFile::Linked { links: 2 });
+        std::fs::remove_file(dir.join("second.db")).unwrap();
+        drop(Store::open(&path).unwrap());
+    }
+
+    /// A symbolic link to the store opens the store it leads to, with its companions beside
+    /// the real file; a link to nothing is refused, not created through.
+    #[cfg(unix)]
+    #[test]
+    fn a_symbolic_link_to_the_store_leads_to_the_real_file() {
+        let path = temp_path("linked");
+        drop(Store::open(&path).unwrap());
+        let dir = path.parent().unwrap().to_owned();
+        let alias = dir.join("alias.db");
+        std::os::unix::fs::symlink(&path, &alias).unwrap();
+        let store = Store::open(&alias).unwrap();
+        assert_eq!(
+            store.canonical_path(),
+            std::fs::canonicalize(&path).unwrap()
+        );
+        assert!(dir.join("store.db-wal").exists());
+        assert!(!dir.join("alias.db-wal").exists());
+        drop(store);
+        let dangling = dir.join("dangling.db");
+        std::os::unix::fs::symlink(dir.join("nothing.db"), &dangling).unwrap();
+        assert!(matches!(
+            Store::open(&dangling),
+            Err(StoreError::Unsafe(at, UnsafeFile::Symlink)) if at == dir.canonicalize().unwrap().join("dangling.db")
+        ));
+        assert!(!dir.join("nothing.db").exists());
     }
 
     #[test]
@@ -624,7 +1047,7 @@ mod tests {
     /// A store as version 1 of this program wrote it, with one connection.
     fn write_version_1_store(path: &Path) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        create_private_file(path).unwrap();
+        new_private_file(path).unwrap();
         let db = Db::open(path).unwrap();
         db.execute_batch(MIGRATIONS[0].1).unwrap();
         db.execute(

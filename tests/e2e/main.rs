@@ -12,4 +12,5 @@ mod lifecycle;
 mod listener;
 mod retry;
 mod server;
+mod store_security;
 mod terminal;
