@@ -378,7 +378,7 @@ impl Drop for ScriptedUser {
 }
 
 /// A configuration for `basic-client` at `server`, its profile parsed by the component.
-fn basic_client_config(runtime: &Runtime, server: &OidcServer) -> ConnectionConfig {
+pub fn basic_client_config(runtime: &Runtime, server: &OidcServer) -> ConnectionConfig {
     let dir = TempDir::new("config");
     let profile_json = std::fs::read_to_string(server.profile_file(&dir.0, "")).unwrap();
     let profile = runtime

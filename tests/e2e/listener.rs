@@ -13,38 +13,10 @@ use connector_host::Runtime;
 use connector_host::connect::{
     ConnectError, ConnectUi, FlowOptions, RedirectListener, authorize_in_browser,
 };
-use connector_host::types::{Client, ConnectionConfig};
 use serde_json::json;
 
-use crate::server::{OidcServer, TempDir, oidc_dir};
-
-/// A configuration for `basic-client` at `server`, its profile parsed by the component.
-fn basic_client_config(runtime: &Runtime, server: &OidcServer) -> ConnectionConfig {
-    let dir = TempDir::new("listener");
-    let profile_json = std::fs::read_to_string(server.profile_file(&dir.0, "")).unwrap();
-    let profile = runtime
-        .instantiate(connector_host::HttpTransport::new(
-            Default::default(),
-            Default::default(),
-        ))
-        .unwrap()
-        .parse_profile(&profile_json)
-        .unwrap();
-    ConnectionConfig {
-        profile,
-        client: Client {
-            client_id: "basic-client".into(),
-            client_secret: Some("basic-secret".into()),
-            auth_method: None,
-        },
-        redirect_uri: None,
-        scopes: vec![],
-        authorize_params: vec![],
-        token_requests: connector_host::no_token_extras(),
-        variables: vec![],
-        offline_access: false,
-    }
-}
+use crate::connect::basic_client_config;
+use crate::server::{OidcServer, oidc_dir};
 
 /// The value of `name` in the query of `url`.
 fn query(url: &str, name: &str) -> String {

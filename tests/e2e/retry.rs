@@ -38,7 +38,8 @@ fn proxy(server: &OidcServer, path: &'static str, scripted: Vec<Scripted>) -> Lo
     })
 }
 
-fn forward(upstream: &str, request: &Recorded) -> Reply {
+/// Sends `request` on to `upstream` and answers with its response.
+pub fn forward(upstream: &str, request: &Recorded) -> Reply {
     let transport = HttpTransport::new(AllowList::from_urls([upstream]), Limits::default());
     let headers = request
         .headers

@@ -15,10 +15,9 @@ use connector_host::Runtime;
 use connector_host::connections::{ConnectionError, Connections, RescueProblem};
 use connector_host::loopback::{LoopbackServer, Recorded, Reply};
 use connector_host::store::{Store, StoreError, UnsafeFile};
-use connector_host::types::{HttpMethod, HttpRequest, KeyValue};
-use connector_host::{AllowList, HttpTransport, Limits};
 
 use crate::connect::cli;
+use crate::retry::forward;
 use crate::server::{OidcServer, TempDir, user_agent};
 
 /// The other local user (`nobody`).
@@ -372,48 +371,6 @@ fn delaying_proxy(server: &OidcServer, delay: Duration) -> (LoopbackServer, Arc<
         reply
     });
     (proxy, refreshes)
-}
-
-fn forward(upstream: &str, request: &Recorded) -> Reply {
-    let transport = HttpTransport::new(AllowList::from_urls([upstream]), Limits::default());
-    let headers = request
-        .headers
-        .iter()
-        .filter(|(name, _)| !matches!(name.as_str(), "host" | "content-length" | "user-agent"))
-        .map(|(name, value)| KeyValue {
-            name: name.clone(),
-            value: value.clone(),
-        })
-        .collect();
-    let method = match request.method.as_str() {
-        "GET" => HttpMethod::Get,
-        "POST" => HttpMethod::Post,
-        other => HttpMethod::Other(other.to_owned()),
-    };
-    let response = transport
-        .send(HttpRequest {
-            method,
-            url: format!("{upstream}{}", request.target),
-            headers,
-            body: request.body.clone(),
-        })
-        .expect("the upstream server answers");
-    Reply {
-        status: response.status,
-        headers: response
-            .headers
-            .into_iter()
-            .filter(|h| {
-                !matches!(
-                    h.name.to_ascii_lowercase().as_str(),
-                    "content-length" | "connection" | "transfer-encoding" | "keep-alive"
-                )
-            })
-            .map(|h| (h.name, h.value))
-            .collect(),
-        body: response.body,
-        delay: Duration::ZERO,
-    }
 }
 
 const WORKERS_PER_PATH: usize = 3;
