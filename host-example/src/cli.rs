@@ -786,8 +786,19 @@ fn device_flow(
         }
         // An overloaded token endpoint is waited out within the flow's deadline; the device
         // code stays valid meanwhile.
+        // Never poll faster than the server's interval (RFC 8628 §3.5), retries included:
+        // a backoff waits 50-100 % of its step, so the first step is twice the interval.
+        let base_delay = options
+            .retry
+            .base_delay
+            .max(Duration::from_secs(device.interval_seconds) * 2);
+        let polling = RetryPolicy {
+            base_delay,
+            max_delay: options.retry.max_delay.max(base_delay),
+            ..options.retry
+        };
         let poll = retry::call(
-            &options.retry,
+            &polling,
             Some(flow_deadline),
             &mut |notice| ui.retrying(notice),
             || instance()?.poll_device(config, &device),

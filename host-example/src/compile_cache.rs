@@ -6,6 +6,8 @@
 //!
 //! Loading compiled code is trusting it: wasmtime's `Component::deserialize` runs what it is
 //! given as native code. The cache is trusted because
+//! - each file carries the SHA-256 of its compiled bytes, checked before loading, so a file
+//!   torn by a crash or damaged on disk is compiled again, never run;
 //! - its key is a SHA-256 over the component's bytes and wasmtime's compatibility hash of the
 //!   engine (version and settings): another component, another wasmtime or other settings
 //!   never load an old compilation;
@@ -148,7 +150,19 @@ fn read_trusted(dir: &Path, path: &Path) -> std::io::Result<Cached> {
     }
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
-    Ok(Cached::Found(bytes))
+    let digest_len = ring::digest::SHA256.output_len();
+    if bytes.len() < digest_len {
+        return Ok(Cached::Untrusted(std::io::Error::other(
+            "the cached file is truncated",
+        )));
+    }
+    let compiled = bytes.split_off(digest_len);
+    if ring::digest::digest(&ring::digest::SHA256, &compiled).as_ref() != bytes.as_slice() {
+        return Ok(Cached::Untrusted(std::io::Error::other(
+            "the cached file's digest does not match its contents",
+        )));
+    }
+    Ok(Cached::Found(compiled))
 }
 
 /// Writes `component`'s compiled form to `path`: a new owner-only file, renamed into place.
@@ -162,8 +176,15 @@ fn store(dir: &Path, path: &Path, component: &Component) -> std::io::Result<()> 
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.subsec_nanos());
     let partial = path.with_extension(format!("{}-{nanos}.partial", std::process::id()));
+    // The file starts with the SHA-256 of the compiled bytes, checked before they are
+    // loaded: a file torn by a crash (or damaged on disk) is compiled again, never run.
+    let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
     let written = create_new_private(&partial)
-        .and_then(|mut file| file.write_all(&bytes))
+        .and_then(|mut file| {
+            file.write_all(digest.as_ref())?;
+            file.write_all(&bytes)?;
+            file.sync_all()
+        })
         .and_then(|()| std::fs::rename(&partial, path));
     if written.is_err() {
         let _ = std::fs::remove_file(&partial);

@@ -315,9 +315,10 @@ pub fn authorize_in_browser(
         // The component checks `state` first (in constant time) and sends no token request
         // for a callback that does not belong to this flow; keep listening for the real one.
         // A 429 or 503 does not consume the code: the same callback is completed again.
+        // Retries end with the flow's deadline, like the wait for the callback.
         let result = retry::call(
             &options.retry,
-            None,
+            Some(started + timeout),
             &mut |notice| ui.retrying(notice),
             || instance(runtime, config, signer)?.complete(config, &request.pending, &callback_url),
         );

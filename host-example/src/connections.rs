@@ -372,11 +372,16 @@ impl<'a> Connections<'a> {
         Ok(session)
     }
 
-    /// Runs a token-endpoint operation with retries by the policy.
-    fn retrying<T>(&self, operation: impl FnMut() -> Result<T, CallError>) -> Result<T, CallError> {
+    /// Runs a token-endpoint operation with retries by the policy, none starting after
+    /// `deadline`.
+    fn retrying<T>(
+        &self,
+        deadline: Option<Instant>,
+        operation: impl FnMut() -> Result<T, CallError>,
+    ) -> Result<T, CallError> {
         retry::call(
             &self.retry,
-            None,
+            deadline,
             &mut |notice| (self.notify)(notice),
             operation,
         )
@@ -450,7 +455,10 @@ impl<'a> Connections<'a> {
         drop(session);
         let signer = self.signer(&connection)?;
         let mut answered_at = None;
-        let tokens = self.retrying(|| {
+        // Others wait for this lock at most `lock_timeout`: retries end well before that, so
+        // that a waiter finds the refresh done rather than a timeout.
+        let deadline = Instant::now() + self.lock_timeout / 2;
+        let tokens = self.retrying(Some(deadline), || {
             let mut session = self.instance(&config, &signer)?;
             let tokens = match connection.grant {
                 Grant::ClientCredentials => session.fetch_client_credentials(&config),
@@ -597,7 +605,7 @@ impl<'a> Connections<'a> {
         let connection = self.store.get(name)?;
         let config = self.config(&connection)?;
         let signer = self.signer(&connection)?;
-        self.retrying(|| {
+        self.retrying(None, || {
             self.instance(&config, &signer)?
                 .revoke(&config, &connection.tokens)
         })?;

@@ -17,6 +17,11 @@
 //!   exchange is retried with the same code. A 4xx OAuth error (`invalid_grant`, …) is final.
 //!   (After a timeout the server may have accepted the code and the answer been lost; the
 //!   retry then gets `invalid_grant`, a final error, and loses nothing that had arrived.)
+//!   A refresh is retried on the same terms. When a 502/504 or a timeout hides a refresh the
+//!   server did process, its rotated token never reached us: the connection is lost with or
+//!   without the retry (a server with reuse detection then revokes the grant; one with a
+//!   reuse grace period answers the retry with fresh tokens), so retrying never makes it
+//!   worse and sometimes saves it.
 //! - **API calls**: only idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE; RFC 9110
 //!   §9.2.2), since repeating a POST or PATCH whose answer was lost may apply it twice.
 //!

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use crate::types::{ConnectionConfig, TokenSet};
 
 /// The schema version this code writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The schema's history: the statements that bring a store from the previous version to
 /// each version. A store is migrated in one transaction, so a failed migration leaves it as
@@ -57,6 +57,15 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         2,
         "ALTER TABLE connections ADD COLUMN token_writes INTEGER NOT NULL DEFAULT 0;",
+    ),
+    // Contract 0.2.0: profiles gained `assertion-audience` (default `token-url`); a client's
+    // `auth-method` is optional and reads as absent by itself. Configurations written by
+    // 0.1.0 get the default, so they keep decoding.
+    (
+        3,
+        "UPDATE connections
+             SET config = json_set(config, '$.profile.assertion_audience', 'TokenUrl')
+             WHERE json_type(config, '$.profile.assertion_audience') IS NULL;",
     ),
 ];
 
@@ -949,16 +958,19 @@ mod tests {
         std::fs::hard_link(&wal, dir.join("other-name")).unwrap();
         refused(&wal, UnsafeFile::Linked { links: 2 });
         std::fs::remove_file(&wal).unwrap();
-        // Another user's.
-        new_private_file(&wal).unwrap();
-        std::os::unix::fs::chown(&wal, Some(65534), Some(65534)).unwrap();
-        refused(&wal, UnsafeFile::NotOwned { owner: 65534 });
-        assert_eq!(
-            std::fs::metadata(&wal).unwrap().len(),
-            0,
-            "nothing was written"
-        );
-        std::fs::remove_file(&wal).unwrap();
+        // Another user's (only root can give a file away; the two-user end-to-end tests
+        // cover this for everyone else's runs too).
+        if effective_uid() == 0 {
+            new_private_file(&wal).unwrap();
+            std::os::unix::fs::chown(&wal, Some(65534), Some(65534)).unwrap();
+            refused(&wal, UnsafeFile::NotOwned { owner: 65534 });
+            assert_eq!(
+                std::fs::metadata(&wal).unwrap().len(),
+                0,
+                "nothing was written"
+            );
+            std::fs::remove_file(&wal).unwrap();
+        }
         // Not a file.
         std::fs::create_dir(&wal).unwrap();
         refused(&wal, UnsafeFile::NotAFile);
@@ -1082,6 +1094,44 @@ mod tests {
         store.update_tokens("old", &tokens("at-v2")).unwrap();
         let old = Store::open(&path).unwrap().get("old").unwrap();
         assert_eq!((old.tokens, old.token_writes), (tokens("at-v2"), 1));
+    }
+
+    /// A connection stored by the 0.1.0 host (contract 0.1.0: no `assertion_audience` in
+    /// the profile, no `auth_method` on the client, schema version 2) still loads, with the
+    /// defaults.
+    #[test]
+    fn a_connection_stored_by_contract_0_1_0_still_loads() {
+        let path = temp_path("contract-0.1.0");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        new_private_file(&path).unwrap();
+        let mut old_config = serde_json::to_value(config()).unwrap();
+        let profile = old_config["profile"].as_object_mut().unwrap();
+        assert!(profile.remove("assertion_audience").is_some());
+        let client = old_config["client"].as_object_mut().unwrap();
+        assert!(client.remove("auth_method").is_some());
+        {
+            let db = Db::open(&path).unwrap();
+            db.execute_batch(MIGRATIONS[0].1).unwrap();
+            db.execute_batch(MIGRATIONS[1].1).unwrap();
+            db.execute(
+                "INSERT INTO connections VALUES ('old', ?1, ?2, '\"authorization-code\"', ?3, 1, 2, 1)",
+                params![
+                    old_config.to_string(),
+                    to_json(&SecretSource::Stored("s".into())),
+                    to_json(&tokens("at-v1"))
+                ],
+            )
+            .unwrap();
+            db.execute_batch("PRAGMA user_version = 2").unwrap();
+        }
+        let old = Store::open(&path).unwrap().get("old").unwrap();
+        assert_eq!(old.config, config());
+        assert_eq!(
+            old.config.profile.assertion_audience,
+            crate::types::AssertionAudience::TokenUrl
+        );
+        assert_eq!(old.config.client.auth_method, None);
+        assert_eq!(old.tokens, tokens("at-v1"));
     }
 
     #[test]

@@ -78,8 +78,17 @@ fn anything_that_is_not_a_private_compiled_form_for_these_bytes_is_compiled_agai
     assert_eq!(files(&cache), [(name.clone(), 0o600)]);
     assert_eq!(origin(BUILT_HOSTILE_COMPONENT, &cache), Origin::Cache);
 
-    // Damaged bytes: wasmtime refuses them; compiled and replaced.
+    // Damaged bytes, or compiled code torn short (its digest no longer matches): compiled
+    // again and replaced, never loaded.
     std::fs::write(&cached, b"not compiled code").unwrap();
+    assert_eq!(origin(BUILT_HOSTILE_COMPONENT, &cache), Origin::Compiled);
+    assert_eq!(std::fs::read(&cached).unwrap(), good);
+    std::fs::write(&cached, &good[..good.len() - 100]).unwrap();
+    assert_eq!(origin(BUILT_HOSTILE_COMPONENT, &cache), Origin::Compiled);
+    let mut flipped = good.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    std::fs::write(&cached, &flipped).unwrap();
     assert_eq!(origin(BUILT_HOSTILE_COMPONENT, &cache), Origin::Compiled);
     assert_eq!(std::fs::read(&cached).unwrap(), good);
 
