@@ -294,8 +294,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>, io: &mut Io<'_>) -> i32 {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(error) => {
-            let _ = write!(io.err, "{}", error.render());
-            return if error.use_stderr() { 2 } else { 0 };
+            // Help and version are the answer (stdout, exit 0), so that they can be piped;
+            // usage errors go to stderr with exit 2.
+            if error.use_stderr() {
+                let _ = write!(io.err, "{}", error.render());
+                return 2;
+            }
+            let _ = write!(io.out, "{}", error.render());
+            return 0;
         }
     };
     let verbosity = cli.verbose;
@@ -546,7 +552,7 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             Ok(())
         }
         Command::List => {
-            let store = Store::open(&store_path()?)?;
+            let store = open_existing(&store_path()?)?;
             let connections = store.list()?;
             if connections.is_empty() {
                 writeln!(io.err, "no connections in {}", store.path().display())?;
@@ -564,7 +570,7 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Show { ref name } => {
-            let store = Store::open(&store_path()?)?;
+            let store = open_existing(&store_path()?)?;
             write_show(io.out, &store.get(name)?)?;
             Ok(())
         }
@@ -678,6 +684,18 @@ fn retry_line(notice: &RetryNotice) -> String {
         notice.attempt + 1,
         notice.max_attempts
     )
+}
+
+/// The store at `path` for a command that only reads: a mistyped path is an error, never a
+/// new, empty store.
+fn open_existing(path: &std::path::Path) -> anyhow::Result<Store> {
+    if !path.try_exists().unwrap_or(true) {
+        bail!(
+            "no store at {} (connect first, or pass the right --store)",
+            path.display()
+        );
+    }
+    Ok(Store::open(path)?)
 }
 
 fn report_refresh(err: &mut dyn Write, outcome: &RefreshOutcome) -> std::io::Result<()> {

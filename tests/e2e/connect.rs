@@ -633,3 +633,41 @@ fn listener_refuses_abusive_callbacks_and_takes_the_real_one() {
         "only the real callback led to a token request"
     );
 }
+
+#[test]
+fn help_and_version_go_to_stdout() {
+    for args in [&["--help"][..], &["connect", "--help"], &["-V"]] {
+        let outcome = cli(args, &[]);
+        assert_eq!(outcome.code, 0, "{args:?}");
+        assert_eq!(outcome.err, "", "{args:?}");
+        assert!(!outcome.out.is_empty(), "{args:?}");
+    }
+    let help = cli(&["connect", "--help"], &[]);
+    assert!(help.out.contains("--client-auth <METHOD>"), "{}", help.out);
+    assert_eq!(
+        cli(&["-V"], &[]).out,
+        format!("connector-host {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let usage = cli(&["connect"], &[]);
+    assert_eq!(usage.code, 2);
+    assert_eq!(usage.out, "");
+    assert!(usage.err.starts_with("error:"), "{}", usage.err);
+}
+
+#[test]
+fn read_only_commands_never_create_a_store() {
+    let dir = TempDir::new("no-store");
+    let store = dir.0.join("mistyped.db");
+    let store_arg = store.to_str().unwrap();
+    for args in [&["list"][..], &["show", "conn"]] {
+        let mut all = vec!["--store", store_arg];
+        all.extend_from_slice(args);
+        let outcome = cli(&all, &[]);
+        assert_eq!(outcome.code, 1, "{args:?}");
+        assert_eq!(
+            outcome.err,
+            format!("error: no store at {store_arg} (connect first, or pass the right --store)\n")
+        );
+        assert!(!store.exists(), "{args:?} created a store");
+    }
+}
