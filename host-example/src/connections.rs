@@ -366,10 +366,7 @@ impl<'a> Connections<'a> {
         config: &ConnectionConfig,
         signer: &Arc<dyn Signer>,
     ) -> Result<Session, CallError> {
-        let transport = HttpTransport::new(default_allow_list(&config.profile), Limits::default());
-        let mut session = self.runtime.instantiate(transport)?;
-        session.set_signer(Arc::clone(signer));
-        Ok(session)
+        crate::connect::instance(self.runtime, config, signer)
     }
 
     /// Runs a token-endpoint operation with retries by the policy, none starting after
@@ -876,19 +873,7 @@ mod tests {
 
     #[test]
     fn remove_deletes_the_rescue_file_too() {
-        let dir = std::env::temp_dir().join(format!("connector-remove-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = Store::open(&dir.join("store.db")).unwrap();
-        let tokens = TokenSet {
-            access_token: "at".into(),
-            token_type: "bearer".into(),
-            expires_at: None,
-            refresh_token: Some("rt".into()),
-            id_token: None,
-            scopes: vec![],
-            obtained_at: 1,
-            extras: vec![],
-        };
+        let (_dir, store) = temp_store("remove");
         let config = ConnectionConfig {
             profile: crate::profile_with_defaults("p", "https://a.example/token"),
             client: crate::types::Client {
@@ -904,7 +889,13 @@ mod tests {
             offline_access: false,
         };
         store
-            .save("c", &config, &SecretSource::None, Grant::Device, &tokens)
+            .save(
+                "c",
+                &config,
+                &SecretSource::None,
+                Grant::Device,
+                &tokens("at"),
+            )
             .unwrap();
         let rescue = rescue_path(&store, "c");
         private_dir(rescue.parent().unwrap()).unwrap();
