@@ -1,8 +1,9 @@
 //! Ring 3: end to end against a real, independently written authorization server
 //! (`oidc-provider` 8.8.1 from npm, in `tests/oidc-server/`), started on 127.0.0.1 by each
-//! test. The `connector-host` CLI runs in-process; a scripted user agent
-//! (`tests/oidc-server/user-agent.mjs`) plays the browser: it signs in, consents (or
-//! denies), and delivers the redirect to the CLI's loopback listener.
+//! test. The `connector-host` CLI runs in-process (or, for the refresh storms, in worker
+//! processes); a scripted user agent (`tests/oidc-server/user-agent.mjs`) plays the browser:
+//! it signs in, consents (or denies), and delivers the redirect to the CLI's loopback
+//! listener.
 
 mod client_auth;
 mod connect;
@@ -13,4 +14,5 @@ mod listener;
 mod retry;
 mod server;
 mod store_security;
+mod storm;
 mod terminal;
