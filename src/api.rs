@@ -1,5 +1,7 @@
 //! Authorized API calls (RFC 6750): attaching the token and reading rejection signals.
 
+use crate::prelude::*;
+
 use url::Url;
 
 use crate::endpoint::parse_endpoint;

@@ -1,5 +1,7 @@
 //! Beginning an authorization-code flow (RFC 6749 §4.1.1, RFC 7636 §4.3).
 
+use crate::prelude::*;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 

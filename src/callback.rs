@@ -1,6 +1,8 @@
 //! Validating the redirect back from the authorization server (RFC 6749 §4.1.2, §4.1.2.1;
 //! RFC 9207; RFC 9700 §4.7).
 
+use crate::prelude::*;
+
 use url::Url;
 
 use crate::authorize::PendingAuthorization;

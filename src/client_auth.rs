@@ -6,6 +6,8 @@
 //! signer is reached through the [`Signer`] trait, the time and the `jti` randomness through
 //! [`AuthContext`], so request building stays pure and deterministic in tests.
 
+use crate::prelude::*;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};

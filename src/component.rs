@@ -6,7 +6,7 @@
 
 #![allow(unsafe_code)] // the code `wit_bindgen::generate!` emits
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use crate::prelude::*;
 
 use crate::authorize::{self, BeginRandom, PendingAuthorization};
 use crate::client_auth::{self, AuthContext, SigningAlgorithm, SigningError, SigningKey};
@@ -24,6 +24,12 @@ use crate::{api, callback, client_credentials, complete, device, discovery, life
 wit_bindgen::generate!({
     world: "connector",
     path: "wit",
+    // The two WASI interfaces the world imports (wit/deps), generated here: the component
+    // has no other source of time or randomness.
+    with: {
+        "wasi:clocks/wall-clock@0.2.0": generate,
+        "wasi:random/random@0.2.0": generate,
+    },
 });
 
 use exports::oauth_connector::oauth2::api as wit_api;
@@ -37,6 +43,46 @@ use oauth_connector::oauth2::types as wit;
 
 struct Connector;
 
+/// The canonical ABI's allocator export, over the crate's global allocator. With the standard
+/// library, wasi-libc provides it; this `no_std` component provides its own.
+///
+/// # Safety
+/// Called only by the component model's lifting code, with `old_ptr`/`old_len`/`align` of
+/// an allocation it made through this function (or `old_len` 0).
+#[unsafe(no_mangle)]
+unsafe extern "C" fn cabi_realloc(
+    old_ptr: *mut u8,
+    old_len: usize,
+    align: usize,
+    new_len: usize,
+) -> *mut u8 {
+    use alloc::alloc::{Layout, alloc, handle_alloc_error, realloc};
+    if new_len == 0 {
+        // A zero-sized allocation: any non-null, aligned pointer.
+        return align as *mut u8;
+    }
+    let Ok(layout) = Layout::from_size_align(new_len, align) else {
+        core::arch::wasm32::unreachable()
+    };
+    // SAFETY: `layout` has a non-zero size; an old allocation is described by the caller
+    // exactly as it was made (canonical ABI contract).
+    let ptr = unsafe {
+        if old_len == 0 {
+            alloc(layout)
+        } else {
+            realloc(
+                old_ptr,
+                Layout::from_size_align_unchecked(old_len, align),
+                new_len,
+            )
+        }
+    };
+    if ptr.is_null() {
+        handle_alloc_error(layout);
+    }
+    ptr
+}
+
 export!(Connector);
 
 type WitResult<T> = Result<T, wit::Error>;
@@ -46,7 +92,7 @@ impl wit_authorization_code::Guest for Connector {
         config: wit::ConnectionConfig,
     ) -> WitResult<wit_authorization_code::AuthorizationRequest> {
         let config = prepared(config)?;
-        let request = authorize::begin(&config, now(), &begin_random()?).map_err(error_to_wit)?;
+        let request = authorize::begin(&config, now(), &begin_random()).map_err(error_to_wit)?;
         let pending = request.pending;
         Ok(wit_authorization_code::AuthorizationRequest {
             url: request.url,
@@ -293,7 +339,8 @@ fn auth() -> AuthContext<'static> {
         now: now(),
         random: &|| {
             let mut bytes = [0; client_auth::JTI_RANDOM_BYTES];
-            fill_random(&mut bytes).ok().map(|()| bytes)
+            fill_random(&mut bytes);
+            Some(bytes)
         },
         signer: &HostSigner,
     }
@@ -335,34 +382,27 @@ fn signing_error_from_wit(error: wit::SigningError) -> SigningError {
 
 /// Seconds since the Unix epoch from `wasi:clocks/wall-clock`.
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
+    wasi::clocks::wall_clock::now().seconds
 }
 
 /// Fresh bytes from `wasi:random/random` for one `begin`: state first, then the verifier,
 /// each filled eight bytes at a time from `get-random-u64` (little-endian), so that a host
 /// with a scripted random source (tests) gets byte-for-byte predictable values.
-fn begin_random() -> WitResult<BeginRandom> {
+fn begin_random() -> BeginRandom {
     let mut random = BeginRandom {
         state: [0; authorize::STATE_RANDOM_BYTES],
         verifier: [0; crate::pkce::VERIFIER_RANDOM_BYTES],
     };
-    fill_random(&mut random.state)?;
-    fill_random(&mut random.verifier)?;
-    Ok(random)
+    fill_random(&mut random.state);
+    fill_random(&mut random.verifier);
+    random
 }
 
-fn fill_random(buffer: &mut [u8]) -> WitResult<()> {
+fn fill_random(buffer: &mut [u8]) {
     for chunk in buffer.chunks_mut(8) {
-        let value = getrandom::u64().map_err(|_| {
-            wit::Error::Transport(wit::TransportError::Other(
-                "the host's random source failed".into(),
-            ))
-        })?;
+        let value = wasi::random::random::get_random_u64();
         chunk.copy_from_slice(&value.to_le_bytes()[..chunk.len()]);
     }
-    Ok(())
 }
 
 // ---- WIT -> core ----

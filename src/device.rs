@@ -1,5 +1,7 @@
 //! The Device Authorization grant (RFC 8628).
 
+use crate::prelude::*;
+
 use serde_json::Value;
 
 use crate::client_auth::AuthContext;

@@ -1,6 +1,8 @@
 //! Building a profile from an issuer's metadata: RFC 8414 (OAuth 2.0 Authorization Server
 //! Metadata) and OpenID Connect Discovery 1.0.
 
+use crate::prelude::*;
+
 use serde_json::{Map, Value};
 
 use crate::endpoint::parse_endpoint;

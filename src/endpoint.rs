@@ -1,6 +1,8 @@
 //! Endpoint URL policy: absolute http(s) URLs, TLS except on loopback.
 
-use std::net::IpAddr;
+use crate::prelude::*;
+
+use core::net::IpAddr;
 
 use url::{Host, Url};
 

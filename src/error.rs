@@ -3,7 +3,9 @@
 //! No error ever carries a secret: configuration errors name fields, not values; invalid
 //! responses carry a scrubbed excerpt.
 
-use std::fmt;
+use crate::prelude::*;
+
+use core::fmt;
 
 /// An OAuth 2.0 error code (RFC 6749 §4.1.2.1, §5.2; RFC 8628 §3.5; RFC 6750 §3.1).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -301,7 +303,7 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl core::error::Error for Error {}
 
 #[cfg(test)]
 mod tests {

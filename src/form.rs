@@ -1,6 +1,8 @@
 //! `application/x-www-form-urlencoded` bodies (the encoding RFC 6749 Appendix B prescribes for
 //! token requests) and client authentication (RFC 6749 §2.3.1).
 
+use crate::prelude::*;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use url::form_urlencoded;

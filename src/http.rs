@@ -2,6 +2,8 @@
 //! `http-request` / `http-response`). The core never sends them: the binding layer hands
 //! them to the host's transport.
 
+use crate::prelude::*;
+
 use crate::profile::KeyValue;
 
 /// An HTTP method.
@@ -39,8 +41,8 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
 }
 
-impl std::fmt::Debug for HttpRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let names: Vec<&str> = self.headers.iter().map(|h| h.name.as_str()).collect();
         f.debug_struct("HttpRequest")
             .field("method", &self.method)

@@ -318,6 +318,7 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prelude::*;
 
     /// RFC 9110 §5.6.7's example instant, 1994-11-06T08:49:37Z.
     const RFC_EXAMPLE: u64 = 784_111_777;

@@ -2,6 +2,8 @@
 //! (RFC 7009) and introspection (RFC 7662). Sans-IO: `*_request` builds what to send and the
 //! other functions read what came back.
 
+use crate::prelude::*;
+
 use serde_json::Value;
 
 use crate::client_auth::AuthContext;

@@ -1,5 +1,7 @@
 //! PKCE, Proof Key for Code Exchange (RFC 7636).
 
+use crate::prelude::*;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};

@@ -1,6 +1,8 @@
 //! Built-in provider profiles for well-known vendors, as data (`presets.json`), each with the
 //! documentation its facts were checked against.
 
+use crate::prelude::*;
+
 use serde::Deserialize;
 
 use crate::error::{ConfigError, Error};

@@ -4,6 +4,8 @@
 //! The JSON profile format is these types with kebab-case keys; every field except
 //! `token-url` has a default, so a minimal profile is two lines.
 
+use crate::prelude::*;
+
 use serde::Deserialize;
 
 use crate::endpoint::parse_endpoint;

@@ -4,7 +4,9 @@
 //! secret cannot reach a log line, an error message or a panic by accident. Reading the value
 //! takes an explicit `expose()` at the one place that puts it on the wire.
 
-use std::fmt;
+use crate::prelude::*;
+
+use core::fmt;
 
 /// A secret string: a client secret, an access, refresh or ID token.
 #[derive(Clone)]

@@ -1,5 +1,7 @@
 //! Token sets and token-endpoint responses (RFC 6749 §5.1, §5.2).
 
+use crate::prelude::*;
+
 use serde_json::{Map, Value};
 
 use crate::error::{Error, ErrorCode, InvalidResponse, OAuthError, ServerUnavailable};
@@ -41,8 +43,8 @@ pub struct TokenSet {
     pub extras: Vec<KeyValue>,
 }
 
-impl std::fmt::Debug for TokenSet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let extras: Vec<&str> = self.extras.iter().map(|kv| kv.name.as_str()).collect();
         f.debug_struct("TokenSet")
             .field("access_token", &self.access_token)

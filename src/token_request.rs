@@ -1,6 +1,8 @@
 //! Building token-endpoint requests (RFC 6749 §3.2, §4.1.3) with the client's
 //! authentication (§2.3.1; RFC 7523 §2.2 for JWT assertions) and extras.
 
+use crate::prelude::*;
+
 use crate::authorize::PendingAuthorization;
 use crate::callback::AuthorizationCode;
 use crate::client_auth::{self, AuthContext};

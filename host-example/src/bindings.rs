@@ -10,6 +10,13 @@ wasmtime::component::bindgen!({
     world: "connector",
     path: "../wit",
     additional_derives: [PartialEq, Eq, serde::Serialize, serde::Deserialize],
+    // The random source may fail (an operating system without one), and a guest may ask for
+    // any number of bytes: both stop the call with a trap rather than a host panic or a
+    // host allocation of what was asked.
+    imports: {
+        "wasi:random/random.get-random-bytes": trappable,
+        "wasi:random/random.get-random-u64": trappable,
+    },
 });
 
 pub use exports::oauth_connector::oauth2::authorization_code::AuthorizationRequest;

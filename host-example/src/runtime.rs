@@ -12,13 +12,12 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::error::Context as _;
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
     UpdateDeadline,
 };
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::exports::oauth_connector::oauth2::api::ApiResponse;
 use crate::bindings::exports::oauth_connector::oauth2::device_authorization::{
@@ -28,6 +27,8 @@ use crate::bindings::exports::oauth_connector::oauth2::providers::PresetInfo;
 use crate::bindings::exports::oauth_connector::oauth2::tokens::Introspection;
 use crate::bindings::oauth_connector::oauth2::{signer, transport};
 use crate::bindings::types::{self, HttpRequest, HttpResponse, TransportError};
+use crate::bindings::wasi::clocks::wall_clock;
+use crate::bindings::wasi::random::random;
 use crate::bindings::{AuthorizationRequest, Connector, ConnectorPre};
 use crate::signer::{NoSigner, Signer};
 use crate::transport::Transport;
@@ -117,11 +118,11 @@ pub const BUILT_COMPONENT: &str = env!("CONNECTOR_COMPONENT_WASM");
 /// tests only.
 pub const BUILT_HOSTILE_COMPONENT: &str = env!("CONNECTOR_HOSTILE_WASM");
 
-/// Per-instance state: an empty WASI context (no files, environment, arguments or sockets:
-/// only clocks and random are useful to the component) and the transport.
+/// Per-instance state: the random source, the transport and the signer. The component's
+/// only WASI imports are the wall clock and the random source (no files, environment,
+/// streams or sockets), so the host implements those two itself.
 pub struct HostState {
-    wasi: WasiCtx,
-    table: ResourceTable,
+    random: Randomness,
     transport: Box<dyn Transport>,
     /// Signs `private-key-jwt` assertions; [`NoSigner`] unless the session is given one.
     signer: Box<dyn Signer>,
@@ -201,11 +202,63 @@ impl ResourceLimiter for Guard {
     }
 }
 
-impl WasiView for HostState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
+/// Where `wasi:random/random` gets its bytes.
+enum Randomness {
+    /// The operating system's generator.
+    System(ring::rand::SystemRandom),
+    /// A scripted generator (tests that need predictable `state` and PKCE values).
+    Scripted(Box<dyn rand_core::Rng + Send>),
+}
+
+impl Randomness {
+    fn fill(&mut self, bytes: &mut [u8]) -> wasmtime::Result<()> {
+        match self {
+            Self::System(system) => ring::rand::SecureRandom::fill(system, bytes)
+                .map_err(|_| wasmtime::Error::msg("the system's random source failed")),
+            Self::Scripted(rng) => {
+                rng.fill_bytes(bytes);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The most bytes one `get-random-bytes` call may ask for; the component asks for 8 at a
+/// time. A larger request traps instead of making the host allocate it.
+const MAX_RANDOM_BYTES: u64 = 64 * 1024;
+
+impl random::Host for HostState {
+    fn get_random_bytes(&mut self, len: u64) -> wasmtime::Result<Vec<u8>> {
+        if len > MAX_RANDOM_BYTES {
+            wasmtime::bail!("asked for {len} random bytes, over the {MAX_RANDOM_BYTES}-byte cap");
+        }
+        let mut bytes = vec![0; len as usize];
+        self.random.fill(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    fn get_random_u64(&mut self) -> wasmtime::Result<u64> {
+        let mut bytes = [0; 8];
+        self.random.fill(&mut bytes)?;
+        Ok(u64::from_le_bytes(bytes))
+    }
+}
+
+impl wall_clock::Host for HostState {
+    fn now(&mut self) -> wall_clock::Datetime {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        wall_clock::Datetime {
+            seconds: since_epoch.as_secs(),
+            nanoseconds: since_epoch.subsec_nanos(),
+        }
+    }
+
+    fn resolution(&mut self) -> wall_clock::Datetime {
+        wall_clock::Datetime {
+            seconds: 0,
+            nanoseconds: 1,
         }
     }
 }
@@ -395,12 +448,12 @@ impl Runtime {
         Ok(engine)
     }
 
-    /// Links WASI and the transport, then pre-instantiates `component` (default limits).
+    /// Links the host's imports (transport, signer, wall clock, random), then pre-instantiates `component` (default limits).
     pub fn from_component(engine: Engine, component: &Component) -> wasmtime::Result<Self> {
         Self::from_component_limited(engine, component, SandboxLimits::default())
     }
 
-    /// Links WASI and the transport, then pre-instantiates `component`; every instance runs
+    /// Links the host's imports (transport, signer, wall clock, random), then pre-instantiates `component`; every instance runs
     /// under `limits`. `engine` must come from [`Runtime::engine_limited`] (or its
     /// shorthands): the compute budget needs its epoch thread.
     pub fn from_component_limited(
@@ -408,10 +461,11 @@ impl Runtime {
         component: &Component,
         limits: SandboxLimits,
     ) -> wasmtime::Result<Self> {
+        // Exactly the world's imports: the transport, the signer, the wall clock and the
+        // random source.
         let mut linker = Linker::<HostState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).context("linking WASI")?;
         Connector::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
-            .context("linking the transport")?;
+            .context("linking the host's imports")?;
         let instance_pre = linker
             .instantiate_pre(component)
             .context("pre-instantiating the component")?;
@@ -429,6 +483,17 @@ impl Runtime {
         &self.engine
     }
 
+    /// The names of the component's imports (`wasi:clocks/wall-clock@0.2.0`, ...): what
+    /// every embedder must provide.
+    pub fn imports(&self) -> Vec<String> {
+        let component = self.pre.instance_pre().component();
+        component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .collect()
+    }
+
     /// The limits every instance runs under.
     pub fn limits(&self) -> SandboxLimits {
         self.limits
@@ -436,7 +501,10 @@ impl Runtime {
 
     /// A fresh instance whose transport is `transport`.
     pub fn instantiate(&self, transport: impl Transport + 'static) -> Result<Session, CallError> {
-        self.instantiate_with(transport, WasiCtx::builder().build())
+        self.instantiate_with(
+            transport,
+            Randomness::System(ring::rand::SystemRandom::new()),
+        )
     }
 
     /// A fresh instance whose `wasi:random/random` is `random` instead of the operating
@@ -447,17 +515,16 @@ impl Runtime {
         transport: impl Transport + 'static,
         random: impl rand_core::Rng + Send + 'static,
     ) -> Result<Session, CallError> {
-        self.instantiate_with(transport, WasiCtx::builder().secure_random(random).build())
+        self.instantiate_with(transport, Randomness::Scripted(Box::new(random)))
     }
 
     fn instantiate_with(
         &self,
         transport: impl Transport + 'static,
-        wasi: WasiCtx,
+        random: Randomness,
     ) -> Result<Session, CallError> {
         let state = HostState {
-            wasi,
-            table: ResourceTable::new(),
+            random,
             transport: Box::new(transport),
             signer: Box::new(NoSigner),
             last_response_at: None,

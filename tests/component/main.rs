@@ -6,6 +6,7 @@ mod client_auth;
 mod common;
 mod compile_cache;
 mod exchange;
+mod imports;
 mod lifecycle;
 mod quirks;
 mod sandbox;

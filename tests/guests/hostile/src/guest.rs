@@ -2,11 +2,19 @@
 
 #![allow(unsafe_code)] // the code `wit_bindgen::generate!` emits
 
-use std::hint::black_box;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
+use alloc::{format, vec};
+use core::hint::black_box;
 
 wit_bindgen::generate!({
     world: "connector",
     path: "../../../wit",
+    with: {
+        "wasi:clocks/wall-clock@0.2.0": generate,
+        "wasi:random/random@0.2.0": generate,
+    },
 });
 
 use exports::oauth_connector::oauth2::api as wit_api;
@@ -19,6 +27,34 @@ use oauth_connector::oauth2::transport;
 use oauth_connector::oauth2::types as wit;
 
 struct Hostile;
+
+/// The canonical ABI's allocator export (the standard library's wasi-libc would provide it).
+/// A test guest: allocation failure traps through `handle_alloc_error`.
+#[unsafe(no_mangle)]
+unsafe extern "C" fn cabi_realloc(
+    old: *mut u8,
+    old_len: usize,
+    align: usize,
+    len: usize,
+) -> *mut u8 {
+    use alloc::alloc::{Layout, alloc, handle_alloc_error, realloc};
+    let layout = Layout::from_size_align(len.max(1), align).expect("a valid layout");
+    // SAFETY: the canonical ABI passes back exactly what this function allocated.
+    let ptr = unsafe {
+        match old_len {
+            0 => alloc(layout),
+            _ => realloc(
+                old,
+                Layout::from_size_align_unchecked(old_len, align),
+                layout.size(),
+            ),
+        }
+    };
+    if ptr.is_null() {
+        handle_alloc_error(layout);
+    }
+    ptr
+}
 
 export!(Hostile);
 
