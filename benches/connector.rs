@@ -4,17 +4,22 @@
 //! - `cargo test --benches` (CI) runs every measurement once, without timing, so that the
 //!   benchmarks keep compiling and working.
 //!
-//! Measured: component size (and what each crate costs); engine start (compile vs loading
-//! precompiled, pre-instantiation, fresh instances with and without pooling, a fresh instance
-//! plus its first call); per operation the core natively vs the component in wasmtime vs the
-//! `oauth2` crate natively; a code exchange and a refresh on 127.0.0.1 through host and
-//! component vs the same request sent directly; a refresh storm of concurrent calls; the
-//! resident memory of a CLI `call`.
+//! Measured: component size (and what each crate costs) and the component's imports; engine
+//! start (compile vs loading precompiled, pre-instantiation, fresh instances with and without
+//! pooling, a fresh instance plus its first call); per operation the core natively vs the
+//! component in wasmtime vs the `oauth2` crate natively; a code exchange and a refresh on
+//! 127.0.0.1 through host and component vs the same request sent directly; a refresh storm of
+//! concurrent calls; the resident memory of a CLI `call`; the `connector-host` binary as
+//! separate processes (`token` vs `list`, and 32 concurrent `call`s on an expired connection).
+//!
+//! The report opens with the targets of the speed issue, each measured figure (or ratio) next
+//! to its target; quick mode prints that table too, with the rows it does not time as `n/a`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -50,13 +55,22 @@ fn main() {
         .sample_size(30)
         .configure_from_args();
     let mut report = Report::default();
+    let storm_server = StormServer::start();
+    let cli = CliFixture::new();
 
     sizes(&mut report, full);
+    imports(&mut report, &cli.cache);
     engine_start(&mut criterion, full);
     operations(&mut criterion);
     round_trips(&mut criterion);
-    storm(&mut report, if full { &[1, 16, 256] } else { &[1, 4] });
+    storm(
+        &mut report,
+        &storm_server,
+        if full { &[1, 16, 256] } else { &[1, 4] },
+    );
     memory(&mut report);
+    cli_token_vs_list(&mut report, &cli, if full { 31 } else { 1 });
+    cli_storm(&mut report, &cli, &storm_server, if full { 3 } else { 1 });
 
     criterion.final_summary();
     if full {
@@ -69,6 +83,8 @@ fn main() {
         .expect("write BENCHMARKS.md");
         eprintln!("wrote BENCHMARKS.md");
     } else {
+        // Criterion does not time anything in quick mode: its rows read `n/a`.
+        eprintln!("\n{}", report.targets(&BTreeMap::new()));
         eprintln!(
             "benchmarks ran once each (quick mode): {} notes",
             report.lines.len()
@@ -81,6 +97,12 @@ fn main() {
 struct Report {
     lines: Vec<(String, String)>,
     crate_sizes: Vec<(String, usize)>,
+    /// The component's imports, by name (`wasi:clocks/wall-clock@0.2.0`).
+    imports: Vec<String>,
+    /// Median wall times of `connector-host token` and `list`, and the number of runs.
+    cli_latency: Option<CliLatency>,
+    /// Each run of 32 concurrent CLI `call`s on one expired connection.
+    cli_storm: Vec<CliStormRun>,
 }
 
 impl Report {
@@ -472,15 +494,19 @@ fn operations(c: &mut Criterion) {
             );
 
     let mut group = c.benchmark_group("authorize-url");
+    // The operating system's random source, as the host gives the component: one read per
+    // URL (the `no_std` core takes its random bytes as an argument and names no source).
+    let mut urandom = std::fs::File::open("/dev/urandom").expect("open /dev/urandom");
     group.bench_function("core-native", |b| {
         b.iter(|| {
             // The same work the component does: fresh randomness, then the URL.
-            let mut random = BeginRandom {
-                state: [0; 32],
-                verifier: [0; 32],
+            let mut bytes = [0; 64];
+            urandom.read_exact(&mut bytes).unwrap();
+            let (state, verifier) = bytes.split_at(32);
+            let random = BeginRandom {
+                state: state.try_into().unwrap(),
+                verifier: verifier.try_into().unwrap(),
             };
-            getrandom::fill(&mut random.state).unwrap();
-            getrandom::fill(&mut random.verifier).unwrap();
             authorize::begin(black_box(&core), now(), &random).unwrap()
         })
     });
@@ -672,25 +698,38 @@ fn seed_store(path: &Path, config: &ConnectionConfig, tokens: &TokenSet) {
 
 // ---- 5. refresh storm -------------------------------------------------------------------
 
-fn storm(report: &mut Report, sizes: &[usize]) {
-    let refreshes = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&refreshes);
-    let server = LoopbackServer::start(move |request| {
-        if request.target == "/token" {
-            counter.fetch_add(1, Ordering::SeqCst);
-            let n = counter.load(Ordering::SeqCst);
-            Reply::json(
-                200,
-                &format!(
-                    r#"{{"access_token":"at-{n}","expires_in":3600,"refresh_token":"rt-{n}"}}"#
-                ),
-            )
-        } else {
-            Reply::json(200, r#"{"ok":true}"#)
-        }
-    });
+/// The token endpoint and API of the refresh storms (in-process and CLI): `/token` counts
+/// the refresh requests it answers and rotates the tokens; every other path is the API.
+struct StormServer {
+    server: LoopbackServer,
+    refreshes: Arc<AtomicUsize>,
+}
+
+impl StormServer {
+    fn start() -> Self {
+        let refreshes = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&refreshes);
+        let server = LoopbackServer::start(move |request| {
+            if request.target == "/token" {
+                let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                Reply::json(
+                    200,
+                    &format!(
+                        r#"{{"access_token":"at-{n}","expires_in":3600,"refresh_token":"rt-{n}"}}"#
+                    ),
+                )
+            } else {
+                Reply::json(200, r#"{"ok":true}"#)
+            }
+        });
+        Self { server, refreshes }
+    }
+}
+
+fn storm(report: &mut Report, storm_server: &StormServer, sizes: &[usize]) {
+    let StormServer { server, refreshes } = storm_server;
     let runtime = Runtime::load_built().unwrap();
-    let config = api_config(&runtime, &server);
+    let config = api_config(&runtime, server);
     let dir = std::env::temp_dir().join(format!("connector-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let env = |_: &str| None;
@@ -811,6 +850,309 @@ fn rss_child() {
     println!("rss peak {} (current {})", field("VmHWM:"), field("VmRSS:"));
 }
 
+// ---- 7. the CLI as processes ------------------------------------------------------------
+
+/// The `connector-host` binary and a private directory for its stores and compile cache.
+struct CliFixture {
+    binary: PathBuf,
+    dir: PathBuf,
+    /// The compile cache (`CONNECTOR_CACHE_DIR`) every CLI process of the benchmark shares.
+    cache: PathBuf,
+}
+
+impl CliFixture {
+    fn new() -> Self {
+        let binary = cli_binary();
+        let dir = std::env::temp_dir().join(format!("connector-bench-cli-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the CLI benchmark directory");
+        let cache = dir.join("cache");
+        Self { binary, dir, cache }
+    }
+
+    /// `connector-host --store STORE ARGS…` with the benchmark's compile cache.
+    fn command(&self, store: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.binary);
+        command
+            .env(connector_host::compile_cache::CACHE_ENV, &self.cache)
+            .env_remove(connector_host::store::STORE_ENV)
+            .arg("--store")
+            .arg(store)
+            .args(args)
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs the CLI to completion; panics with its stderr when it fails.
+    fn run(&self, store: &Path, args: &[&str]) -> (Duration, String) {
+        let started = Instant::now();
+        let output = self
+            .command(store, args)
+            .output()
+            .expect("run connector-host");
+        let elapsed = started.elapsed();
+        assert!(
+            output.status.success(),
+            "connector-host {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (
+            elapsed,
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    }
+}
+
+impl Drop for CliFixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The `connector-host` executable, as cargo builds it for this benchmark's profile.
+///
+/// Cargo sets `CARGO_BIN_EXE_<name>` only for binaries of the benchmark's own package, and
+/// the CLI belongs to another one (artifact dependencies are unstable), so the benchmark
+/// asks cargo for it: `cargo build` of the binary together with this benchmark, in the
+/// profile cargo runs benchmarks (`cargo bench`, `cargo test --release`) or tests (`cargo
+/// test`) with. Selecting the benchmark keeps its dev-dependencies in feature unification,
+/// so every library is the one already built and cargo only links the binary; built alone,
+/// `connector-host` unifies fewer features (sha2, serde_json) and would compile a second
+/// wasmtime. Cargo holds no lock while a benchmark runs, and its JSON messages name the
+/// executable, wherever the target directory is.
+///
+/// The nested cargo gets the environment the outer one had: the variables cargo sets for
+/// the run (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`…) are removed, since build scripts that
+/// read them (ring's) would look changed and everything above them would be rebuilt, this
+/// running benchmark included.
+fn cli_binary() -> PathBuf {
+    let profile = if cfg!(debug_assertions) {
+        "test"
+    } else {
+        "bench"
+    };
+    let mut cargo = Command::new(env!("CARGO"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(set_by_cargo_for_the_run) {
+            cargo.env_remove(name);
+        }
+    }
+    let output = cargo
+        .args(["build", "--locked", "--profile", profile])
+        .args(["--package", "oauth-connector", "--bench", "connector"])
+        .args(["--package", "connector-host", "--bin", "connector-host"])
+        .arg("--message-format=json-render-diagnostics")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run cargo build for connector-host");
+    assert!(output.status.success(), "building connector-host failed");
+    let artifacts: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .filter(|message: &serde_json::Value| message["reason"] == "compiler-artifact")
+        .collect();
+    let artifact = |name: &str, kind: &str| {
+        artifacts.iter().find(|message| {
+            message["target"]["name"] == name && message["target"]["kind"][0] == kind
+        })
+    };
+    assert!(
+        artifact("connector", "bench").is_some_and(|bench| bench["fresh"] == true),
+        "the nested cargo build rebuilt this benchmark (its settings or environment differ \
+         from the outer cargo's); run the benchmark again"
+    );
+    artifact("connector-host", "bin")
+        .and_then(|message| message["executable"].as_str().map(PathBuf::from))
+        .expect("cargo names the connector-host executable")
+}
+
+/// Whether cargo sets `name` for the processes it runs (rather than the user for cargo).
+fn set_by_cargo_for_the_run(name: &str) -> bool {
+    [
+        "CARGO_MANIFEST_",
+        "CARGO_PKG_",
+        "CARGO_BIN_",
+        "CARGO_CRATE_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "OUT_DIR",
+    ]
+    .iter()
+    .any(|prefix| name.starts_with(prefix))
+}
+
+/// Median wall times of the two CLI commands.
+struct CliLatency {
+    token: Duration,
+    list: Duration,
+    runs: usize,
+}
+
+/// `connector-host token NAME` (a valid token: no refresh, no network) against `list` (no
+/// component), each a fresh process with a warm compile cache; the median of `runs` each,
+/// alternating so that both see the same machine.
+fn cli_token_vs_list(report: &mut Report, cli: &CliFixture, runs: usize) {
+    let store = cli.dir.join("token.db");
+    let runtime = Runtime::load_built().unwrap();
+    let mut valid = expired_tokens("rt");
+    valid.access_token = "bench-valid-access-token".into();
+    valid.expires_at = Some(now() + 3600);
+    valid.obtained_at = now();
+    seed_store(
+        &store,
+        &host_config(&runtime, "https://auth.example.com"),
+        &valid,
+    );
+    // Warm-up. `imports` compiled the component into this cache already; a binary whose
+    // engine differs from this benchmark's would compile it here, once.
+    cli.run(&store, &["token", "conn"]);
+    cli.run(&store, &["list"]);
+    let cached = std::fs::read_dir(&cli.cache).map_or(0, |files| files.count());
+    assert!(
+        cached > 0,
+        "the compile cache {} is empty",
+        cli.cache.display()
+    );
+    let (mut token, mut list) = (vec![], vec![]);
+    for _ in 0..runs {
+        let (elapsed, out) = cli.run(&store, &["list"]);
+        assert!(out.starts_with("conn\t"), "list printed {out:?}");
+        list.push(elapsed);
+        let (elapsed, out) = cli.run(&store, &["token", "conn"]);
+        assert_eq!(out.trim_end(), "bench-valid-access-token");
+        token.push(elapsed);
+    }
+    let latency = CliLatency {
+        token: median_duration(&mut token),
+        list: median_duration(&mut list),
+        runs,
+    };
+    eprintln!(
+        "cli: token {:.2} ms, list {:.2} ms (median of {runs})",
+        millis(latency.token),
+        millis(latency.list)
+    );
+    report.cli_latency = Some(latency);
+}
+
+/// One run of 32 concurrent CLI `call`s.
+struct CliStormRun {
+    wall: Duration,
+    succeeded: usize,
+    refreshes: usize,
+}
+
+/// Concurrent CLI processes in the storm.
+const CLI_STORM: usize = 32;
+
+/// 32 `connector-host call`s started at once on one expired connection (each its own
+/// process, as a workflow host or a shell loop starts them), against the storm's token
+/// endpoint and API: the wall time until the last exits, how many succeeded, and how many
+/// refresh requests the token endpoint saw. `runs` times, each on a fresh store.
+fn cli_storm(report: &mut Report, cli: &CliFixture, storm_server: &StormServer, runs: usize) {
+    let StormServer { server, refreshes } = storm_server;
+    let runtime = Runtime::load_built().unwrap();
+    let config = api_config(&runtime, server);
+    let url = server.url("/api");
+    for run in 0..runs {
+        let store = cli.dir.join(format!("storm-{run}.db"));
+        seed_store(&store, &config, &expired_tokens("rt-0"));
+        refreshes.store(0, Ordering::SeqCst);
+        let logs: Vec<PathBuf> = (0..CLI_STORM)
+            .map(|i| cli.dir.join(format!("storm-{run}-{i}.stderr")))
+            .collect();
+        let started = Instant::now();
+        let children: Vec<_> = logs
+            .iter()
+            .map(|log| {
+                // stderr to a file: a child never blocks on a pipe nobody reads yet.
+                cli.command(&store, &["call", "conn", "GET", &url])
+                    .stdout(Stdio::null())
+                    .stderr(std::fs::File::create(log).expect("create a stderr file"))
+                    .spawn()
+                    .expect("start connector-host")
+            })
+            .collect();
+        let statuses: Vec<_> = children
+            .into_iter()
+            .map(|mut child| child.wait().expect("wait for connector-host"))
+            .collect();
+        let wall = started.elapsed();
+        let succeeded = statuses.iter().filter(|status| status.success()).count();
+        if let Some(failed) = statuses.iter().position(|status| !status.success()) {
+            eprintln!(
+                "cli storm: a call failed ({}): {}",
+                statuses[failed],
+                std::fs::read_to_string(&logs[failed]).unwrap_or_default()
+            );
+        }
+        let outcome = CliStormRun {
+            wall,
+            succeeded,
+            refreshes: refreshes.load(Ordering::SeqCst),
+        };
+        eprintln!(
+            "cli storm: {} calls, {} succeeded, {} refresh requests, {:.2} s",
+            CLI_STORM,
+            outcome.succeeded,
+            outcome.refreshes,
+            outcome.wall.as_secs_f64()
+        );
+        report.cli_storm.push(outcome);
+    }
+}
+
+fn median_duration(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
+}
+
+// ---- 8. the component's imports -----------------------------------------------------------
+
+/// The interfaces the component imports, as wasmtime reads them from its type. Compiled
+/// through the CLI's compile cache, so that the CLI processes later find it warm.
+fn imports(report: &mut Report, cache: &Path) {
+    let engine = Runtime::engine().unwrap();
+    let wasm = std::fs::read(BUILT_COMPONENT).expect("the built component");
+    let (component, _) = connector_host::compile_cache::load(&engine, &wasm, Some(cache))
+        .expect("compile the component");
+    let names: Vec<String> = component
+        .component_type()
+        .imports(&engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    report.note("component-imports", names.join(", "));
+    report.imports = names;
+}
+
+/// An import's short name: the interface for our own package (`transport`), else
+/// `package/interface` (`clocks/wall-clock`), without the version.
+fn short_import(name: &str) -> String {
+    let unversioned = name.split('@').next().unwrap_or(name);
+    let (package, interface) = unversioned.split_once('/').unwrap_or(("", unversioned));
+    match package.split_once(':') {
+        Some(("oauth-connector", _)) | None => interface.to_owned(),
+        Some((_, package)) => format!("{package}/{interface}"),
+    }
+}
+
+/// Whether the import is one the target allows: our own interfaces (transport, signer and
+/// the types they use), `wasi:clocks`, `wasi:random`, and `wasi:io/poll` (what the monotonic
+/// clock needs).
+fn import_allowed(name: &str) -> bool {
+    name.starts_with("oauth-connector:")
+        || name.starts_with("wasi:clocks/")
+        || name.starts_with("wasi:random/")
+        || name.starts_with("wasi:io/poll@")
+}
+
 // ---- the report ---------------------------------------------------------------------------
 
 /// Criterion's medians and median absolute deviations, by "group/function", in nanoseconds.
@@ -909,8 +1251,9 @@ impl Report {
         let _ = writeln!(md, "- Date: {date}");
         let _ = writeln!(
             md,
-            "- Timings: criterion median ± median absolute deviation (release build).\n"
+            "- Timings: criterion median ± median absolute deviation (release build); CLI processes: median wall time.\n"
         );
+        let _ = writeln!(md, "{}", self.targets(est));
         let _ = writeln!(md, "## 1. Component size\n");
         let _ = writeln!(md, "| what | bytes | target |\n|---|---|---|");
         let _ = writeln!(
@@ -965,7 +1308,7 @@ impl Report {
         );
         let _ = writeln!(
             md,
-            "| operation | core native | component | oauth2 crate | component / core | core / oauth2 |\n|---|---|---|---|---|---|"
+            "| operation | core native | component | oauth2 crate | component / core (target ≤ 2×) | core / oauth2 (target ≤ 1×) |\n|---|---|---|---|---|---|"
         );
         for (group, label) in [
             ("authorize-url", "authorize URL with PKCE S256"),
@@ -1030,6 +1373,268 @@ impl Report {
             "Resident size of one CLI `call` (the CLI code in a fresh process, component compiled at start): {}.",
             self.get("cli-call-rss")
         );
+        self.cli_sections(&mut md);
         md
     }
+
+    /// Sections 7 and 8: the CLI as processes, and the component's imports.
+    fn cli_sections(&self, md: &mut String) {
+        let _ = writeln!(
+            md,
+            "\n## 7. The `connector-host` binary, as separate processes\n"
+        );
+        let _ = writeln!(
+            md,
+            "Each command is a fresh process of the built binary with a warm compile cache (`{}` in a private temporary directory), against a store holding one connection.\n",
+            connector_host::compile_cache::CACHE_ENV
+        );
+        let _ = writeln!(md, "| command | median wall time | runs |\n|---|---|---|");
+        if let Some(latency) = &self.cli_latency {
+            let _ = writeln!(
+                md,
+                "| `connector-host list` (no component) | {:.2} ms | {} |",
+                millis(latency.list),
+                latency.runs
+            );
+            let _ = writeln!(
+                md,
+                "| `connector-host token NAME` (valid token, no refresh) | {:.2} ms | {} |",
+                millis(latency.token),
+                latency.runs
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\n{CLI_STORM} `connector-host call`s started at once on one expired connection (loopback token endpoint and API of section 5):\n"
+        );
+        let _ = writeln!(
+            md,
+            "| run | wall time until the last exits | succeeded | refresh requests |\n|---|---|---|---|"
+        );
+        for (i, run) in self.cli_storm.iter().enumerate() {
+            let _ = writeln!(
+                md,
+                "| {} | {:.2} s | {}/{CLI_STORM} | {} |",
+                i + 1,
+                run.wall.as_secs_f64(),
+                run.succeeded,
+                run.refreshes
+            );
+        }
+        let _ = writeln!(md, "\n## 8. Component imports\n");
+        let _ = writeln!(
+            md,
+            "What every embedder must provide, as wasmtime reads it from the component's type. Allowed by the target: our own interfaces, `wasi:clocks`, `wasi:random`, and `wasi:io/poll` (what the monotonic clock needs).\n"
+        );
+        let _ = writeln!(md, "| import | allowed |\n|---|---|");
+        for name in &self.imports {
+            let allowed = if import_allowed(name) { "yes" } else { "no" };
+            let _ = writeln!(md, "| `{name}` | {allowed} |");
+        }
+    }
+
+    /// The speed issue's targets, each next to what this run measured (`n/a`: not measured).
+    fn targets(&self, est: &BTreeMap<String, (f64, f64)>) -> String {
+        let median = |key: &str| est.get(key).map(|(median, _)| *median);
+        let ratio = |a: &str, b: &str| Some(median(a)? / median(b)?);
+        let times = |ratio: Option<f64>| ratio.map_or("n/a".into(), |r| format!("{r:.2}×"));
+        let mut rows: Vec<(String, String, &str, Option<bool>)> = vec![];
+
+        rows.push(match &self.cli_latency {
+            Some(latency) => {
+                let r = latency.token.as_secs_f64() / latency.list.as_secs_f64();
+                (
+                    "`connector-host token NAME` (valid token, no refresh) / `connector-host list`"
+                        .into(),
+                    format!(
+                        "{r:.2}× (token {:.2} ms, list {:.2} ms; median of {})",
+                        millis(latency.token),
+                        millis(latency.list),
+                        latency.runs
+                    ),
+                    "≤ 3× (milliseconds)",
+                    Some(r <= 3.0),
+                )
+            }
+            None => (
+                "`connector-host token NAME` / `connector-host list`".into(),
+                "n/a".into(),
+                "≤ 3× (milliseconds)",
+                None,
+            ),
+        });
+
+        let storm_label = format!("{CLI_STORM} concurrent CLI `call`s on one expired connection");
+        let storm_target = "all succeed, exactly 1 refresh, ≤ 2 s";
+        rows.push(if self.cli_storm.is_empty() {
+            (storm_label, "n/a".into(), storm_target, None)
+        } else {
+            let mut walls: Vec<Duration> = self.cli_storm.iter().map(|run| run.wall).collect();
+            let wall = median_duration(&mut walls);
+            let succeeded = self.cli_storm.iter().map(|run| run.succeeded).min();
+            let refreshes: Vec<String> = self
+                .cli_storm
+                .iter()
+                .map(|run| run.refreshes.to_string())
+                .collect();
+            let ok = self
+                .cli_storm
+                .iter()
+                .all(|run| run.succeeded == CLI_STORM && run.refreshes == 1)
+                && wall <= Duration::from_secs(2);
+            (
+                storm_label,
+                format!(
+                    "{:.2} s{}, {}/{CLI_STORM} succeeded, refresh requests: {}",
+                    wall.as_secs_f64(),
+                    match self.cli_storm.len() {
+                        1 => String::new(),
+                        runs => format!(" (median of {runs} runs)"),
+                    },
+                    succeeded.unwrap_or(0),
+                    refreshes.join(", ")
+                ),
+                storm_target,
+                Some(ok),
+            )
+        });
+
+        let bytes = self.get("component-bytes").parse::<u64>().ok();
+        rows.push((
+            "component size (`--profile component`)".into(),
+            bytes.map_or("n/a".into(), |b| {
+                format!("{b} B ({:.2}× the target)", b as f64 / 350_000.0)
+            }),
+            "≤ 350,000 B",
+            bytes.map(|b| b <= 350_000),
+        ));
+
+        for (key, label, target, limit_ns) in [
+            (
+                "instance/fresh-pooling",
+                "fresh instance (pooling)",
+                "≤ 10 µs",
+                10e3,
+            ),
+            (
+                "instance/fresh-pooling+authorize-url",
+                "fresh instance + first authorize URL",
+                "≤ 30 µs",
+                30e3,
+            ),
+        ] {
+            let time = median(key);
+            rows.push((
+                label.into(),
+                time.map_or("n/a".into(), human),
+                target,
+                time.map(|ns| ns <= limit_ns),
+            ));
+        }
+
+        for (a, b, label, target, limit) in [
+            (
+                "authorize-url/component",
+                "authorize-url/core-native",
+                "component / core: authorize URL",
+                "≤ 2×",
+                2.0,
+            ),
+            (
+                "refresh-request-and-parse/component",
+                "refresh-request-and-parse/core-native",
+                "component / core: refresh (build request + parse answer)",
+                "≤ 2×",
+                2.0,
+            ),
+            (
+                "needs-refresh/component",
+                "needs-refresh/core-native",
+                "component / core: refresh decision",
+                "≤ 2×",
+                2.0,
+            ),
+            (
+                "authorize-url/core-native",
+                "authorize-url/oauth2-crate",
+                "core / `oauth2` crate: authorize URL",
+                "≤ 1.0×",
+                1.0,
+            ),
+            (
+                "parse-token-response/core-native",
+                "parse-token-response/oauth2-crate",
+                "core / `oauth2` crate: token parse",
+                "≤ 1.0×",
+                1.0,
+            ),
+            (
+                "code-exchange-loopback/host+component",
+                "code-exchange-loopback/direct-http",
+                "loopback code exchange, host+component / direct",
+                "≤ 1.2×",
+                1.2,
+            ),
+            (
+                "refresh-loopback/host+component",
+                "refresh-loopback/direct-http",
+                "loopback refresh, host+component / direct",
+                "≤ 1.2×",
+                1.2,
+            ),
+        ] {
+            let r = ratio(a, b);
+            rows.push((label.into(), times(r), target, r.map(|r| r <= limit)));
+        }
+
+        rows.push((
+            "component imports".into(),
+            if self.imports.is_empty() {
+                "n/a".into()
+            } else {
+                import_summary(&self.imports)
+            },
+            "transport, clocks, random (and what they need)",
+            (!self.imports.is_empty())
+                .then(|| self.imports.iter().all(|name| import_allowed(name))),
+        ));
+
+        let mut md =
+            String::from("## Targets\n\n| figure | measured | target | met |\n|---|---|---|---|\n");
+        for (label, measured, target, ok) in rows {
+            let met = match ok {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "n/a",
+            };
+            let _ = writeln!(md, "| {label} | {measured} | {target} | {met} |");
+        }
+        md
+    }
+}
+
+/// The imports grouped by package, as the issue writes them: our own interfaces by name,
+/// then each WASI package with its interfaces (`clocks (wall-clock)`).
+fn import_summary(names: &[String]) -> String {
+    let mut own: Vec<String> = vec![];
+    let mut wasi: Vec<(String, Vec<String>)> = vec![];
+    for name in names {
+        let short = short_import(name);
+        match short.split_once('/') {
+            None => own.push(short),
+            Some((package, interface)) => {
+                match wasi.iter_mut().find(|(known, _)| known == package) {
+                    Some((_, interfaces)) => interfaces.push(interface.to_owned()),
+                    None => wasi.push((package.to_owned(), vec![interface.to_owned()])),
+                }
+            }
+        }
+    }
+    own.into_iter()
+        .chain(
+            wasi.into_iter()
+                .map(|(package, interfaces)| format!("{package} ({})", interfaces.join(", "))),
+        )
+        .collect::<Vec<_>>()
+        .join(", ")
 }
