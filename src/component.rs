@@ -35,6 +35,7 @@ wit_bindgen::generate!({
 use exports::oauth_connector::oauth2::api as wit_api;
 use exports::oauth_connector::oauth2::authorization_code as wit_authorization_code;
 use exports::oauth_connector::oauth2::client_credentials as wit_client_credentials;
+use exports::oauth_connector::oauth2::connections as wit_connections;
 use exports::oauth_connector::oauth2::device_authorization as wit_device;
 use exports::oauth_connector::oauth2::providers as wit_providers;
 use exports::oauth_connector::oauth2::tokens as wit_tokens;
@@ -89,10 +90,10 @@ type WitResult<T> = Result<T, wit::Error>;
 
 impl wit_authorization_code::Guest for Connector {
     fn begin(
-        config: wit::ConnectionConfig,
+        connection: ConnectionBorrow<'_>,
     ) -> WitResult<wit_authorization_code::AuthorizationRequest> {
-        let config = prepared(config)?;
-        let request = authorize::begin(&config, now(), &begin_random()).map_err(error_to_wit)?;
+        let config = config_of(&connection);
+        let request = authorize::begin(config, now(), &begin_random()).map_err(error_to_wit)?;
         let pending = request.pending;
         Ok(wit_authorization_code::AuthorizationRequest {
             url: request.url,
@@ -107,22 +108,22 @@ impl wit_authorization_code::Guest for Connector {
         })
     }
 
-    fn check(config: wit::ConnectionConfig) -> WitResult<()> {
-        let config = prepared(config)?;
-        authorize::check(&config, now(), &HostSigner).map_err(error_to_wit)
+    fn check(connection: ConnectionBorrow<'_>) -> WitResult<()> {
+        let config = config_of(&connection);
+        authorize::check(config, now(), &HostSigner).map_err(error_to_wit)
     }
 
     fn complete(
-        config: wit::ConnectionConfig,
+        connection: ConnectionBorrow<'_>,
         pending: wit::PendingAuthorization,
         callback_url: String,
     ) -> WitResult<wit::TokenSet> {
-        let config = prepared(config)?;
+        let config = config_of(&connection);
         let pending = pending_from_wit(pending);
-        let request = complete::prepare(&config, &pending, &callback_url, now(), &auth())
+        let request = complete::prepare(config, &pending, &callback_url, now(), &auth())
             .map_err(error_to_wit)?;
         let response = send(request)?;
-        complete::finish(&config, &pending, &response, now())
+        complete::finish(config, &pending, &response, now())
             .map(token_set_to_wit)
             .map_err(error_to_wit)
     }
@@ -133,20 +134,20 @@ impl wit_authorization_code::Guest for Connector {
 }
 
 impl wit_client_credentials::Guest for Connector {
-    fn fetch(config: wit::ConnectionConfig) -> WitResult<wit::TokenSet> {
-        let config = prepared(config)?;
-        let response = send(client_credentials::request(&config, &auth()).map_err(error_to_wit)?)?;
-        client_credentials::finish(&config, &response, now())
+    fn fetch(connection: ConnectionBorrow<'_>) -> WitResult<wit::TokenSet> {
+        let config = config_of(&connection);
+        let response = send(client_credentials::request(config, &auth()).map_err(error_to_wit)?)?;
+        client_credentials::finish(config, &response, now())
             .map(token_set_to_wit)
             .map_err(error_to_wit)
     }
 }
 
 impl wit_device::Guest for Connector {
-    fn begin(config: wit::ConnectionConfig) -> WitResult<wit_device::DeviceAuthorization> {
-        let config = prepared(config)?;
-        let response = send(device::begin_request(&config, &auth()).map_err(error_to_wit)?)?;
-        let device = device::finish_begin(&config, &response, now()).map_err(error_to_wit)?;
+    fn begin(connection: ConnectionBorrow<'_>) -> WitResult<wit_device::DeviceAuthorization> {
+        let config = config_of(&connection);
+        let response = send(device::begin_request(config, &auth()).map_err(error_to_wit)?)?;
+        let device = device::finish_begin(config, &response, now()).map_err(error_to_wit)?;
         Ok(wit_device::DeviceAuthorization {
             device_code: device.device_code.into_exposed(),
             user_code: device.user_code,
@@ -159,10 +160,10 @@ impl wit_device::Guest for Connector {
     }
 
     fn poll(
-        config: wit::ConnectionConfig,
+        connection: ConnectionBorrow<'_>,
         device: wit_device::DeviceAuthorization,
     ) -> WitResult<wit_device::DevicePoll> {
-        let config = prepared(config)?;
+        let config = config_of(&connection);
         let device = DeviceAuthorization {
             device_code: Secret::new(device.device_code),
             user_code: device.user_code,
@@ -172,9 +173,8 @@ impl wit_device::Guest for Connector {
             interval_seconds: device.interval_seconds,
             requested_scopes: device.requested_scopes,
         };
-        let response =
-            send(device::poll_request(&config, &device, &auth()).map_err(error_to_wit)?)?;
-        match device::finish_poll(&config, &device, &response, now()).map_err(error_to_wit)? {
+        let response = send(device::poll_request(config, &device, &auth()).map_err(error_to_wit)?)?;
+        match device::finish_poll(config, &device, &response, now()).map_err(error_to_wit)? {
             DevicePoll::Pending(interval) => Ok(wit_device::DevicePoll::Pending(interval)),
             DevicePoll::SlowDown(interval) => Ok(wit_device::DevicePoll::SlowDown(interval)),
             DevicePoll::Complete(tokens) => {
@@ -189,42 +189,44 @@ impl wit_tokens::Guest for Connector {
         lifecycle::needs_refresh(&token_set_from_wit(tokens), margin_seconds, now())
     }
 
-    fn refresh(config: wit::ConnectionConfig, tokens: wit::TokenSet) -> WitResult<wit::TokenSet> {
-        let config = prepared(config)?;
+    fn refresh(
+        connection: ConnectionBorrow<'_>,
+        tokens: wit::TokenSet,
+    ) -> WitResult<wit::TokenSet> {
+        let config = config_of(&connection);
         let tokens = token_set_from_wit(tokens);
-        let request =
-            lifecycle::refresh_request(&config, &tokens, &auth()).map_err(error_to_wit)?;
+        let request = lifecycle::refresh_request(config, &tokens, &auth()).map_err(error_to_wit)?;
         let response = send(request)?;
-        lifecycle::finish_refresh(&config, &tokens, &response, now())
+        lifecycle::finish_refresh(config, &tokens, &response, now())
             .map(token_set_to_wit)
             .map_err(error_to_wit)
     }
 
-    fn revoke(config: wit::ConnectionConfig, tokens: wit::TokenSet) -> WitResult<()> {
-        let config = prepared(config)?;
+    fn revoke(connection: ConnectionBorrow<'_>, tokens: wit::TokenSet) -> WitResult<()> {
+        let config = config_of(&connection);
         let tokens = token_set_from_wit(tokens);
         for request in
-            lifecycle::revocation_requests(&config, &tokens, &auth()).map_err(error_to_wit)?
+            lifecycle::revocation_requests(config, &tokens, &auth()).map_err(error_to_wit)?
         {
             let response = send(request)?;
-            lifecycle::finish_revocation(&config, &tokens, &response, now())
+            lifecycle::finish_revocation(config, &tokens, &response, now())
                 .map_err(error_to_wit)?;
         }
         Ok(())
     }
 
     fn introspect(
-        config: wit::ConnectionConfig,
+        connection: ConnectionBorrow<'_>,
         token: String,
         token_type_hint: Option<String>,
     ) -> WitResult<wit_tokens::Introspection> {
-        let config = prepared(config)?;
+        let config = config_of(&connection);
         let token = Secret::new(token);
         let request =
-            lifecycle::introspection_request(&config, &token, token_type_hint.as_deref(), &auth())
+            lifecycle::introspection_request(config, &token, token_type_hint.as_deref(), &auth())
                 .map_err(error_to_wit)?;
         let response = send(request)?;
-        let found = lifecycle::finish_introspection(&config, &token, &response, now())
+        let found = lifecycle::finish_introspection(config, &token, &response, now())
             .map_err(error_to_wit)?;
         Ok(wit_tokens::Introspection {
             active: found.active,
@@ -239,11 +241,11 @@ impl wit_tokens::Guest for Connector {
 
 impl wit_api::Guest for Connector {
     fn call(
-        config: wit::ConnectionConfig,
+        connection: ConnectionBorrow<'_>,
         tokens: wit::TokenSet,
         request: wit::HttpRequest,
     ) -> WitResult<wit_api::ApiResponse> {
-        let config = prepared(config)?;
+        let config = config_of(&connection);
         let tokens = token_set_from_wit(tokens);
         let request = api::authorize_request(&config.profile, &tokens, request_from_wit(request))
             .map_err(error_to_wit)?;
@@ -277,13 +279,6 @@ impl wit_providers::Guest for Connector {
             .collect()
     }
 
-    fn resolve_profile(config: wit::ConnectionConfig) -> WitResult<wit::ProviderProfile> {
-        connection_config_from_wit(config)
-            .resolved_profile()
-            .map(profile_to_wit)
-            .map_err(|error| error_to_wit(error.into()))
-    }
-
     fn preset(id: String) -> WitResult<wit::ProviderProfile> {
         presets::get(&id)
             .map(|preset| profile_to_wit(preset.profile))
@@ -314,11 +309,43 @@ impl wit_providers::Guest for Connector {
     }
 }
 
-/// The core configuration for `config`: placeholders filled, offline access applied.
-fn prepared(config: wit::ConnectionConfig) -> WitResult<ConnectionConfig> {
-    connection_config_from_wit(config)
-        .prepare()
-        .map_err(|error| error_to_wit(error.into()))
+type ConnectionBorrow<'a> = wit_connections::ConnectionBorrow<'a>;
+
+/// A `connection`: the configuration as every operation uses it (placeholders filled,
+/// offline access applied, validated), and the resolved profile as `resolved-profile`
+/// reports it (offline access not applied).
+struct Connection {
+    prepared: ConnectionConfig,
+    resolved_profile: profile::ProviderProfile,
+}
+
+impl wit_connections::Guest for Connector {
+    type Connection = Connection;
+}
+
+impl wit_connections::GuestConnection for Connection {
+    fn open(config: wit::ConnectionConfig) -> WitResult<wit_connections::Connection> {
+        let config = connection_config_from_wit(config);
+        let prepared = config
+            .prepare()
+            .map_err(|error| error_to_wit(error.into()))?;
+        let resolved_profile = config
+            .resolved_profile()
+            .map_err(|error| error_to_wit(error.into()))?;
+        Ok(wit_connections::Connection::new(Connection {
+            prepared,
+            resolved_profile,
+        }))
+    }
+
+    fn resolved_profile(&self) -> wit::ProviderProfile {
+        profile_to_wit(self.resolved_profile.clone())
+    }
+}
+
+/// The prepared configuration of a borrowed `connection`.
+fn config_of<'a>(connection: &'a ConnectionBorrow<'_>) -> &'a ConnectionConfig {
+    &connection.get::<Connection>().prepared
 }
 
 /// Sends a request through the host's transport.

@@ -56,8 +56,8 @@ mod component;
 #[global_allocator]
 static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 
-/// `memcmp`, `memcpy` and friends: on wasm32-wasip2, Rust's `core` expects the C library to
-/// provide them. wasi-libc's string functions import nothing; nothing else of it is linked.
+// `memcmp`, `memcpy` and friends: on wasm32-wasip2, Rust's `core` expects the C library to
+// provide them. wasi-libc's string functions import nothing; nothing else of it is linked.
 #[cfg(target_arch = "wasm32")]
 #[link(name = "c")]
 unsafe extern "C" {}

@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceAny};
 use wasmtime::error::Context as _;
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
@@ -537,7 +537,11 @@ impl Runtime {
         store.set_epoch_deadline(1);
         let result = self.pre.instantiate(&mut store);
         let connector = settle(&store, result)?;
-        Ok(Session { store, connector })
+        Ok(Session {
+            store,
+            connector,
+            opened: None,
+        })
     }
 }
 
@@ -603,9 +607,15 @@ fn settle<T>(store: &Store<HostState>, result: wasmtime::Result<T>) -> Result<T,
 }
 
 /// One instance of the component, for one or a few calls.
+///
+/// The calls take a configuration; the session opens it as the component's `connection`
+/// resource on first use and lends that handle to every later call with an equal
+/// configuration, so the record crosses the boundary once per instance, not per call.
 pub struct Session {
     store: Store<HostState>,
     connector: Connector,
+    /// The connection opened last, with the configuration it was opened from.
+    opened: Option<(types::ConnectionConfig, ResourceAny)>,
 }
 
 /// The result of a call whose answer is the component's typed result.
@@ -617,6 +627,27 @@ fn flatten<T>(
 }
 
 impl Session {
+    /// The component's `connection` for `config`: the one already open when it was opened
+    /// from an equal configuration, else a new one (the previous one is dropped).
+    fn connection(&mut self, config: &types::ConnectionConfig) -> Result<ResourceAny, CallError> {
+        if let Some((opened_from, handle)) = &self.opened
+            && opened_from == config
+        {
+            return Ok(*handle);
+        }
+        if let Some((_, previous)) = self.opened.take() {
+            self.arm();
+            let result = previous.resource_drop(&mut self.store);
+            settle(&self.store, result)?;
+        }
+        self.arm();
+        let exports = self.connector.oauth_connector_oauth2_connections();
+        let result = exports.connection().call_open(&mut self.store, config);
+        let handle = flatten(&self.store, result)?;
+        self.opened = Some((config.clone(), handle));
+        Ok(handle)
+    }
+
     /// Starts the compute budget of the next call.
     fn arm(&mut self) {
         let guard = &mut self.store.data_mut().guard;
@@ -630,17 +661,19 @@ impl Session {
         &mut self,
         config: &types::ConnectionConfig,
     ) -> Result<AuthorizationRequest, CallError> {
+        let connection = self.connection(config)?;
         self.arm();
         let exports = self.connector.oauth_connector_oauth2_authorization_code();
-        let result = exports.call_begin(&mut self.store, config);
+        let result = exports.call_begin(&mut self.store, connection);
         flatten(&self.store, result)
     }
 
     /// `authorization-code.check`.
     pub fn check(&mut self, config: &types::ConnectionConfig) -> Result<(), CallError> {
+        let connection = self.connection(config)?;
         self.arm();
         let exports = self.connector.oauth_connector_oauth2_authorization_code();
-        let result = exports.call_check(&mut self.store, config);
+        let result = exports.call_check(&mut self.store, connection);
         flatten(&self.store, result)
     }
 
@@ -651,9 +684,10 @@ impl Session {
         pending: &types::PendingAuthorization,
         callback_url: &str,
     ) -> Result<types::TokenSet, CallError> {
+        let connection = self.connection(config)?;
         self.arm();
         let exports = self.connector.oauth_connector_oauth2_authorization_code();
-        let result = exports.call_complete(&mut self.store, config, pending, callback_url);
+        let result = exports.call_complete(&mut self.store, connection, pending, callback_url);
         flatten(&self.store, result)
     }
 
@@ -670,9 +704,10 @@ impl Session {
         &mut self,
         config: &types::ConnectionConfig,
     ) -> Result<types::TokenSet, CallError> {
+        let connection = self.connection(config)?;
         self.arm();
         let exports = self.connector.oauth_connector_oauth2_client_credentials();
-        let result = exports.call_fetch(&mut self.store, config);
+        let result = exports.call_fetch(&mut self.store, connection);
         flatten(&self.store, result)
     }
 
@@ -681,9 +716,10 @@ impl Session {
         &mut self,
         config: &types::ConnectionConfig,
     ) -> Result<DeviceAuthorization, CallError> {
+        let connection = self.connection(config)?;
         self.arm();
         let exports = self.connector.oauth_connector_oauth2_device_authorization();
-        let result = exports.call_begin(&mut self.store, config);
+        let result = exports.call_begin(&mut self.store, connection);
         flatten(&self.store, result)
     }
 
@@ -693,9 +729,10 @@ impl Session {
         config: &types::ConnectionConfig,
         device: &DeviceAuthorization,
     ) -> Result<DevicePoll, CallError> {
+        let connection = self.connection(config)?;
         self.arm();
         let exports = self.connector.oauth_connector_oauth2_device_authorization();
-        let result = exports.call_poll(&mut self.store, config, device);
+        let result = exports.call_poll(&mut self.store, connection, device);
         flatten(&self.store, result)
     }
 
@@ -717,9 +754,10 @@ impl Session {
         config: &types::ConnectionConfig,
         tokens: &types::TokenSet,
     ) -> Result<types::TokenSet, CallError> {
+        let connection = self.connection(config)?;
         self.arm();
         let exports = self.connector.oauth_connector_oauth2_tokens();
-        let result = exports.call_refresh(&mut self.store, config, tokens);
+        let result = exports.call_refresh(&mut self.store, connection, tokens);
         flatten(&self.store, result)
     }
 
@@ -729,9 +767,10 @@ impl Session {
         config: &types::ConnectionConfig,
         tokens: &types::TokenSet,
     ) -> Result<(), CallError> {
+        let connection = self.connection(config)?;
         self.arm();
         let exports = self.connector.oauth_connector_oauth2_tokens();
-        let result = exports.call_revoke(&mut self.store, config, tokens);
+        let result = exports.call_revoke(&mut self.store, connection, tokens);
         flatten(&self.store, result)
     }
 
@@ -742,9 +781,10 @@ impl Session {
         token: &str,
         token_type_hint: Option<&str>,
     ) -> Result<Introspection, CallError> {
+        let connection = self.connection(config)?;
         self.arm();
         let exports = self.connector.oauth_connector_oauth2_tokens();
-        let result = exports.call_introspect(&mut self.store, config, token, token_type_hint);
+        let result = exports.call_introspect(&mut self.store, connection, token, token_type_hint);
         flatten(&self.store, result)
     }
 
@@ -755,21 +795,25 @@ impl Session {
         tokens: &types::TokenSet,
         request: &HttpRequest,
     ) -> Result<ApiResponse, CallError> {
+        let connection = self.connection(config)?;
         self.arm();
         let exports = self.connector.oauth_connector_oauth2_api();
-        let result = exports.call_call(&mut self.store, config, tokens, request);
+        let result = exports.call_call(&mut self.store, connection, tokens, request);
         flatten(&self.store, result)
     }
 
-    /// `providers.resolve-profile`.
+    /// `connection.resolved-profile` of `config`'s connection.
     pub fn resolve_profile(
         &mut self,
         config: &types::ConnectionConfig,
     ) -> Result<types::ProviderProfile, CallError> {
+        let connection = self.connection(config)?;
         self.arm();
-        let exports = self.connector.oauth_connector_oauth2_providers();
-        let result = exports.call_resolve_profile(&mut self.store, config);
-        flatten(&self.store, result)
+        let exports = self.connector.oauth_connector_oauth2_connections();
+        let result = exports
+            .connection()
+            .call_resolved_profile(&mut self.store, connection);
+        settle(&self.store, result)
     }
 
     /// `providers.list-presets`.

@@ -352,7 +352,7 @@ impl Store {
         // immediate SQLITE_BUSY that its busy handler never sees (deadlock avoidance): retry
         // them, within the same bound.
         let started = std::time::Instant::now();
-        let (journal, version) = loop {
+        let version = loop {
             match prepare(&mut db) {
                 Err(StoreError::Busy) if started.elapsed() < BUSY_TIMEOUT => {
                     std::thread::sleep(std::time::Duration::from_millis(10));
@@ -360,22 +360,13 @@ impl Store {
                 prepared => break prepared?,
             }
         };
-        // SQLite created (or reopened) its files itself: they must be ours before a secret
-        // is read from or written to them. While this connection is open in WAL mode, no
-        // other connection deletes them, so they must exist too.
-        let wal = journal.eq_ignore_ascii_case("wal");
-        for (index, companion) in companions(&canonical).into_iter().enumerate() {
-            let exists = check_path(&companion, Kind::File).map_err(refused(&companion))?;
-            // -wal and -shm (not -journal).
-            if wal && index < 2 && !exists {
-                return Err(StoreError::Io(
-                    companion,
-                    std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        "SQLite's file vanished while the store was being opened",
-                    ),
-                ));
-            }
+        // SQLite created (or reopened) its files itself: those that exist must be ours before
+        // a secret is read from or written to them. One may be missing: another process that
+        // closed the store last deletes `-wal` (and a new one appears at the next write).
+        // SQLite creates it with the database file's permissions, checked above, in the
+        // store's private directory.
+        for companion in companions(&canonical) {
+            check_path(&companion, Kind::File).map_err(refused(&companion))?;
         }
         tracing::debug!(path = %path.display(), schema = version, "store open");
         Ok(Self {
@@ -495,14 +486,15 @@ struct RawRow {
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Puts the store in WAL mode with `synchronous = FULL` and migrates its schema; returns the
-/// journal mode and the schema version. WAL: readers never wait for the writer, which matters
+/// schema version. WAL: readers never wait for the writer, which matters
 /// when many processes share the store. synchronous=FULL: a committed token set survives
 /// power loss, so a rotated refresh token is durable once `update_tokens` returns.
-fn prepare(db: &mut Db) -> Result<(String, i64), StoreError> {
-    let journal: String = db.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+fn prepare(db: &mut Db) -> Result<i64, StoreError> {
+    // The pragma answers with the mode in force (a file system without shared memory keeps
+    // `delete`); either works.
+    db.query_row("PRAGMA journal_mode = WAL", [], |row| row.get::<_, String>(0))?;
     db.execute_batch("PRAGMA synchronous = FULL")?;
-    let version = migrate(db)?;
-    Ok((journal, version))
+    migrate(db)
 }
 
 /// Brings the store's schema to [`SCHEMA_VERSION`] in one immediate transaction, reading the

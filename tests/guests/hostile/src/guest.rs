@@ -20,6 +20,7 @@ wit_bindgen::generate!({
 use exports::oauth_connector::oauth2::api as wit_api;
 use exports::oauth_connector::oauth2::authorization_code as wit_authorization_code;
 use exports::oauth_connector::oauth2::client_credentials as wit_client_credentials;
+use exports::oauth_connector::oauth2::connections as wit_connections;
 use exports::oauth_connector::oauth2::device_authorization as wit_device;
 use exports::oauth_connector::oauth2::providers as wit_providers;
 use exports::oauth_connector::oauth2::tokens as wit_tokens;
@@ -58,22 +59,48 @@ unsafe extern "C" fn cabi_realloc(
 
 export!(Hostile);
 
+type ConnectionBorrow<'a> = wit_connections::ConnectionBorrow<'a>;
+
+/// What `begin` reads of the configuration.
+struct Connection {
+    client_id: String,
+    token_url: String,
+}
+
+impl wit_connections::Guest for Hostile {
+    type Connection = Connection;
+}
+
+impl wit_connections::GuestConnection for Connection {
+    fn open(config: wit::ConnectionConfig) -> WitResult<wit_connections::Connection> {
+        Ok(wit_connections::Connection::new(Connection {
+            client_id: config.client.client_id,
+            token_url: config.profile.token_url,
+        }))
+    }
+
+    fn resolved_profile(&self) -> wit::ProviderProfile {
+        unreachable!("{ONLY_BEGIN}")
+    }
+}
+
 type WitResult<T> = Result<T, wit::Error>;
 
 const ONLY_BEGIN: &str = "the hostile guest implements only authorization-code.begin";
 
 impl wit_authorization_code::Guest for Hostile {
     fn begin(
-        config: wit::ConnectionConfig,
+        connection: ConnectionBorrow<'_>,
     ) -> WitResult<wit_authorization_code::AuthorizationRequest> {
-        let outcome = match config.client.client_id.as_str() {
+        let connection: &Connection = connection.get();
+        let outcome = match connection.client_id.as_str() {
             "spin" => spin(),
             "allocate" => allocate(),
             "recurse" => format!("depth {}", recurse(black_box(1))),
             "panic" => panic!("the hostile guest panics on purpose"),
-            "slow-transport" => format!("status {}", get(&config.profile.token_url)?),
+            "slow-transport" => format!("status {}", get(&connection.token_url)?),
             "spin-after-transport" => {
-                get(&config.profile.token_url)?;
+                get(&connection.token_url)?;
                 spin()
             }
             _ => "ok".to_owned(),
@@ -91,12 +118,12 @@ impl wit_authorization_code::Guest for Hostile {
         })
     }
 
-    fn check(_config: wit::ConnectionConfig) -> WitResult<()> {
+    fn check(_connection: ConnectionBorrow<'_>) -> WitResult<()> {
         unreachable!("{ONLY_BEGIN}")
     }
 
     fn complete(
-        _config: wit::ConnectionConfig,
+        _connection: ConnectionBorrow<'_>,
         _pending: wit::PendingAuthorization,
         _callback_url: String,
     ) -> WitResult<wit::TokenSet> {
@@ -146,18 +173,18 @@ fn get(url: &str) -> WitResult<u16> {
 }
 
 impl wit_client_credentials::Guest for Hostile {
-    fn fetch(_config: wit::ConnectionConfig) -> WitResult<wit::TokenSet> {
+    fn fetch(_connection: ConnectionBorrow<'_>) -> WitResult<wit::TokenSet> {
         unreachable!("{ONLY_BEGIN}")
     }
 }
 
 impl wit_device::Guest for Hostile {
-    fn begin(_config: wit::ConnectionConfig) -> WitResult<wit_device::DeviceAuthorization> {
+    fn begin(_connection: ConnectionBorrow<'_>) -> WitResult<wit_device::DeviceAuthorization> {
         unreachable!("{ONLY_BEGIN}")
     }
 
     fn poll(
-        _config: wit::ConnectionConfig,
+        _connection: ConnectionBorrow<'_>,
         _device: wit_device::DeviceAuthorization,
     ) -> WitResult<wit_device::DevicePoll> {
         unreachable!("{ONLY_BEGIN}")
@@ -169,16 +196,19 @@ impl wit_tokens::Guest for Hostile {
         unreachable!("{ONLY_BEGIN}")
     }
 
-    fn refresh(_config: wit::ConnectionConfig, _tokens: wit::TokenSet) -> WitResult<wit::TokenSet> {
+    fn refresh(
+        _connection: ConnectionBorrow<'_>,
+        _tokens: wit::TokenSet,
+    ) -> WitResult<wit::TokenSet> {
         unreachable!("{ONLY_BEGIN}")
     }
 
-    fn revoke(_config: wit::ConnectionConfig, _tokens: wit::TokenSet) -> WitResult<()> {
+    fn revoke(_connection: ConnectionBorrow<'_>, _tokens: wit::TokenSet) -> WitResult<()> {
         unreachable!("{ONLY_BEGIN}")
     }
 
     fn introspect(
-        _config: wit::ConnectionConfig,
+        _connection: ConnectionBorrow<'_>,
         _token: String,
         _token_type_hint: Option<String>,
     ) -> WitResult<wit_tokens::Introspection> {
@@ -188,7 +218,7 @@ impl wit_tokens::Guest for Hostile {
 
 impl wit_api::Guest for Hostile {
     fn call(
-        _config: wit::ConnectionConfig,
+        _connection: ConnectionBorrow<'_>,
         _tokens: wit::TokenSet,
         _request: wit::HttpRequest,
     ) -> WitResult<wit_api::ApiResponse> {
@@ -198,10 +228,6 @@ impl wit_api::Guest for Hostile {
 
 impl wit_providers::Guest for Hostile {
     fn list_presets() -> Vec<wit_providers::PresetInfo> {
-        unreachable!("{ONLY_BEGIN}")
-    }
-
-    fn resolve_profile(_config: wit::ConnectionConfig) -> WitResult<wit::ProviderProfile> {
         unreachable!("{ONLY_BEGIN}")
     }
 

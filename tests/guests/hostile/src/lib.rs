@@ -14,7 +14,7 @@
 //! | anything else          | answers normally at once                                      |
 //!
 //! A normal answer is an authorization request whose URL says what happened. Every other
-//! export traps: the tests only call `begin`.
+//! export but `connections.open` traps: the tests only open a connection and call `begin`.
 //!
 //! Like the connector, it is `no_std`: it imports only what the connector's world imports.
 #![no_std]
@@ -32,7 +32,7 @@ mod guest;
 #[global_allocator]
 static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 
-/// The C library's `memcmp` and friends, as in the connector.
+// The C library's `memcmp` and friends, as in the connector.
 #[cfg(target_arch = "wasm32")]
 #[link(name = "c")]
 unsafe extern "C" {}
