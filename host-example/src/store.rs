@@ -492,7 +492,9 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 fn prepare(db: &mut Db) -> Result<i64, StoreError> {
     // The pragma answers with the mode in force (a file system without shared memory keeps
     // `delete`); either works.
-    db.query_row("PRAGMA journal_mode = WAL", [], |row| row.get::<_, String>(0))?;
+    db.query_row("PRAGMA journal_mode = WAL", [], |row| {
+        row.get::<_, String>(0)
+    })?;
     db.execute_batch("PRAGMA synchronous = FULL")?;
     migrate(db)
 }
