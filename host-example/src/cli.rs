@@ -30,7 +30,7 @@ use crate::{AllowList, HttpTransport, Limits, Runtime, default_allow_list};
 #[derive(Parser)]
 #[command(name = "connector-host", version, about)]
 struct Cli {
-    /// The component to load (default: the one built with this binary).
+    /// The component to load (default: the one built into this binary).
     #[arg(long, global = true, value_name = "WASM")]
     component: Option<PathBuf>,
     /// The connection store (default: $CONNECTOR_STORE, else the platform's data directory).
@@ -362,12 +362,15 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
         None => crate::compile_cache::default_dir(io.env),
     };
     let load_runtime = || -> anyhow::Result<Runtime> {
-        let path = cli
-            .component
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(crate::runtime::BUILT_COMPONENT));
-        let runtime = Runtime::load_cached(&path, cache_dir.as_deref())
-            .map_err(|error| anyhow!("{error:#}"))?;
+        let runtime = match &cli.component {
+            Some(path) => Runtime::load_cached(path, cache_dir.as_deref()),
+            None => Runtime::load_bytes_cached(
+                crate::runtime::EMBEDDED_COMPONENT,
+                cache_dir.as_deref(),
+            )
+            .context("loading the component built into connector-host"),
+        }
+        .map_err(|error| anyhow!("{error:#}"))?;
         tracing::debug!(origin = ?runtime.origin(), "component loaded");
         Ok(runtime)
     };

@@ -110,8 +110,14 @@ impl std::fmt::Display for LimitExceeded {
 
 impl std::error::Error for LimitExceeded {}
 
-/// The component's path as built by `host-example/build.rs`.
+/// The component's path as built by `host-example/build.rs` (in the build tree: tests and
+/// benchmarks read it; the CLI uses [`EMBEDDED_COMPONENT`]).
 pub const BUILT_COMPONENT: &str = env!("CONNECTOR_COMPONENT_WASM");
+
+/// The component's bytes, carried inside the binary, so that a copied or installed
+/// `connector-host` needs no build tree. It is compiled on first use and then loaded from
+/// the compile cache.
+pub const EMBEDDED_COMPONENT: &[u8] = include_bytes!(env!("CONNECTOR_COMPONENT_WASM"));
 
 /// The hostile test guest (`tests/guests/hostile`) as built by `host-example/build.rs`: a
 /// component of the same world that loops, allocates or traps on request. For the sandbox
@@ -379,12 +385,18 @@ impl Runtime {
     /// for exactly these bytes and this engine (see [`crate::compile_cache`]); `None`: always
     /// compile.
     pub fn load_cached(path: &Path, cache: Option<&Path>) -> wasmtime::Result<Self> {
-        let limits = SandboxLimits::default();
-        let engine = Self::engine_limited(Allocation::Pooling, &limits)?;
         let wasm = std::fs::read(path)
             .with_context(|| format!("reading the component {}", path.display()))?;
-        let (component, origin) = crate::compile_cache::load(&engine, &wasm, cache)
-            .with_context(|| format!("loading the component {}", path.display()))?;
+        Self::load_bytes_cached(&wasm, cache)
+            .with_context(|| format!("loading the component {}", path.display()))
+    }
+
+    /// [`Runtime::load_cached`] for a component given as bytes (such as
+    /// [`EMBEDDED_COMPONENT`]).
+    pub fn load_bytes_cached(wasm: &[u8], cache: Option<&Path>) -> wasmtime::Result<Self> {
+        let limits = SandboxLimits::default();
+        let engine = Self::engine_limited(Allocation::Pooling, &limits)?;
+        let (component, origin) = crate::compile_cache::load(&engine, wasm, cache)?;
         let mut runtime = Self::from_component_limited(engine, &component, limits)?;
         runtime.origin = origin;
         Ok(runtime)
