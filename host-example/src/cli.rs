@@ -15,11 +15,13 @@ use clap::{Args, Parser, Subcommand};
 use crate::bindings::exports::oauth_connector::oauth2::device_authorization::DevicePoll;
 use crate::connect::{self, ConnectUi, RedirectListener};
 use crate::connections::{ConnectionError, Connections, RefreshOutcome};
-use crate::describe::printable;
+/// Unix seconds as RFC 3339 UTC (kept here for callers of the CLI's earlier API).
+pub use crate::describe::format_time;
+use crate::describe::{connection_state, printable};
 use crate::logging::{self, LogSink};
 use crate::retry::{self, RetryNotice, RetryPolicy};
 use crate::signer::{KeyFileSigner, NoSigner, Signer};
-use crate::store::{self, Grant, SecretSource, Store, StoredConnection, now};
+use crate::store::{self, ConnectionState, Grant, SecretSource, Store, StoredConnection, now};
 use crate::types::{
     Client, ClientAuthMethod, ConnectionConfig, HttpMethod, HttpRequest, HttpResponse, KeyValue,
     ProviderProfile, TokenSet,
@@ -123,8 +125,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Revoke the connection's tokens at the server (RFC 7009); the connection stays stored
-    /// and must be connected again.
+    /// Revoke the connection's tokens at the server (RFC 7009); the connection stays stored,
+    /// marked revoked, and `token` and `call` exit 3 until it is connected again.
     Revoke {
         /// The connection's name.
         name: String,
@@ -141,9 +143,11 @@ enum Command {
         /// The preset's id.
         name: String,
     },
-    /// List stored connections (no secrets).
+    /// List stored connections (no secrets): name, provider, expiry (or why the connection
+    /// must be connected again), scopes.
     List,
-    /// Show one connection: provider, client, scopes and expiry (never secrets or tokens).
+    /// Show one connection: provider, client, scopes, state and expiry (never secrets or
+    /// tokens).
     Show {
         /// The connection's name.
         name: String,
@@ -272,7 +276,9 @@ fn parse_header(text: &str) -> Result<KeyValue, String> {
     })
 }
 
-/// The exit code when the connection must be authorized again.
+/// The exit code when the connection must be authorized again: it is marked (revoked, or a
+/// refresh was refused), or the server just refused to renew it, or it cannot be renewed
+/// without the user.
 pub const EXIT_REAUTHORIZE: i32 = 3;
 
 /// What the CLI reads from its surroundings: the environment and the output streams.
@@ -364,11 +370,14 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
     let load_runtime = || -> anyhow::Result<Runtime> {
         let runtime = match &cli.component {
             Some(path) => Runtime::load_cached(path, cache_dir.as_deref()),
-            None => Runtime::load_bytes_cached(
-                crate::runtime::EMBEDDED_COMPONENT,
-                cache_dir.as_deref(),
-            )
-            .context("loading the component built into connector-host"),
+            // wasmtime's own error type takes wasmtime's `Context`, not anyhow's.
+            None => wasmtime::error::Context::context(
+                Runtime::load_bytes_cached(
+                    crate::runtime::EMBEDDED_COMPONENT,
+                    cache_dir.as_deref(),
+                ),
+                "loading the component built into connector-host",
+            ),
         }
         .map_err(|error| anyhow!("{error:#}"))?;
         tracing::debug!(origin = ?runtime.origin(), "component loaded");
@@ -561,12 +570,17 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                 writeln!(io.err, "no connections in {}", store.path().display())?;
             }
             for connection in connections {
+                // A marked connection's expiry would read as if its tokens were usable.
+                let status = match connection.state {
+                    ConnectionState::Active => expiry_text(connection.tokens.expires_at),
+                    ref marked => connection_state(marked),
+                };
                 writeln!(
                     io.out,
                     "{}\t{}\t{}\t{}",
                     printable(&connection.name),
                     printable(&connection.config.profile.id),
-                    expiry_text(connection.tokens.expires_at),
+                    status,
                     printable(&connection.tokens.scopes.join(" "))
                 )?;
             }
@@ -1004,12 +1018,27 @@ fn write_show(out: &mut dyn Write, connection: &StoredConnection) -> anyhow::Res
     writeln!(out, "client secret:  {}", p(&secret))?;
     writeln!(out, "scopes:         {}", p(&tokens.scopes.join(" ")))?;
     writeln!(out, "token type:     {}", p(&tokens.token_type))?;
-    writeln!(out, "expires:        {}", expiry_text(tokens.expires_at))?;
     writeln!(
         out,
-        "refresh token:  {}",
-        yes_no(tokens.refresh_token.is_some())
+        "state:          {}",
+        connection_state(&connection.state)
     )?;
+    match connection.state {
+        ConnectionState::Active => {
+            writeln!(out, "expires:        {}", expiry_text(tokens.expires_at))?;
+            writeln!(
+                out,
+                "refresh token:  {}",
+                yes_no(tokens.refresh_token.is_some())
+            )?;
+        }
+        // The stored tokens are kept but no longer used: say how to get new ones instead.
+        ConnectionState::NeedsReauthorization { .. } => writeln!(
+            out,
+            "tokens:         unusable; connect again: connector-host connect {} ...",
+            p(&connection.name)
+        )?,
+    }
     writeln!(out, "id token:       {}", yes_no(tokens.id_token.is_some()))?;
     writeln!(out, "obtained:       {}", format_time(tokens.obtained_at))?;
     writeln!(out, "token writes:   {}", connection.token_writes)?;
@@ -1023,27 +1052,6 @@ fn expiry_text(expires_at: Option<u64>) -> String {
         Some(at) if at <= now => format!("{} (expired)", format_time(at)),
         Some(at) => format!("{} (in {} s)", format_time(at), at - now),
     }
-}
-
-/// Unix seconds as RFC 3339 UTC (civil-from-days, H. Hinnant's algorithm).
-pub fn format_time(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let seconds = unix % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        seconds / 3600,
-        seconds % 3600 / 60,
-        seconds % 60
-    )
 }
 
 enum Browser {

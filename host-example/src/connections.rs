@@ -1,6 +1,14 @@
 //! Using stored connections: valid tokens on demand, refresh coordination, authorized calls,
 //! revocation.
 //!
+//! A connection whose tokens can no longer be used is marked in the store, with when and why:
+//! `revoke` marks it revoked, and a refresh the server answers with `reauthorization-required`
+//! (for example `invalid_grant`) marks it with the server's error code. A marked connection
+//! sends nothing: [`Connections::valid_tokens`] and [`Connections::call`] fail at once with
+//! [`ConnectionError::NeedsReauthorization`], which names the fix, until it is connected again
+//! ([`Connections::save_locked`] clears the mark). The mark never touches the tokens, so it
+//! cannot lose a rotated refresh token.
+//!
 //! Refresh-token rotation makes refreshing dangerous: a rotated refresh token replayed by a
 //! second, concurrent refresh makes a careful server revoke the whole grant. So:
 //! - at most one refresh per connection runs at a time, across threads and processes: an
@@ -56,9 +64,9 @@ use crate::retry::{self, RetryNotice, RetryPolicy};
 use crate::runtime::{CallError, Runtime, Session};
 use crate::signer::{KeyFileError, KeyFileSigner, NoSigner, Signer};
 use crate::store::{
-    Create, Grant, Kind, LOCKS, PRIVATE_BITS, RESCUE, Refusal, SecretSource, Store, StoreError,
-    StoredConnection, UnsafeFile, beside, check_metadata, check_path, new_private_file,
-    open_private_file, private_dir,
+    ConnectionState, Create, Grant, Kind, LOCKS, PRIVATE_BITS, RESCUE, Reauthorization, Refusal,
+    SecretSource, Store, StoreError, StoredConnection, UnsafeFile, beside, check_metadata,
+    check_path, new_private_file, open_private_file, private_dir,
 };
 use crate::types::{ConnectionConfig, HttpMethod, HttpRequest, TokenSet};
 use crate::{HttpTransport, Limits, default_allow_list};
@@ -81,6 +89,17 @@ pub enum ConnectionError {
     NoRefreshToken {
         /// Why a new token was needed.
         reason: &'static str,
+    },
+    /// The connection is marked as needing authorization again (it was revoked, or the
+    /// server refused to renew it): nothing was sent, and no token is handed out until it
+    /// is connected again (`connector-host connect NAME ...`), which clears the mark.
+    NeedsReauthorization {
+        /// The connection.
+        name: String,
+        /// Why it was marked.
+        reason: Reauthorization,
+        /// When (Unix seconds).
+        since: u64,
     },
     /// The per-connection lock file could not be created, opened or locked.
     Lock(PathBuf, std::io::Error),
@@ -165,6 +184,19 @@ impl std::fmt::Display for ConnectionError {
                 "the connection must be authorized again (connect again): {reason}, and the \
                  server issued no refresh token to renew it"
             ),
+            Self::NeedsReauthorization {
+                name,
+                reason,
+                since,
+            } => write!(
+                f,
+                "connection `{name}` {}; no token is used until it is connected again: run \
+                 `connector-host connect {name} ...` with the options it was connected with",
+                crate::describe::connection_state(&ConnectionState::NeedsReauthorization {
+                    reason: reason.clone(),
+                    since: *since,
+                })
+            ),
             Self::Lock(path, error) => write!(f, "cannot lock {}: {error}", path.display()),
             Self::LockTimeout { path, waited } => write!(
                 f,
@@ -230,6 +262,7 @@ impl ConnectionError {
         matches!(
             self,
             Self::NoRefreshToken { .. }
+                | Self::NeedsReauthorization { .. }
                 | Self::Call(CallError::Connector(
                     crate::types::Error::ReauthorizationRequired(_)
                 ))
@@ -389,6 +422,7 @@ impl<'a> Connections<'a> {
     pub fn valid_tokens(&self, name: &str) -> Result<RefreshOutcome, ConnectionError> {
         self.recover_if_any(name)?;
         let connection = self.store.get(name)?;
+        usable(&connection)?;
         // Deciding needs no client secret: it is resolved only for an actual refresh.
         if !self
             .session(&connection.config)?
@@ -421,6 +455,9 @@ impl<'a> Connections<'a> {
         );
         self.recover(name)?;
         let connection = self.store.get(name)?;
+        // Another caller may have marked it while this one waited for the lock: its refresh
+        // was refused, and sending the same refresh token again would only be refused again.
+        usable(&connection)?;
         let mut session = self.session(&connection.config)?;
         let still_needed = match rejected {
             Some(rejected) => connection.tokens.access_token == rejected,
@@ -465,7 +502,22 @@ impl<'a> Connections<'a> {
             };
             answered_at = session.last_response_at();
             tokens
-        })?;
+        });
+        let tokens = match tokens {
+            Ok(tokens) => tokens,
+            Err(error) => {
+                // Still under the lock: callers waiting for it find the mark, not a second
+                // refresh. Nothing was issued, so no token is at stake.
+                if let CallError::Connector(crate::types::Error::ReauthorizationRequired(refusal)) =
+                    &error
+                {
+                    let reason =
+                        Reauthorization::RefreshRefused(crate::describe::error_code(&refusal.code));
+                    self.mark(name, &reason);
+                }
+                return Err(error.into());
+            }
+        };
         if let Err(error) = self.store.update_tokens(name, &tokens) {
             // A connection removed meanwhile has nothing to come back to.
             let rescue = match error {
@@ -596,7 +648,8 @@ impl<'a> Connections<'a> {
     }
 
     /// Revokes the connection's tokens at the server (RFC 7009); the connection stays stored,
-    /// and its next use fails with `reauthorization-required`.
+    /// marked [`Reauthorization::Revoked`], and its next use fails at once with
+    /// [`ConnectionError::NeedsReauthorization`] until it is connected again.
     pub fn revoke(&self, name: &str) -> Result<(), ConnectionError> {
         self.recover_if_any(name)?;
         let connection = self.store.get(name)?;
@@ -607,7 +660,28 @@ impl<'a> Connections<'a> {
                 .revoke(&config, &connection.tokens)
         })?;
         tracing::info!(connection = name, "revoked at the server");
+        self.store
+            .mark_needs_reauthorization(name, &Reauthorization::Revoked)?;
         Ok(())
+    }
+
+    /// Marks `name` as needing authorization again for `reason`. A store that refuses is
+    /// logged, not returned: the caller's error (the server's refusal) is the one to report,
+    /// and the next use meets the same refusal.
+    fn mark(&self, name: &str, reason: &Reauthorization) {
+        match self.store.mark_needs_reauthorization(name, reason) {
+            Ok(()) => tracing::warn!(
+                connection = name,
+                ?reason,
+                "marked as needing authorization again"
+            ),
+            Err(error) => tracing::error!(
+                connection = name,
+                ?reason,
+                %error,
+                "could not mark the connection as needing authorization again"
+            ),
+        }
     }
 
     /// Stores `name`'s rescued tokens, if a rescue file exists (taking the lock only then).
@@ -680,6 +754,21 @@ impl<'a> Connections<'a> {
     /// Takes the per-connection lock, in `<store>.locks/`, waiting at most the lock timeout.
     fn lock(&self, name: &str) -> Result<ConnectionLock, ConnectionError> {
         lock(&self.store, name, self.lock_timeout)
+    }
+}
+
+/// `Ok` when `connection` is active; [`ConnectionError::NeedsReauthorization`] when it is
+/// marked.
+fn usable(connection: &StoredConnection) -> Result<(), ConnectionError> {
+    match &connection.state {
+        ConnectionState::Active => Ok(()),
+        ConnectionState::NeedsReauthorization { reason, since } => {
+            Err(ConnectionError::NeedsReauthorization {
+                name: connection.name.clone(),
+                reason: reason.clone(),
+                since: *since,
+            })
+        }
     }
 }
 

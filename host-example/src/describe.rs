@@ -7,12 +7,54 @@ use crate::bindings::types::{
     CallbackError, ClientAuthMethod, ConfigurationError, Error, OauthError, SigningError,
     TransportError,
 };
+use crate::store::{ConnectionState, Reauthorization};
 
 /// `text` with control characters (terminal escapes from a hostile server) replaced by `?`.
 pub fn printable(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
+}
+
+/// Unix seconds as RFC 3339 UTC (civil-from-days, H. Hinnant's algorithm).
+pub fn format_time(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let seconds = unix % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        seconds / 3600,
+        seconds % 3600 / 60,
+        seconds % 60
+    )
+}
+
+/// A connection's state in a few words: `active`, `revoked at TIME (by `revoke`)`, or
+/// `needs re-authorization since TIME (CODE)` with the server's error code.
+pub fn connection_state(state: &ConnectionState) -> String {
+    match state {
+        ConnectionState::Active => "active".to_owned(),
+        ConnectionState::NeedsReauthorization {
+            reason: Reauthorization::Revoked,
+            since,
+        } => format!("revoked at {} (by `revoke`)", format_time(*since)),
+        ConnectionState::NeedsReauthorization {
+            reason: Reauthorization::RefreshRefused(code),
+            since,
+        } => format!(
+            "needs re-authorization since {} (the server refused to renew it: {})",
+            format_time(*since),
+            printable(code)
+        ),
+    }
 }
 
 /// One line describing `error`.

@@ -1,5 +1,5 @@
 //! The connection store: one SQLite file holding each connection's profile, client, request
-//! options and token set.
+//! options, token set and state (active, or why and since when it must be connected again).
 //!
 //! The file holds client secrets and tokens, so every file the store owns must be ours alone.
 //! On Unix, before SQLite opens anything, each of them that exists (the database, its `-wal`,
@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use crate::types::{ConnectionConfig, TokenSet};
 
 /// The schema version this code writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The schema's history: the statements that bring a store from the previous version to
 /// each version. A store is migrated in one transaction, so a failed migration leaves it as
@@ -66,6 +66,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
         "UPDATE connections
              SET config = json_set(config, '$.profile.assertion_audience', 'TokenUrl')
              WHERE json_type(config, '$.profile.assertion_audience') IS NULL;",
+    ),
+    // A connection's state: NULL (both) is active, as every connection stored before was;
+    // otherwise why it must be connected again (a `Reauthorization` as JSON) and since when
+    // (Unix seconds). `save` (connecting again) clears both.
+    (
+        4,
+        "ALTER TABLE connections ADD COLUMN reauthorization TEXT;
+         ALTER TABLE connections ADD COLUMN reauthorization_since INTEGER;",
     ),
 ];
 
@@ -245,6 +253,31 @@ pub enum Grant {
     Device,
 }
 
+/// Why a connection must be connected again before it can be used.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reauthorization {
+    /// The user revoked its tokens at the server with `revoke` (RFC 7009).
+    Revoked,
+    /// The server answered a refresh with this OAuth error code (RFC 6749 §5.2; for example
+    /// `invalid_grant`: the grant was revoked or expired at the server).
+    RefreshRefused(String),
+}
+
+/// Whether a connection can be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Its tokens are used (and renewed when due).
+    Active,
+    /// It must be connected again; nothing is sent with its tokens until then.
+    NeedsReauthorization {
+        /// Why.
+        reason: Reauthorization,
+        /// Since when (Unix seconds).
+        since: u64,
+    },
+}
+
 /// One stored connection.
 #[derive(Clone)]
 pub struct StoredConnection {
@@ -264,6 +297,8 @@ pub struct StoredConnection {
     pub updated_at: u64,
     /// How many times the tokens were written (the first save counts).
     pub token_writes: u64,
+    /// Whether it can be used, or must be connected again.
+    pub state: ConnectionState,
 }
 
 impl std::fmt::Debug for StoredConnection {
@@ -276,6 +311,7 @@ impl std::fmt::Debug for StoredConnection {
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
             .field("token_writes", &self.token_writes)
+            .field("state", &self.state)
             .finish_non_exhaustive()
     }
 }
@@ -390,7 +426,8 @@ impl Store {
         &self.canonical
     }
 
-    /// Stores a new connection, or replaces the one with the same name.
+    /// Stores a new connection, or replaces the one with the same name; either is active
+    /// (connecting again clears a [`ConnectionState::NeedsReauthorization`] mark).
     pub fn save(
         &self,
         name: &str,
@@ -407,7 +444,8 @@ impl Store {
                  (name, config, secret, grant_type, tokens, created_at, updated_at, token_writes)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1)
              ON CONFLICT(name) DO UPDATE SET config = ?2, secret = ?3, grant_type = ?4, tokens = ?5,
-                 updated_at = ?6, token_writes = token_writes + 1",
+                 updated_at = ?6, token_writes = token_writes + 1,
+                 reauthorization = NULL, reauthorization_since = NULL",
             params![
                 name,
                 to_json(&config),
@@ -433,11 +471,30 @@ impl Store {
         Ok(())
     }
 
+    /// Marks a connection as needing to be connected again, for `reason`, from now on (its
+    /// tokens are kept as they are; only `save` clears the mark).
+    pub fn mark_needs_reauthorization(
+        &self,
+        name: &str,
+        reason: &Reauthorization,
+    ) -> Result<(), StoreError> {
+        let changed = self.db.execute(
+            "UPDATE connections SET reauthorization = ?2, reauthorization_since = ?3
+             WHERE name = ?1",
+            params![name, to_json(reason), now() as i64],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotFound(name.to_owned()));
+        }
+        Ok(())
+    }
+
     /// Reads one connection.
     pub fn get(&self, name: &str) -> Result<StoredConnection, StoreError> {
         self.db
             .query_row(
-                "SELECT name, config, secret, grant_type, tokens, created_at, updated_at, token_writes
+                "SELECT name, config, secret, grant_type, tokens, created_at, updated_at, token_writes,
+                        reauthorization, reauthorization_since
                  FROM connections WHERE name = ?1",
                 [name],
                 row_to_raw,
@@ -450,7 +507,8 @@ impl Store {
     /// Every connection, by name.
     pub fn list(&self) -> Result<Vec<StoredConnection>, StoreError> {
         let mut statement = self.db.prepare(
-            "SELECT name, config, secret, grant_type, tokens, created_at, updated_at, token_writes
+            "SELECT name, config, secret, grant_type, tokens, created_at, updated_at, token_writes,
+                    reauthorization, reauthorization_since
              FROM connections ORDER BY name",
         )?;
         let raws = statement
@@ -480,6 +538,8 @@ struct RawRow {
     created_at: i64,
     updated_at: i64,
     token_writes: i64,
+    reauthorization: Option<String>,
+    reauthorization_since: Option<i64>,
 }
 
 /// How long a store operation waits for another process's lock before `Busy`.
@@ -530,12 +590,21 @@ fn row_to_raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
         created_at: row.get(5)?,
         updated_at: row.get(6)?,
         token_writes: row.get(7)?,
+        reauthorization: row.get(8)?,
+        reauthorization_since: row.get(9)?,
     })
 }
 
 impl RawRow {
     fn decode(self) -> Result<StoredConnection, StoreError> {
         let corrupt = |column| StoreError::Corrupt(self.name.clone(), column);
+        let state = match self.reauthorization {
+            None => ConnectionState::Active,
+            Some(reason) => ConnectionState::NeedsReauthorization {
+                reason: serde_json::from_str(&reason).map_err(|_| corrupt("state"))?,
+                since: self.reauthorization_since.unwrap_or(0).max(0) as u64,
+            },
+        };
         Ok(StoredConnection {
             config: serde_json::from_str(&self.config).map_err(|_| corrupt("configuration"))?,
             secret: serde_json::from_str(&self.secret).map_err(|_| corrupt("secret"))?,
@@ -544,6 +613,7 @@ impl RawRow {
             created_at: self.created_at.max(0) as u64,
             updated_at: self.updated_at.max(0) as u64,
             token_writes: self.token_writes.max(0) as u64,
+            state,
             name: self.name,
         })
     }
@@ -1085,6 +1155,7 @@ mod tests {
             (old.created_at, old.updated_at, old.token_writes),
             (1, 2, 0)
         );
+        assert_eq!(old.state, ConnectionState::Active);
         store.update_tokens("old", &tokens("at-v2")).unwrap();
         let old = Store::open(&path).unwrap().get("old").unwrap();
         assert_eq!((old.tokens, old.token_writes), (tokens("at-v2"), 1));
@@ -1126,6 +1197,122 @@ mod tests {
         );
         assert_eq!(old.config.client.auth_method, None);
         assert_eq!(old.tokens, tokens("at-v1"));
+        assert_eq!(old.state, ConnectionState::Active);
+    }
+
+    /// A connection stored at schema version 3 (before connections had a state) loads as
+    /// active, and the migrated store takes marks.
+    #[test]
+    fn a_connection_stored_by_schema_3_loads_as_active() {
+        let path = temp_path("schema-3");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        new_private_file(&path).unwrap();
+        {
+            let db = Db::open(&path).unwrap();
+            for (_, statements) in MIGRATIONS.iter().filter(|(version, _)| *version <= 3) {
+                db.execute_batch(statements).unwrap();
+            }
+            db.execute(
+                "INSERT INTO connections VALUES ('old', ?1, ?2, '\"authorization-code\"', ?3, 1, 2, 3)",
+                params![
+                    to_json(&config()),
+                    to_json(&SecretSource::Stored("s".into())),
+                    to_json(&tokens("at-v3"))
+                ],
+            )
+            .unwrap();
+            db.execute_batch("PRAGMA user_version = 3").unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let version: i64 = store
+            .db
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, 4);
+        let old = store.get("old").unwrap();
+        assert_eq!(old.state, ConnectionState::Active);
+        assert_eq!(
+            (old.tokens, old.token_writes, old.created_at, old.updated_at),
+            (tokens("at-v3"), 3, 1, 2)
+        );
+        store
+            .mark_needs_reauthorization("old", &Reauthorization::Revoked)
+            .unwrap();
+        assert!(matches!(
+            store.get("old").unwrap().state,
+            ConnectionState::NeedsReauthorization {
+                reason: Reauthorization::Revoked,
+                ..
+            }
+        ));
+    }
+
+    /// A mark records why and since when, survives token writes and reopening, and only
+    /// saving the connection again (connecting again) clears it.
+    #[test]
+    fn a_mark_stays_until_the_connection_is_saved_again() {
+        let path = temp_path("mark");
+        let store = Store::open(&path).unwrap();
+        save_public(&store, "c", &tokens("at1")).unwrap();
+        save_public(&store, "other", &tokens("at1")).unwrap();
+        assert_eq!(store.get("c").unwrap().state, ConnectionState::Active);
+
+        let before = now();
+        let refused = Reauthorization::RefreshRefused("invalid_grant".into());
+        store.mark_needs_reauthorization("c", &refused).unwrap();
+        let ConnectionState::NeedsReauthorization { reason, since } = store.get("c").unwrap().state
+        else {
+            panic!("the connection was marked");
+        };
+        assert_eq!(reason, refused);
+        assert!((before..=now()).contains(&since), "{since}");
+        assert_eq!(store.get("other").unwrap().state, ConnectionState::Active);
+
+        // Rescued tokens written meanwhile keep the mark; the tokens are kept as they were.
+        store.update_tokens("c", &tokens("at2")).unwrap();
+        let marked = Store::open(&path).unwrap().get("c").unwrap();
+        assert_eq!(marked.tokens, tokens("at2"));
+        assert_eq!(
+            marked.state,
+            ConnectionState::NeedsReauthorization {
+                reason: refused,
+                since
+            }
+        );
+        let listed = store.list().unwrap();
+        assert_eq!(listed[0].state, marked.state);
+
+        store
+            .mark_needs_reauthorization("c", &Reauthorization::Revoked)
+            .unwrap();
+        assert!(matches!(
+            store.get("c").unwrap().state,
+            ConnectionState::NeedsReauthorization {
+                reason: Reauthorization::Revoked,
+                ..
+            }
+        ));
+        save_public(&store, "c", &tokens("at3")).unwrap();
+        assert_eq!(store.get("c").unwrap().state, ConnectionState::Active);
+        assert!(matches!(
+            store.mark_needs_reauthorization("missing", &Reauthorization::Revoked),
+            Err(StoreError::NotFound(name)) if name == "missing"
+        ));
+    }
+
+    #[test]
+    fn an_unreadable_state_names_the_connection() {
+        let path = temp_path("corrupt-state");
+        let store = Store::open(&path).unwrap();
+        save_public(&store, "c", &tokens("at")).unwrap();
+        store
+            .db
+            .execute(
+                "UPDATE connections SET reauthorization = 'nonsense' WHERE name = 'c'",
+                [],
+            )
+            .unwrap();
+        assert!(matches!(store.get("c"), Err(StoreError::Corrupt(name, "state")) if name == "c"));
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod lifecycle;
 mod listener;
 mod retry;
 mod server;
+mod state;
 mod store_security;
 mod storm;
 mod terminal;
