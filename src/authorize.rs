@@ -9,6 +9,7 @@ use crate::callback::AuthorizationCode;
 use crate::client_auth::{AuthContext, JTI_RANDOM_BYTES, KeyCheckOnly, Signer};
 use crate::endpoint::parse_endpoint;
 use crate::error::{ConfigError, Error};
+use crate::form::{self, push_pair};
 use crate::pkce::{self, VERIFIER_RANDOM_BYTES};
 use crate::profile::{ConnectionConfig, KeyValue};
 use crate::secret::{PkceVerifier, Secret};
@@ -83,51 +84,63 @@ pub fn begin(
         .authorize_url
         .as_deref()
         .ok_or_else(|| ConfigError::MissingEndpoint("authorize-url".into()))?;
-    let mut url = parse_endpoint("authorize-url", authorize_url)?;
+    let endpoint = parse_endpoint("authorize-url", authorize_url)?;
     if config.client.client_id.is_empty() {
         return Err(ConfigError::InvalidValue("client-id".into()).into());
     }
     if let Some(redirect_uri) = &config.redirect_uri {
         parse_endpoint("redirect-uri", redirect_uri)?;
     }
-    for (name, _) in url.query_pairs() {
+    for (name, _) in endpoint.query_pairs() {
         reject_reserved(&name)?;
     }
     let extras = merge_extras(&profile.authorize_params, &config.authorize_params)?;
 
     let state = URL_SAFE_NO_PAD.encode(random.state);
     let scopes = config.effective_scopes().to_vec();
-    let code_verifier =
-        pkce::method_name(profile.pkce).map(|_| pkce::verifier_from_random(&random.verifier));
+    let method = pkce::method_name(profile.pkce);
+    let code_verifier = method.map(|_| pkce::verifier_from_random(&random.verifier));
 
+    // The endpoint's own query is kept and the parameters follow it: its serialisation ends
+    // with the query, if any (a fragment was refused). `query` is where the pairs start.
+    let own_query = endpoint.query().map(str::len);
+    let mut url = String::from(endpoint);
+    // Room for the parameters of a typical flow (state and challenge are 43 bytes each), so
+    // that the URL is not copied as it grows.
+    url.reserve(512);
+    let query = match own_query {
+        Some(len) => url.len() - len,
+        None => {
+            url.push('?');
+            url.len()
+        }
+    };
+    push_pair(&mut url, query, "response_type", "code");
+    push_pair(&mut url, query, "client_id", &config.client.client_id);
+    if let Some(redirect_uri) = &config.redirect_uri {
+        push_pair(&mut url, query, "redirect_uri", redirect_uri);
+    }
+    if let Some((first, rest)) = scopes.split_first() {
+        // The scopes joined by the separator, encoded as one value (the encoding is per byte).
+        push_pair(&mut url, query, "scope", first);
+        for scope in rest {
+            form::push_encoded(&mut url, &profile.scope_separator);
+            form::push_encoded(&mut url, scope);
+        }
+    }
+    push_pair(&mut url, query, "state", &state);
+    if let (Some(verifier), Some(method)) = (&code_verifier, method)
+        && let Some(challenge) = pkce::challenge(verifier, profile.pkce)
     {
-        let mut query = url.query_pairs_mut();
-        query
-            .append_pair("response_type", "code")
-            .append_pair("client_id", &config.client.client_id);
-        if let Some(redirect_uri) = &config.redirect_uri {
-            query.append_pair("redirect_uri", redirect_uri);
-        }
-        if !scopes.is_empty() {
-            query.append_pair("scope", &scopes.join(&profile.scope_separator));
-        }
-        query.append_pair("state", &state);
-        if let Some(verifier) = &code_verifier {
-            let challenge = pkce::challenge(verifier, profile.pkce);
-            let method = pkce::method_name(profile.pkce);
-            if let (Some(challenge), Some(method)) = (challenge, method) {
-                query
-                    .append_pair("code_challenge", &challenge)
-                    .append_pair("code_challenge_method", method);
-            }
-        }
-        for extra in &extras {
-            query.append_pair(&extra.name, &extra.value);
-        }
+        push_pair(&mut url, query, "code_challenge", &challenge);
+        push_pair(&mut url, query, "code_challenge_method", method);
+    }
+    for (name, value) in extras {
+        push_pair(&mut url, query, name, value);
     }
 
     Ok(AuthorizationRequest {
-        url: url.into(),
+        url,
         pending: PendingAuthorization {
             state,
             code_verifier,
@@ -147,22 +160,25 @@ fn reject_reserved(name: &str) -> Result<(), ConfigError> {
     }
 }
 
-/// The profile's extras followed by the caller's; a caller parameter whose name the profile
-/// already uses replaces that value in place.
-fn merge_extras(profile: &[KeyValue], caller: &[KeyValue]) -> Result<Vec<KeyValue>, ConfigError> {
-    let mut merged: Vec<KeyValue> = Vec::with_capacity(profile.len() + caller.len());
+/// The profile's extras followed by the caller's, as (name, value); a caller parameter whose
+/// name the profile already uses replaces that value in place.
+fn merge_extras<'a>(
+    profile: &'a [KeyValue],
+    caller: &'a [KeyValue],
+) -> Result<Vec<(&'a str, &'a str)>, ConfigError> {
+    let mut merged: Vec<(&str, &str)> = Vec::with_capacity(profile.len() + caller.len());
     for extra in profile {
         reject_reserved(&extra.name)?;
-        merged.push(extra.clone());
+        merged.push((&extra.name, &extra.value));
     }
     for extra in caller {
         reject_reserved(&extra.name)?;
         match merged[..profile.len()]
             .iter_mut()
-            .find(|kv| kv.name == extra.name)
+            .find(|(name, _)| *name == extra.name)
         {
-            Some(existing) => existing.value.clone_from(&extra.value),
-            None => merged.push(extra.clone()),
+            Some(existing) => existing.1 = &extra.value,
+            None => merged.push((&extra.name, &extra.value)),
         }
     }
     Ok(merged)

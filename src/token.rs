@@ -2,6 +2,9 @@
 
 use crate::prelude::*;
 
+use alloc::borrow::Cow;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, ErrorCode, InvalidResponse, OAuthError, ServerUnavailable};
@@ -151,6 +154,52 @@ fn parse_with(
     secrets: &[&str],
     strictness: Strictness,
 ) -> Result<TokenSet, Error> {
+    let mut tokens = match plain_token_set(response, requested_scopes, quirks, now, strictness) {
+        Some(tokens) => tokens,
+        None => general_token_set(response, requested_scopes, quirks, now, secrets, strictness)?,
+    };
+    if tokens.expires_at.is_none() {
+        tokens.expires_at = quirks
+            .default_expires_in
+            .map(|seconds| now.saturating_add(seconds));
+    }
+    Ok(tokens)
+}
+
+/// The common answer, read in one pass with no map of the whole body: a 2xx JSON object
+/// holding `access_token`, no `path` or success flag to apply, and well-formed token
+/// members. `None` for anything else; `general_token_set` reads (and explains) those, and
+/// gives the same token set for these.
+fn plain_token_set(
+    response: &HttpResponse,
+    requested_scopes: &[String],
+    quirks: &TokenResponseQuirks,
+    now: u64,
+    strictness: Strictness,
+) -> Option<TokenSet> {
+    let plain = (200..300).contains(&response.status)
+        && quirks.path.is_empty()
+        && quirks.success_flag.is_none()
+        && response.body.len() <= MAX_TOKEN_RESPONSE_BYTES;
+    if !plain {
+        return None;
+    }
+    let object: TokenObject = serde_json::from_slice(&response.body).ok()?;
+    // A token set needs `access_token`, and with it on a 2xx an `error` member is just a
+    // field; without it, the general path tells the refusal from the invalid answer.
+    token_set_from_fields(object, requested_scopes, now, strictness).ok()
+}
+
+/// Any answer: errors are told apart (server unavailable, the server's refusal, invalid)
+/// and their text scrubbed of `secrets` and of the credentials the answer carries.
+fn general_token_set(
+    response: &HttpResponse,
+    requested_scopes: &[String],
+    quirks: &TokenResponseQuirks,
+    now: u64,
+    secrets: &[&str],
+    strictness: Strictness,
+) -> Result<TokenSet, Error> {
     let mut found = vec![];
     let parsed = parse_fields(response);
     if let Some(fields) = &parsed {
@@ -207,14 +256,112 @@ fn parse_with(
     };
     let fields =
         follow_path(fields, &quirks.path, strictness).map_err(|reason| invalid(&reason))?;
-    let mut tokens = token_set_from_fields(fields, requested_scopes, now, strictness)
-        .map_err(|reason| invalid(&reason))?;
-    if tokens.expires_at.is_none() {
-        tokens.expires_at = quirks
-            .default_expires_in
-            .map(|seconds| now.saturating_add(seconds));
+    token_set_from_fields(
+        TokenObject::from_map(fields),
+        requested_scopes,
+        now,
+        strictness,
+    )
+    .map_err(|reason| invalid(&reason))
+}
+
+/// A token response object split in two: the token members (`TOKEN_MEMBERS`), each
+/// `Some` when present (`Some(Value::Null)` for an explicit `null`), and every other member.
+/// Read from JSON directly, no key of a token member is allocated and no map holds them.
+#[derive(Default)]
+struct TokenObject {
+    access_token: Option<Value>,
+    refresh_token: Option<Value>,
+    id_token: Option<Value>,
+    token_type: Option<Value>,
+    expires_in: Option<Value>,
+    scope: Option<Value>,
+    others: Map<String, Value>,
+}
+
+impl TokenObject {
+    /// The slot of a token member, `None` for any other name.
+    fn slot(&mut self, name: &str) -> Option<&mut Option<Value>> {
+        match name {
+            "access_token" => Some(&mut self.access_token),
+            "refresh_token" => Some(&mut self.refresh_token),
+            "id_token" => Some(&mut self.id_token),
+            "token_type" => Some(&mut self.token_type),
+            "expires_in" => Some(&mut self.expires_in),
+            "scope" => Some(&mut self.scope),
+            _ => None,
+        }
     }
-    Ok(tokens)
+
+    /// The object `others` holds, its token members moved to their slots.
+    fn from_map(mut others: Map<String, Value>) -> Self {
+        let mut object = Self::default();
+        for name in TOKEN_MEMBERS {
+            if let Some(slot) = object.slot(name) {
+                *slot = others.remove(name);
+            }
+        }
+        object.others = others;
+        object
+    }
+}
+
+/// Reads a JSON object as `serde_json::Map` would (a repeated member: the last one wins).
+impl<'de> Deserialize<'de> for TokenObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = TokenObject;
+
+            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<TokenObject, A::Error> {
+                let mut object = TokenObject::default();
+                while let Some(MemberName(name)) = members.next_key()? {
+                    let value: Value = members.next_value()?;
+                    match object.slot(&name) {
+                        Some(slot) => *slot = Some(value),
+                        None => {
+                            object.others.insert(name.into_owned(), value);
+                        }
+                    }
+                }
+                Ok(object)
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+/// A member name, borrowed from the body when it has no escapes.
+struct MemberName<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for MemberName<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl<'de> Visitor<'de> for NameVisitor {
+            type Value = MemberName<'de>;
+
+            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str("a member name")
+            }
+
+            fn visit_borrowed_str<E: de::Error>(self, name: &'de str) -> Result<Self::Value, E> {
+                Ok(MemberName(Cow::Borrowed(name)))
+            }
+
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Self::Value, E> {
+                Ok(MemberName(Cow::Owned(name.to_owned())))
+            }
+
+            fn visit_string<E: de::Error>(self, name: String) -> Result<Self::Value, E> {
+                Ok(MemberName(Cow::Owned(name)))
+            }
+        }
+        deserializer.deserialize_str(NameVisitor)
+    }
 }
 
 /// Descends `path` to the object holding the token fields. The members left behind at each
@@ -383,7 +530,7 @@ pub fn scrubbed_oauth_error(fields: &Map<String, Value>, secrets: &[&str]) -> Op
 }
 
 fn token_set_from_fields(
-    mut fields: Map<String, Value>,
+    fields: TokenObject,
     requested_scopes: &[String],
     now: u64,
     strictness: Strictness,
@@ -391,31 +538,34 @@ fn token_set_from_fields(
     // Leniently, a malformed optional member is treated as absent.
     fn optional<T>(
         result: Result<T, String>,
-        absent: T,
+        absent: impl FnOnce() -> T,
         strictness: Strictness,
     ) -> Result<T, String> {
         match result {
-            Err(_) if strictness == Strictness::Lenient => Ok(absent),
+            Err(_) if strictness == Strictness::Lenient => Ok(absent()),
             other => other,
         }
     }
-    let access_token = match fields.remove("access_token") {
+    let access_token = match fields.access_token {
         Some(Value::String(token)) if !token.is_empty() => Secret::new(token),
         Some(_) => return Err("`access_token` is not a non-empty string".into()),
         None => return Err("no `access_token`".into()),
     };
     let token_type = optional(
-        match fields.remove("token_type") {
-            Some(Value::String(kind)) => Ok(kind.to_ascii_lowercase()),
+        match fields.token_type {
+            Some(Value::String(mut kind)) => {
+                kind.make_ascii_lowercase();
+                Ok(kind)
+            }
             // RFC 6749 §5.1 requires it, but several vendors omit it for bearer tokens.
             None | Some(Value::Null) => Ok("bearer".to_owned()),
             Some(_) => Err("`token_type` is not a string".into()),
         },
-        "bearer".to_owned(),
+        || "bearer".to_owned(),
         strictness,
     )?;
     let expires_in = optional(
-        match fields.remove("expires_in") {
+        match fields.expires_in {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(number)) => number
                 .as_u64()
@@ -429,7 +579,7 @@ fn token_set_from_fields(
                 .map_err(|_| "`expires_in` is not a whole number of seconds".to_owned()),
             Some(_) => Err("`expires_in` is not a number".into()),
         },
-        None,
+        || None,
         strictness,
     )?;
     let optional_secret = |value: Option<Value>, name: &str| {
@@ -440,14 +590,14 @@ fn token_set_from_fields(
                 Some(Value::String(text)) => Ok(Some(Secret::new(text))),
                 Some(_) => Err(format!("`{name}` is not a string")),
             },
-            None,
+            || None,
             strictness,
         )
     };
-    let refresh_token = optional_secret(fields.remove("refresh_token"), "refresh_token")?;
-    let id_token = optional_secret(fields.remove("id_token"), "id_token")?;
+    let refresh_token = optional_secret(fields.refresh_token, "refresh_token")?;
+    let id_token = optional_secret(fields.id_token, "id_token")?;
     let scopes = optional(
-        match fields.remove("scope") {
+        match fields.scope {
             None | Some(Value::Null) => Ok(requested_scopes.to_vec()),
             Some(Value::String(text)) => Ok(split_scopes(&text)),
             Some(Value::Array(items)) => Ok(items
@@ -456,10 +606,11 @@ fn token_set_from_fields(
                 .collect()),
             Some(_) => Err("`scope` is not a string".into()),
         },
-        requested_scopes.to_vec(),
+        || requested_scopes.to_vec(),
         strictness,
     )?;
     let extras = fields
+        .others
         .into_iter()
         .map(|(name, value)| KeyValue::new(name, value.to_string()))
         .collect();
@@ -478,10 +629,21 @@ fn token_set_from_fields(
 /// Splits a scope string on spaces and commas (RFC 6749 §3.3 uses spaces; several vendors
 /// answer with commas), dropping empty items.
 pub fn split_scopes(text: &str) -> Vec<String> {
-    text.split([' ', ','])
-        .filter(|scope| !scope.is_empty())
-        .map(str::to_owned)
-        .collect()
+    let mut scopes = Vec::new();
+    let mut rest = text;
+    // Bytes are searched (a `str` pattern would decode characters): both separators are
+    // ASCII, so every cut falls on a character boundary.
+    while !rest.is_empty() {
+        let end = rest
+            .bytes()
+            .position(|byte| byte == b' ' || byte == b',')
+            .unwrap_or(rest.len());
+        if end > 0 {
+            scopes.push(rest[..end].to_owned());
+        }
+        rest = rest.get(end + 1..).unwrap_or_default();
+    }
+    scopes
 }
 
 /// Keys whose values are credentials wherever they appear in a body.
@@ -1053,6 +1215,65 @@ mod tests {
             assert!(!printed.contains(secret), "{secret} in {printed}");
         }
         assert!(printed.contains("authed_user"));
+    }
+
+    #[test]
+    fn scopes_split_on_spaces_and_commas_without_empty_items() {
+        assert_eq!(split_scopes("a  b,,c "), ["a", "b", "c"]);
+        assert_eq!(split_scopes(",é,ü x"), ["é", "ü", "x"]);
+        assert!(split_scopes("").is_empty());
+        assert!(split_scopes(" , ").is_empty());
+    }
+
+    /// The one-pass reading of common answers gives what the general reading gives.
+    #[test]
+    fn plain_answers_read_in_one_pass_as_the_general_path_reads_them() {
+        let bodies = [
+            r#"{"access_token":"at","token_type":"Bearer","expires_in":3600,
+                "refresh_token":"rt","id_token":"idt","scope":"openid profile",
+                "custom":{"a":1},"user_id":42,"error":"ignored"}"#,
+            r#"{"access_token":"at"}"#,
+            r#"{"access_token":"first","access_token":"last","zz":1,"aa":[true,null]}"#,
+            r#"{"acc\u0065ss_token":"escaped","sc\u006fpe":"a,b c","t\u00e9":"é"}"#,
+            r#"{"access_token":"at","token_type":null,"expires_in":null,"scope":null,
+                "refresh_token":"","id_token":null}"#,
+            r#"{"access_token":"at","expires_in":"60","scope":["a","b",3]}"#,
+            r#"{"access_token":"at","expires_in":12.7,"scope":",,a,,b,"}"#,
+            r#"{"access_token":"at","token_type":7,"expires_in":"soon","scope":5}"#,
+            r#"{"access_token":"at","refresh_token":{"nested":true}}"#,
+            r#"{"access_token":""}"#,
+        ];
+        let requested = ["requested".to_owned()];
+        let quirks = TokenResponseQuirks::default();
+        let mut plain = 0;
+        for body in bodies {
+            let answer = response(200, "application/json", body);
+            for strictness in [Strictness::Strict, Strictness::Lenient] {
+                let Some(fast) = plain_token_set(&answer, &requested, &quirks, 5, strictness)
+                else {
+                    continue;
+                };
+                plain += 1;
+                let general =
+                    general_token_set(&answer, &requested, &quirks, 5, &[], strictness).unwrap();
+                let secrets = |set: &TokenSet| {
+                    [
+                        Some(set.access_token.expose().to_owned()),
+                        set.refresh_token.as_ref().map(|s| s.expose().to_owned()),
+                        set.id_token.as_ref().map(|s| s.expose().to_owned()),
+                    ]
+                };
+                assert_eq!(secrets(&fast), secrets(&general), "{body}");
+                assert_eq!(fast.token_type, general.token_type, "{body}");
+                assert_eq!(fast.expires_at, general.expires_at, "{body}");
+                assert_eq!(fast.scopes, general.scopes, "{body}");
+                assert_eq!(fast.obtained_at, general.obtained_at, "{body}");
+                assert_eq!(fast.extras, general.extras, "{body}");
+            }
+        }
+        // Both readings of every body, but the strict ones of the two malformed bodies and
+        // both of the empty token.
+        assert_eq!(plain, 16);
     }
 
     #[test]
