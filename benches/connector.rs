@@ -494,14 +494,13 @@ fn operations(c: &mut Criterion) {
             );
 
     let mut group = c.benchmark_group("authorize-url");
-    // The operating system's random source, as the host gives the component: one read per
-    // URL (the `no_std` core takes its random bytes as an argument and names no source).
-    let mut urandom = std::fs::File::open("/dev/urandom").expect("open /dev/urandom");
+    // Fresh randomness from the same generator the `oauth2` crate uses (rand's thread-local
+    // CSPRNG), so that both sides pay the same for it (the `no_std` core takes its random
+    // bytes as an argument and names no source).
     group.bench_function("core-native", |b| {
         b.iter(|| {
-            // The same work the component does: fresh randomness, then the URL.
             let mut bytes = [0; 64];
-            urandom.read_exact(&mut bytes).unwrap();
+            rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
             let (state, verifier) = bytes.split_at(32);
             let random = BeginRandom {
                 state: state.try_into().unwrap(),

@@ -413,8 +413,8 @@ fn now() -> u64 {
 }
 
 /// Fresh bytes from `wasi:random/random` for one `begin`: state first, then the verifier,
-/// each filled eight bytes at a time from `get-random-u64` (little-endian), so that a host
-/// with a scripted random source (tests) gets byte-for-byte predictable values.
+/// each one `get-random-bytes` call, so that a host with a scripted random source (tests)
+/// gets byte-for-byte predictable values.
 fn begin_random() -> BeginRandom {
     let mut random = BeginRandom {
         state: [0; authorize::STATE_RANDOM_BYTES],
@@ -425,11 +425,14 @@ fn begin_random() -> BeginRandom {
     random
 }
 
+/// Fills `buffer` with one `get-random-bytes` call. A host answering with another length
+/// breaks the interface's contract: the component traps rather than use predictable bytes.
 fn fill_random(buffer: &mut [u8]) {
-    for chunk in buffer.chunks_mut(8) {
-        let value = wasi::random::random::get_random_u64();
-        chunk.copy_from_slice(&value.to_le_bytes()[..chunk.len()]);
+    let bytes = wasi::random::random::get_random_bytes(buffer.len() as u64);
+    if bytes.len() != buffer.len() {
+        core::arch::wasm32::unreachable()
     }
+    buffer.copy_from_slice(&bytes);
 }
 
 // ---- WIT -> core ----

@@ -395,6 +395,27 @@ fn default_scope_separator() -> String {
     " ".to_owned()
 }
 
+/// The profile's URL fields by WIT field name, through `$as` (`as_ref` or `as_mut`); the
+/// token URL, which is not optional, is `$token`.
+macro_rules! url_fields {
+    ($profile:ident, $as:ident, $token:expr) => {
+        [
+            ("issuer", $profile.issuer.$as()),
+            ("authorize-url", $profile.authorize_url.$as()),
+            ("token-url", Some($token)),
+            ("refresh-url", $profile.refresh_url.$as()),
+            ("revocation-url", $profile.revocation_url.$as()),
+            ("introspection-url", $profile.introspection_url.$as()),
+            (
+                "device-authorization-url",
+                $profile.device_authorization_url.$as(),
+            ),
+            ("api-base-url", $profile.api_base_url.$as()),
+            ("userinfo-url", $profile.userinfo_url.$as()),
+        ]
+    };
+}
+
 impl ProviderProfile {
     /// Parses and validates a JSON profile.
     pub fn from_json(json: &str) -> Result<Self, Error> {
@@ -406,20 +427,12 @@ impl ProviderProfile {
 
     /// The URL fields, by WIT field name.
     fn urls_mut(&mut self) -> [(&'static str, Option<&mut String>); 9] {
-        [
-            ("issuer", self.issuer.as_mut()),
-            ("authorize-url", self.authorize_url.as_mut()),
-            ("token-url", Some(&mut self.token_url)),
-            ("refresh-url", self.refresh_url.as_mut()),
-            ("revocation-url", self.revocation_url.as_mut()),
-            ("introspection-url", self.introspection_url.as_mut()),
-            (
-                "device-authorization-url",
-                self.device_authorization_url.as_mut(),
-            ),
-            ("api-base-url", self.api_base_url.as_mut()),
-            ("userinfo-url", self.userinfo_url.as_mut()),
-        ]
+        url_fields!(self, as_mut, &mut self.token_url)
+    }
+
+    /// The URL fields, read-only.
+    fn urls(&self) -> [(&'static str, Option<&String>); 9] {
+        url_fields!(self, as_ref, &self.token_url)
     }
 
     /// The profile with every `{name}` placeholder in its URLs filled from `variables`.
@@ -449,6 +462,15 @@ impl ProviderProfile {
     /// for an empty separator, `InvalidValue("issuer")` for an issuer that is not a URL or
     /// that is missing while `requires-iss` is set.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        // A profile without placeholders (every resolved one, as the component's connections
+        // hold) is checked as it is: filling would copy it unchanged.
+        if !self
+            .urls()
+            .iter()
+            .any(|(_, url)| url.is_some_and(|url| url.contains('{')))
+        {
+            return self.validate_resolved();
+        }
         // Placeholders are checked with stand-in values; the real ones come per connection.
         let sample: Vec<KeyValue> = self
             .variables
