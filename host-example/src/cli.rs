@@ -74,17 +74,13 @@ enum Command {
         /// The loopback redirect URI to listen on (port 0 picks a free port).
         #[arg(long, value_name = "URI", default_value = connect::DEFAULT_REDIRECT_URI)]
         redirect_uri: String,
-        /// Print the authorize URL instead of opening a browser.
+        #[command(flatten)]
+        browser: BrowserArgs,
+        /// Replace the connection of the same name. Without it an existing name is refused
+        /// (exit 2) before anything is sent; `reconnect NAME` signs in again with its stored
+        /// settings instead.
         #[arg(long)]
-        no_browser: bool,
-        /// The command that opens the authorize URL (it is passed as the last argument);
-        /// default: the platform's opener.
-        #[arg(long, value_name = "COMMAND", conflicts_with = "no_browser")]
-        browser: Option<String>,
-        /// Give up after this many seconds without a valid callback (or, for the device
-        /// grant, without approval).
-        #[arg(long, value_name = "SECONDS", default_value_t = 300)]
-        timeout: u64,
+        force: bool,
         /// The grant: `authorization-code` (browser sign-in), `client-credentials` (the
         /// client on its own behalf), or `device` (approve on another device, RFC 8628).
         #[arg(long, value_enum, default_value = "authorization-code")]
@@ -102,6 +98,31 @@ enum Command {
         /// The key id (`kid`) the server knows the private key by.
         #[arg(long, value_name = "KID", requires = "private_key")]
         key_id: Option<String>,
+    },
+    /// Connect an existing connection again (for example once it is revoked, or its refresh
+    /// was refused): run its grant again with the stored provider profile (its variables
+    /// filled in), client (id, authentication method, secret or secret variable, private
+    /// key), scopes, extra authorize parameters and redirect URI, and replace its tokens.
+    /// Options given here override the stored ones. Clears a revoked or
+    /// needs-re-authorization mark.
+    Reconnect {
+        /// The connection's name.
+        name: String,
+        /// Request this scope instead of the stored ones (repeatable).
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// Read the client secret from this environment variable instead of the stored
+        /// secret (or secret variable).
+        #[arg(long, value_name = "VAR")]
+        client_secret_env: Option<String>,
+        /// Store only the variable's name, as `connect --secret-ref` does.
+        #[arg(long, requires = "client_secret_env")]
+        secret_ref: bool,
+        /// Listen on this loopback redirect URI instead of the stored one.
+        #[arg(long, value_name = "URI")]
+        redirect_uri: Option<String>,
+        #[command(flatten)]
+        browser: BrowserArgs,
     },
     /// Make an authorized API call; on a rejected token, refresh once and retry once.
     /// Status and headers go to stderr, the body to stdout (or one JSON object with --json).
@@ -165,6 +186,7 @@ impl Command {
         match self {
             Self::AuthorizeUrl { .. } => "authorize-url",
             Self::Connect { .. } => "connect",
+            Self::Reconnect { .. } => "reconnect",
             Self::Call { .. } => "call",
             Self::Revoke { .. } => "revoke",
             Self::Remove { .. } => "remove",
@@ -210,6 +232,44 @@ enum GrantArg {
     AuthorizationCode,
     ClientCredentials,
     Device,
+}
+
+impl GrantArg {
+    fn stored(self) -> Grant {
+        match self {
+            Self::AuthorizationCode => Grant::AuthorizationCode,
+            Self::ClientCredentials => Grant::ClientCredentials,
+            Self::Device => Grant::Device,
+        }
+    }
+}
+
+/// How a sign-in is shown to the user (`connect` and `reconnect`).
+#[derive(Args)]
+struct BrowserArgs {
+    /// Print the authorize URL instead of opening a browser.
+    #[arg(long)]
+    no_browser: bool,
+    /// The command that opens the authorize URL (it is passed as the last argument);
+    /// default: the platform's opener.
+    #[arg(long, value_name = "COMMAND", conflicts_with = "no_browser")]
+    browser: Option<String>,
+    /// Give up after this many seconds without a valid callback (or, for the device
+    /// grant, without approval).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    timeout: u64,
+}
+
+impl BrowserArgs {
+    fn browser(&self) -> Browser {
+        if self.no_browser {
+            Browser::Print
+        } else {
+            self.browser
+                .clone()
+                .map_or(Browser::Platform, Browser::Command)
+        }
+    }
 }
 
 /// Where the profile comes from: exactly one of these.
@@ -281,6 +341,24 @@ fn parse_header(text: &str) -> Result<KeyValue, String> {
 /// without the user.
 pub const EXIT_REAUTHORIZE: i32 = 3;
 
+/// The exit code of a command line that cannot be run as given: clap's usage errors, and
+/// a request that needs an option to go ahead (for example `connect` on an existing name
+/// without `--force`).
+pub const EXIT_USAGE: i32 = 2;
+
+/// A command that needs another option or command to go ahead; nothing was changed or sent
+/// ([`EXIT_USAGE`]).
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
 /// What the CLI reads from its surroundings: the environment and the output streams.
 pub struct Io<'a> {
     /// Looks up an environment variable.
@@ -304,7 +382,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>, io: &mut Io<'_>) -> i32 {
             // usage errors go to stderr with exit 2.
             if error.use_stderr() {
                 let _ = write!(io.err, "{}", error.render());
-                return 2;
+                return EXIT_USAGE;
             }
             let _ = write!(io.out, "{}", error.render());
             return 0;
@@ -325,7 +403,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>, io: &mut Io<'_>) -> i32 {
             let reauthorize = error
                 .downcast_ref::<ConnectionError>()
                 .is_some_and(ConnectionError::needs_reauthorization);
-            if reauthorize { EXIT_REAUTHORIZE } else { 1 }
+            if reauthorize {
+                EXIT_REAUTHORIZE
+            } else if error.is::<UsageError>() {
+                EXIT_USAGE
+            } else {
+                1
+            }
         }
     }
 }
@@ -372,10 +456,7 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             Some(path) => Runtime::load_cached(path, cache_dir.as_deref()),
             // wasmtime's own error type takes wasmtime's `Context`, not anyhow's.
             None => wasmtime::error::Context::context(
-                Runtime::load_bytes_cached(
-                    crate::runtime::EMBEDDED_COMPONENT,
-                    cache_dir.as_deref(),
-                ),
+                Runtime::load_embedded_cached(cache_dir.as_deref()),
                 "loading the component built into connector-host",
             ),
         }
@@ -409,20 +490,15 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             ref client_secret_env,
             secret_ref,
             ref redirect_uri,
-            no_browser,
             ref browser,
-            timeout,
+            force,
             grant,
             client_auth,
             ref private_key,
             ref key_id,
         } => {
             let secret = match client_secret_env {
-                Some(var) => Some(match (io.env)(var) {
-                    Some(value) if !value.is_empty() => value,
-                    Some(_) => bail!("environment variable {var} is empty"),
-                    None => bail!("environment variable {var} is not set"),
-                }),
+                Some(var) => Some(read_secret(io.env, var)?),
                 None => None,
             };
             // The method is the client's (RFC 7591 §2): as the user says; else implied by a
@@ -462,75 +538,95 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                 (Some(secret), _, None) => SecretSource::Stored(secret.clone()),
             };
             let store = Store::open(&store_path()?)?;
+            // Refused before anything is sent or the user signs in. (A connection of this
+            // name created meanwhile by another process is replaced.)
+            if !force && store.contains(name)? {
+                return Err(UsageError(format!(
+                    "a connection named `{}` already exists in {}; pass --force to replace it, \
+                     or run `connector-host reconnect {}` to sign in again with its stored \
+                     settings",
+                    printable(name),
+                    store.path().display(),
+                    printable(name)
+                ))
+                .into());
+            }
             let runtime = load_runtime()?;
             let mut config = connection_config(&runtime, client, secret)?;
             config.client.auth_method = method;
-            let browser = if no_browser {
-                Browser::Print
-            } else {
-                browser.clone().map_or(Browser::Platform, Browser::Command)
+            let flow = Flow {
+                grant: grant.stored(),
+                redirect_uri: redirect_uri.clone(),
+                browser: browser.browser(),
+                timeout: Duration::from_secs(browser.timeout),
+                options: connect::FlowOptions {
+                    signer,
+                    retry: RetryPolicy::default(),
+                },
             };
-            let timeout = Duration::from_secs(timeout);
-            let options = connect::FlowOptions {
-                signer,
-                retry: RetryPolicy::default(),
-            };
-            let (stored_grant, tokens) = match grant {
-                GrantArg::AuthorizationCode => {
-                    // Everything that can fail before the user signs in fails here, before
-                    // a listener is bound or a browser opened.
-                    config.redirect_uri = Some(redirect_uri.clone());
-                    connect::check(&runtime, &config, &options.signer)?;
-                    let listener = RedirectListener::bind(redirect_uri)?;
-                    let mut ui = CliUi::new(browser, &mut *io);
-                    let tokens = connect::authorize_in_browser(
-                        &runtime,
-                        &mut config,
-                        &listener,
-                        timeout,
-                        &options,
-                        &mut ui,
-                    );
-                    ui.finish_line();
-                    (Grant::AuthorizationCode, tokens?)
-                }
-                GrantArg::ClientCredentials => {
-                    let mut ui = CliUi::new(browser, &mut *io);
-                    let tokens = retry::call(
-                        &options.retry,
-                        None,
-                        &mut |notice| ui.retrying(notice),
-                        || {
-                            connect::instance(&runtime, &config, &options.signer)?
-                                .fetch_client_credentials(&config)
-                        },
-                    );
-                    (Grant::ClientCredentials, tokens?)
-                }
-                GrantArg::Device => {
-                    let mut ui = CliUi::new(browser, &mut *io);
-                    let tokens = device_flow(&runtime, &config, timeout, &options, &mut ui);
-                    ui.finish_line();
-                    (Grant::Device, tokens?)
-                }
-            };
-            // Under the connection's lock, so that a refresh of an older connection of the
-            // same name cannot overwrite the new tokens.
-            Connections::open(&runtime, store.path(), io.env)?.save_locked(
-                name,
-                &config,
-                &source,
-                stored_grant,
-                &tokens,
-            )?;
+            let env = io.env;
+            let connections = Connections::open(&runtime, store.path(), env)?;
+            obtain_and_store(io, &runtime, &connections, name, config, &source, flow)
+        }
+        Command::Reconnect {
+            ref name,
+            ref scopes,
+            ref client_secret_env,
+            secret_ref,
+            ref redirect_uri,
+            ref browser,
+        } => {
+            let store = open_existing(&store_path()?)?;
             let stored = store.get(name)?;
-            writeln!(
-                io.err,
-                "connected `{name}`; stored in {}",
-                store.path().display()
-            )?;
-            write_show(io.out, &stored)?;
-            Ok(())
+            let runtime = load_runtime()?;
+            let env = io.env;
+            let connections = Connections::open(&runtime, store.path(), env)?;
+            let (mut config, source, signer) = match client_secret_env {
+                // The stored key (private_key_jwt) is the client's credential: a secret
+                // would change how the client authenticates, which is `connect --force`.
+                Some(_) if matches!(stored.secret, SecretSource::PrivateKey { .. }) => {
+                    return Err(UsageError(format!(
+                        "`{}` authenticates with a private key, not a secret: to change the \
+                         client's authentication, run `connector-host connect {} --force ...`",
+                        printable(name),
+                        printable(name)
+                    ))
+                    .into());
+                }
+                Some(var) => {
+                    let secret = read_secret(io.env, var)?;
+                    let mut config = stored.config.clone();
+                    config.client.client_secret = Some(secret.clone());
+                    let source = if secret_ref {
+                        SecretSource::Environment(var.clone())
+                    } else {
+                        SecretSource::Stored(secret)
+                    };
+                    (config, source, Arc::new(NoSigner) as Arc<dyn Signer>)
+                }
+                None => (
+                    connections.config(&stored)?,
+                    stored.secret.clone(),
+                    connections.signer(&stored)?,
+                ),
+            };
+            if !scopes.is_empty() {
+                config.scopes.clone_from(scopes);
+            }
+            let flow = Flow {
+                grant: stored.grant,
+                redirect_uri: redirect_uri
+                    .clone()
+                    .or_else(|| stored.config.redirect_uri.clone())
+                    .unwrap_or_else(|| connect::DEFAULT_REDIRECT_URI.to_owned()),
+                browser: browser.browser(),
+                timeout: Duration::from_secs(browser.timeout),
+                options: connect::FlowOptions {
+                    signer,
+                    retry: RetryPolicy::default(),
+                },
+            };
+            obtain_and_store(io, &runtime, &connections, name, config, &source, flow)
         }
         Command::Providers => {
             let runtime = load_runtime()?;
@@ -667,7 +763,7 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             }
             writeln!(
                 io.err,
-                "revoked the tokens of `{name}`; connect again to use it"
+                "revoked the tokens of `{name}`; run `connector-host reconnect {name}` to use it again"
             )?;
             Ok(())
         }
@@ -678,6 +774,96 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The client secret from the environment variable `var`: set and not empty.
+fn read_secret(env: &dyn Fn(&str) -> Option<String>, var: &str) -> anyhow::Result<String> {
+    match env(var) {
+        Some(value) if !value.is_empty() => Ok(value),
+        Some(_) => bail!("environment variable {var} is empty"),
+        None => bail!("environment variable {var} is not set"),
+    }
+}
+
+/// How `connect` and `reconnect` obtain tokens: the grant and how the user takes part.
+struct Flow {
+    grant: Grant,
+    /// The loopback redirect URI to listen on (authorization code only).
+    redirect_uri: String,
+    browser: Browser,
+    timeout: Duration,
+    options: connect::FlowOptions,
+}
+
+/// Runs `flow` for `config`, stores the tokens under `name` (replacing a connection of that
+/// name and clearing its mark) and prints the stored connection.
+fn obtain_and_store(
+    io: &mut Io<'_>,
+    runtime: &Runtime,
+    connections: &Connections<'_>,
+    name: &str,
+    mut config: ConnectionConfig,
+    source: &SecretSource,
+    flow: Flow,
+) -> anyhow::Result<()> {
+    let Flow {
+        grant,
+        redirect_uri,
+        browser,
+        timeout,
+        options,
+    } = flow;
+    let tokens = match grant {
+        Grant::AuthorizationCode => {
+            // Everything that can fail before the user signs in fails here, before a
+            // listener is bound or a browser opened.
+            config.redirect_uri = Some(redirect_uri.clone());
+            connect::check(runtime, &config, &options.signer)?;
+            let listener = RedirectListener::bind(&redirect_uri)?;
+            let mut ui = CliUi::new(browser, &mut *io);
+            let tokens = connect::authorize_in_browser(
+                runtime,
+                &mut config,
+                &listener,
+                timeout,
+                &options,
+                &mut ui,
+            );
+            ui.finish_line();
+            tokens?
+        }
+        Grant::ClientCredentials => {
+            let mut ui = CliUi::new(browser, &mut *io);
+            let tokens = retry::call(
+                &options.retry,
+                None,
+                &mut |notice| ui.retrying(notice),
+                || {
+                    connect::instance(runtime, &config, &options.signer)?
+                        .fetch_client_credentials(&config)
+                },
+            );
+            tokens?
+        }
+        Grant::Device => {
+            let mut ui = CliUi::new(browser, &mut *io);
+            let tokens = device_flow(runtime, &config, timeout, &options, &mut ui);
+            ui.finish_line();
+            tokens?
+        }
+    };
+    // Under the connection's lock, so that a refresh of an older connection of the same
+    // name cannot overwrite the new tokens.
+    connections.save_locked(name, &config, source, grant, &tokens)?;
+    let store = connections.store();
+    let stored = store.get(name)?;
+    writeln!(
+        io.err,
+        "connected `{name}`; stored in {}",
+        store.path().display()
+    )?;
+    write_show(io.out, &stored)?;
+    Ok(())
 }
 
 /// A retry notifier that prints the progress line on `err`.
@@ -1035,7 +1221,7 @@ fn write_show(out: &mut dyn Write, connection: &StoredConnection) -> anyhow::Res
         // The stored tokens are kept but no longer used: say how to get new ones instead.
         ConnectionState::NeedsReauthorization { .. } => writeln!(
             out,
-            "tokens:         unusable; connect again: connector-host connect {} ...",
+            "tokens:         unusable; connect again: connector-host reconnect {}",
             p(&connection.name)
         )?,
     }

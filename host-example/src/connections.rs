@@ -92,7 +92,7 @@ pub enum ConnectionError {
     },
     /// The connection is marked as needing authorization again (it was revoked, or the
     /// server refused to renew it): nothing was sent, and no token is handed out until it
-    /// is connected again (`connector-host connect NAME ...`), which clears the mark.
+    /// is connected again (`connector-host reconnect NAME`), which clears the mark.
     NeedsReauthorization {
         /// The connection.
         name: String,
@@ -191,7 +191,8 @@ impl std::fmt::Display for ConnectionError {
             } => write!(
                 f,
                 "connection `{name}` {}; no token is used until it is connected again: run \
-                 `connector-host connect {name} ...` with the options it was connected with",
+                 `connector-host reconnect {name}` (it signs in again with the stored \
+                 settings)",
                 crate::describe::connection_state(&ConnectionState::NeedsReauthorization {
                     reason: reason.clone(),
                     since: *since,

@@ -489,6 +489,17 @@ impl Store {
         Ok(())
     }
 
+    /// Whether a connection named `name` is stored (its row is not decoded).
+    pub fn contains(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .db
+            .query_row("SELECT 1 FROM connections WHERE name = ?1", [name], |_| {
+                Ok(())
+            })
+            .optional()?
+            .is_some())
+    }
+
     /// Reads one connection.
     pub fn get(&self, name: &str) -> Result<StoredConnection, StoreError> {
         self.db

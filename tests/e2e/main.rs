@@ -11,6 +11,7 @@ mod discovery;
 mod hygiene;
 mod lifecycle;
 mod listener;
+mod reconnect;
 mod retry;
 mod server;
 mod state;

@@ -18,16 +18,17 @@ use crate::lifecycle::{connect_code_args, profile, short_lived_server, wait_for_
 use crate::server::{OidcServer, TempDir, user_agent};
 
 /// What a marked connection's `token` and `call` say: the command that fixes it.
-const FIX: &str = "run `connector-host connect conn ...` with the options it was connected with";
+const FIX: &str =
+    "run `connector-host reconnect conn` (it signs in again with the stored settings)";
 
-/// `connect conn` with basic-client, in the store `store`.
+/// `connect conn --force` with basic-client, in the store `store` (`--force`: the tests
+/// connect the marked connection again under its name).
 fn connect(server: &OidcServer, dir: &Path, store: &str) -> Outcome {
     let profile = profile(server, dir);
     let browser = user_agent("");
-    cli(
-        &connect_code_args(store, "conn", &profile, "basic-client", &browser),
-        &[("SECRET", "basic-secret")],
-    )
+    let mut args = connect_code_args(store, "conn", &profile, "basic-client", &browser);
+    args.push("--force");
+    cli(&args, &[("SECRET", "basic-secret")])
 }
 
 fn stored(store: &str) -> connector_host::store::StoredConnection {
@@ -137,7 +138,7 @@ fn a_revoked_connection_hands_out_no_token_until_connected_again() {
         state_lines(&show.out),
         [
             format!("state:          {revoked_at}").as_str(),
-            "tokens:         unusable; connect again: connector-host connect conn ...",
+            "tokens:         unusable; connect again: connector-host reconnect conn",
         ]
     );
     assert!(!show.out.contains("expires:"), "{}", show.out);
