@@ -14,10 +14,10 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::bindings::exports::oauth_connector::oauth2::device_authorization::DevicePoll;
 use crate::connect::{self, ConnectUi, RedirectListener};
-use crate::connections::{ConnectionError, Connections, RefreshOutcome};
+use crate::connections::{ConnectionError, Connections, RefreshOutcome, health};
 /// Unix seconds as RFC 3339 UTC (kept here for callers of the CLI's earlier API).
 pub use crate::describe::format_time;
-use crate::describe::{connection_state, printable};
+use crate::describe::{connection_state, connection_view, printable, status_detail};
 use crate::logging::{self, LogSink};
 use crate::retry::{self, RetryNotice, RetryPolicy};
 use crate::signer::{KeyFileSigner, NoSigner, Signer};
@@ -164,15 +164,26 @@ enum Command {
         /// The preset's id.
         name: String,
     },
-    /// List stored connections (no secrets): name, provider, expiry (or why the connection
-    /// must be connected again), scopes.
-    List,
+    /// List stored connections (no secrets) under a header row: name, provider, expiry (or
+    /// why the connection must be connected again), scopes.
+    List {
+        /// Print one JSON array of the connections (the fields of `show --json`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Show one connection: provider, client, scopes, state and expiry (never secrets or
     /// tokens).
     Show {
         /// The connection's name.
         name: String,
+        /// Print one JSON object (stable field names, listed in the README).
+        #[arg(long)]
+        json: bool,
     },
+    /// Every connection's status: valid, expiring-soon (within 5 minutes),
+    /// expired-refreshable, needs-reauthorization or revoked. Exits 3 when any connection
+    /// needs re-authorization (or is revoked), else 0. Nothing is sent.
+    Status,
     /// Print a valid access token for the connection, refreshing first when it is due.
     Token {
         /// The connection's name.
@@ -192,7 +203,8 @@ impl Command {
             Self::Remove { .. } => "remove",
             Self::Providers => "providers",
             Self::ShowProvider { .. } => "show-provider",
-            Self::List => "list",
+            Self::List { .. } => "list",
+            Self::Status => "status",
             Self::Show { .. } => "show",
             Self::Token { .. } => "token",
         }
@@ -338,13 +350,25 @@ fn parse_header(text: &str) -> Result<KeyValue, String> {
 
 /// The exit code when the connection must be authorized again: it is marked (revoked, or a
 /// refresh was refused), or the server just refused to renew it, or it cannot be renewed
-/// without the user.
+/// without the user. `status` exits with it when any connection is in that state.
 pub const EXIT_REAUTHORIZE: i32 = 3;
 
 /// The exit code of a command line that cannot be run as given: clap's usage errors, and
 /// a request that needs an option to go ahead (for example `connect` on an existing name
 /// without `--force`).
 pub const EXIT_USAGE: i32 = 2;
+
+/// The command has said what it had to; it ends with this exit code (not an error).
+#[derive(Debug)]
+struct ExitWith(i32);
+
+impl std::fmt::Display for ExitWith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}", self.0)
+    }
+}
+
+impl std::error::Error for ExitWith {}
 
 /// A command that needs another option or command to go ahead; nothing was changed or sent
 /// ([`EXIT_USAGE`]).
@@ -396,6 +420,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>, io: &mut Io<'_>) -> i32 {
     });
     match result {
         Ok(()) => 0,
+        Err(error) if error.is::<ExitWith>() => error.downcast_ref::<ExitWith>().map_or(1, |e| e.0),
         Err(error) => {
             // Errors can quote what a server sent (an issuer, a description): one sanitiser
             // for the whole line keeps terminal escapes off the screen.
@@ -659,12 +684,23 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             write_provider(io.out, &profile, info.as_ref())?;
             Ok(())
         }
-        Command::List => {
+        Command::List { json } => {
             let store = open_existing(&store_path()?)?;
             let connections = store.list()?;
+            if json {
+                let now = now();
+                let views: Vec<_> = connections
+                    .iter()
+                    .map(|connection| connection_view(connection, now))
+                    .collect();
+                writeln!(io.out, "{}", serde_json::to_string_pretty(&views)?)?;
+                return Ok(());
+            }
             if connections.is_empty() {
                 writeln!(io.err, "no connections in {}", store.path().display())?;
+                return Ok(());
             }
+            writeln!(io.out, "NAME\tPROVIDER\tEXPIRES OR STATE\tSCOPES")?;
             for connection in connections {
                 // A marked connection's expiry would read as if its tokens were usable.
                 let status = match connection.state {
@@ -682,9 +718,46 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Show { ref name } => {
+        Command::Show { ref name, json } => {
             let store = open_existing(&store_path()?)?;
-            write_show(io.out, &store.get(name)?)?;
+            let connection = store.get(name)?;
+            if json {
+                let view = connection_view(&connection, now());
+                writeln!(io.out, "{}", serde_json::to_string_pretty(&view)?)?;
+            } else {
+                write_show(io.out, &connection)?;
+            }
+            Ok(())
+        }
+        Command::Status => {
+            let store = open_existing(&store_path()?)?;
+            let connections = store.list()?;
+            if connections.is_empty() {
+                writeln!(io.err, "no connections in {}", store.path().display())?;
+                return Ok(());
+            }
+            let now = now();
+            writeln!(io.out, "NAME\tSTATUS\tDETAIL")?;
+            let mut needing_action = 0;
+            for connection in &connections {
+                let health = health(connection, now);
+                needing_action += usize::from(health.needs_action());
+                writeln!(
+                    io.out,
+                    "{}\t{}\t{}",
+                    printable(&connection.name),
+                    health.name(),
+                    status_detail(connection, now)
+                )?;
+            }
+            if needing_action > 0 {
+                writeln!(
+                    io.err,
+                    "{needing_action} of {} connections must be authorized again",
+                    connections.len()
+                )?;
+                return Err(ExitWith(EXIT_REAUTHORIZE).into());
+            }
             Ok(())
         }
         Command::Token { ref name } => {

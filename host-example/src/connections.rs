@@ -773,6 +773,75 @@ fn usable(connection: &StoredConnection) -> Result<(), ConnectionError> {
     }
 }
 
+/// How long before its access token expires a connection is reported as expiring soon
+/// (seconds).
+pub const EXPIRING_SOON_SECONDS: u64 = 300;
+
+/// What a stored connection needs, judged from the store alone (nothing is sent), as
+/// `status`, `list` and `show --json` report it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Its access token is valid for more than [`EXPIRING_SOON_SECONDS`], or the server
+    /// sent no expiry.
+    Valid,
+    /// Its access token expires within [`EXPIRING_SOON_SECONDS`].
+    ExpiringSoon,
+    /// Its access token has expired, and the next use renews it unattended (with its refresh
+    /// token, or by fetching again for client credentials).
+    ExpiredRefreshable,
+    /// It must be authorized again: the server refused to renew it, or its access token
+    /// expired and nothing can renew it without the user.
+    NeedsReauthorization,
+    /// Its tokens were revoked with `revoke`.
+    Revoked,
+}
+
+impl Health {
+    /// The stable name (`status` and the `status` field of `--json`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Valid => "valid",
+            Self::ExpiringSoon => "expiring-soon",
+            Self::ExpiredRefreshable => "expired-refreshable",
+            Self::NeedsReauthorization => "needs-reauthorization",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    /// Whether the user must act (connect again) before the connection can be used.
+    pub fn needs_action(self) -> bool {
+        matches!(self, Self::NeedsReauthorization | Self::Revoked)
+    }
+}
+
+/// `connection`'s health at `now` (Unix seconds).
+pub fn health(connection: &StoredConnection, now: u64) -> Health {
+    match &connection.state {
+        ConnectionState::NeedsReauthorization {
+            reason: Reauthorization::Revoked,
+            ..
+        } => Health::Revoked,
+        ConnectionState::NeedsReauthorization { .. } => Health::NeedsReauthorization,
+        ConnectionState::Active => match connection.tokens.expires_at {
+            None => Health::Valid,
+            Some(at) if at <= now => {
+                if renewable(connection) {
+                    Health::ExpiredRefreshable
+                } else {
+                    Health::NeedsReauthorization
+                }
+            }
+            Some(at) if at - now <= EXPIRING_SOON_SECONDS => Health::ExpiringSoon,
+            Some(_) => Health::Valid,
+        },
+    }
+}
+
+/// Whether the connection can be renewed without the user.
+pub fn renewable(connection: &StoredConnection) -> bool {
+    connection.grant == Grant::ClientCredentials || connection.tokens.refresh_token.is_some()
+}
+
 /// Whether `method` is idempotent (RFC 9110 §9.2.2), so that a request may be sent again.
 pub fn is_idempotent(method: &HttpMethod) -> bool {
     matches!(
@@ -960,6 +1029,83 @@ fn hex(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn health_from_the_state_the_expiry_and_what_can_renew_it() {
+        let config = ConnectionConfig {
+            profile: crate::profile_with_defaults("p", "https://a.example/token"),
+            client: crate::types::Client {
+                client_id: "id".into(),
+                client_secret: None,
+                auth_method: None,
+            },
+            redirect_uri: None,
+            scopes: vec![],
+            authorize_params: vec![],
+            token_requests: crate::no_token_extras(),
+            variables: vec![],
+            offline_access: false,
+        };
+        let connection = |grant, expires_at, refresh: bool, state| StoredConnection {
+            name: "c".into(),
+            config: config.clone(),
+            secret: SecretSource::None,
+            grant,
+            tokens: TokenSet {
+                expires_at,
+                refresh_token: refresh.then(|| "rt".to_owned()),
+                ..tokens("at")
+            },
+            created_at: 0,
+            updated_at: 0,
+            token_writes: 1,
+            state,
+        };
+        let now = 1_000_000;
+        let code = Grant::AuthorizationCode;
+        let active = || ConnectionState::Active;
+        let marked = |reason| ConnectionState::NeedsReauthorization { reason, since: 5 };
+        for (grant, expires_at, refresh, state, expected) in [
+            (code, None, false, active(), Health::Valid),
+            (code, Some(now + 301), false, active(), Health::Valid),
+            (code, Some(now + 300), false, active(), Health::ExpiringSoon),
+            (code, Some(now + 1), true, active(), Health::ExpiringSoon),
+            (code, Some(now), true, active(), Health::ExpiredRefreshable),
+            (
+                code,
+                Some(now - 9),
+                false,
+                active(),
+                Health::NeedsReauthorization,
+            ),
+            (
+                Grant::ClientCredentials,
+                Some(now - 9),
+                false,
+                active(),
+                Health::ExpiredRefreshable,
+            ),
+            (
+                code,
+                Some(now + 3600),
+                true,
+                marked(Reauthorization::Revoked),
+                Health::Revoked,
+            ),
+            (
+                code,
+                Some(now + 3600),
+                true,
+                marked(Reauthorization::RefreshRefused("invalid_grant".into())),
+                Health::NeedsReauthorization,
+            ),
+        ] {
+            let connection = connection(grant, expires_at, refresh, state);
+            assert_eq!(health(&connection, now), expected, "{connection:?}");
+        }
+        assert!(Health::Revoked.needs_action() && Health::NeedsReauthorization.needs_action());
+        assert!(!Health::ExpiredRefreshable.needs_action() && !Health::Valid.needs_action());
+    }
 
     #[test]
     fn remove_deletes_the_rescue_file_too() {

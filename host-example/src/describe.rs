@@ -1,4 +1,5 @@
-//! Human-readable text for the component's typed errors (the CLI's messages).
+//! Human-readable text for the component's typed errors (the CLI's messages), and the views
+//! of a stored connection that `list`, `show` and `status` print.
 //!
 //! These describe the error's kind and the fields it names; the component never puts a
 //! secret in an error, so neither does this.
@@ -7,7 +8,12 @@ use crate::bindings::types::{
     CallbackError, ClientAuthMethod, ConfigurationError, Error, OauthError, SigningError,
     TransportError,
 };
-use crate::store::{ConnectionState, Reauthorization};
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::connections::{Health, health};
+use crate::store::{ConnectionState, Grant, Reauthorization, SecretSource, StoredConnection};
 
 /// `text` with control characters (terminal escapes from a hostile server) replaced by `?`.
 pub fn printable(text: &str) -> String {
@@ -228,5 +234,165 @@ pub fn configuration_error(error: &ConfigurationError) -> String {
             format!("no preset named `{id}` (see `connector-host providers`)")
         }
         ConfigurationError::InvalidProfile(reason) => format!("invalid provider profile: {reason}"),
+    }
+}
+
+/// The machine-readable view of a stored connection (`list --json`, `show --json`): its
+/// settings and state, never a secret or a token. The field names are stable (README,
+/// "Machine-readable output"); times are RFC 3339 UTC.
+#[derive(Debug, Serialize)]
+pub struct ConnectionView {
+    /// The connection's name.
+    pub name: String,
+    /// The provider profile's id.
+    pub provider: String,
+    /// The profile's issuer, if it names one.
+    pub issuer: Option<String>,
+    /// The token endpoint.
+    pub token_url: String,
+    /// The base URL of the provider's API, if the profile names one.
+    pub api_base_url: Option<String>,
+    /// How the connection was obtained: `authorization-code`, `client-credentials`, `device`.
+    pub grant: Grant,
+    /// The client identifier.
+    pub client_id: String,
+    /// The client's authentication method (RFC 7591 name, for example `client_secret_basic`).
+    pub client_auth: &'static str,
+    /// Whether that method is the profile's default (the client named none).
+    pub client_auth_from_profile: bool,
+    /// Where the client's credential comes from: `none`, `stored-secret`,
+    /// `secret-from-environment` or `private-key`.
+    pub credential: &'static str,
+    /// For `secret-from-environment`: the variable's name.
+    pub secret_env: Option<String>,
+    /// For `private-key`: the key file.
+    pub private_key: Option<PathBuf>,
+    /// For `private-key`: the key id (`kid`), if any.
+    pub key_id: Option<String>,
+    /// The redirect URI the authorization code was delivered to.
+    pub redirect_uri: Option<String>,
+    /// The scopes requested (empty: the profile's defaults).
+    pub requested_scopes: Vec<String>,
+    /// The scopes granted (RFC 6749 §5.1 `scope`).
+    pub scopes: Vec<String>,
+    /// The access token's type, for example `bearer`.
+    pub token_type: String,
+    /// `valid`, `expiring-soon`, `expired-refreshable`, `needs-reauthorization` or `revoked`
+    /// (see `status`).
+    pub status: &'static str,
+    /// Why and since when the connection must be connected again; null when it is active.
+    pub mark: Option<MarkView>,
+    /// When the access token expires; null when the server sent no expiry.
+    pub expires_at: Option<String>,
+    /// Whether a refresh token is stored.
+    pub refresh_token: bool,
+    /// Whether an ID token is stored.
+    pub id_token: bool,
+    /// When the tokens were obtained.
+    pub obtained_at: String,
+    /// When the connection was first stored.
+    pub created_at: String,
+    /// When its tokens were last written.
+    pub updated_at: String,
+    /// How many times its tokens were written.
+    pub token_writes: u64,
+}
+
+/// Why a connection must be connected again.
+#[derive(Debug, Serialize)]
+pub struct MarkView {
+    /// `revoked` (by `revoke`) or `refresh-refused`.
+    pub reason: &'static str,
+    /// For `refresh-refused`: the server's OAuth error code, for example `invalid_grant`.
+    pub error: Option<String>,
+    /// Since when.
+    pub since: String,
+}
+
+/// `connection`'s machine-readable view at `now` (Unix seconds).
+pub fn connection_view(connection: &StoredConnection, now: u64) -> ConnectionView {
+    let config = &connection.config;
+    let tokens = &connection.tokens;
+    let (credential, secret_env, private_key, key_id) = match &connection.secret {
+        SecretSource::None => ("none", None, None, None),
+        SecretSource::Stored(_) => ("stored-secret", None, None, None),
+        SecretSource::Environment(var) => {
+            ("secret-from-environment", Some(var.clone()), None, None)
+        }
+        SecretSource::PrivateKey { path, key_id } => {
+            ("private-key", None, Some(path.clone()), key_id.clone())
+        }
+    };
+    let mark = match &connection.state {
+        ConnectionState::Active => None,
+        ConnectionState::NeedsReauthorization { reason, since } => Some(MarkView {
+            reason: match reason {
+                Reauthorization::Revoked => "revoked",
+                Reauthorization::RefreshRefused(_) => "refresh-refused",
+            },
+            error: match reason {
+                Reauthorization::Revoked => None,
+                Reauthorization::RefreshRefused(code) => Some(code.clone()),
+            },
+            since: format_time(*since),
+        }),
+    };
+    ConnectionView {
+        name: connection.name.clone(),
+        provider: config.profile.id.clone(),
+        issuer: config.profile.issuer.clone(),
+        token_url: config.profile.token_url.clone(),
+        api_base_url: config.profile.api_base_url.clone(),
+        grant: connection.grant,
+        client_id: config.client.client_id.clone(),
+        client_auth: client_auth_method(
+            config
+                .client
+                .auth_method
+                .unwrap_or(config.profile.client_auth),
+        ),
+        client_auth_from_profile: config.client.auth_method.is_none(),
+        credential,
+        secret_env,
+        private_key,
+        key_id,
+        redirect_uri: config.redirect_uri.clone(),
+        requested_scopes: config.scopes.clone(),
+        scopes: tokens.scopes.clone(),
+        token_type: tokens.token_type.clone(),
+        status: health(connection, now).name(),
+        mark,
+        expires_at: tokens.expires_at.map(format_time),
+        refresh_token: tokens.refresh_token.is_some(),
+        id_token: tokens.id_token.is_some(),
+        obtained_at: format_time(tokens.obtained_at),
+        created_at: format_time(connection.created_at),
+        updated_at: format_time(connection.updated_at),
+        token_writes: connection.token_writes,
+    }
+}
+
+/// `status`'s detail for `connection` at `now`: when it expires, or what fixes it.
+pub fn status_detail(connection: &StoredConnection, now: u64) -> String {
+    let name = printable(&connection.name);
+    let expires = |at: Option<u64>| at.map_or_else(|| "no expiry sent".to_owned(), format_time);
+    match (health(connection, now), &connection.state) {
+        (_, marked @ ConnectionState::NeedsReauthorization { .. }) => format!(
+            "{}; run `connector-host reconnect {name}`",
+            connection_state(marked)
+        ),
+        (Health::NeedsReauthorization, _) => format!(
+            "expired at {} and nothing can renew it without you; run `connector-host \
+             reconnect {name}`",
+            expires(connection.tokens.expires_at)
+        ),
+        (Health::ExpiredRefreshable, _) => format!(
+            "expired at {}; renewed on next use",
+            expires(connection.tokens.expires_at)
+        ),
+        (_, ConnectionState::Active) => match connection.tokens.expires_at {
+            None => "no expiry sent".to_owned(),
+            Some(at) => format!("expires at {}", format_time(at)),
+        },
     }
 }

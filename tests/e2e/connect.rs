@@ -162,7 +162,12 @@ fn assert_connected(
     }
     let list = cli(&["--store", store_arg, "list"], &[]);
     assert_eq!(list.code, 0);
-    assert!(list.out.starts_with("conn\tlocal-oidc\t"), "{}", list.out);
+    assert!(
+        list.out
+            .starts_with("NAME\tPROVIDER\tEXPIRES OR STATE\tSCOPES\nconn\tlocal-oidc\t"),
+        "{}",
+        list.out
+    );
     let token = cli(&["--store", store_arg, "token", "conn"], &[]);
     assert_eq!(token.code, 0);
     assert_eq!(token.out, format!("{}\n", tokens.access_token));

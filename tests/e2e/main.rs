@@ -15,6 +15,7 @@ mod reconnect;
 mod retry;
 mod server;
 mod state;
+mod status;
 mod store_security;
 mod storm;
 mod terminal;

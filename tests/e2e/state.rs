@@ -21,6 +21,9 @@ use crate::server::{OidcServer, TempDir, user_agent};
 const FIX: &str =
     "run `connector-host reconnect conn` (it signs in again with the stored settings)";
 
+/// `list`'s header row.
+const LIST_HEADER: &str = "NAME\tPROVIDER\tEXPIRES OR STATE\tSCOPES\n";
+
 /// `connect conn --force` with basic-client, in the store `store` (`--force`: the tests
 /// connect the marked connection again under its name).
 fn connect(server: &OidcServer, dir: &Path, store: &str) -> Outcome {
@@ -148,7 +151,7 @@ fn a_revoked_connection_hands_out_no_token_until_connected_again() {
     assert_eq!(
         list.out,
         format!(
-            "conn\tlocal-oidc\t{revoked_at}\t{}\n",
+            "{LIST_HEADER}conn\tlocal-oidc\t{revoked_at}\t{}\n",
             tokens.scopes.join(" ")
         )
     );
@@ -267,7 +270,7 @@ fn a_refresh_refused_with_invalid_grant_marks_the_connection() {
     let list = run(&store, &["list"]);
     assert!(
         list.out
-            .starts_with(&format!("conn\tlocal-oidc\t{state}\t")),
+            .starts_with(&format!("{LIST_HEADER}conn\tlocal-oidc\t{state}\t")),
         "{}",
         list.out
     );
