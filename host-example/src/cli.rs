@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::bindings::exports::oauth_connector::oauth2::device_authorization::DevicePoll;
 use crate::connect::{self, ConnectUi, RedirectListener};
-use crate::connections::{ConnectionError, Connections, RefreshOutcome, health};
+use crate::connections::{ConnectionError, Connections, RefreshOutcome, api_url, health};
 /// Unix seconds as RFC 3339 UTC (kept here for callers of the CLI's earlier API).
 pub use crate::describe::format_time;
 use crate::describe::{connection_state, connection_view, printable, status_detail};
@@ -126,12 +126,14 @@ enum Command {
     },
     /// Make an authorized API call; on a rejected token, refresh once and retry once.
     /// Status and headers go to stderr, the body to stdout (or one JSON object with --json).
+    /// An answer of HTTP 400 or above exits 1, its body still printed.
     Call {
         /// The connection's name.
         name: String,
         /// The HTTP method.
         method: String,
-        /// The URL (its origin must be one of the profile's, usually `api-base-url`).
+        /// The URL (its origin must be one of the profile's, usually `api-base-url`), or a
+        /// path such as `/user`, appended to the profile's `api-base-url`.
         url: String,
         /// A request header, `NAME: VALUE` (repeatable).
         #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
@@ -789,7 +791,7 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                 }
                 (None, None) => Vec::new(),
             };
-            let request = HttpRequest {
+            let mut request = HttpRequest {
                 method: http_method(method),
                 url: url.clone(),
                 headers: headers.clone(),
@@ -799,9 +801,19 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             let outcome = {
                 let err = RefCell::new(&mut *io.err);
                 let notify = notify_on(&err);
-                Connections::open(&runtime, &store_path()?, io.env)?
-                    .with_retries(RetryPolicy::default(), &notify)
-                    .call(name, &request)?
+                let connections = Connections::open(&runtime, &store_path()?, io.env)?
+                    .with_retries(RetryPolicy::default(), &notify);
+                let profile = connections.store().get(name)?.config.profile;
+                request.url = api_url(&profile, url).ok_or_else(|| {
+                    UsageError(format!(
+                        "`{}` is a path, and the profile `{}` of `{}` has no api-base-url to \
+                         append it to: pass the full URL",
+                        printable(url),
+                        printable(&profile.id),
+                        printable(name)
+                    ))
+                })?;
+                connections.call(name, &request)?
             };
             if outcome.retried {
                 writeln!(io.err, "the token was rejected; refreshed and retried once")?;
@@ -823,6 +835,11 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                 )?;
             }
             write_response(io, &outcome.response, json)?;
+            // As `gh api`: the body is the answer, and the exit code says it is an error.
+            if status >= 400 {
+                writeln!(io.err, "error: the API answered HTTP {status}")?;
+                return Err(ExitWith(1).into());
+            }
             Ok(())
         }
         Command::Revoke { ref name } => {

@@ -68,7 +68,7 @@ use crate::store::{
     SecretSource, Store, StoreError, StoredConnection, UnsafeFile, beside, check_metadata,
     check_path, new_private_file, open_private_file, private_dir,
 };
-use crate::types::{ConnectionConfig, HttpMethod, HttpRequest, TokenSet};
+use crate::types::{ConnectionConfig, HttpMethod, HttpRequest, ProviderProfile, TokenSet};
 use crate::{HttpTransport, Limits, default_allow_list};
 
 /// Why an operation on a stored connection failed.
@@ -842,6 +842,22 @@ pub fn renewable(connection: &StoredConnection) -> bool {
     connection.grant == Grant::ClientCredentials || connection.tokens.refresh_token.is_some()
 }
 
+/// The URL an API call for `target` goes to: `target` itself when it is an absolute URL,
+/// else `target` (a path such as `/user`, with any query) appended to the profile's
+/// `api-base-url`, whose own path is kept (`https://graph.example/v1.0` and `/me` give
+/// `https://graph.example/v1.0/me`). `None`: a path, and the profile names no API base URL.
+pub fn api_url(profile: &ProviderProfile, target: &str) -> Option<String> {
+    if url::Url::parse(target).is_ok() {
+        return Some(target.to_owned());
+    }
+    let base = profile.api_base_url.as_deref()?;
+    Some(format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        target.trim_start_matches('/')
+    ))
+}
+
 /// Whether `method` is idempotent (RFC 9110 §9.2.2), so that a request may be sent again.
 pub fn is_idempotent(method: &HttpMethod) -> bool {
     matches!(
@@ -1029,6 +1045,24 @@ fn hex(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_url_appends_a_path_to_the_api_base_url() {
+        let mut profile = crate::profile_with_defaults("p", "https://a.example/token");
+        assert_eq!(api_url(&profile, "/user"), None);
+        let absolute = "https://api.example/user?page=2";
+        assert_eq!(api_url(&profile, absolute).as_deref(), Some(absolute));
+        for base in ["https://graph.example/v1.0", "https://graph.example/v1.0/"] {
+            profile.api_base_url = Some(base.into());
+            for path in ["/me?$top=1", "me?$top=1"] {
+                assert_eq!(
+                    api_url(&profile, path).as_deref(),
+                    Some("https://graph.example/v1.0/me?$top=1")
+                );
+            }
+        }
+        assert_eq!(api_url(&profile, absolute).as_deref(), Some(absolute));
+    }
 
     #[test]
     fn health_from_the_state_the_expiry_and_what_can_renew_it() {

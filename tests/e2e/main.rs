@@ -5,6 +5,7 @@
 //! it signs in, consents (or denies), and delivers the redirect to the CLI's loopback
 //! listener.
 
+mod call;
 mod client_auth;
 mod connect;
 mod discovery;

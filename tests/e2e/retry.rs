@@ -295,7 +295,9 @@ fn api_calls_retry_429_and_503_for_idempotent_methods_only() {
         get.err
     );
     let post = cli(&["--store", &store, "call", "conn", "POST", &me], &[]);
-    assert_eq!(post.code, 0, "{}", post.err);
+    // An answer of 400 or above exits 1, its body printed.
+    assert_eq!(post.code, 1, "{}", post.err);
+    assert_eq!(post.out, "busy");
     assert!(post.err.contains("HTTP 429\n"), "{}", post.err);
     assert!(
         post.err.contains("the API answered HTTP 429; a POST is not sent again on its own (it may not be idempotent)"),
