@@ -46,6 +46,7 @@ fn main() {
                 std::fs::write(output, b"").expect("write a placeholder component");
             }
         }
+        emit_digest(&wasm);
         return;
     }
 
@@ -85,6 +86,19 @@ fn main() {
             output.display()
         );
     }
+    emit_digest(&wasm);
+}
+
+/// The embedded component's SHA-256 (hex), the compile cache's key, so that the binary need
+/// not hash its own component on every start.
+fn emit_digest(wasm: &Path) {
+    use sha2::Digest as _;
+    let bytes = std::fs::read(wasm).expect("read the built component");
+    let digest: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    println!("cargo:rustc-env=CONNECTOR_COMPONENT_SHA256={digest}");
 }
 
 /// Installs the `wasm32-wasip2` standard library through rustup when it is missing, so that a

@@ -47,10 +47,22 @@ pub fn load(
     wasm: &[u8],
     cache: Option<&Path>,
 ) -> wasmtime::Result<(Component, Origin)> {
+    let digest = ring::digest::digest(&ring::digest::SHA256, wasm);
+    load_digested(engine, wasm, digest.as_ref(), cache)
+}
+
+/// [`load`] for a component whose SHA-256 is known (the one built into the binary, hashed at
+/// build time): a cache hit reads nothing of `wasm`.
+pub fn load_digested(
+    engine: &Engine,
+    wasm: &[u8],
+    wasm_sha256: &[u8],
+    cache: Option<&Path>,
+) -> wasmtime::Result<(Component, Origin)> {
     let Some(dir) = cache else {
         return Ok((compile(engine, wasm)?, Origin::Compiled));
     };
-    let path = dir.join(format!("{}.cwasm", key(engine, wasm)));
+    let path = dir.join(format!("{}.cwasm", key(engine, wasm_sha256)));
     let mut usable = true;
     match read_trusted(dir, &path) {
         Ok(Cached::Found(compiled)) => {
@@ -97,9 +109,9 @@ fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Component> {
     Component::new(engine, wasm).context("compiling the component")
 }
 
-/// The cache key: SHA-256 of a version tag, the component's bytes and the engine's
+/// The cache key: SHA-256 of a version tag, the component's SHA-256 and the engine's
 /// compatibility hash (wasmtime version and every setting that changes compiled code).
-fn key(engine: &Engine, wasm: &[u8]) -> String {
+fn key(engine: &Engine, wasm_sha256: &[u8]) -> String {
     struct Digest(ring::digest::Context);
     impl Hasher for Digest {
         fn write(&mut self, bytes: &[u8]) {
@@ -110,9 +122,8 @@ fn key(engine: &Engine, wasm: &[u8]) -> String {
         }
     }
     let mut digest = Digest(ring::digest::Context::new(&ring::digest::SHA256));
-    digest.0.update(b"oauth-connector compiled component v1\0");
-    digest.0.update(&(wasm.len() as u64).to_le_bytes());
-    digest.0.update(wasm);
+    digest.0.update(b"oauth-connector compiled component v2\0");
+    digest.0.update(wasm_sha256);
     engine.precompile_compatibility_hash().hash(&mut digest);
     digest
         .0

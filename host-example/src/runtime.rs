@@ -19,6 +19,7 @@ use wasmtime::{
     UpdateDeadline,
 };
 
+use crate::bindings::exports::oauth_connector::oauth2 as exported;
 use crate::bindings::exports::oauth_connector::oauth2::api::ApiResponse;
 use crate::bindings::exports::oauth_connector::oauth2::device_authorization::{
     DeviceAuthorization, DevicePoll,
@@ -119,6 +120,10 @@ pub const BUILT_COMPONENT: &str = env!("CONNECTOR_COMPONENT_WASM");
 /// the compile cache.
 pub const EMBEDDED_COMPONENT: &[u8] = include_bytes!(env!("CONNECTOR_COMPONENT_WASM"));
 
+/// The SHA-256 of [`EMBEDDED_COMPONENT`], in hex, computed by `build.rs`: the compile cache's
+/// key, so that loading from the cache reads nothing of the embedded bytes.
+pub const EMBEDDED_COMPONENT_SHA256: &str = env!("CONNECTOR_COMPONENT_SHA256");
+
 /// The hostile test guest (`tests/guests/hostile`) as built by `host-example/build.rs`: a
 /// component of the same world that loops, allocates or traps on request. For the sandbox
 /// tests only.
@@ -142,8 +147,11 @@ pub struct HostState {
 /// Enforces [`SandboxLimits`] for one instance and remembers which limit stopped it.
 struct Guard {
     limits: SandboxLimits,
-    /// The thread's CPU clock when the current call started.
-    call_started: Duration,
+    /// The thread's CPU clock at the current call's first epoch tick (none before it). The
+    /// CPU clock is a system call (about 0.7 µs, not in the vDSO), so calls that end before
+    /// a tick (most: ticks are 10 ms apart) never read it; the budget misses at most the one
+    /// tick before its start.
+    call_started: Option<Duration>,
     /// CPU time the current call has spent in the transport.
     in_transport: Duration,
     /// The limit that stopped the instance, if one did.
@@ -154,17 +162,34 @@ impl Guard {
     fn new(limits: SandboxLimits) -> Self {
         Self {
             limits,
-            call_started: thread_cpu_time(),
+            call_started: None,
             in_transport: Duration::ZERO,
             exceeded: None,
         }
     }
 
+    /// Runs the host's `work` (sending, signing) outside the budget: its CPU time is
+    /// subtracted once the budget is running.
+    fn outside_budget<T>(&mut self, work: impl FnOnce() -> T) -> T {
+        if self.call_started.is_none() {
+            return work();
+        }
+        let started = thread_cpu_time();
+        let result = work();
+        self.in_transport += thread_cpu_time().saturating_sub(started);
+        result
+    }
+
     /// Called by the epoch callback: keep going while the call's compute time (CPU time
     /// minus transport time) is within budget.
     fn on_epoch(&mut self) -> wasmtime::Result<UpdateDeadline> {
-        let computed = thread_cpu_time()
-            .saturating_sub(self.call_started)
+        let now = thread_cpu_time();
+        let Some(started) = self.call_started else {
+            self.call_started = Some(now);
+            return Ok(UpdateDeadline::Continue(1));
+        };
+        let computed = now
+            .saturating_sub(started)
             .saturating_sub(self.in_transport);
         if computed < self.limits.compute_time {
             return Ok(UpdateDeadline::Continue(1));
@@ -273,9 +298,8 @@ impl types::Host for HostState {}
 
 impl transport::Host for HostState {
     fn send(&mut self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let started = thread_cpu_time();
-        let response = self.transport.send(request);
-        self.guard.in_transport += thread_cpu_time().saturating_sub(started);
+        let transport = &self.transport;
+        let response = self.guard.outside_budget(|| transport.send(request));
         self.last_response_at = Some(Instant::now());
         response
     }
@@ -298,10 +322,9 @@ impl signer::Host for HostState {
     ) -> Result<Vec<u8>, types::SigningError> {
         // Signing is the host's work, like sending: it does not count against the budget
         // (an HSM or KMS may take a while).
-        let started = thread_cpu_time();
-        let signed = self.signer.sign(purpose, &client_id, &signing_input);
-        self.guard.in_transport += thread_cpu_time().saturating_sub(started);
-        signed
+        let signer = &self.signer;
+        self.guard
+            .outside_budget(|| signer.sign(purpose, &client_id, &signing_input))
     }
 }
 
@@ -366,8 +389,64 @@ impl std::error::Error for CallError {}
 pub struct Runtime {
     engine: Engine,
     pre: ConnectorPre<HostState>,
+    exports: std::sync::Arc<ExportIndices>,
     limits: SandboxLimits,
     origin: crate::compile_cache::Origin,
+}
+
+/// Declares, for each exported interface, where its functions are (found once per runtime)
+/// and a session's lazily loaded handles to them.
+///
+/// wasmtime type-checks an interface's functions when it loads them into an instance; for
+/// every interface at once that is most of a fresh instance's cost (about 25 of 32 µs), so a
+/// session loads only the interfaces it calls, on first use.
+macro_rules! exported_interfaces {
+    ($($field:ident: $interface:ident),* $(,)?) => {
+        /// Where each exported interface's functions are in the component.
+        struct ExportIndices {
+            $($field: exported::$interface::GuestIndices,)*
+        }
+
+        impl ExportIndices {
+            fn new(pre: &wasmtime::component::InstancePre<HostState>) -> wasmtime::Result<Self> {
+                Ok(Self {
+                    $($field: exported::$interface::GuestIndices::new(pre)?,)*
+                })
+            }
+        }
+
+        /// The interfaces a session has loaded so far.
+        #[derive(Default)]
+        struct LoadedInterfaces {
+            $($field: Option<exported::$interface::Guest>,)*
+        }
+
+        impl Session {
+            $(
+                /// The session's handle to this interface, loaded (and type-checked) on
+                /// first use.
+                fn $field(&mut self) -> Result<exported::$interface::Guest, CallError> {
+                    if let Some(loaded) = &self.loaded.$field {
+                        return Ok(loaded.clone());
+                    }
+                    let result = self.exports.$field.load(&mut self.store, &self.instance);
+                    let loaded = settle(&self.store, result)?;
+                    self.loaded.$field = Some(loaded.clone());
+                    Ok(loaded)
+                }
+            )*
+        }
+    };
+}
+
+exported_interfaces! {
+    connections: connections,
+    authorization_code: authorization_code,
+    client_credentials: client_credentials,
+    device_authorization: device_authorization,
+    tokens: tokens,
+    api: api,
+    providers: providers,
 }
 
 impl Runtime {
@@ -391,12 +470,31 @@ impl Runtime {
             .with_context(|| format!("loading the component {}", path.display()))
     }
 
-    /// [`Runtime::load_cached`] for a component given as bytes (such as
-    /// [`EMBEDDED_COMPONENT`]).
+    /// [`Runtime::load_cached`] for a component given as bytes.
     pub fn load_bytes_cached(wasm: &[u8], cache: Option<&Path>) -> wasmtime::Result<Self> {
+        let digest = ring::digest::digest(&ring::digest::SHA256, wasm);
+        Self::load_digested_cached(wasm, digest.as_ref(), cache)
+    }
+
+    /// [`Runtime::load_cached`] for the component built into this binary.
+    pub fn load_embedded_cached(cache: Option<&Path>) -> wasmtime::Result<Self> {
+        let digest = (0..EMBEDDED_COMPONENT_SHA256.len())
+            .step_by(2)
+            .map(|at| u8::from_str_radix(&EMBEDDED_COMPONENT_SHA256[at..at + 2], 16))
+            .collect::<Result<Vec<u8>, _>>()
+            .context("build.rs wrote a malformed component digest")?;
+        Self::load_digested_cached(EMBEDDED_COMPONENT, &digest, cache)
+    }
+
+    fn load_digested_cached(
+        wasm: &[u8],
+        wasm_sha256: &[u8],
+        cache: Option<&Path>,
+    ) -> wasmtime::Result<Self> {
         let limits = SandboxLimits::default();
         let engine = Self::engine_limited(Allocation::Pooling, &limits)?;
-        let (component, origin) = crate::compile_cache::load(&engine, wasm, cache)?;
+        let (component, origin) =
+            crate::compile_cache::load_digested(&engine, wasm, wasm_sha256, cache)?;
         let mut runtime = Self::from_component_limited(engine, &component, limits)?;
         runtime.origin = origin;
         Ok(runtime)
@@ -481,10 +579,13 @@ impl Runtime {
         let instance_pre = linker
             .instantiate_pre(component)
             .context("pre-instantiating the component")?;
+        let exports =
+            ExportIndices::new(&instance_pre).context("checking the component's exports")?;
         let pre = ConnectorPre::new(instance_pre).context("checking the component's exports")?;
         Ok(Self {
             engine,
             pre,
+            exports: std::sync::Arc::new(exports),
             limits,
             origin: crate::compile_cache::Origin::Compiled,
         })
@@ -547,11 +648,13 @@ impl Runtime {
         store.epoch_deadline_callback(|mut context| context.data_mut().guard.on_epoch());
         // Instantiation runs the component's start code: it gets the budget too.
         store.set_epoch_deadline(1);
-        let result = self.pre.instantiate(&mut store);
-        let connector = settle(&store, result)?;
+        let result = self.pre.instance_pre().instantiate(&mut store);
+        let instance = settle(&store, result)?;
         Ok(Session {
             store,
-            connector,
+            instance,
+            exports: self.exports.clone(),
+            loaded: LoadedInterfaces::default(),
             opened: None,
         })
     }
@@ -625,7 +728,9 @@ fn settle<T>(store: &Store<HostState>, result: wasmtime::Result<T>) -> Result<T,
 /// configuration, so the record crosses the boundary once per instance, not per call.
 pub struct Session {
     store: Store<HostState>,
-    connector: Connector,
+    instance: wasmtime::component::Instance,
+    exports: std::sync::Arc<ExportIndices>,
+    loaded: LoadedInterfaces,
     /// The connection opened last, with the configuration it was opened from.
     opened: Option<(types::ConnectionConfig, ResourceAny)>,
 }
@@ -653,7 +758,7 @@ impl Session {
             settle(&self.store, result)?;
         }
         self.arm();
-        let exports = self.connector.oauth_connector_oauth2_connections();
+        let exports = self.connections()?;
         let result = exports.connection().call_open(&mut self.store, config);
         let handle = flatten(&self.store, result)?;
         self.opened = Some((config.clone(), handle));
@@ -663,7 +768,7 @@ impl Session {
     /// Starts the compute budget of the next call.
     fn arm(&mut self) {
         let guard = &mut self.store.data_mut().guard;
-        guard.call_started = thread_cpu_time();
+        guard.call_started = None;
         guard.in_transport = Duration::ZERO;
         self.store.set_epoch_deadline(1);
     }
@@ -675,7 +780,7 @@ impl Session {
     ) -> Result<AuthorizationRequest, CallError> {
         let connection = self.connection(config)?;
         self.arm();
-        let exports = self.connector.oauth_connector_oauth2_authorization_code();
+        let exports = self.authorization_code()?;
         let result = exports.call_begin(&mut self.store, connection);
         flatten(&self.store, result)
     }
@@ -684,7 +789,7 @@ impl Session {
     pub fn check(&mut self, config: &types::ConnectionConfig) -> Result<(), CallError> {
         let connection = self.connection(config)?;
         self.arm();
-        let exports = self.connector.oauth_connector_oauth2_authorization_code();
+        let exports = self.authorization_code()?;
         let result = exports.call_check(&mut self.store, connection);
         flatten(&self.store, result)
     }
@@ -698,7 +803,7 @@ impl Session {
     ) -> Result<types::TokenSet, CallError> {
         let connection = self.connection(config)?;
         self.arm();
-        let exports = self.connector.oauth_connector_oauth2_authorization_code();
+        let exports = self.authorization_code()?;
         let result = exports.call_complete(&mut self.store, connection, pending, callback_url);
         flatten(&self.store, result)
     }
@@ -706,7 +811,7 @@ impl Session {
     /// `authorization-code.state-from-callback`.
     pub fn state_from_callback(&mut self, callback_url: &str) -> Result<String, CallError> {
         self.arm();
-        let exports = self.connector.oauth_connector_oauth2_authorization_code();
+        let exports = self.authorization_code()?;
         let result = exports.call_state_from_callback(&mut self.store, callback_url);
         flatten(&self.store, result)
     }
@@ -718,7 +823,7 @@ impl Session {
     ) -> Result<types::TokenSet, CallError> {
         let connection = self.connection(config)?;
         self.arm();
-        let exports = self.connector.oauth_connector_oauth2_client_credentials();
+        let exports = self.client_credentials()?;
         let result = exports.call_fetch(&mut self.store, connection);
         flatten(&self.store, result)
     }
@@ -730,7 +835,7 @@ impl Session {
     ) -> Result<DeviceAuthorization, CallError> {
         let connection = self.connection(config)?;
         self.arm();
-        let exports = self.connector.oauth_connector_oauth2_device_authorization();
+        let exports = self.device_authorization()?;
         let result = exports.call_begin(&mut self.store, connection);
         flatten(&self.store, result)
     }
@@ -743,7 +848,7 @@ impl Session {
     ) -> Result<DevicePoll, CallError> {
         let connection = self.connection(config)?;
         self.arm();
-        let exports = self.connector.oauth_connector_oauth2_device_authorization();
+        let exports = self.device_authorization()?;
         let result = exports.call_poll(&mut self.store, connection, device);
         flatten(&self.store, result)
     }
@@ -755,7 +860,7 @@ impl Session {
         margin_seconds: Option<u64>,
     ) -> Result<bool, CallError> {
         self.arm();
-        let exports = self.connector.oauth_connector_oauth2_tokens();
+        let exports = self.tokens()?;
         let result = exports.call_needs_refresh(&mut self.store, tokens, margin_seconds);
         settle(&self.store, result)
     }
@@ -768,7 +873,7 @@ impl Session {
     ) -> Result<types::TokenSet, CallError> {
         let connection = self.connection(config)?;
         self.arm();
-        let exports = self.connector.oauth_connector_oauth2_tokens();
+        let exports = self.tokens()?;
         let result = exports.call_refresh(&mut self.store, connection, tokens);
         flatten(&self.store, result)
     }
@@ -781,7 +886,7 @@ impl Session {
     ) -> Result<(), CallError> {
         let connection = self.connection(config)?;
         self.arm();
-        let exports = self.connector.oauth_connector_oauth2_tokens();
+        let exports = self.tokens()?;
         let result = exports.call_revoke(&mut self.store, connection, tokens);
         flatten(&self.store, result)
     }
@@ -795,7 +900,7 @@ impl Session {
     ) -> Result<Introspection, CallError> {
         let connection = self.connection(config)?;
         self.arm();
-        let exports = self.connector.oauth_connector_oauth2_tokens();
+        let exports = self.tokens()?;
         let result = exports.call_introspect(&mut self.store, connection, token, token_type_hint);
         flatten(&self.store, result)
     }
@@ -809,7 +914,7 @@ impl Session {
     ) -> Result<ApiResponse, CallError> {
         let connection = self.connection(config)?;
         self.arm();
-        let exports = self.connector.oauth_connector_oauth2_api();
+        let exports = self.api()?;
         let result = exports.call_call(&mut self.store, connection, tokens, request);
         flatten(&self.store, result)
     }
@@ -821,7 +926,7 @@ impl Session {
     ) -> Result<types::ProviderProfile, CallError> {
         let connection = self.connection(config)?;
         self.arm();
-        let exports = self.connector.oauth_connector_oauth2_connections();
+        let exports = self.connections()?;
         let result = exports
             .connection()
             .call_resolved_profile(&mut self.store, connection);
@@ -831,7 +936,7 @@ impl Session {
     /// `providers.list-presets`.
     pub fn list_presets(&mut self) -> Result<Vec<PresetInfo>, CallError> {
         self.arm();
-        let exports = self.connector.oauth_connector_oauth2_providers();
+        let exports = self.providers()?;
         let result = exports.call_list_presets(&mut self.store);
         settle(&self.store, result)
     }
@@ -839,7 +944,7 @@ impl Session {
     /// `providers.preset`.
     pub fn preset(&mut self, id: &str) -> Result<types::ProviderProfile, CallError> {
         self.arm();
-        let exports = self.connector.oauth_connector_oauth2_providers();
+        let exports = self.providers()?;
         let result = exports.call_preset(&mut self.store, id);
         flatten(&self.store, result)
     }
@@ -847,7 +952,7 @@ impl Session {
     /// `providers.discover` (the transport must allow the issuer's origin).
     pub fn discover(&mut self, issuer: &str) -> Result<types::ProviderProfile, CallError> {
         self.arm();
-        let exports = self.connector.oauth_connector_oauth2_providers();
+        let exports = self.providers()?;
         let result = exports.call_discover(&mut self.store, issuer);
         flatten(&self.store, result)
     }
@@ -855,7 +960,7 @@ impl Session {
     /// `providers.parse-profile`.
     pub fn parse_profile(&mut self, json: &str) -> Result<types::ProviderProfile, CallError> {
         self.arm();
-        let exports = self.connector.oauth_connector_oauth2_providers();
+        let exports = self.providers()?;
         let result = exports.call_parse_profile(&mut self.store, json);
         flatten(&self.store, result)
     }
@@ -863,7 +968,7 @@ impl Session {
     /// `providers.validate-profile`.
     pub fn validate_profile(&mut self, profile: &types::ProviderProfile) -> Result<(), CallError> {
         self.arm();
-        let exports = self.connector.oauth_connector_oauth2_providers();
+        let exports = self.providers()?;
         let result = exports.call_validate_profile(&mut self.store, profile);
         flatten(&self.store, result)
     }
