@@ -99,12 +99,14 @@ enum Command {
         #[arg(long, value_name = "KID", requires = "private_key")]
         key_id: Option<String>,
     },
-    /// Connect an existing connection again (for example once it is revoked, or its refresh
-    /// was refused): run its grant again with the stored provider profile (its variables
-    /// filled in), client (id, authentication method, secret or secret variable, private
-    /// key), scopes, extra authorize parameters and redirect URI, and replace its tokens.
-    /// Options given here override the stored ones. Clears a revoked or
-    /// needs-re-authorization mark.
+    /// Connect a stored connection again with its stored settings (clears a revoked or
+    /// needs-re-authorization mark).
+    ///
+    /// Runs its grant again with the stored provider profile (its variables filled in),
+    /// client (id, authentication method, secret or secret variable, private key), scopes,
+    /// extra authorize parameters and redirect URI, and replaces its tokens. Options given
+    /// here override the stored ones; to change the provider or client, `connect NAME
+    /// --force`.
     Reconnect {
         /// The connection's name.
         name: String,
