@@ -1018,7 +1018,9 @@ fn cli_token_vs_list(report: &mut Report, cli: &CliFixture, runs: usize) {
     for _ in 0..runs {
         let (elapsed, out) = cli.run(&store, &["list"]);
         assert!(
-            out.lines().nth(1).is_some_and(|row| row.starts_with("conn\t")),
+            out.lines()
+                .nth(1)
+                .is_some_and(|row| row.starts_with("conn\t")),
             "list printed {out:?}"
         );
         list.push(elapsed);
