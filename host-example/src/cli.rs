@@ -21,7 +21,9 @@ use crate::describe::{connection_state, connection_view, printable, status_detai
 use crate::logging::{self, LogSink};
 use crate::retry::{self, RetryNotice, RetryPolicy};
 use crate::signer::{KeyFileSigner, NoSigner, Signer};
-use crate::store::{self, ConnectionState, Grant, SecretSource, Store, StoredConnection, now};
+use crate::store::{
+    self, ConnectionState, Grant, SecretSource, Store, StoreError, StoredConnection, now,
+};
 use crate::types::{
     Client, ClientAuthMethod, ConnectionConfig, HttpMethod, HttpRequest, HttpResponse, KeyValue,
     ProviderProfile, TokenSet,
@@ -71,9 +73,10 @@ enum Command {
         /// instead of keeping the secret in the (owner-only) store.
         #[arg(long, requires = "client_secret_env")]
         secret_ref: bool,
-        /// The loopback redirect URI to listen on (port 0 picks a free port).
-        #[arg(long, value_name = "URI", default_value = connect::DEFAULT_REDIRECT_URI)]
-        redirect_uri: String,
+        /// The loopback redirect URI to listen on (port 0 picks a free port); default
+        /// http://127.0.0.1:8765/callback. Authorization code only.
+        #[arg(long, value_name = "URI")]
+        redirect_uri: Option<String>,
         #[command(flatten)]
         browser: BrowserArgs,
         /// Replace the connection of the same name. Without it an existing name is refused
@@ -271,12 +274,26 @@ struct BrowserArgs {
     #[arg(long, value_name = "COMMAND", conflicts_with = "no_browser")]
     browser: Option<String>,
     /// Give up after this many seconds without a valid callback (or, for the device
-    /// grant, without approval).
-    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
-    timeout: u64,
+    /// grant, without approval); default 300.
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<u64>,
 }
 
 impl BrowserArgs {
+    /// How long the user has to sign in or approve.
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout.unwrap_or(300))
+    }
+
+    /// The options given, by flag, for refusing those a grant does not use.
+    fn given(&self) -> [(&'static str, bool); 3] {
+        [
+            ("--browser", self.browser.is_some()),
+            ("--no-browser", self.no_browser),
+            ("--timeout", self.timeout.is_some()),
+        ]
+    }
+
     fn browser(&self) -> Browser {
         if self.no_browser {
             Browser::Print
@@ -461,18 +478,48 @@ pub fn main() -> i32 {
     )
 }
 
+/// The store's path: `--store`, else `$CONNECTOR_STORE`, else the platform's data directory.
+fn store_path(
+    flag: Option<&PathBuf>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<PathBuf> {
+    flag.cloned()
+        .or_else(|| {
+            env(store::STORE_ENV)
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+        })
+        .or_else(store::default_path)
+        .ok_or_else(|| anyhow!("no store path: pass --store or set {}", store::STORE_ENV))
+}
+
 fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
-    let store_path = || -> anyhow::Result<PathBuf> {
-        cli.store
-            .clone()
-            .or_else(|| {
-                (io.env)(store::STORE_ENV)
-                    .filter(|p| !p.is_empty())
-                    .map(PathBuf::from)
-            })
-            .or_else(store::default_path)
-            .ok_or_else(|| anyhow!("no store path: pass --store or set {}", store::STORE_ENV))
-    };
+    let (flag, env) = (cli.store.clone(), io.env);
+    execute_command(cli, io).map_err(|error| {
+        // "No connection named X" says where it looked.
+        let missing = error.chain().find_map(|cause| {
+            let not_found = match cause.downcast_ref::<ConnectionError>() {
+                Some(ConnectionError::Store(error)) => Some(error),
+                _ => cause.downcast_ref::<StoreError>(),
+            };
+            match not_found {
+                Some(StoreError::NotFound(name)) => Some(name.clone()),
+                _ => None,
+            }
+        });
+        match (missing, store_path(flag.as_ref(), env)) {
+            (Some(name), Ok(path)) => anyhow!(
+                "no connection named `{name}` in the store {} (`connector-host list` shows \
+                 its connections; pass --store FILE for another store)",
+                path.display()
+            ),
+            _ => error,
+        }
+    })
+}
+
+fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
+    let store_path = || store_path(cli.store.as_ref(), io.env);
     // Compile once: the compiled component is kept in the cache directory
     // ($CONNECTOR_CACHE_DIR, else the platform's cache folder; set it empty for none).
     let cache_dir = match (io.env)(crate::compile_cache::CACHE_ENV) {
@@ -526,6 +573,13 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             ref private_key,
             ref key_id,
         } => {
+            let mut given = vec![
+                ("--redirect-uri", redirect_uri.is_some()),
+                ("--param", !client.params.is_empty()),
+                ("--offline", client.offline),
+            ];
+            given.extend(browser.given());
+            refuse_unused(grant.stored(), &given, "pass another --grant")?;
             let secret = match client_secret_env {
                 Some(var) => Some(read_secret(io.env, var)?),
                 None => None,
@@ -585,9 +639,11 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             config.client.auth_method = method;
             let flow = Flow {
                 grant: grant.stored(),
-                redirect_uri: redirect_uri.clone(),
+                redirect_uri: redirect_uri
+                    .clone()
+                    .unwrap_or_else(|| connect::DEFAULT_REDIRECT_URI.to_owned()),
                 browser: browser.browser(),
-                timeout: Duration::from_secs(browser.timeout),
+                timeout: browser.timeout(),
                 options: connect::FlowOptions {
                     signer,
                     retry: RetryPolicy::default(),
@@ -607,6 +663,13 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
         } => {
             let store = open_existing(&store_path()?)?;
             let stored = store.get(name)?;
+            let mut given = vec![("--redirect-uri", redirect_uri.is_some())];
+            given.extend(browser.given());
+            let hint = format!(
+                "to change the grant, run `connector-host connect {} --force ...`",
+                printable(name)
+            );
+            refuse_unused(stored.grant, &given, &hint)?;
             let runtime = load_runtime()?;
             let env = io.env;
             let connections = Connections::open(&runtime, store.path(), env)?;
@@ -649,7 +712,7 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                     .or_else(|| stored.config.redirect_uri.clone())
                     .unwrap_or_else(|| connect::DEFAULT_REDIRECT_URI.to_owned()),
                 browser: browser.browser(),
-                timeout: Duration::from_secs(browser.timeout),
+                timeout: browser.timeout(),
                 options: connect::FlowOptions {
                     signer,
                     retry: RetryPolicy::default(),
@@ -815,6 +878,17 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                         printable(name)
                     ))
                 })?;
+                // The transport would refuse it too; here the message can say why.
+                let refusal = url::Url::parse(&request.url)
+                    .ok()
+                    .and_then(|target| default_allow_list(&profile).refusal(&target));
+                if let Some(refusal) = refusal {
+                    bail!(
+                        "{refusal}; nothing was sent (`{}` may reach only the origins of its \
+                         profile's endpoints and api-base-url)",
+                        printable(name)
+                    );
+                }
                 connections.call(name, &request)?
             };
             if outcome.retried {
@@ -877,6 +951,58 @@ fn read_secret(env: &dyn Fn(&str) -> Option<String>, var: &str) -> anyhow::Resul
     }
 }
 
+/// The `--grant` name of `grant`.
+fn grant_name(grant: Grant) -> &'static str {
+    match grant {
+        Grant::AuthorizationCode => "authorization-code",
+        Grant::ClientCredentials => "client-credentials",
+        Grant::Device => "device",
+    }
+}
+
+/// Whether `grant` uses the option `flag` (of those that not every grant uses).
+fn grant_uses(grant: Grant, flag: &str) -> bool {
+    match flag {
+        // Only a browser sign-in has a redirect and an authorize request.
+        "--redirect-uri" | "--param" => grant == Grant::AuthorizationCode,
+        // Client credentials involve no user and get no refresh token (RFC 6749 §4.4.3).
+        "--browser" | "--no-browser" | "--timeout" | "--offline" => {
+            grant != Grant::ClientCredentials
+        }
+        _ => true,
+    }
+}
+
+/// Refuses the options `given` (flag, whether given) that `grant` does not use, rather than
+/// ignoring them; `hint` says what else to do. Nothing has been sent ([`EXIT_USAGE`]).
+fn refuse_unused(grant: Grant, given: &[(&'static str, bool)], hint: &str) -> anyhow::Result<()> {
+    let unused: Vec<&str> = given
+        .iter()
+        .filter(|&&(flag, given)| given && !grant_uses(grant, flag))
+        .map(|&(flag, _)| flag)
+        .collect();
+    if unused.is_empty() {
+        return Ok(());
+    }
+    // Authorization code uses every option: it is never refused here.
+    let why = match grant {
+        Grant::ClientCredentials => "no user, browser, redirect or refresh token",
+        Grant::Device => "the user approves on another device: no redirect or authorize request",
+        Grant::AuthorizationCode => "",
+    };
+    let (verb, pronoun) = if unused.len() == 1 {
+        ("does", "it")
+    } else {
+        ("do", "them")
+    };
+    Err(UsageError(format!(
+        "{} {verb} not apply to the {} grant ({why}); remove {pronoun}, or {hint}",
+        unused.join(", "),
+        grant_name(grant)
+    ))
+    .into())
+}
+
 /// How `connect` and `reconnect` obtain tokens: the grant and how the user takes part.
 struct Flow {
     grant: Grant,
@@ -911,7 +1037,20 @@ fn obtain_and_store(
             // listener is bound or a browser opened.
             config.redirect_uri = Some(redirect_uri.clone());
             connect::check(runtime, &config, &options.signer)?;
-            let listener = RedirectListener::bind(&redirect_uri)?;
+            let listener = RedirectListener::bind(&redirect_uri).map_err(|error| {
+                let busy = matches!(&error, connect::ConnectError::Listen(_, io)
+                    if io.kind() == std::io::ErrorKind::AddrInUse);
+                let any_port = url::Url::parse(&redirect_uri).is_ok_and(|u| u.port() == Some(0));
+                if busy && !any_port {
+                    anyhow!(
+                        "{error}: another program holds the redirect port; if the server \
+                         accepts any loopback port (RFC 8252 §7.3), pass --redirect-uri \
+                         http://127.0.0.1:0/callback to take a free one, else stop that program"
+                    )
+                } else {
+                    error.into()
+                }
+            })?;
             let mut ui = CliUi::new(browser, &mut *io);
             let tokens = connect::authorize_in_browser(
                 runtime,
@@ -1145,6 +1284,28 @@ fn connection_config(
         }
         (None, None, None) => anyhow::bail!("pass --profile, --provider or --issuer"),
     };
+    // A `--var` the profile does not declare would be ignored: most likely a misspelling.
+    if let Some(unknown) = client
+        .variables
+        .iter()
+        .find(|var| !profile.variables.contains(&var.name))
+    {
+        let declared = if profile.variables.is_empty() {
+            "it takes no --var".to_owned()
+        } else {
+            let names: Vec<String> = profile
+                .variables
+                .iter()
+                .map(|name| format!("`{name}`"))
+                .collect();
+            format!("its variables: {}", names.join(", "))
+        };
+        return Err(UsageError(format!(
+            "--var {}: the profile `{}` has no variable `{}`; {declared}",
+            unknown.name, profile.id, unknown.name
+        ))
+        .into());
+    }
     let mut config = ConnectionConfig {
         profile,
         client: Client {
@@ -1278,6 +1439,21 @@ fn write_show(out: &mut dyn Write, connection: &StoredConnection) -> anyhow::Res
     writeln!(out, "name:           {}", p(&connection.name))?;
     writeln!(out, "provider:       {}", p(&config.profile.id))?;
     writeln!(out, "token url:      {}", p(&config.profile.token_url))?;
+    writeln!(
+        out,
+        "api base url:   {}",
+        config
+            .profile
+            .api_base_url
+            .as_deref()
+            .map_or_else(|| "none (call takes full URLs)".to_owned(), p)
+    )?;
+    // What `call` may reach: the origins of the profile's endpoints and API base URL.
+    let origins: Vec<String> = default_allow_list(&config.profile)
+        .origins()
+        .map(ToString::to_string)
+        .collect();
+    writeln!(out, "allow-list:     {}", p(&origins.join(", ")))?;
     writeln!(out, "client id:      {}", p(&config.client.client_id))?;
     let method = config
         .client

@@ -79,8 +79,10 @@ pub enum ConnectionError {
     /// The component refused, or the call failed (see `CallError`; a
     /// `reauthorization-required` error means the user must connect again).
     Call(CallError),
-    /// The client secret's environment variable is not set (or is empty).
+    /// The client secret's environment variable is not set.
     SecretUnavailable(String),
+    /// The client secret's environment variable is set but empty.
+    SecretEmpty(String),
     /// The private key file of a `private_key_jwt` client cannot be used.
     Key(KeyFileError),
     /// The connection cannot be renewed without the user: its access token was rejected
@@ -176,7 +178,13 @@ impl std::fmt::Display for ConnectionError {
             Self::Call(error) => error.fmt(f),
             Self::SecretUnavailable(var) => write!(
                 f,
-                "the connection's client secret comes from ${var}, which is not set or is empty"
+                "the connection's client secret comes from ${var}, which is not set: set it to \
+                 the client secret"
+            ),
+            Self::SecretEmpty(var) => write!(
+                f,
+                "the connection's client secret comes from ${var}, which is empty: set it to \
+                 the client secret"
             ),
             Self::Key(error) => error.fmt(f),
             Self::NoRefreshToken { reason } => write!(
@@ -367,11 +375,11 @@ impl<'a> Connections<'a> {
         config.client.client_secret = match &connection.secret {
             SecretSource::None | SecretSource::PrivateKey { .. } => None,
             SecretSource::Stored(secret) => Some(secret.clone()),
-            SecretSource::Environment(var) => Some(
-                (self.env)(var)
-                    .filter(|value| !value.is_empty())
-                    .ok_or_else(|| ConnectionError::SecretUnavailable(var.clone()))?,
-            ),
+            SecretSource::Environment(var) => match (self.env)(var) {
+                Some(value) if !value.is_empty() => Some(value),
+                Some(_) => return Err(ConnectionError::SecretEmpty(var.clone())),
+                None => return Err(ConnectionError::SecretUnavailable(var.clone())),
+            },
         };
         Ok(config)
     }

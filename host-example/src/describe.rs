@@ -190,7 +190,11 @@ pub fn error_code(code: &crate::bindings::types::ErrorCode) -> String {
 /// One line for a transport failure.
 pub fn transport_error(error: &TransportError) -> String {
     match error {
-        TransportError::Denied(host) => format!("host `{host}` is not on the allow-list"),
+        TransportError::Denied(host) => format!(
+            "host `{}` is not on the allow-list (the origins of the profile's endpoints and \
+             api-base-url; `connector-host show NAME` lists them)",
+            printable(host)
+        ),
         TransportError::InvalidRequest(reason) => format!("invalid request: {reason}"),
         TransportError::ConnectionFailed(reason) => {
             format!("connection failed: {}", printable(reason))
@@ -227,9 +231,12 @@ pub fn configuration_error(error: &ConfigurationError) -> String {
         ConfigurationError::MissingVariable(name) => {
             format!("the profile needs a value for `{name}` (pass --var {name}=VALUE)")
         }
-        ConfigurationError::InvalidVariable(name) => {
-            format!("the value of `{name}` is not allowed in its URL")
-        }
+        ConfigurationError::InvalidVariable(name) => format!(
+            "the value of `{name}` is not allowed in its URL: inside a URL a value may hold only \
+             letters, digits, `.`, `-` and `_` (not `.` or `..` alone), so that it cannot \
+             change the URL's host, path or query; a placeholder that starts the URL takes an \
+             absolute http(s) URL without query or fragment"
+        ),
         ConfigurationError::UnknownPreset(id) => {
             format!("no preset named `{id}` (see `connector-host providers`)")
         }

@@ -88,6 +88,70 @@ impl AllowList {
     pub fn permits(&self, url: &Url) -> bool {
         Origin::of(url).is_some_and(|origin| self.origins.contains(&origin))
     }
+
+    /// The origins on the list, in order.
+    pub fn origins(&self) -> impl Iterator<Item = &Origin> {
+        self.origins.iter()
+    }
+
+    /// Why `url` would be refused, for a message that names the fix: which parts of its
+    /// origin (scheme, host, port) differ from the nearest allowed origin, and every allowed
+    /// origin. `None` when `url` is permitted, or is not an http(s) URL with a host.
+    pub fn refusal(&self, url: &Url) -> Option<String> {
+        let origin = Origin::of(url)?;
+        if self.origins.contains(&origin) {
+            return None;
+        }
+        // Nearest: the same host first (a wrong scheme or port is the likelier slip), then
+        // the fewest differing parts; ties go to the first in order.
+        let Some(nearest) = self.origins.iter().min_by_key(|allowed| {
+            (
+                allowed.host != origin.host,
+                origin.differences(allowed).len(),
+            )
+        }) else {
+            return Some(format!(
+                "the origin {origin} is not on the allow-list, which is empty"
+            ));
+        };
+        let differences = origin.differences(nearest);
+        let parts: Vec<&str> = differences.iter().map(|(part, _, _)| *part).collect();
+        let details: Vec<String> = differences
+            .iter()
+            .map(|(_, ours, allowed)| format!("{ours}, not {allowed}"))
+            .collect();
+        let allowed: Vec<String> = self.origins.iter().map(Origin::to_string).collect();
+        Some(format!(
+            "the origin {origin} is not on the allow-list: its {} {} from the nearest allowed \
+             origin, {nearest} ({}); allowed origins: {}",
+            parts.join(" and "),
+            if parts.len() == 1 {
+                "differs"
+            } else {
+                "differ"
+            },
+            details.join("; "),
+            allowed.join(", ")
+        ))
+    }
+}
+
+impl Origin {
+    /// The parts of this origin that differ from `other`: the part's name, this origin's
+    /// value and `other`'s.
+    fn differences(&self, other: &Origin) -> Vec<(&'static str, String, String)> {
+        let mut parts = Vec::new();
+        if self.scheme != other.scheme {
+            parts.push(("scheme", self.scheme.clone(), other.scheme.clone()));
+        }
+        if self.host != other.host {
+            parts.push(("host", self.host.clone(), other.host.clone()));
+        }
+        if self.port != other.port {
+            parts.push(("port", self.port.to_string(), other.port.to_string()));
+        }
+        parts
+    }
 }
 
 /// The most headers a response may carry: fixed by the HTTP client (ureq's parser), so not
@@ -218,7 +282,10 @@ impl HttpTransport {
         let http_request = builder
             .body(request.body)
             .map_err(|error| TransportError::InvalidRequest(error.to_string()))?;
-        let mut response = self.agent.run(http_request).map_err(transport_error)?;
+        // A failure names the origin it could not reach (the component's error carries
+        // only the reason).
+        let failed = |error| with_origin(transport_error(error), &url);
+        let mut response = self.agent.run(http_request).map_err(failed)?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -233,7 +300,7 @@ impl HttpTransport {
             .with_config()
             .limit(self.limits.max_response_bytes)
             .read_to_vec()
-            .map_err(transport_error)?;
+            .map_err(failed)?;
         Ok(HttpResponse {
             status,
             headers,
@@ -295,6 +362,22 @@ fn header_names(headers: &[KeyValue]) -> Vec<&str> {
     headers.iter().map(|header| header.name.as_str()).collect()
 }
 
+/// `error` with the origin of `url` before its reason, where the case carries one
+/// (`connection-failed`, `tls`, `other`).
+fn with_origin(error: TransportError, url: &Url) -> TransportError {
+    let Some(origin) = Origin::of(url) else {
+        return error;
+    };
+    match error {
+        TransportError::ConnectionFailed(reason) => {
+            TransportError::ConnectionFailed(format!("{origin}: {reason}"))
+        }
+        TransportError::Tls(reason) => TransportError::Tls(format!("{origin}: {reason}")),
+        TransportError::Other(reason) => TransportError::Other(format!("{origin}: {reason}")),
+        other => other,
+    }
+}
+
 /// Maps ureq's error to the WIT case. ureq's messages name hosts and causes, never request
 /// headers or bodies, so they carry no secrets.
 fn transport_error(error: ureq::Error) -> TransportError {
@@ -339,5 +422,34 @@ mod tests {
         assert!(!permits("https://auth.example.com:8443/token"));
         assert!(!permits("https://evil.example.com/token"));
         assert!(!permits("http://127.0.0.1:10/t"));
+    }
+
+    #[test]
+    fn a_refusal_names_the_differing_part_and_the_allowed_origins() {
+        let list = AllowList::from_urls(["https://auth.example.com/token", "http://127.0.0.1:9/t"]);
+        let refusal = |url: &str| list.refusal(&Url::parse(url).unwrap());
+        assert_eq!(refusal("https://auth.example.com/x"), None);
+        let allowed = "allowed origins: http://127.0.0.1:9, https://auth.example.com:443";
+        assert_eq!(
+            refusal("http://127.0.0.1:10/t").unwrap(),
+            format!(
+                "the origin http://127.0.0.1:10 is not on the allow-list: its port differs \
+                 from the nearest allowed origin, http://127.0.0.1:9 (10, not 9); {allowed}"
+            )
+        );
+        assert!(
+            refusal("http://auth.example.com/t")
+                .unwrap()
+                .contains("its scheme and port differ from the nearest allowed origin, https://auth.example.com:443 (http, not https; 80, not 443)")
+        );
+        assert!(refusal("https://evil.example.com/t").unwrap().contains(
+            "its host differs from the nearest allowed origin, https://auth.example.com:443"
+        ));
+        assert!(
+            AllowList::default()
+                .refusal(&Url::parse("https://a.example/").unwrap())
+                .unwrap()
+                .ends_with("which is empty")
+        );
     }
 }

@@ -9,6 +9,7 @@ mod call;
 mod client_auth;
 mod connect;
 mod discovery;
+mod fix_named;
 mod hygiene;
 mod lifecycle;
 mod listener;
