@@ -833,6 +833,7 @@ fn rss_child() {
             out: &mut out,
             err: &mut err,
             err_is_terminal: false,
+            out_is_terminal: false,
             log: std::sync::Arc::new(std::sync::Mutex::new(std::io::sink())),
         },
     );

@@ -30,12 +30,13 @@ fn main() -> anyhow::Result<()> {
             .chain(args.iter().copied())
             .map(OsString::from);
         let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
-        let err_is_terminal = err.is_terminal();
+        let (out_is_terminal, err_is_terminal) = (out.is_terminal(), err.is_terminal());
         let mut io = Io {
             env: &env,
             out: &mut out,
             err: &mut err,
             err_is_terminal,
+            out_is_terminal,
             log: std::sync::Arc::new(std::sync::Mutex::new(std::io::stderr())),
         };
         run(argv, &mut io)

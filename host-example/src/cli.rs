@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 
 use crate::bindings::exports::oauth_connector::oauth2::device_authorization::DevicePoll;
 use crate::connect::{self, ConnectUi, RedirectListener};
@@ -30,9 +30,28 @@ use crate::types::{
 };
 use crate::{AllowList, HttpTransport, Limits, Runtime, default_allow_list};
 
+/// The exit codes, at the end of `--help` (the README carries the same list, and
+/// `host-example/tests/readme_help.rs` compares them). Each code is one item: its number,
+/// then its meaning, continued on lines indented further.
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success
+  1  an error; for `call`, also an HTTP answer of 400 or above (its body still printed)
+  2  usage: clap's errors, and a command that needs another option to go ahead (for
+     example `connect` on a stored name without --force, an option the grant does not
+     use, a --var the profile does not declare)
+  3  the connection must be authorized again: `token` or `call` on a revoked connection
+     or one that needs re-authorization; `status` when any connection does";
+
 /// A wasmtime host for the oauth-connector component.
 #[derive(Parser)]
-#[command(name = "connector-host", version, about)]
+#[command(
+    name = "connector-host",
+    version,
+    about,
+    after_help = "Exit codes: 0 success, 1 error, 2 usage, 3 authorize again (details: --help).",
+    after_long_help = EXIT_CODES_HELP
+)]
 struct Cli {
     /// The component to load (default: the one built into this binary).
     #[arg(long, global = true, value_name = "WASM")]
@@ -40,8 +59,8 @@ struct Cli {
     /// The connection store (default: $CONNECTOR_STORE, else the platform's data directory).
     #[arg(long, global = true, value_name = "FILE")]
     store: Option<PathBuf>,
-    /// Log diagnostics to stderr: -v info, -vv debug, -vvv trace. Never logs secrets, tokens,
-    /// header values or bodies.
+    /// Log diagnostics to stderr: -v the flow's steps, -vv our debug lines, -vvv also request
+    /// lines and dependencies' internals. Never logs secrets, tokens, header values or bodies.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
     #[command(subcommand)]
@@ -149,7 +168,9 @@ enum Command {
         /// Read the request body from a file.
         #[arg(long, value_name = "FILE")]
         data_file: Option<PathBuf>,
-        /// Print one JSON object: status, headers, body.
+        /// Print one JSON object: `status`, `headers` (`[name, value]` pairs) and the body
+        /// as exactly one of `json` (a body that is JSON, parsed), `body` (other UTF-8 text)
+        /// or `body_base64` (anything else).
         #[arg(long)]
         json: bool,
     },
@@ -196,6 +217,20 @@ enum Command {
         /// The connection's name.
         name: String,
     },
+    /// Print the shell completion script for SHELL on stdout (needs no store or component).
+    ///
+    /// Save it where the shell looks for completions, for example:
+    ///
+    /// bash: `connector-host completions bash > ~/.local/share/bash-completion/completions/connector-host`
+    ///
+    /// zsh: `connector-host completions zsh > "${fpath[1]}/_connector-host"`
+    ///
+    /// fish: `connector-host completions fish > ~/.config/fish/completions/connector-host.fish`
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 impl Command {
@@ -214,6 +249,7 @@ impl Command {
             Self::Status => "status",
             Self::Show { .. } => "show",
             Self::Token { .. } => "token",
+            Self::Completions { .. } => "completions",
         }
     }
 }
@@ -414,6 +450,9 @@ pub struct Io<'a> {
     pub err: &'a mut dyn Write,
     /// Whether `err` is a terminal (for the progress spinner).
     pub err_is_terminal: bool,
+    /// Whether `out` is a terminal: `call` then ends a body that does not end with a newline
+    /// with one, so that the prompt starts on its own line. A pipe gets the body unchanged.
+    pub out_is_terminal: bool,
     /// Where diagnostic log lines go (`-v`).
     pub log: LogSink,
 }
@@ -466,6 +505,7 @@ pub fn main() -> i32 {
     let mut out = std::io::stdout();
     let mut err = std::io::stderr();
     let err_is_terminal = err.is_terminal();
+    let out_is_terminal = out.is_terminal();
     run(
         std::env::args_os(),
         &mut Io {
@@ -473,9 +513,30 @@ pub fn main() -> i32 {
             out: &mut out,
             err: &mut err,
             err_is_terminal,
+            out_is_terminal,
             log: Arc::new(Mutex::new(std::io::stderr())),
         },
     )
+}
+
+/// The shell completion script for `shell`, generated from the clap definition.
+fn completion_script(shell: clap_complete::Shell) -> String {
+    const BIN_NAME: &str = "connector-host";
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), BIN_NAME, &mut script);
+    let script = String::from_utf8_lossy(&script).into_owned();
+    match shell {
+        // clap_complete 4.6's bash script, for a program name with a hyphen, labels each
+        // subcommand's case `connector__subcmd__host__subcmd__call` but matches the state
+        // `connector__host__subcmd__call` against them, so nothing after a subcommand
+        // completes (clap-rs/clap#6421). The state's spelling is the one the script derives
+        // everywhere else; once clap_complete is fixed, there is nothing left to replace.
+        clap_complete::Shell::Bash => script.replace(
+            "connector__subcmd__host__subcmd__",
+            "connector__host__subcmd__",
+        ),
+        _ => script,
+    }
 }
 
 /// The store's path: `--store`, else `$CONNECTOR_STORE`, else the platform's data directory.
@@ -541,6 +602,11 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
         Ok(runtime)
     };
     match cli.command {
+        Command::Completions { shell } => {
+            // From the clap definition alone: no store is opened and no component loaded.
+            io.out.write_all(completion_script(shell).as_bytes())?;
+            Ok(())
+        }
         Command::AuthorizeUrl {
             ref client,
             ref redirect_uri,
@@ -1083,6 +1149,16 @@ fn obtain_and_store(
             tokens?
         }
     };
+    // The scopes come from the server: `?` escapes control characters.
+    tracing::info!(
+        connection = name,
+        grant = grant.name(),
+        scopes = ?tokens.scopes,
+        expires_in_s = tokens.expires_at.map(|at| at.saturating_sub(tokens.obtained_at)),
+        refresh_token = tokens.refresh_token.is_some(),
+        id_token = tokens.id_token.is_some(),
+        "tokens obtained"
+    );
     // Under the connection's lock, so that a refresh of an older connection of the same
     // name cannot overwrite the new tokens.
     connections.save_locked(name, &config, source, grant, &tokens)?;
@@ -1158,26 +1234,33 @@ fn http_method(name: &str) -> HttpMethod {
     }
 }
 
+/// Prints `call`'s answer: status and headers on stderr and the body on stdout (ended with a
+/// newline on a terminal), or, with `json`, one object on stdout: `status`, `headers`, and
+/// exactly one of `json` (the body parsed, when it is JSON), `body` (other UTF-8 text) and
+/// `body_base64` (anything else), so that `call ... --json | jq .json.login` works.
 fn write_response(io: &mut Io<'_>, response: &HttpResponse, json: bool) -> anyhow::Result<()> {
     if json {
-        let body = match std::str::from_utf8(&response.body) {
-            Ok(text) => serde_json::json!({ "body": text }),
-            Err(_) => {
-                use base64::Engine as _;
-                let encoded = base64::engine::general_purpose::STANDARD.encode(&response.body);
-                serde_json::json!({ "body_base64": encoded })
-            }
+        let (key, body) = match serde_json::from_slice::<serde_json::Value>(&response.body) {
+            Ok(value) => ("json", value),
+            Err(_) => match std::str::from_utf8(&response.body) {
+                Ok(text) => ("body", serde_json::Value::from(text)),
+                Err(_) => {
+                    use base64::Engine as _;
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(&response.body);
+                    ("body_base64", serde_json::Value::from(encoded))
+                }
+            },
         };
         let headers: Vec<[&str; 2]> = response
             .headers
             .iter()
             .map(|h| [h.name.as_str(), h.value.as_str()])
             .collect();
-        let mut object = serde_json::json!({ "status": response.status, "headers": headers });
-        if let (Some(object), Some(body)) = (object.as_object_mut(), body.as_object()) {
-            object.extend(body.clone());
-        }
-        writeln!(io.out, "{object}")?;
+        let mut object = serde_json::Map::new();
+        object.insert("status".to_owned(), response.status.into());
+        object.insert("headers".to_owned(), serde_json::json!(headers));
+        object.insert(key.to_owned(), body);
+        writeln!(io.out, "{}", serde_json::Value::Object(object))?;
     } else {
         writeln!(io.err, "HTTP {}", response.status)?;
         for header in &response.headers {
@@ -1189,6 +1272,10 @@ fn write_response(io: &mut Io<'_>, response: &HttpResponse, json: bool) -> anyho
             )?;
         }
         io.out.write_all(&response.body)?;
+        // Without it the shell's prompt would follow the body on its last line.
+        if io.out_is_terminal && response.body.last().is_some_and(|&byte| byte != b'\n') {
+            writeln!(io.out)?;
+        }
     }
     Ok(())
 }
@@ -1209,6 +1296,11 @@ fn device_flow(
         &mut |notice| ui.retrying(notice),
         || instance()?.begin_device(config),
     )?;
+    // Not the user code: whoever has it can approve the sign-in.
+    tracing::info!(
+        verification_uri = %logging::loggable_url(&device.verification_uri),
+        "device authorization: code issued; waiting for approval"
+    );
     writeln!(
         ui.io.err,
         "to approve, visit {} and enter the code {}",
@@ -1277,10 +1369,15 @@ fn connection_config(
         (None, Some(preset), _) => session.preset(preset)?,
         (None, None, Some(issuer)) => {
             let allow = AllowList::from_urls([issuer.as_str()]);
-            runtime
+            let profile = runtime
                 .instantiate(HttpTransport::new(allow, Limits::default()))?
                 .discover(issuer)
-                .with_context(|| format!("discovering {issuer}"))?
+                .with_context(|| format!("discovering {issuer}"))?;
+            tracing::info!(
+                issuer = %logging::loggable_url(issuer),
+                "discovery: fetched the server's metadata"
+            );
+            profile
         }
         (None, None, None) => anyhow::bail!("pass --profile, --provider or --issuer"),
     };
@@ -1417,6 +1514,13 @@ fn write_provider(
     Ok(())
 }
 
+/// Prints `connection` for `show` (and after `connect`): its settings, who signed in and the
+/// state of its tokens, never a secret or a token.
+///
+/// `issuer:` and `subject:` are the stored ID token's `iss` and `sub` as stored, not verified
+/// (see [`crate::describe::IdTokenClaims`]); without a readable ID token, `issuer:` is the
+/// profile's issuer and there is no `subject:` line. `scopes:` are the granted ones, followed
+/// by the requested ones when they differ.
 fn write_show(out: &mut dyn Write, connection: &StoredConnection) -> anyhow::Result<()> {
     let config = &connection.config;
     let tokens = &connection.tokens;
@@ -1438,6 +1542,13 @@ fn write_show(out: &mut dyn Write, connection: &StoredConnection) -> anyhow::Res
     let p = printable;
     writeln!(out, "name:           {}", p(&connection.name))?;
     writeln!(out, "provider:       {}", p(&config.profile.id))?;
+    let claims = crate::describe::stored_id_token_claims(connection);
+    if let Some(issuer) = crate::describe::shown_issuer(config.profile.issuer.as_deref(), &claims) {
+        writeln!(out, "issuer:         {}", p(&issuer))?;
+    }
+    if let Some(subject) = &claims.subject {
+        writeln!(out, "subject:        {}", p(subject))?;
+    }
     writeln!(out, "token url:      {}", p(&config.profile.token_url))?;
     writeln!(
         out,
@@ -1470,7 +1581,12 @@ fn write_show(out: &mut dyn Write, connection: &StoredConnection) -> anyhow::Res
         }
     )?;
     writeln!(out, "client secret:  {}", p(&secret))?;
-    writeln!(out, "scopes:         {}", p(&tokens.scopes.join(" ")))?;
+    let requested = crate::describe::effective_requested_scopes(config);
+    writeln!(
+        out,
+        "scopes:         {}",
+        p(&crate::describe::scopes_text(&tokens.scopes, &requested))
+    )?;
     writeln!(out, "token type:     {}", p(&tokens.token_type))?;
     writeln!(
         out,
@@ -1588,6 +1704,11 @@ impl<'a, 'b> CliUi<'a, 'b> {
 impl ConnectUi for CliUi<'_, '_> {
     fn authorize_url(&mut self, url: &str) {
         let opened = self.open(url);
+        if opened {
+            tracing::info!("authorization: opened the authorize URL in the browser");
+        } else {
+            tracing::info!("authorization: printed the authorize URL for the user to open");
+        }
         if opened {
             let _ = writeln!(
                 self.io.err,

@@ -257,6 +257,12 @@ pub fn authorize_in_browser(
     let request = instance(runtime, config, signer)
         .and_then(|mut session| session.begin(config))
         .map_err(ConnectError::Call)?;
+    // The URL's query names only: its values include the `state` and the PKCE challenge.
+    tracing::info!(
+        authorize_url = %crate::logging::loggable_url(&request.url),
+        redirect_uri = %listener.redirect_uri(),
+        "authorization: authorize URL ready; waiting for the callback"
+    );
     ui.authorize_url(&request.url);
 
     let started = Instant::now();
@@ -304,7 +310,14 @@ pub fn authorize_in_browser(
             continue;
         };
         let callback_url = match target {
-            Target::Callback(url) => url,
+            Target::Callback(url) => {
+                // Its parameters' names only: their values are the code and the state.
+                tracing::info!(
+                    callback = %crate::logging::loggable_url(&url),
+                    "authorization: callback received"
+                );
+                url
+            }
             Target::Other(status, reason) => {
                 tracing::debug!(status, reason, "listener: not the callback");
                 respond(&mut stream, status, "Not the sign-in callback", reason);

@@ -437,7 +437,11 @@ impl<'a> Connections<'a> {
             .session(&connection.config)?
             .needs_refresh(&connection.tokens, None)?
         {
-            tracing::debug!(connection = name, "stored tokens are valid");
+            tracing::info!(
+                connection = name,
+                expires_at = %expiry_for_log(connection.tokens.expires_at),
+                "refresh: not needed; stored tokens are valid"
+            );
             return Ok(RefreshOutcome {
                 tokens: connection.tokens,
                 refreshed: false,
@@ -475,7 +479,7 @@ impl<'a> Connections<'a> {
         if !still_needed {
             tracing::info!(
                 connection = name,
-                "another process refreshed meanwhile; using its tokens"
+                "refresh: not needed; another process refreshed meanwhile; using its tokens"
             );
             return Ok(RefreshOutcome {
                 tokens: connection.tokens,
@@ -487,6 +491,10 @@ impl<'a> Connections<'a> {
         let renewable = connection.grant == Grant::ClientCredentials
             || connection.tokens.refresh_token.is_some();
         if !renewable {
+            tracing::info!(
+                connection = name,
+                "refresh: refused; no refresh token to renew the tokens with"
+            );
             return Err(ConnectionError::NoRefreshToken {
                 reason: if rejected.is_some() {
                     "the API rejected its access token"
@@ -497,6 +505,20 @@ impl<'a> Connections<'a> {
         }
         drop(session);
         let signer = self.signer(&connection)?;
+        tracing::info!(
+            connection = name,
+            grant = connection.grant.name(),
+            why = if rejected.is_some() {
+                "the API rejected the access token"
+            } else {
+                "the access token is due"
+            },
+            "refresh: {}",
+            match connection.grant {
+                Grant::ClientCredentials => "fetching new tokens with the client credentials",
+                Grant::AuthorizationCode | Grant::Device => "refreshing with the refresh token",
+            }
+        );
         let mut answered_at = None;
         // Others wait for this lock at most `lock_timeout`: retries end well before that, so
         // that a waiter finds the refresh done rather than a timeout.
@@ -520,9 +542,13 @@ impl<'a> Connections<'a> {
                 if let CallError::Connector(crate::types::Error::ReauthorizationRequired(refusal)) =
                     &error
                 {
-                    let reason =
-                        Reauthorization::RefreshRefused(crate::describe::error_code(&refusal.code));
-                    self.mark(name, &reason);
+                    let code = crate::describe::error_code(&refusal.code);
+                    tracing::info!(
+                        connection = name,
+                        error = %crate::describe::printable(&code),
+                        "refresh: refused by the server"
+                    );
+                    self.mark(name, &Reauthorization::RefreshRefused(code));
                 }
                 return Err(error.into());
             }
@@ -548,11 +574,11 @@ impl<'a> Connections<'a> {
         let window = answered_at.map(|at| Instant::now().saturating_duration_since(at));
         tracing::info!(
             connection = name,
-            grant = ?connection.grant,
+            grant = connection.grant.name(),
             rotated = tokens.refresh_token != connection.tokens.refresh_token,
-            expires_at = tokens.expires_at,
+            expires_at = %expiry_for_log(tokens.expires_at),
             window_ms = window.map(|w| w.as_secs_f64() * 1e3),
-            "refreshed and stored"
+            "refresh: refreshed and stored"
         );
         Ok(RefreshOutcome {
             tokens,
@@ -772,6 +798,11 @@ fn usable(connection: &StoredConnection) -> Result<(), ConnectionError> {
     match &connection.state {
         ConnectionState::Active => Ok(()),
         ConnectionState::NeedsReauthorization { reason, since } => {
+            tracing::info!(
+                connection = connection.name.as_str(),
+                state = %crate::describe::connection_state(&connection.state),
+                "refresh: refused; the connection must be authorized again"
+            );
             Err(ConnectionError::NeedsReauthorization {
                 name: connection.name.clone(),
                 reason: reason.clone(),
@@ -779,6 +810,12 @@ fn usable(connection: &StoredConnection) -> Result<(), ConnectionError> {
             })
         }
     }
+}
+
+/// An access token's expiry for a log line: RFC 3339 UTC, or `unknown` when the server sent
+/// none.
+fn expiry_for_log(expires_at: Option<u64>) -> String {
+    expires_at.map_or_else(|| "unknown".to_owned(), crate::describe::format_time)
 }
 
 /// How long before its access token expires a connection is reported as expiring soon

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::connections::{Health, health};
 use crate::store::{ConnectionState, Grant, Reauthorization, SecretSource, StoredConnection};
+use crate::types::ConnectionConfig;
 
 /// `text` with control characters (terminal escapes from a hostile server) replaced by `?`.
 pub fn printable(text: &str) -> String {
@@ -280,6 +281,10 @@ pub struct ConnectionView {
     pub redirect_uri: Option<String>,
     /// The scopes requested (empty: the profile's defaults).
     pub requested_scopes: Vec<String>,
+    /// The scopes actually asked for: [`requested_scopes`](Self::requested_scopes), else the
+    /// profile's defaults, plus its offline-access scopes with `--offline`
+    /// ([`effective_requested_scopes`]).
+    pub effective_requested_scopes: Vec<String>,
     /// The scopes granted (RFC 6749 §5.1 `scope`).
     pub scopes: Vec<String>,
     /// The access token's type, for example `bearer`.
@@ -295,6 +300,12 @@ pub struct ConnectionView {
     pub refresh_token: bool,
     /// Whether an ID token is stored.
     pub id_token: bool,
+    /// The stored ID token's `sub` claim, as stored and not verified (see [`IdTokenClaims`]);
+    /// null without an ID token or when it cannot be read.
+    pub subject: Option<String>,
+    /// The stored ID token's `iss` claim, as stored and not verified; null without an ID
+    /// token or when it cannot be read.
+    pub subject_issuer: Option<String>,
     /// When the tokens were obtained.
     pub obtained_at: String,
     /// When the connection was first stored.
@@ -344,6 +355,7 @@ pub fn connection_view(connection: &StoredConnection, now: u64) -> ConnectionVie
             since: format_time(*since),
         }),
     };
+    let claims = stored_id_token_claims(connection);
     ConnectionView {
         name: connection.name.clone(),
         provider: config.profile.id.clone(),
@@ -365,6 +377,7 @@ pub fn connection_view(connection: &StoredConnection, now: u64) -> ConnectionVie
         key_id,
         redirect_uri: config.redirect_uri.clone(),
         requested_scopes: config.scopes.clone(),
+        effective_requested_scopes: effective_requested_scopes(config),
         scopes: tokens.scopes.clone(),
         token_type: tokens.token_type.clone(),
         status: health(connection, now).name(),
@@ -372,6 +385,8 @@ pub fn connection_view(connection: &StoredConnection, now: u64) -> ConnectionVie
         expires_at: tokens.expires_at.map(format_time),
         refresh_token: tokens.refresh_token.is_some(),
         id_token: tokens.id_token.is_some(),
+        subject: claims.subject,
+        subject_issuer: claims.issuer,
         obtained_at: format_time(tokens.obtained_at),
         created_at: format_time(connection.created_at),
         updated_at: format_time(connection.updated_at),
@@ -401,5 +416,266 @@ pub fn status_detail(connection: &StoredConnection, now: u64) -> String {
             None => "no expiry sent".to_owned(),
             Some(at) => format!("expires at {}", format_time(at)),
         },
+    }
+}
+
+/// Who signed in, as the stored ID token (OpenID Connect Core §2) says: its `sub` and `iss`
+/// claims.
+///
+/// Shown as stored, never as proof: nothing here checks the token's signature, and the
+/// connector does not validate ID tokens where it obtains them either (no signature, `iss`,
+/// `aud` or `nonce` check; it keeps the `id_token` of the token response it received from
+/// the profile's token endpoint). The token itself is never printed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct IdTokenClaims {
+    /// The `sub` claim, when it is a non-empty string.
+    pub subject: Option<String>,
+    /// The `iss` claim, when it is a non-empty string.
+    pub issuer: Option<String>,
+}
+
+/// The claims of `id_token`, a JWS compact serialization (`HEADER.PAYLOAD.SIGNATURE`, RFC
+/// 7515 §7.1) whose payload is base64url without padding over a JSON object (RFC 7519 §7.2).
+///
+/// Never fails: anything else (an encrypted ID token, bad base64url, a payload that is not
+/// a JSON object, a claim that is not a string) gives no value for the claims concerned.
+pub fn id_token_claims(id_token: &str) -> IdTokenClaims {
+    use base64::Engine as _;
+    let mut parts = id_token.split('.');
+    let (Some(_header), Some(payload), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return IdTokenClaims::default();
+    };
+    let Ok(json) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload) else {
+        return IdTokenClaims::default();
+    };
+    let Ok(serde_json::Value::Object(claims)) = serde_json::from_slice(&json) else {
+        return IdTokenClaims::default();
+    };
+    let text = |name: &str| {
+        claims
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .filter(|value| !value.is_empty())
+            .map(str::to_owned)
+    };
+    IdTokenClaims {
+        subject: text("sub"),
+        issuer: text("iss"),
+    }
+}
+
+/// The claims of `connection`'s stored ID token; none without one.
+pub fn stored_id_token_claims(connection: &StoredConnection) -> IdTokenClaims {
+    connection
+        .tokens
+        .id_token
+        .as_deref()
+        .map(id_token_claims)
+        .unwrap_or_default()
+}
+
+/// The issuer `show` prints: the ID token's `iss`, followed by the profile's issuer in
+/// parentheses when that differs; else the profile's issuer; else none.
+pub fn shown_issuer(profile_issuer: Option<&str>, claims: &IdTokenClaims) -> Option<String> {
+    match (claims.issuer.as_deref(), profile_issuer) {
+        (Some(claimed), Some(profile)) if claimed != profile => {
+            Some(format!("{claimed} (the profile names {profile})"))
+        }
+        (Some(claimed), _) => Some(claimed.to_owned()),
+        (None, profile) => profile.map(str::to_owned),
+    }
+}
+
+/// The scopes `config` asks for, as the component computes them
+/// (`ConnectionConfig::prepare`): its own, else the profile's defaults, plus the profile's
+/// offline-access scopes (once each) when it asks for offline access.
+pub fn effective_requested_scopes(config: &ConnectionConfig) -> Vec<String> {
+    let mut scopes = if config.scopes.is_empty() {
+        config.profile.default_scopes.clone()
+    } else {
+        config.scopes.clone()
+    };
+    if config.offline_access {
+        for scope in &config.profile.offline_access.scopes {
+            if !scopes.contains(scope) {
+                scopes.push(scope.clone());
+            }
+        }
+    }
+    scopes
+}
+
+/// `show`'s scopes: the granted ones, then `(requested: ...)` when the requested ones are a
+/// different set (in any order). Nothing requested (the server chose) adds nothing.
+pub fn scopes_text(granted: &[String], requested: &[String]) -> String {
+    use std::collections::BTreeSet;
+    let same = granted.iter().collect::<BTreeSet<_>>() == requested.iter().collect();
+    if requested.is_empty() || same {
+        return granted.join(" ");
+    }
+    let granted = if granted.is_empty() {
+        "none".to_owned()
+    } else {
+        granted.join(" ")
+    };
+    format!("{granted} (requested: {})", requested.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    /// A JWS-shaped token over `payload` (the signature is not looked at).
+    fn jwt(payload: &str) -> String {
+        let encode = |text: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
+        format!(
+            "{}.{}.c2lnbmF0dXJl",
+            encode(r#"{"alg":"RS256","kid":"k1"}"#),
+            encode(payload)
+        )
+    }
+
+    fn claims(subject: Option<&str>, issuer: Option<&str>) -> IdTokenClaims {
+        IdTokenClaims {
+            subject: subject.map(str::to_owned),
+            issuer: issuer.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn an_id_token_gives_its_subject_and_issuer() {
+        let token =
+            jwt(r#"{"iss":"https://login.example.com","sub":"alice","aud":"web","exp":1,"iat":0}"#);
+        assert_eq!(
+            id_token_claims(&token),
+            claims(Some("alice"), Some("https://login.example.com"))
+        );
+        // An unsecured JWT (RFC 7519 §6.1) has an empty signature part; still readable.
+        let unsigned = token.rsplit_once('.').unwrap().0.to_owned() + ".";
+        assert_eq!(id_token_claims(&unsigned), id_token_claims(&token));
+    }
+
+    #[test]
+    fn a_missing_or_non_string_claim_is_none() {
+        assert_eq!(
+            id_token_claims(&jwt(r#"{"iss":"https://login.example.com"}"#)),
+            claims(None, Some("https://login.example.com"))
+        );
+        assert_eq!(
+            id_token_claims(&jwt(r#"{"sub":42,"iss":["a"]}"#)),
+            claims(None, None)
+        );
+        assert_eq!(
+            id_token_claims(&jwt(r#"{"sub":"","iss":"x"}"#)),
+            claims(None, Some("x"))
+        );
+    }
+
+    #[test]
+    fn a_malformed_id_token_gives_no_claims() {
+        let payload = |text: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
+        for token in [
+            String::new(),
+            "not-a-jwt".to_owned(),
+            // Two parts, or five (an encrypted ID token, RFC 7516 §7.1).
+            format!("e30.{}", payload(r#"{"sub":"alice"}"#)),
+            format!("a.{}.c.d.e", payload(r#"{"sub":"alice"}"#)),
+            // Not base64url: standard alphabet, padding, stray characters.
+            "e30.eyJzdWIiOiJhbGljZSJ9+/.sig".to_owned(),
+            "e30.eyJzdWIiOiJhbGljZSJ9==.sig".to_owned(),
+            "e30.!!!.sig".to_owned(),
+            // Base64url of text that is not JSON, of a JSON array, of a JSON string, of bytes
+            // that are not UTF-8.
+            format!("e30.{}.sig", payload("sub=alice")),
+            format!("e30.{}.sig", payload(r#"[{"sub":"alice"}]"#)),
+            format!("e30.{}.sig", payload(r#""alice""#)),
+            format!(
+                "e30.{}.sig",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0xff, 0xfe, b'{'])
+            ),
+        ] {
+            assert_eq!(id_token_claims(&token), IdTokenClaims::default(), "{token}");
+        }
+    }
+
+    #[test]
+    fn the_shown_issuer_prefers_the_id_token_and_names_a_different_profile_issuer() {
+        let profile = Some("https://login.example.com");
+        let from_token = claims(Some("alice"), Some("https://login.example.com"));
+        assert_eq!(
+            shown_issuer(profile, &from_token).as_deref(),
+            Some("https://login.example.com")
+        );
+        let other = claims(Some("alice"), Some("https://other.example"));
+        assert_eq!(
+            shown_issuer(profile, &other).as_deref(),
+            Some("https://other.example (the profile names https://login.example.com)")
+        );
+        assert_eq!(
+            shown_issuer(None, &other).as_deref(),
+            Some("https://other.example")
+        );
+        let none = IdTokenClaims::default();
+        assert_eq!(
+            shown_issuer(profile, &none).as_deref(),
+            Some("https://login.example.com")
+        );
+        assert_eq!(shown_issuer(None, &none), None);
+    }
+
+    #[test]
+    fn scopes_name_the_requested_ones_only_when_they_differ() {
+        let s =
+            |text: &str| -> Vec<String> { text.split_whitespace().map(str::to_owned).collect() };
+        assert_eq!(
+            scopes_text(&s("openid profile"), &s("openid profile email")),
+            "openid profile (requested: openid profile email)"
+        );
+        assert_eq!(
+            scopes_text(&s("profile openid"), &s("openid profile")),
+            "profile openid"
+        );
+        assert_eq!(scopes_text(&s("openid"), &s("")), "openid");
+        assert_eq!(scopes_text(&s(""), &s("")), "");
+        assert_eq!(
+            scopes_text(&s(""), &s("openid")),
+            "none (requested: openid)"
+        );
+    }
+
+    #[test]
+    fn requested_scopes_are_the_connections_else_the_profiles_plus_offline_ones() {
+        let mut config = ConnectionConfig {
+            profile: crate::types::ProviderProfile {
+                default_scopes: vec!["openid".into(), "profile".into()],
+                ..crate::profile_with_defaults("p", "https://login.example.com/token")
+            },
+            client: crate::types::Client {
+                client_id: "web".into(),
+                client_secret: None,
+                auth_method: None,
+            },
+            redirect_uri: None,
+            scopes: vec![],
+            authorize_params: vec![],
+            token_requests: crate::no_token_extras(),
+            variables: vec![],
+            offline_access: false,
+        };
+        assert_eq!(effective_requested_scopes(&config), ["openid", "profile"]);
+        config.profile.offline_access.scopes = vec!["offline_access".into(), "openid".into()];
+        config.offline_access = true;
+        assert_eq!(
+            effective_requested_scopes(&config),
+            ["openid", "profile", "offline_access"]
+        );
+        config.scopes = vec!["email".into()];
+        assert_eq!(
+            effective_requested_scopes(&config),
+            ["email", "offline_access", "openid"]
+        );
     }
 }

@@ -1,4 +1,15 @@
-//! Diagnostic logs: `connector-host -v` (info), `-vv` (debug), `-vvv` (trace).
+//! Diagnostic logs on standard error, by the count of `-v`:
+//!
+//! - none: warnings and errors only, from this crate and its dependencies;
+//! - `-v`: also this crate's one-line steps of each flow: discovery fetched, the authorize
+//!   URL ready and opened or printed, the callback received, tokens obtained, and each
+//!   refresh decision (still valid, refreshing, refreshed, refused);
+//! - `-vv`: also this crate's debug lines (responses, locks, listener events);
+//! - `-vvv`: also this crate's trace lines (request lines and header names) and the
+//!   dependencies' internals (ureq, rustls, wasmtime) at debug.
+//!
+//! Below `-vvv` a dependency logs only warnings and errors: its info lines (a connection
+//! opened, a TLS handshake) would bury the flow's steps.
 //!
 //! Events come from this crate (`tracing`) and from dependencies' `log` records (ureq,
 //! rustls, wasmtime), bridged into the same subscriber. What may be logged:
@@ -36,13 +47,22 @@ pub fn level(verbosity: u8) -> LevelFilter {
     }
 }
 
-/// What is logged at `verbosity`: this crate at [`level`], dependencies at most at
+/// The level for dependencies at `verbosity`: warnings below `-vvv`, then
 /// [`DEPENDENCY_CEILING`].
+pub fn dependency_level(verbosity: u8) -> LevelFilter {
+    if verbosity >= 3 {
+        DEPENDENCY_CEILING
+    } else {
+        LevelFilter::WARN
+    }
+}
+
+/// What is logged at `verbosity`: this crate at [`level`], dependencies at
+/// [`dependency_level`] (see the module docs).
 pub fn filter(verbosity: u8) -> Targets {
-    let ours = level(verbosity);
     Targets::new()
-        .with_target("connector_host", ours)
-        .with_default(ours.min(DEPENDENCY_CEILING))
+        .with_target("connector_host", level(verbosity))
+        .with_default(dependency_level(verbosity))
 }
 
 /// Runs `work` with the logs of this thread going to `sink` at `verbosity`.
@@ -148,9 +168,58 @@ mod tests {
         assert!(most.would_enable("ureq::run", &Level::DEBUG));
         assert!(!most.would_enable("ureq_proto::util", &Level::TRACE));
         assert!(!most.would_enable("ureq::run", &Level::TRACE));
-        let quiet = filter(0);
-        assert!(quiet.would_enable("connector_host::store", &Level::WARN));
-        assert!(!quiet.would_enable("connector_host::store", &Level::INFO));
-        assert!(!quiet.would_enable("ureq::run", &Level::INFO));
+    }
+
+    /// The most verbose level each verbosity lets through, for this crate and for its
+    /// dependencies.
+    #[test]
+    fn each_verbosity_enables_exactly_its_levels() {
+        use tracing::Level;
+        let levels = [
+            Level::ERROR,
+            Level::WARN,
+            Level::INFO,
+            Level::DEBUG,
+            Level::TRACE,
+        ];
+        let most_verbose = |filter: &Targets, target: &str| {
+            levels
+                .iter()
+                .rev()
+                .find(|level| filter.would_enable(target, level))
+                .copied()
+        };
+        let expected = [
+            (0, Level::WARN, Level::WARN),
+            (1, Level::INFO, Level::WARN),
+            (2, Level::DEBUG, Level::WARN),
+            (3, Level::TRACE, Level::DEBUG),
+            (4, Level::TRACE, Level::DEBUG),
+        ];
+        for (verbosity, ours, dependencies) in expected {
+            let filter = filter(verbosity);
+            for target in ["connector_host", "connector_host::connections"] {
+                assert_eq!(
+                    most_verbose(&filter, target),
+                    Some(ours),
+                    "-v x{verbosity}: {target}"
+                );
+            }
+            for target in [
+                "ureq::run",
+                "ureq_proto::client",
+                "rustls::client",
+                "wasmtime",
+            ] {
+                assert_eq!(
+                    most_verbose(&filter, target),
+                    Some(dependencies),
+                    "-v x{verbosity}: {target}"
+                );
+            }
+            // Errors always get through.
+            assert!(filter.would_enable("ureq::run", &Level::ERROR));
+        }
+        assert_eq!(dependency_level(u8::MAX), DEPENDENCY_CEILING);
     }
 }

@@ -253,6 +253,18 @@ pub enum Grant {
     Device,
 }
 
+impl Grant {
+    /// Its name as stored and as `show --json` gives it: `authorization-code`,
+    /// `client-credentials` or `device`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization-code",
+            Self::ClientCredentials => "client-credentials",
+            Self::Device => "device",
+        }
+    }
+}
+
 /// Why a connection must be connected again before it can be used.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -582,8 +594,14 @@ fn migrate(db: &mut Db) -> Result<i64, StoreError> {
     if version == SCHEMA_VERSION {
         return Ok(version);
     }
+    // A new store (version 0) is created, not migrated: not news at `-v`.
+    if version == 0 {
+        tracing::debug!(to = SCHEMA_VERSION, "creating the store's schema");
+    }
     for (target, statements) in MIGRATIONS.iter().filter(|(target, _)| *target > version) {
-        tracing::info!(from = version, to = target, "migrating the store's schema");
+        if version > 0 {
+            tracing::info!(from = version, to = target, "migrating the store's schema");
+        }
         transaction.execute_batch(statements)?;
     }
     transaction.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
@@ -894,6 +912,20 @@ pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::types::{Client, ProviderProfile};
+
+    #[test]
+    fn a_grants_name_is_its_stored_form() {
+        for grant in [
+            Grant::AuthorizationCode,
+            Grant::ClientCredentials,
+            Grant::Device,
+        ] {
+            assert_eq!(
+                serde_json::to_value(grant).unwrap(),
+                serde_json::json!(grant.name())
+            );
+        }
+    }
 
     fn temp_path(label: &str) -> PathBuf {
         let dir =

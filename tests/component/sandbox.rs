@@ -245,7 +245,10 @@ fn oversized_response_heads_are_typed_errors() {
     let error = session.transport_send(get(&huge.url("/big"))).unwrap_err();
     assert_eq!(
         error,
-        TransportError::Other("response headers over the host's limit".into())
+        TransportError::Other(format!(
+            "{}: response headers over the host's limit",
+            huge.url("")
+        ))
     );
     let error = session.transport_send(get(&many.url("/many"))).unwrap_err();
     assert_eq!(

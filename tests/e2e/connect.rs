@@ -28,6 +28,11 @@ pub struct Outcome {
 
 /// Runs the CLI in-process with `env` as its whole environment.
 pub fn cli(args: &[&str], env: &[(&str, &str)]) -> Outcome {
+    cli_with_terminal(args, env, false)
+}
+
+/// [`cli`], with stdout taken for a terminal when `out_is_terminal`.
+pub fn cli_with_terminal(args: &[&str], env: &[(&str, &str)], out_is_terminal: bool) -> Outcome {
     let env_lookup = |name: &str| {
         env.iter()
             .find(|(key, _)| *key == name)
@@ -45,6 +50,7 @@ pub fn cli(args: &[&str], env: &[(&str, &str)]) -> Outcome {
             out: &mut out,
             err: &mut err,
             err_is_terminal: false,
+            out_is_terminal,
             log: log.clone(),
         },
     );
@@ -142,9 +148,18 @@ fn assert_connected(
     };
     assert_eq!(without_expiry(&show.out), without_expiry(&outcome.out));
     assert!(show.out.contains("\nexpires:        "));
+    // Who signed in: the ID token's issuer and subject (the user agent signs in as `alice`).
+    let issuer = &server.issuer;
     assert!(
+        show.out.starts_with(&format!(
+            "name:           conn\n\
+             provider:       local-oidc\n\
+             issuer:         {issuer}\n\
+             subject:        alice\n\
+             token url:      {issuer}/token\n"
+        )),
+        "{}",
         show.out
-            .starts_with("name:           conn\nprovider:       local-oidc\n")
     );
     assert!(show.out.contains(&format!("client id:      {client_id}\n")));
     assert!(show.out.contains("scopes:         openid profile\n"));
@@ -153,6 +168,7 @@ fn assert_connected(
     for secret in [
         tokens.access_token.as_str(),
         tokens.refresh_token.as_deref().unwrap(),
+        tokens.id_token.as_deref().unwrap(),
     ] {
         assert!(
             !show.out.contains(secret)
@@ -160,6 +176,32 @@ fn assert_connected(
                 && !outcome.err.contains(secret)
         );
     }
+    // `show --json`: the same, in stable fields; the ID token itself never.
+    let json = cli(&["--store", store_arg, "show", "conn", "--json"], &[]);
+    assert_eq!(json.code, 0, "{}", json.err);
+    let view: serde_json::Value = serde_json::from_str(&json.out).unwrap();
+    assert_eq!(
+        [
+            "issuer",
+            "subject",
+            "subject_issuer",
+            "id_token",
+            "requested_scopes",
+            "effective_requested_scopes",
+            "scopes",
+        ]
+        .map(|field| (field, view[field].clone())),
+        [
+            ("issuer", json!(issuer)),
+            ("subject", json!("alice")),
+            ("subject_issuer", json!(issuer)),
+            ("id_token", json!(true)),
+            ("requested_scopes", json!([])),
+            ("effective_requested_scopes", json!(["openid", "profile"])),
+            ("scopes", json!(["openid", "profile"])),
+        ]
+    );
+    assert!(!json.out.contains(tokens.id_token.as_deref().unwrap()));
     let list = cli(&["--store", store_arg, "list"], &[]);
     assert_eq!(list.code, 0);
     assert!(
@@ -277,6 +319,61 @@ fn public_client_with_pkce() {
         &outcome,
         "public-client",
         SecretSource::None,
+    );
+}
+
+/// The server drops `offline_access` from an authorization request without `prompt=consent`
+/// (OpenID Connect Core §11): `show` gives the granted scopes and, beside them, the requested
+/// ones.
+#[test]
+fn show_names_the_requested_scopes_when_fewer_were_granted() {
+    let (server, dir) = (OidcServer::start(), TempDir::new("fewer-scopes"));
+    let profile = server.profile_file(&dir.0, "");
+    let store = dir.0.join("store.db");
+    let store = store.to_str().unwrap();
+    let browser = user_agent("");
+    let mut args = vec![
+        "--store",
+        store,
+        "connect",
+        "conn",
+        "--profile",
+        profile.to_str().unwrap(),
+        "--client-id",
+        "basic-client",
+        "--client-secret-env",
+        "CLIENT_SECRET",
+        "--redirect-uri",
+        "http://127.0.0.1:0/callback",
+        "--browser",
+        &browser,
+        "--timeout",
+        "60",
+    ];
+    for scope in ["openid", "profile", "offline_access"] {
+        args.extend(["--scope", scope]);
+    }
+    let outcome = cli(&args, &[("CLIENT_SECRET", "basic-secret")]);
+    assert_eq!(outcome.code, 0, "{}", outcome.err);
+    let show = cli(&["--store", store, "show", "conn"], &[]);
+    assert_eq!(show.code, 0, "{}", show.err);
+    assert!(
+        show.out.contains(
+            "\nscopes:         openid profile (requested: openid profile offline_access)\n"
+        ),
+        "{}",
+        show.out
+    );
+    let json = cli(&["--store", store, "show", "conn", "--json"], &[]);
+    let view: serde_json::Value = serde_json::from_str(&json.out).unwrap();
+    let requested = json!(["openid", "profile", "offline_access"]);
+    assert_eq!(
+        (
+            &view["requested_scopes"],
+            &view["effective_requested_scopes"],
+            &view["scopes"]
+        ),
+        (&requested, &requested, &json!(["openid", "profile"]))
     );
 }
 

@@ -21,3 +21,4 @@ mod status;
 mod store_security;
 mod storm;
 mod terminal;
+mod verbosity;

@@ -56,6 +56,12 @@ fn tokens(access: &str, expires_at: u64, refresh: bool) -> TokenSet {
     }
 }
 
+/// The ID token of `a-valid`: a JWS whose payload says `{"iss":"https://login.example.com",
+/// "sub":"alice","aud":"web"}` (the signature is never checked for display).
+const ID_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.\
+    eyJpc3MiOiJodHRwczovL2xvZ2luLmV4YW1wbGUuY29tIiwic3ViIjoiYWxpY2UiLCJhdWQiOiJ3ZWIifQ.\
+    ID-TOKEN-signature";
+
 /// A store with one connection in each status; returns its path and the times of the
 /// revoked and refused marks.
 fn store_with_every_status(dir: &Path, now: u64) -> (String, u64, u64) {
@@ -71,7 +77,10 @@ fn store_with_every_status(dir: &Path, now: u64) -> (String, u64, u64) {
         config("web", &["openid"]),
         stored("SECRET-a"),
         code,
-        tokens("ACCESS-a", now + 3600, true),
+        TokenSet {
+            id_token: Some(ID_TOKEN.to_owned()),
+            ..tokens("ACCESS-a", now + 3600, true)
+        },
     );
     let mut service = config("svc", &[]);
     service.client.auth_method = Some(ClientAuthMethod::ClientSecretPost);
@@ -88,7 +97,10 @@ fn store_with_every_status(dir: &Path, now: u64) -> (String, u64, u64) {
         config("tv", &[]),
         SecretSource::None,
         Grant::Device,
-        tokens("ACCESS-c", now - 60, true),
+        TokenSet {
+            id_token: Some("ID-TOKEN-that-is-not-a-jwt".to_owned()),
+            ..tokens("ACCESS-c", now - 60, true)
+        },
     );
     save(
         "d-stale",
@@ -146,7 +158,7 @@ fn stored(store: &str, name: &str) -> StoredConnection {
 
 /// Asserts that no secret or token of the fixture appears in `text`.
 fn assert_no_secret(text: &str) {
-    for secret in ["SECRET-", "ACCESS-", "REFRESH-"] {
+    for secret in ["SECRET-", "ACCESS-", "REFRESH-", "ID-TOKEN", "eyJ"] {
         assert!(!text.contains(secret), "{secret} in {text}");
     }
 }
@@ -241,7 +253,7 @@ fn list_has_a_header_row() {
 }
 
 /// The fields of `show --json` (and of each object of `list --json`), in order.
-const FIELDS: [&str; 26] = [
+const FIELDS: [&str; 29] = [
     "name",
     "provider",
     "issuer",
@@ -257,6 +269,7 @@ const FIELDS: [&str; 26] = [
     "key_id",
     "redirect_uri",
     "requested_scopes",
+    "effective_requested_scopes",
     "scopes",
     "token_type",
     "status",
@@ -264,6 +277,8 @@ const FIELDS: [&str; 26] = [
     "expires_at",
     "refresh_token",
     "id_token",
+    "subject",
+    "subject_issuer",
     "obtained_at",
     "created_at",
     "updated_at",
@@ -291,6 +306,7 @@ fn expected_view(store: &str, name: &str, status: &str) -> Value {
         "key_id": null,
         "redirect_uri": "http://127.0.0.1:8765/callback",
         "requested_scopes": [],
+        "effective_requested_scopes": [],
         "scopes": ["openid", "profile"],
         "token_type": "bearer",
         "status": status,
@@ -298,6 +314,8 @@ fn expected_view(store: &str, name: &str, status: &str) -> Value {
         "expires_at": t(tokens.expires_at.unwrap()),
         "refresh_token": tokens.refresh_token.is_some(),
         "id_token": false,
+        "subject": null,
+        "subject_issuer": null,
         "obtained_at": t(tokens.obtained_at),
         "created_at": t(connection.created_at),
         "updated_at": t(connection.updated_at),
@@ -307,6 +325,10 @@ fn expected_view(store: &str, name: &str, status: &str) -> Value {
     match name {
         "a-valid" => {
             fields["requested_scopes"] = json!(["openid"]);
+            fields["effective_requested_scopes"] = json!(["openid"]);
+            fields["id_token"] = json!(true);
+            fields["subject"] = json!("alice");
+            fields["subject_issuer"] = json!("https://login.example.com");
         }
         "b-soon" => {
             fields["grant"] = json!("client-credentials");
@@ -321,6 +343,8 @@ fn expected_view(store: &str, name: &str, status: &str) -> Value {
             fields["grant"] = json!("device");
             fields["client_id"] = json!("tv");
             fields["credential"] = json!("none");
+            // An ID token that cannot be read names no subject; it is no error.
+            fields["id_token"] = json!(true);
         }
         "e-revoked" | "f-refused" => {
             let connector_host::store::ConnectionState::NeedsReauthorization { since, .. } =
@@ -393,4 +417,57 @@ fn list_and_show_json_describe_connections_without_secrets() {
     drop(Store::open(&empty).unwrap());
     let list = run(empty.to_str().unwrap(), &["list", "--json"]);
     assert_eq!((list.code, list.out.as_str()), (0, "[]\n"));
+}
+
+/// The lines of `show NAME` from the first to the one before `expires:` (whose "(in N s)"
+/// can tick while the test runs).
+fn show_head(store: &str, name: &str) -> String {
+    let show = run(store, &["show", name]);
+    assert_eq!(show.code, 0, "{}", show.err);
+    assert_no_secret(&show.out);
+    show.out
+        .lines()
+        .take_while(|line| !line.starts_with("expires:"))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+#[test]
+fn show_names_who_signed_in_and_the_requested_scopes_when_they_differ() {
+    let dir = TempDir::new("show-identity");
+    let (store, _, _) = store_with_every_status(&dir.0, now());
+    // The ID token's `iss` and `sub`; granted `openid profile` for `openid`.
+    assert_eq!(
+        show_head(&store, "a-valid"),
+        "name:           a-valid\n\
+         provider:       example\n\
+         issuer:         https://login.example.com\n\
+         subject:        alice\n\
+         token url:      https://login.example.com/token\n\
+         api base url:   https://api.example.com\n\
+         allow-list:     https://api.example.com:443, https://login.example.com:443\n\
+         client id:      web\n\
+         client auth:    client_secret_basic (the profile's default)\n\
+         client secret:  stored\n\
+         scopes:         openid profile (requested: openid)\n\
+         token type:     bearer\n\
+         state:          active\n"
+    );
+    // An ID token that cannot be read: the profile's issuer, no subject, no error. Nothing
+    // requested (the profile has no default scopes): the granted scopes alone.
+    assert_eq!(
+        show_head(&store, "c-expired"),
+        "name:           c-expired\n\
+         provider:       example\n\
+         issuer:         https://login.example.com\n\
+         token url:      https://login.example.com/token\n\
+         api base url:   https://api.example.com\n\
+         allow-list:     https://api.example.com:443, https://login.example.com:443\n\
+         client id:      tv\n\
+         client auth:    client_secret_basic (the profile's default)\n\
+         client secret:  none (public client)\n\
+         scopes:         openid profile\n\
+         token type:     bearer\n\
+         state:          active\n"
+    );
 }

@@ -241,6 +241,17 @@ server.listen(PORT, '127.0.0.1', () => {
       ctx.body = [...credentials];
       return undefined;
     }
+    // Bodies that are not JSON, for `call --json`: UTF-8 text, and bytes that are not UTF-8.
+    if (ctx.path === '/__text' && ctx.method === 'GET') {
+      ctx.type = 'text/plain; charset=utf-8';
+      ctx.body = ctx.query.text ?? 'plain text, no newline';
+      return undefined;
+    }
+    if (ctx.path === '/__bytes' && ctx.method === 'GET') {
+      ctx.type = 'application/octet-stream';
+      ctx.body = Buffer.from([0xff, 0x00, 0x41]);
+      return undefined;
+    }
     if (ctx.path === '/__stats/reset' && ctx.method === 'POST') {
       resetStats();
       ctx.type = 'json';
