@@ -254,7 +254,8 @@ fn oversized_response_heads_are_typed_errors() {
     assert_eq!(
         error,
         TransportError::Other(format!(
-            "response has more than {MAX_RESPONSE_HEADERS} headers"
+            "{}: response has more than {MAX_RESPONSE_HEADERS} headers",
+            many.url("")
         ))
     );
 }
