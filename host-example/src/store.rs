@@ -424,6 +424,12 @@ impl Store {
         })
     }
 
+    /// The SQLite connection, for modules that keep their own tables in the same file (the
+    /// service's tenants, integrations and connect sessions).
+    pub(crate) fn sqlite(&self) -> &Db {
+        &self.db
+    }
+
     /// The file's path, as given to [`Store::open`].
     pub fn path(&self) -> &Path {
         &self.path
