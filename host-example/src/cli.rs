@@ -13,6 +13,7 @@ use anyhow::{Context as _, anyhow, bail};
 use clap::{Args, CommandFactory as _, Parser, Subcommand};
 
 use crate::bindings::exports::oauth_connector::oauth2::device_authorization::DevicePoll;
+use crate::configure::{self, ClientSettings, ConfigureError};
 use crate::connect::{self, ConnectUi, RedirectListener};
 use crate::connections::{ConnectionError, Connections, RefreshOutcome, api_url, health};
 /// Unix seconds as RFC 3339 UTC (kept here for callers of the CLI's earlier API).
@@ -25,7 +26,7 @@ use crate::store::{
     self, ConnectionState, Grant, SecretSource, Store, StoreError, StoredConnection, now,
 };
 use crate::types::{
-    Client, ClientAuthMethod, ConnectionConfig, HttpMethod, HttpRequest, HttpResponse, KeyValue,
+    ClientAuthMethod, ConnectionConfig, HttpMethod, HttpRequest, HttpResponse, KeyValue,
     ProviderProfile, TokenSet,
 };
 use crate::{AllowList, HttpTransport, Limits, Runtime, default_allow_list};
@@ -217,6 +218,34 @@ enum Command {
         /// The connection's name.
         name: String,
     },
+    /// Run the multi-tenant connection service: the JSON API under /v1 (a tenant's API key
+    /// required), the connect pages and the one callback URL.
+    ///
+    /// Prints `listening on http://ADDRESS` and `public URL: URL` on stdout once it accepts
+    /// requests, then serves until it is stopped. The routes are described in
+    /// docs/openapi.json; the README's "Run it as a service" shows a session.
+    Serve {
+        /// The address to listen on (port 0 takes a free one).
+        #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// The URL the service is reached at from outside (an http or https origin, no
+        /// path); connect URLs and the callback (`<URL>/oauth/callback`, to register with
+        /// each provider) are made from it. Default: `http://` and the bound address.
+        #[arg(long, value_name = "URL")]
+        public_url: Option<String>,
+        /// Another origin a connect session's `return_to` may be on (repeatable); the public
+        /// URL's origin always is.
+        #[arg(long = "return-origin", value_name = "ORIGIN")]
+        return_origins: Vec<String>,
+        /// How long a connect session's URL can be used, in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+        session_ttl: u64,
+    },
+    /// Manage the service's tenants (in the store `serve` uses): add, list, rotate-key.
+    Tenants {
+        #[command(subcommand)]
+        command: TenantsCommand,
+    },
     /// Print the shell completion script for SHELL on stdout (needs no store or component).
     ///
     /// Save it where the shell looks for completions, for example:
@@ -250,8 +279,28 @@ impl Command {
             Self::Show { .. } => "show",
             Self::Token { .. } => "token",
             Self::Completions { .. } => "completions",
+            Self::Serve { .. } => "serve",
+            Self::Tenants { .. } => "tenants",
         }
     }
+}
+
+/// `connector-host tenants …`.
+#[derive(Subcommand)]
+enum TenantsCommand {
+    /// Create a tenant; its API key is printed once, as the last line of stdout.
+    Add {
+        /// The tenant's name (letters, digits, `.`, `_`, `-`).
+        name: String,
+    },
+    /// List the tenants: name, id, created, key made (never keys).
+    List,
+    /// Make a tenant a new API key (printed once, as the last line of stdout); the old key
+    /// stops working at once.
+    RotateKey {
+        /// The tenant's name.
+        name: String,
+    },
 }
 
 /// The `--client-auth` values (RFC 7591 §2 `token_endpoint_auth_method`).
@@ -605,6 +654,58 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
         Command::Completions { shell } => {
             // From the clap definition alone: no store is opened and no component loaded.
             io.out.write_all(completion_script(shell).as_bytes())?;
+            Ok(())
+        }
+        Command::Serve {
+            listen,
+            ref public_url,
+            ref return_origins,
+            session_ttl,
+        } => {
+            let options = crate::serve::ServeOptions {
+                listen,
+                public_url: public_url.clone(),
+                store: store_path()?,
+                return_origins: return_origins.clone(),
+                session_ttl: Duration::from_secs(session_ttl),
+            };
+            let runtime = load_runtime()?;
+            let out = &mut *io.out;
+            crate::serve::serve(runtime, options, |address, public_url| {
+                let _ = writeln!(out, "listening on http://{address}");
+                let _ = writeln!(out, "public URL: {public_url}");
+                let _ = out.flush();
+            })?;
+            Ok(())
+        }
+        Command::Tenants { ref command } => {
+            use crate::serve::tenants;
+            let store = Store::open(&store_path()?)?;
+            match command {
+                TenantsCommand::Add { name } => {
+                    let (tenant, key) = tenants::add(&store, name)?;
+                    writeln!(
+                        io.err,
+                        "created tenant `{}` (id {})",
+                        tenant.name, tenant.id
+                    )?;
+                    writeln!(io.out, "{}", key.0)?;
+                }
+                TenantsCommand::List => {
+                    writeln!(io.out, "NAME\tID\tCREATED\tKEY MADE")?;
+                    for tenant in tenants::list(&store)? {
+                        writeln!(io.out, "{}", tenants::list_line(&tenant))?;
+                    }
+                }
+                TenantsCommand::RotateKey { name } => {
+                    let key = tenants::rotate_key(&store, name)?;
+                    writeln!(
+                        io.err,
+                        "tenant `{name}` has a new key; the old one no longer works"
+                    )?;
+                    writeln!(io.out, "{}", key.0)?;
+                }
+            }
             Ok(())
         }
         Command::AuthorizeUrl {
@@ -1355,73 +1456,46 @@ fn device_flow(
     }
 }
 
-/// Reads the profile through the component and builds the configuration.
+/// Reads the profile through the component and builds the configuration
+/// ([`configure::connection_config`]).
 fn connection_config(
     runtime: &Runtime,
     client: &ClientArgs,
     client_secret: Option<String>,
 ) -> anyhow::Result<ConnectionConfig> {
-    let mut session =
-        runtime.instantiate(HttpTransport::new(AllowList::default(), Limits::default()))?;
     let source = &client.source;
-    let profile = match (&source.profile, &source.provider, &source.issuer) {
-        (Some(path), _, _) => load_profile(runtime, path)?,
-        (None, Some(preset), _) => session.preset(preset)?,
-        (None, None, Some(issuer)) => {
-            let allow = AllowList::from_urls([issuer.as_str()]);
-            let profile = runtime
-                .instantiate(HttpTransport::new(allow, Limits::default()))?
-                .discover(issuer)
-                .with_context(|| format!("discovering {issuer}"))?;
-            tracing::info!(
-                issuer = %logging::loggable_url(issuer),
-                "discovery: fetched the server's metadata"
-            );
-            profile
+    let source = match (&source.profile, &source.provider, &source.issuer) {
+        (Some(path), _, _) => {
+            configure::ProfileSource::Profile(Box::new(load_profile(runtime, path)?))
         }
+        (None, Some(preset), _) => configure::ProfileSource::Preset(preset.clone()),
+        (None, None, Some(issuer)) => configure::ProfileSource::Issuer(issuer.clone()),
         (None, None, None) => anyhow::bail!("pass --profile, --provider or --issuer"),
     };
-    // A `--var` the profile does not declare would be ignored: most likely a misspelling.
-    if let Some(unknown) = client
-        .variables
-        .iter()
-        .find(|var| !profile.variables.contains(&var.name))
-    {
-        let declared = if profile.variables.is_empty() {
-            "it takes no --var".to_owned()
-        } else {
-            let names: Vec<String> = profile
-                .variables
-                .iter()
-                .map(|name| format!("`{name}`"))
-                .collect();
-            format!("its variables: {}", names.join(", "))
-        };
-        return Err(UsageError(format!(
-            "--var {}: the profile `{}` has no variable `{}`; {declared}",
-            unknown.name, profile.id, unknown.name
-        ))
-        .into());
-    }
-    let mut config = ConnectionConfig {
-        profile,
-        client: Client {
-            client_id: client.client_id.clone(),
-            client_secret,
-            auth_method: None,
-        },
-        redirect_uri: None,
+    let settings = ClientSettings {
+        client_id: client.client_id.clone(),
+        client_secret,
         scopes: client.scopes.clone(),
-        authorize_params: client.params.clone(),
-        token_requests: crate::no_token_extras(),
+        params: client.params.clone(),
         variables: client.variables.clone(),
-        offline_access: client.offline,
+        offline: client.offline,
     };
-    // Store the profile with its placeholders filled, so that the allow-list and every later
-    // call see concrete URLs.
-    config.profile = session.resolve_profile(&config)?;
-    config.variables.clear();
-    Ok(config)
+    configure::connection_config(runtime, source, settings).map_err(|error| match error {
+        // A `--var` the profile does not declare would be ignored: most likely a misspelling.
+        ConfigureError::UnknownVariable {
+            name,
+            profile,
+            declared,
+        } => UsageError(format!(
+            "--var {name}: the profile `{profile}` has no variable `{name}`; {}",
+            configure::declared_text(&declared, "--var")
+        ))
+        .into(),
+        ConfigureError::Discovery { issuer, error } => {
+            anyhow::Error::new(error).context(format!("discovering {issuer}"))
+        }
+        ConfigureError::Call(error) => anyhow::Error::new(error),
+    })
 }
 
 fn load_profile(runtime: &Runtime, path: &PathBuf) -> anyhow::Result<ProviderProfile> {

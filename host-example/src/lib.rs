@@ -5,10 +5,14 @@
 //! - [`compile_cache`]: the component's compiled form, kept so that no process compiles it twice.
 //! - [`transport`]: the HTTP client behind the component's `transport.send`, with an
 //!   allow-list, no redirects, timeouts and size caps.
+//! - [`configure`]: a connection's configuration from a preset, an issuer or a profile, and
+//!   the client's settings (the CLI's `connect` and the service's integrations).
+//! - [`serve`]: the multi-tenant HTTP service (`connector-host serve`) and its tenants.
 //! - [`connect`]: the loopback redirect listener and the browser half of the flow.
 //! - [`signer`]: the keys behind the component's `signer` import (`private_key_jwt`).
 //! - [`retry`]: bounded retries of what the server says to retry (`Retry-After`, backoff).
 //! - [`store`]: the SQLite connection store (owner-only file).
+//! - [`seal`]: authenticated encryption of the store's secrets under the operator's key.
 //! - [`cli`]: the `connector-host` command line, runnable in-process.
 //! - [`local_server`]: the local authorization server for the demo and the tests.
 //! - [`describe`]: human-readable text for the component's typed errors.
@@ -19,6 +23,7 @@
 pub mod bindings;
 pub mod cli;
 pub mod compile_cache;
+pub mod configure;
 pub mod connect;
 pub mod connections;
 pub mod describe;
@@ -27,6 +32,8 @@ pub mod logging;
 pub mod loopback;
 pub mod retry;
 pub mod runtime;
+pub mod seal;
+pub mod serve;
 pub mod signer;
 pub mod store;
 pub mod transport;

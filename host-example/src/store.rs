@@ -24,6 +24,27 @@
 //! check after opening then refuses the store, and also when the planted file was removed
 //! again (no connection deletes them while ours is open, so they must exist). A directory of
 //! another user's above the store (a path component) is not checked.
+//!
+//! **Sealing.** A store opened with a key ([`Store::open_sealed`]) writes each connection's
+//! `secret` and `tokens` columns sealed (see [`crate::seal`]: AES-256-GCM, bound to the
+//! connection's name and the column, so a value moved to another row does not open), and
+//! opens them when it reads. Values written in clear before (by a store without a key) still
+//! read, and are sealed when next written; [`Store::seal_all`] seals every row at once,
+//! [`Store::rotate_key`] re-seals every row under a new key, and [`Store::unseal_all`]
+//! writes them back in clear. Opening checks the key against the key id of every sealed
+//! value before anything is read or written: a wrong key, or no key for a store that holds
+//! sealed values, is an error and changes nothing. The connection's configuration (its
+//! client secret emptied), grant, state and times stay readable.
+//!
+//! What was overwritten can linger in the file's unused space and in the write-ahead log.
+//! A store with a key keeps SQLite's `secure_delete` on (freed cells are zeroed), and the
+//! rewrites of every row ([`Store::seal_all`], [`Store::rotate_key`]) then rebuild the file
+//! (`VACUUM`) and truncate the log: after them no value in clear, nor one sealed under the
+//! old key, is left in the file. A clear store sealed only row by row, as rows are written,
+//! may keep remnants of the old values until `seal_all` runs. Not covered: a process that
+//! opened the store before it was sealed, without a key, or before a rotation, with the old
+//! key, goes on writing as it did (stop the others first); what the file system or the disk
+//! keeps of earlier versions of the file.
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -31,6 +52,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection as Db, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+use crate::seal::{self, SealError, SealingKey};
 use crate::types::{ConnectionConfig, TokenSet};
 
 /// The schema version this code writes (`PRAGMA user_version`).
@@ -105,6 +127,26 @@ pub enum StoreError {
     Corrupt(String, &'static str),
     /// No connection of that name.
     NotFound(String),
+    /// A sealed value of the named connection (the named column) does not open with the
+    /// store's key: another key sealed it ([`SealError::WrongKey`], also found when the
+    /// store is opened, before anything is read or written), it was altered or moved from
+    /// another row ([`SealError::Tampered`]), or it is not an envelope this program reads.
+    Sealed {
+        /// The connection.
+        name: String,
+        /// The column: `secret` or `token set`.
+        column: &'static str,
+        /// Why it does not open.
+        error: SealError,
+    },
+    /// The store holds sealed values but was opened without a key: nothing was read or
+    /// written.
+    KeyRequired {
+        /// The id of the key that sealed them.
+        key_id: String,
+    },
+    /// The operation seals, and the store was opened without a key.
+    NoKey,
 }
 
 impl std::fmt::Display for StoreError {
@@ -135,6 +177,37 @@ impl std::fmt::Display for StoreError {
                 write!(f, "stored connection `{name}` has an unreadable {column}")
             }
             Self::NotFound(name) => write!(f, "no connection named `{name}`"),
+            Self::Sealed {
+                name,
+                error:
+                    SealError::WrongKey {
+                        given_key_id,
+                        stored_key_id,
+                    },
+                ..
+            } => write!(
+                f,
+                "the store was sealed with key {stored_key_id} (connection `{name}`), but the key \
+                 given is {given_key_id}; set {} (or the key file) to the key with id \
+                 {stored_key_id}; nothing was changed",
+                seal::KEY_ENV
+            ),
+            Self::Sealed {
+                name,
+                column,
+                error,
+            } => write!(f, "stored connection `{name}`'s {column} does not open: {error}"),
+            Self::KeyRequired { key_id } => write!(
+                f,
+                "this store is encrypted (sealed with key {key_id}); set {} to that key (64 hex \
+                 characters) or give its key file; nothing was read or changed",
+                seal::KEY_ENV
+            ),
+            Self::NoKey => write!(
+                f,
+                "sealing the store needs a key: set {} (64 hex characters) or give a key file",
+                seal::KEY_ENV
+            ),
         }
     }
 }
@@ -333,6 +406,9 @@ pub struct Store {
     db: Db,
     path: PathBuf,
     canonical: PathBuf,
+    /// The key that seals the `secret` and `tokens` columns; `None`: they are written in
+    /// clear (and sealed ones are refused).
+    key: Option<SealingKey>,
 }
 
 /// The default store path: `$CONNECTOR_STORE`, else the platform's data directory
@@ -370,7 +446,26 @@ impl Store {
     /// Before SQLite opens anything, every file the store owns that exists is checked (see
     /// the module's documentation): one that is not safely ours is [`StoreError::Unsafe`],
     /// naming it, and nothing is created, read or written.
+    ///
+    /// Without a key, a store that holds sealed values is [`StoreError::KeyRequired`] (see
+    /// [`Store::open_sealed`]).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, None)
+    }
+
+    /// Opens the store at `path` as [`Store::open`] does, sealing with `key`: the `secret`
+    /// and `tokens` columns are written sealed and opened when read; values in clear (written
+    /// without a key) still read, and are sealed when next written (or by
+    /// [`Store::seal_all`]).
+    ///
+    /// Before anything is read or written, the key id of every sealed value is compared with
+    /// `key`'s: one sealed with another key is [`StoreError::Sealed`] with
+    /// [`SealError::WrongKey`] (naming both key ids), and the store is left as it was.
+    pub fn open_sealed(path: &Path, key: SealingKey) -> Result<Self, StoreError> {
+        Self::open_with(path, Some(key))
+    }
+
+    fn open_with(path: &Path, key: Option<SealingKey>) -> Result<Self, StoreError> {
         let io = |error| StoreError::Io(path.to_owned(), error);
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             create_private_dir(parent).map_err(io)?;
@@ -416,12 +511,138 @@ impl Store {
         for companion in companions(&canonical) {
             check_path(&companion, Kind::File).map_err(refused(&companion))?;
         }
-        tracing::debug!(path = %path.display(), schema = version, "store open");
+        check_key(&db, key.as_ref())?;
+        if key.is_some() {
+            // Freed cells (values in clear, or under a retired key) are zeroed; see the
+            // module's documentation for what else may linger.
+            db.query_row("PRAGMA secure_delete = ON", [], |row| row.get::<_, i64>(0))?;
+        }
+        tracing::debug!(
+            path = %path.display(),
+            schema = version,
+            key = key.as_ref().map(SealingKey::id),
+            "store open"
+        );
         Ok(Self {
             db,
             path: path.to_owned(),
             canonical,
+            key,
         })
+    }
+
+    /// The key the store seals with, if it was opened with one: for the service's own
+    /// tables, which seal their secrets (pending PKCE verifiers) with the same key.
+    pub fn sealing_key(&self) -> Option<&SealingKey> {
+        self.key.as_ref()
+    }
+
+    /// Seals every connection's `secret` and `tokens` that are in clear, in one transaction
+    /// (all or nothing); returns how many connections were rewritten. Values already sealed
+    /// with the store's key are kept; one sealed with another key fails the whole
+    /// ([`SealError::WrongKey`]). [`StoreError::NoKey`] when the store has no key.
+    pub fn seal_all(&self) -> Result<usize, StoreError> {
+        let key = self.key.as_ref().ok_or(StoreError::NoKey)?;
+        self.rewrite_all(Some(key), Some(key))
+    }
+
+    /// Re-seals every connection's `secret` and `tokens` under `new`, in one transaction (all
+    /// or nothing: a value that does not open with the current key fails the whole and
+    /// changes nothing); returns how many connections were rewritten. From then on the store
+    /// seals with `new`, and the old key no longer opens it. A store without a key is
+    /// sealed with `new`. Other processes that have the store open with the old key must be
+    /// stopped first: they would go on writing under it.
+    pub fn rotate_key(&mut self, new: SealingKey) -> Result<usize, StoreError> {
+        let rewritten = self.rewrite_all(self.key.as_ref(), Some(&new))?;
+        tracing::info!(
+            from = self.key.as_ref().map(SealingKey::id),
+            to = new.id(),
+            connections = rewritten,
+            "store key rotated"
+        );
+        self.key = Some(new);
+        Ok(rewritten)
+    }
+
+    /// Writes every connection's `secret` and `tokens` back in clear, in one transaction
+    /// (all or nothing); returns how many connections were rewritten. From then on the store
+    /// has no key. For moving away from sealing.
+    pub fn unseal_all(&mut self) -> Result<usize, StoreError> {
+        let rewritten = self.rewrite_all(self.key.as_ref(), None)?;
+        self.key = None;
+        Ok(rewritten)
+    }
+
+    /// Rewrites every connection's sealed columns opened with `from` (values in clear pass
+    /// as they are) and sealed with `to` (or in clear), in one immediate transaction; values
+    /// already sealed with `to` are kept. Returns how many connections changed. Then
+    /// rebuilds the file (`VACUUM`) and truncates the write-ahead log, which may still hold
+    /// the values as they were.
+    fn rewrite_all(
+        &self,
+        from: Option<&SealingKey>,
+        to: Option<&SealingKey>,
+    ) -> Result<usize, StoreError> {
+        self.db
+            .query_row("PRAGMA secure_delete = ON", [], |row| row.get::<_, i64>(0))?;
+        let transaction = rusqlite::Transaction::new_unchecked(
+            &self.db,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
+        let rows = transaction
+            .prepare("SELECT name, secret, tokens FROM connections ORDER BY name")?
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut rewritten = 0;
+        for (name, secret, tokens) in rows {
+            let new_secret = reseal(from, to, &name, SECRET, &secret)?;
+            let new_tokens = reseal(from, to, &name, TOKENS, &tokens)?;
+            if new_secret.is_none() && new_tokens.is_none() {
+                continue;
+            }
+            transaction.execute(
+                "UPDATE connections SET secret = ?2, tokens = ?3 WHERE name = ?1",
+                params![
+                    name,
+                    new_secret.unwrap_or(secret),
+                    new_tokens.unwrap_or(tokens)
+                ],
+            )?;
+            rewritten += 1;
+        }
+        transaction.commit()?;
+        // Committed. What the rows held before (in clear, or under the old key) may remain
+        // in the file's unused space (`secure_delete` zeroes freed cells, not every byte a
+        // b-tree rebalance leaves behind) and in the write-ahead log: rebuild the file, then
+        // truncate the log; also when no row changed here, since rows sealed one by one as
+        // they were written leave the same behind. (The rebuild's copy is kept in memory, not
+        // in a temporary file.) Either failing (another process holds the store) is only
+        // logged: the rewrite itself is done, and the next `seal_all` completes it.
+        if let Err(error) = self.db.execute_batch("PRAGMA temp_store = MEMORY; VACUUM;") {
+            tracing::warn!(%error, "could not rebuild the store after rewriting its secrets");
+        }
+        if let Err(error) = self
+            .db
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        {
+            tracing::warn!(%error, "could not truncate the store's write-ahead log");
+        }
+        Ok(rewritten)
+    }
+
+    /// `value` (JSON) as the `column` of connection `name` is written: sealed with the
+    /// store's key, or as it is without one.
+    fn seal_value(&self, name: &str, column: SealedColumn, value: String) -> String {
+        match &self.key {
+            Some(key) => key.seal(value.as_bytes(), &column.context(name)),
+            None => value,
+        }
     }
 
     /// The SQLite connection, for modules that keep their own tables in the same file (the
@@ -467,9 +688,9 @@ impl Store {
             params![
                 name,
                 to_json(&config),
-                to_json(secret),
+                self.seal_value(name, SECRET, to_json(secret)),
                 to_json(&grant),
-                to_json(tokens),
+                self.seal_value(name, TOKENS, to_json(tokens)),
                 now
             ],
         )?;
@@ -481,7 +702,11 @@ impl Store {
         let changed = self.db.execute(
             "UPDATE connections SET tokens = ?2, updated_at = ?3, token_writes = token_writes + 1
              WHERE name = ?1",
-            params![name, to_json(tokens), now() as i64],
+            params![
+                name,
+                self.seal_value(name, TOKENS, to_json(tokens)),
+                now() as i64
+            ],
         )?;
         if changed == 0 {
             return Err(StoreError::NotFound(name.to_owned()));
@@ -530,7 +755,7 @@ impl Store {
             )
             .optional()?
             .ok_or_else(|| StoreError::NotFound(name.to_owned()))?
-            .decode()
+            .decode(self.key.as_ref())
     }
 
     /// Every connection, by name.
@@ -543,7 +768,9 @@ impl Store {
         let raws = statement
             .query_map([], row_to_raw)?
             .collect::<Result<Vec<_>, _>>()?;
-        raws.into_iter().map(RawRow::decode).collect()
+        raws.into_iter()
+            .map(|raw| raw.decode(self.key.as_ref()))
+            .collect()
     }
 
     /// Deletes a connection; `NotFound` when there is none.
@@ -631,7 +858,10 @@ fn row_to_raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
 }
 
 impl RawRow {
-    fn decode(self) -> Result<StoredConnection, StoreError> {
+    /// The connection this row holds, its sealed columns opened with `key`.
+    fn decode(self, key: Option<&SealingKey>) -> Result<StoredConnection, StoreError> {
+        let secret = open_value(key, &self.name, SECRET, self.secret)?;
+        let tokens = open_value(key, &self.name, TOKENS, self.tokens)?;
         let corrupt = |column| StoreError::Corrupt(self.name.clone(), column);
         let state = match self.reauthorization {
             None => ConnectionState::Active,
@@ -642,9 +872,9 @@ impl RawRow {
         };
         Ok(StoredConnection {
             config: serde_json::from_str(&self.config).map_err(|_| corrupt("configuration"))?,
-            secret: serde_json::from_str(&self.secret).map_err(|_| corrupt("secret"))?,
+            secret: serde_json::from_str(&secret).map_err(|_| corrupt(SECRET.label))?,
             grant: serde_json::from_str(&self.grant).map_err(|_| corrupt("grant"))?,
-            tokens: serde_json::from_str(&self.tokens).map_err(|_| corrupt("token set"))?,
+            tokens: serde_json::from_str(&tokens).map_err(|_| corrupt(TOKENS.label))?,
             created_at: self.created_at.max(0) as u64,
             updated_at: self.updated_at.max(0) as u64,
             token_writes: self.token_writes.max(0) as u64,
@@ -652,6 +882,128 @@ impl RawRow {
             name: self.name,
         })
     }
+}
+
+/// A column whose values are sealed when the store has a key.
+#[derive(Clone, Copy)]
+struct SealedColumn {
+    /// Its SQL name, also in the sealing context.
+    sql: &'static str,
+    /// What it holds, as errors name it.
+    label: &'static str,
+}
+
+/// The client's secret (a [`SecretSource`] as JSON).
+const SECRET: SealedColumn = SealedColumn {
+    sql: "secret",
+    label: "secret",
+};
+
+/// The token set (a [`TokenSet`] as JSON).
+const TOKENS: SealedColumn = SealedColumn {
+    sql: "tokens",
+    label: "token set",
+};
+
+impl SealedColumn {
+    /// What a value is bound to: `connections/<column>/<name>`, so a value copied to another
+    /// connection, or the other column, does not open. (The column's name has no `/`, so the
+    /// name after it is unambiguous.)
+    fn context(self, name: &str) -> Vec<u8> {
+        format!("connections/{}/{name}", self.sql).into_bytes()
+    }
+}
+
+/// `text`, read from `column` of connection `name`, opened with `key` when it is sealed, as
+/// it is otherwise (written in clear, before the store had a key).
+fn open_value(
+    key: Option<&SealingKey>,
+    name: &str,
+    column: SealedColumn,
+    text: String,
+) -> Result<String, StoreError> {
+    if !seal::is_sealed(&text) {
+        return Ok(text);
+    }
+    let sealed = |error| StoreError::Sealed {
+        name: name.to_owned(),
+        column: column.label,
+        error,
+    };
+    let Some(key) = key else {
+        let key_id = seal::key_id_of(&text).ok_or_else(|| sealed(SealError::Malformed))?;
+        return Err(StoreError::KeyRequired {
+            key_id: key_id.to_owned(),
+        });
+    };
+    let plaintext = key.open(&text, &column.context(name)).map_err(sealed)?;
+    String::from_utf8(plaintext).map_err(|_| StoreError::Corrupt(name.to_owned(), column.label))
+}
+
+/// `text`, read from `column` of connection `name`, as it is to be written instead: opened
+/// with `from`, then sealed with `to` (or in clear); `None` when it stays as it is (in clear
+/// and to stay so, or already sealed with `to`).
+fn reseal(
+    from: Option<&SealingKey>,
+    to: Option<&SealingKey>,
+    name: &str,
+    column: SealedColumn,
+    text: &str,
+) -> Result<Option<String>, StoreError> {
+    let sealed_with = seal::key_id_of(text);
+    match to {
+        Some(to) if sealed_with == Some(to.id()) => return Ok(None),
+        None if !seal::is_sealed(text) => return Ok(None),
+        _ => {}
+    }
+    let plaintext = open_value(from, name, column, text.to_owned())?;
+    Ok(Some(match to {
+        Some(to) => to.seal(plaintext.as_bytes(), &column.context(name)),
+        None => plaintext,
+    }))
+}
+
+/// Compares `key` with the key id of every sealed value in the store, reading only the
+/// envelopes' headers: [`StoreError::KeyRequired`] when there is no key, and
+/// [`StoreError::Sealed`] ([`SealError::WrongKey`], naming the first such connection) when
+/// another key sealed one. Reads only: run before anything is written.
+fn check_key(db: &Db, key: Option<&SealingKey>) -> Result<(), StoreError> {
+    let mut statement = db.prepare(
+        "SELECT name, substr(secret, 1, 32), substr(tokens, 1, 32) FROM connections
+         WHERE substr(secret, 1, 7) = 'sealed:' OR substr(tokens, 1, 7) = 'sealed:'
+         ORDER BY name",
+    )?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let name: String = row.get(0)?;
+        for (column, head) in [(SECRET, row.get::<_, String>(1)?), (TOKENS, row.get(2)?)] {
+            if !seal::is_sealed(&head) {
+                continue;
+            }
+            let sealed = |error| StoreError::Sealed {
+                name: name.clone(),
+                column: column.label,
+                error,
+            };
+            let stored_key_id =
+                seal::key_id_of(&head).ok_or_else(|| sealed(SealError::Malformed))?;
+            match key {
+                None => {
+                    return Err(StoreError::KeyRequired {
+                        key_id: stored_key_id.to_owned(),
+                    });
+                }
+                Some(key) if key.id() != stored_key_id => {
+                    return Err(sealed(SealError::WrongKey {
+                        given_key_id: key.id().to_owned(),
+                        stored_key_id: stored_key_id.to_owned(),
+                    }));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 fn to_json<T: Serialize>(value: &T) -> String {
@@ -744,7 +1096,7 @@ pub(crate) enum Create {
 /// The effective user id: who the store's files must belong to.
 #[cfg(unix)]
 #[allow(unsafe_code)] // one libc call without arguments
-fn effective_uid() -> u32 {
+pub(crate) fn effective_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
 }
@@ -976,6 +1328,345 @@ mod tests {
             obtained_at: 5,
             extras: vec![],
         }
+    }
+
+    // Sealing: distinctive strings, to look for in the file's bytes.
+    const CLIENT_SECRET: &str = "client-secret-3f9a1c0b";
+    const ACCESS_TOKEN: &str = "access-token-7d2e5b44";
+    const REFRESH_TOKEN: &str = "refresh-token-91c4aa07";
+
+    fn sealing_key(byte: u8) -> SealingKey {
+        SealingKey::from_hex(&format!("{byte:02x}").repeat(32)).unwrap()
+    }
+
+    fn secret_tokens(access: &str) -> TokenSet {
+        TokenSet {
+            refresh_token: Some(REFRESH_TOKEN.into()),
+            ..tokens(access)
+        }
+    }
+
+    /// Saves a confidential connection `name`: the client secret, and the token set with
+    /// `access` and the refresh token.
+    fn save_confidential(store: &Store, name: &str, access: &str) {
+        store
+            .save(
+                name,
+                &config(),
+                &SecretSource::Stored(CLIENT_SECRET.into()),
+                Grant::AuthorizationCode,
+                &secret_tokens(access),
+            )
+            .unwrap();
+    }
+
+    /// The bytes of the database file and of its write-ahead log, if there is one.
+    fn on_disk(path: &Path) -> Vec<u8> {
+        let mut bytes = std::fs::read(path).unwrap();
+        if let Ok(wal) = std::fs::read(beside(path, "-wal")) {
+            bytes.extend(wal);
+        }
+        bytes
+    }
+
+    fn holds(bytes: &[u8], text: &str) -> bool {
+        bytes
+            .windows(text.len())
+            .any(|window| window == text.as_bytes())
+    }
+
+    /// The raw text of a column of a connection, as stored.
+    fn raw(store: &Store, name: &str, column: &str) -> String {
+        store
+            .db
+            .query_row(
+                &format!("SELECT {column} FROM connections WHERE name = ?1"),
+                [name],
+                |row| row.get(0),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn a_sealed_store_holds_no_secret_in_clear() {
+        // The control: a store without a key holds them in clear, and the search finds them.
+        let path = temp_path("clear-control");
+        let store = Store::open(&path).unwrap();
+        save_confidential(&store, "c", ACCESS_TOKEN);
+        drop(store);
+        let bytes = on_disk(&path);
+        for secret in [CLIENT_SECRET, ACCESS_TOKEN, REFRESH_TOKEN] {
+            assert!(holds(&bytes, secret), "{secret}");
+        }
+
+        let path = temp_path("sealed");
+        let key = sealing_key(1);
+        let store = Store::open_sealed(&path, key.clone()).unwrap();
+        assert_eq!(store.sealing_key().map(SealingKey::id), Some(key.id()));
+        save_confidential(&store, "c", ACCESS_TOKEN);
+        save_confidential(&store, "d", ACCESS_TOKEN);
+        store.update_tokens("d", &secret_tokens("at2")).unwrap();
+        for column in ["secret", "tokens"] {
+            assert!(
+                raw(&store, "c", column).starts_with(&format!("sealed:v1:{}:", key.id())),
+                "{column}"
+            );
+        }
+        let stored = store.get("c").unwrap();
+        assert_eq!(stored.secret, SecretSource::Stored(CLIENT_SECRET.into()));
+        assert_eq!(stored.tokens, secret_tokens(ACCESS_TOKEN));
+        assert_eq!(store.list().unwrap()[1].tokens, secret_tokens("at2"));
+        // While open (the writes are in the write-ahead log), and after closing.
+        assert!(beside(&path, "-wal").exists());
+        let bytes = on_disk(&path);
+        for secret in [CLIENT_SECRET, ACCESS_TOKEN, REFRESH_TOKEN] {
+            assert!(
+                !holds(&bytes, secret),
+                "{secret} in clear in the open store"
+            );
+        }
+        drop(store);
+        let bytes = on_disk(&path);
+        for secret in [CLIENT_SECRET, ACCESS_TOKEN, REFRESH_TOKEN] {
+            assert!(
+                !holds(&bytes, secret),
+                "{secret} in clear in the closed store"
+            );
+        }
+        let store = Store::open_sealed(&path, key).unwrap();
+        assert_eq!(store.get("c").unwrap().tokens, secret_tokens(ACCESS_TOKEN));
+    }
+
+    #[test]
+    fn a_wrong_key_or_none_is_refused_and_changes_nothing() {
+        let path = temp_path("wrong-key");
+        let right = sealing_key(1);
+        let store = Store::open_sealed(&path, right.clone()).unwrap();
+        save_confidential(&store, "c", ACCESS_TOKEN);
+        drop(store);
+        let before = std::fs::read(&path).unwrap();
+        let wrong = sealing_key(2);
+        match Store::open_sealed(&path, wrong.clone()) {
+            Err(StoreError::Sealed {
+                name,
+                column: "secret",
+                error:
+                    SealError::WrongKey {
+                        given_key_id,
+                        stored_key_id,
+                    },
+            }) => {
+                assert_eq!(name, "c");
+                assert_eq!(
+                    (given_key_id.as_str(), stored_key_id.as_str()),
+                    (wrong.id(), right.id())
+                );
+            }
+            Err(error) => panic!("expected the wrong key, got {error}"),
+            Ok(_) => panic!("expected the wrong key, the store opened"),
+        }
+        match Store::open(&path) {
+            Err(StoreError::KeyRequired { key_id }) => assert_eq!(key_id, right.id()),
+            Err(error) => panic!("expected a key required, got {error}"),
+            Ok(_) => panic!("expected a key required, the store opened"),
+        }
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            before,
+            "the file was changed"
+        );
+        let wal = std::fs::read(beside(&path, "-wal"));
+        assert!(
+            wal.is_err() || wal.unwrap().is_empty(),
+            "the log was written"
+        );
+        let store = Store::open_sealed(&path, right).unwrap();
+        assert_eq!(store.get("c").unwrap().tokens, secret_tokens(ACCESS_TOKEN));
+    }
+
+    /// A store opened without a key, sealed meanwhile by another: every read of a sealed
+    /// value is an error, never garbage.
+    #[test]
+    fn reading_a_sealed_value_without_a_key_is_an_error() {
+        let path = temp_path("no-key-reads");
+        let clear = Store::open(&path).unwrap();
+        save_confidential(&clear, "a", ACCESS_TOKEN);
+        let key = sealing_key(1);
+        let sealed = Store::open_sealed(&path, key.clone()).unwrap();
+        sealed.update_tokens("a", &secret_tokens("at2")).unwrap();
+        let key_required = |result: Result<_, StoreError>| matches!(result, Err(StoreError::KeyRequired { key_id }) if key_id == key.id());
+        assert!(key_required(clear.get("a").map(drop)));
+        assert!(key_required(clear.list().map(drop)));
+        assert!(matches!(clear.seal_all(), Err(StoreError::NoKey)));
+        // What reads no sealed column still works.
+        assert!(clear.contains("a").unwrap());
+    }
+
+    #[test]
+    fn a_clear_store_given_a_key_reads_and_is_sealed_on_write() {
+        let path = temp_path("clear-then-key");
+        let clear = Store::open(&path).unwrap();
+        for name in ["a", "b", "c"] {
+            save_confidential(&clear, name, ACCESS_TOKEN);
+        }
+        drop(clear);
+        let key = sealing_key(1);
+        let store = Store::open_sealed(&path, key.clone()).unwrap();
+        assert_eq!(store.get("a").unwrap().tokens, secret_tokens(ACCESS_TOKEN));
+        assert_eq!(store.list().unwrap().len(), 3);
+        // Written: sealed. A token write seals the tokens; the secret stays in clear until
+        // the connection is saved again.
+        store.update_tokens("a", &secret_tokens("at2")).unwrap();
+        assert!(seal::is_sealed(&raw(&store, "a", "tokens")));
+        assert!(!seal::is_sealed(&raw(&store, "a", "secret")));
+        save_confidential(&store, "b", "at2");
+        assert!(seal::is_sealed(&raw(&store, "b", "secret")));
+        assert_eq!(store.get("a").unwrap().tokens, secret_tokens("at2"));
+        // The rest, now: `a` (its secret) and `c` (both); `b` is sealed already.
+        assert_eq!(store.seal_all().unwrap(), 2);
+        assert_eq!(store.seal_all().unwrap(), 0);
+        assert_eq!(
+            store.get("c").unwrap().secret,
+            SecretSource::Stored(CLIENT_SECRET.into())
+        );
+        // The values written in clear before are gone from the file, not left in free space.
+        drop(store);
+        let bytes = on_disk(&path);
+        for secret in [CLIENT_SECRET, ACCESS_TOKEN, REFRESH_TOKEN] {
+            assert!(!holds(&bytes, secret), "{secret} in clear");
+        }
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::KeyRequired { .. })
+        ));
+    }
+
+    #[test]
+    fn rotating_the_key_reseals_every_row_at_once() {
+        let path = temp_path("rotate");
+        let old = sealing_key(1);
+        let mut store = Store::open_sealed(&path, old.clone()).unwrap();
+        for name in ["a", "b", "c"] {
+            save_confidential(&store, name, ACCESS_TOKEN);
+        }
+        let old_envelope = raw(&store, "b", "tokens");
+        let new = sealing_key(2);
+        assert_eq!(store.rotate_key(new.clone()).unwrap(), 3);
+        assert_eq!(store.sealing_key().map(SealingKey::id), Some(new.id()));
+        assert_eq!(seal::key_id_of(&raw(&store, "b", "secret")), Some(new.id()));
+        assert_eq!(store.get("b").unwrap().tokens, secret_tokens(ACCESS_TOKEN));
+        // Written from now on under the new key.
+        store.update_tokens("c", &secret_tokens("at2")).unwrap();
+        assert_eq!(seal::key_id_of(&raw(&store, "c", "tokens")), Some(new.id()));
+        assert_eq!(store.rotate_key(new.clone()).unwrap(), 0);
+        drop(store);
+        assert!(
+            !holds(&on_disk(&path), &old_envelope),
+            "the old envelope is left in the file"
+        );
+        assert!(matches!(
+            Store::open_sealed(&path, old),
+            Err(StoreError::Sealed {
+                error: SealError::WrongKey { .. },
+                ..
+            })
+        ));
+        let store = Store::open_sealed(&path, new).unwrap();
+        assert_eq!(store.list().unwrap().len(), 3);
+        assert_eq!(store.get("c").unwrap().tokens, secret_tokens("at2"));
+
+        // A clear store is sealed by a rotation.
+        let path = temp_path("rotate-clear");
+        let mut store = Store::open(&path).unwrap();
+        save_confidential(&store, "a", ACCESS_TOKEN);
+        assert_eq!(store.rotate_key(sealing_key(3)).unwrap(), 1);
+        assert!(seal::is_sealed(&raw(&store, "a", "secret")));
+    }
+
+    /// A value that does not open fails the whole rotation: nothing is rewritten, and the
+    /// store keeps its key.
+    #[test]
+    fn a_rotation_is_all_or_nothing() {
+        let path = temp_path("rotate-atomic");
+        let old = sealing_key(1);
+        let mut store = Store::open_sealed(&path, old.clone()).unwrap();
+        for name in ["a", "b", "c"] {
+            save_confidential(&store, name, ACCESS_TOKEN);
+        }
+        store
+            .db
+            .execute(
+                "UPDATE connections SET tokens = (SELECT tokens FROM connections WHERE name = 'a')
+                 WHERE name = 'c'",
+                [],
+            )
+            .unwrap();
+        let before = raw(&store, "a", "tokens");
+        assert!(matches!(
+            store.rotate_key(sealing_key(2)),
+            Err(StoreError::Sealed { name, column: "token set", error: SealError::Tampered }) if name == "c"
+        ));
+        assert_eq!(raw(&store, "a", "tokens"), before);
+        assert_eq!(store.sealing_key().map(SealingKey::id), Some(old.id()));
+        drop(store);
+        let store = Store::open_sealed(&path, old).unwrap();
+        assert_eq!(store.get("a").unwrap().tokens, secret_tokens(ACCESS_TOKEN));
+    }
+
+    /// A sealed value copied to another connection, or to the other column, does not open
+    /// there: an error naming the connection, not the other connection's secret.
+    #[test]
+    fn a_value_moved_to_another_row_does_not_open() {
+        let path = temp_path("moved");
+        let store = Store::open_sealed(&path, sealing_key(1)).unwrap();
+        save_confidential(&store, "a", ACCESS_TOKEN);
+        save_confidential(&store, "b", "other");
+        store
+            .db
+            .execute(
+                "UPDATE connections SET tokens = (SELECT tokens FROM connections WHERE name = 'a')
+                 WHERE name = 'b'",
+                [],
+            )
+            .unwrap();
+        let tampered = |result: Result<_, StoreError>, expected: &'static str| matches!(result, Err(StoreError::Sealed { name, column, error: SealError::Tampered }) if name == "b" && column == expected);
+        assert!(tampered(store.get("b").map(drop), "token set"));
+        assert!(tampered(store.list().map(drop), "token set"));
+        assert_eq!(store.get("a").unwrap().tokens, secret_tokens(ACCESS_TOKEN));
+        store
+            .db
+            .execute(
+                "UPDATE connections SET secret = tokens WHERE name = 'a'",
+                [],
+            )
+            .unwrap();
+        assert!(matches!(
+            store.get("a"),
+            Err(StoreError::Sealed {
+                column: "secret",
+                error: SealError::Tampered,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn unsealing_writes_every_row_back_in_clear() {
+        let path = temp_path("unseal");
+        let mut store = Store::open_sealed(&path, sealing_key(1)).unwrap();
+        save_confidential(&store, "a", ACCESS_TOKEN);
+        save_confidential(&store, "b", ACCESS_TOKEN);
+        assert_eq!(store.unseal_all().unwrap(), 2);
+        assert!(store.sealing_key().is_none());
+        store.update_tokens("a", &secret_tokens("at2")).unwrap();
+        assert!(!seal::is_sealed(&raw(&store, "a", "tokens")));
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.get("a").unwrap().tokens, secret_tokens("at2"));
+        assert_eq!(
+            store.get("b").unwrap().secret,
+            SecretSource::Stored(CLIENT_SECRET.into())
+        );
     }
 
     #[test]

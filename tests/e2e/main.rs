@@ -15,6 +15,7 @@ mod lifecycle;
 mod listener;
 mod reconnect;
 mod retry;
+mod serve;
 mod server;
 mod state;
 mod status;

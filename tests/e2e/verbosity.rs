@@ -104,7 +104,7 @@ fn v_logs_each_flow_step_and_vvv_the_dependencies() {
     assert_eq!(
         steps(&connect.log, &names),
         [
-            "INFO connector_host::cli: discovery: fetched the server's metadata issuer=ISSUER/",
+            "INFO connector_host::configure: discovery: fetched the server's metadata issuer=ISSUER/",
             "INFO connector_host::connect: authorization: authorize URL ready; waiting for the \
              callback authorize_url=ISSUER/auth query names [response_type, client_id, \
              redirect_uri, scope, state, code_challenge, code_challenge_method] \

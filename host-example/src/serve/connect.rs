@@ -1,0 +1,360 @@
+//! Connecting through the browser: `POST /v1/connect-sessions` makes a one-time URL
+//! (`<public-url>/connect/<token>`, valid [`super::State::session_ttl`]); `GET
+//! /connect/<token>` begins the authorization-code flow (PKCE; the redirect URI is the one
+//! fixed callback, `<public-url>/oauth/callback`), keeps the pending authorization in the
+//! session's row and redirects to the authorize URL; `GET /oauth/callback` finds the pending
+//! flow by the callback's `state` (the component's `state-from-callback`), takes it out of
+//! the store (single use: a replayed or forged callback finds nothing and sends nothing),
+//! exchanges the code, stores the connection, and shows a result page or redirects to the
+//! session's `return_to`.
+//!
+//! The session token is 256 random bits; the store keeps its SHA-256 only.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderName, StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rusqlite::{OptionalExtension as _, params};
+use serde::Deserialize;
+
+use super::AppState;
+use super::auth::{Body, TenantId, body_bytes, json_body};
+use super::connections::{internal_name, record};
+use super::errors::{ApiError, Code, ErrorPage};
+use super::integrations::{self, no_signer};
+use super::tenants::{hash, random_token, valid_id};
+use crate::describe::format_time;
+use crate::runtime::CallError;
+use crate::store::Grant;
+use crate::types::{Error as ConnectorError, PendingAuthorization};
+use crate::{AllowList, HttpTransport, Limits};
+
+/// The routes of this resource.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/connect-sessions", post(create))
+        .route("/connect/{token}", get(begin))
+        .route("/oauth/callback", get(callback))
+}
+
+/// `POST /v1/connect-sessions`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSession {
+    integration: String,
+    connection: String,
+    scopes: Option<Vec<String>>,
+    return_to: Option<String>,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    tenant: TenantId,
+    body: Body,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let request: NewSession = json_body(&body_bytes(body)?)?;
+    if !valid_id(&request.connection) {
+        return Err(ApiError::invalid(
+            "connection: use 1 to 100 letters, digits, `.`, `_` or `-`",
+        ));
+    }
+    // Kept as parsed (normalized, so that it is always a valid `Location`).
+    let return_to = match &request.return_to {
+        None => None,
+        Some(return_to) => match url::Url::parse(return_to) {
+            Ok(url) if state.return_origins.contains(&url.origin()) => Some(url.to_string()),
+            _ => {
+                let origins: Vec<String> = state
+                    .return_origins
+                    .iter()
+                    .map(url::Origin::ascii_serialization)
+                    .collect();
+                return Err(ApiError::invalid(format!(
+                    "return_to must be an absolute URL on an allowed origin: {}",
+                    origins.join(", ")
+                )));
+            }
+        },
+    };
+    let token = random_token().map_err(|error| ApiError::internal(&error))?;
+    let url = format!("{}/connect/{token}", state.public_url);
+    let expires_at = crate::store::now() + state.session_ttl.as_secs();
+    state
+        .blocking(move |connections| {
+            let store = connections.store();
+            let integration = integrations::load(store, tenant, &request.integration)?;
+            if integration.grant != Grant::AuthorizationCode {
+                return Err(ApiError::invalid(format!(
+                    "integration `{}` uses the {} grant: connect with POST /v1/connections",
+                    integration.id,
+                    integration.grant.name()
+                )));
+            }
+            super::connections::check_integration(
+                store,
+                tenant,
+                &request.connection,
+                &integration.id,
+            )?;
+            let scopes = request
+                .scopes
+                .map(|scopes| serde_json::to_string(&scopes))
+                .transpose()
+                .map_err(|error| ApiError::internal(&error))?;
+            store.sqlite().execute(
+                "INSERT INTO connect_sessions
+                     (token_hash, tenant_id, integration, connection, scopes, return_to,
+                      created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    hash(&token),
+                    tenant.0,
+                    integration.id,
+                    request.connection,
+                    scopes,
+                    return_to,
+                    crate::store::now() as i64,
+                    expires_at as i64
+                ],
+            )?;
+            Ok(())
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "url": url, "expires_at": format_time(expires_at) })),
+    ))
+}
+
+/// A session row, as the flow needs it.
+struct Session {
+    tenant: TenantId,
+    integration: String,
+    connection: String,
+    scopes: Option<String>,
+    return_to: Option<String>,
+    expires_at: u64,
+    pending: Option<String>,
+}
+
+fn session_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
+    Ok(Session {
+        tenant: TenantId(row.get(0)?),
+        integration: row.get(1)?,
+        connection: row.get(2)?,
+        scopes: row.get(3)?,
+        return_to: row.get(4)?,
+        expires_at: row.get::<_, i64>(5)? as u64,
+        pending: row.get(6)?,
+    })
+}
+
+/// The session's integration configuration for the flow: the one callback as redirect URI,
+/// the session's scopes when it names any.
+fn flow_config(
+    store: &crate::store::Store,
+    state: &super::State,
+    session: &Session,
+) -> Result<(integrations::Integration, crate::types::ConnectionConfig), ApiError> {
+    let integration = integrations::load(store, session.tenant, &session.integration)?;
+    let mut config = integration.config.clone();
+    config.redirect_uri = Some(state.callback_url());
+    if let Some(scopes) = &session.scopes {
+        config.scopes = serde_json::from_str(scopes).map_err(|error| ApiError::internal(&error))?;
+    }
+    Ok((integration, config))
+}
+
+fn expired() -> ApiError {
+    ApiError::new(
+        Code::Expired,
+        "this sign-in link has expired; ask the application for a new one",
+    )
+}
+
+async fn begin(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Response, ErrorPage> {
+    let shared = state.clone();
+    let authorize_url = state
+        .blocking(move |connections| {
+            let store = connections.store();
+            let token_hash = hash(&token);
+            let session = store
+                .sqlite()
+                .query_row(
+                    "SELECT tenant_id, integration, connection, scopes, return_to, expires_at,
+                            pending
+                     FROM connect_sessions WHERE token_hash = ?1",
+                    [&token_hash],
+                    session_row,
+                )
+                .optional()?
+                .ok_or_else(|| {
+                    ApiError::new(
+                        Code::NotFound,
+                        "this sign-in link is not valid (unknown, or used already)",
+                    )
+                })?;
+            if session.expires_at <= crate::store::now() {
+                store.sqlite().execute(
+                    "DELETE FROM connect_sessions WHERE token_hash = ?1",
+                    [&token_hash],
+                )?;
+                return Err(expired());
+            }
+            let (_, config) = flow_config(store, &shared, &session)?;
+            let request = crate::connect::instance(shared.runtime(), &config, &no_signer())?
+                .begin(&config)?;
+            // Opening the link again begins again: the earlier state stops matching.
+            store.sqlite().execute(
+                "UPDATE connect_sessions SET state = ?2, pending = ?3 WHERE token_hash = ?1",
+                params![
+                    token_hash,
+                    request.pending.state,
+                    serde_json::to_string(&request.pending)
+                        .map_err(|error| ApiError::internal(&error))?
+                ],
+            )?;
+            Ok(request.url)
+        })
+        .await?;
+    Ok((
+        StatusCode::FOUND,
+        page_headers(),
+        [(header::LOCATION, authorize_url)],
+    )
+        .into_response())
+}
+
+async fn callback(State(state): State<AppState>, uri: Uri) -> Result<Response, ErrorPage> {
+    let callback_url = match uri.query() {
+        Some(query) => format!("{}?{query}", state.callback_url()),
+        None => state.callback_url(),
+    };
+    let shared = state.clone();
+    let (connection, return_to) = state
+        .blocking(move |connections| {
+            let runtime = shared.runtime();
+            let sign_in_state = runtime
+                .instantiate(HttpTransport::new(AllowList::default(), Limits::default()))?
+                .state_from_callback(&callback_url)
+                .map_err(|_| ApiError::invalid("this is not a sign-in callback (no state)"))?;
+            let store = connections.store();
+            // Taken out before anything is sent: a second delivery of this callback finds
+            // nothing, and a forged state never matches.
+            let session = store
+                .sqlite()
+                .query_row(
+                    "DELETE FROM connect_sessions WHERE state = ?1
+                     RETURNING tenant_id, integration, connection, scopes, return_to,
+                               expires_at, pending",
+                    [&sign_in_state],
+                    session_row,
+                )
+                .optional()?
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "this sign-in is unknown or was completed already; start again from \
+                         the application",
+                    )
+                })?;
+            if session.expires_at <= crate::store::now() {
+                return Err(expired());
+            }
+            let pending: PendingAuthorization = session
+                .pending
+                .as_deref()
+                .and_then(|text| serde_json::from_str(text).ok())
+                .ok_or_else(|| ApiError::internal(&"a begun session without its pending flow"))?;
+            let (integration, config) = flow_config(store, &shared, &session)?;
+            let mut session_instance = crate::connect::instance(runtime, &config, &no_signer())?;
+            let tokens = session_instance
+                .complete(&config, &pending, &callback_url)
+                .map_err(|error| match &error {
+                    // The user denied consent, or the provider refused the request (an OAuth
+                    // error on the callback or at the token endpoint): the sign-in ends here;
+                    // nothing failed upstream.
+                    CallError::Connector(ConnectorError::ServerSaidNo(_)) => {
+                        ApiError::invalid(format!(
+                            "the provider refused the sign-in: {}",
+                            crate::describe::printable(&error.to_string())
+                        ))
+                    }
+                    _ => ApiError::from(error),
+                })?;
+            let name = internal_name(session.tenant, &session.connection);
+            connections.save_locked(
+                &name,
+                &config,
+                &integration.secret_source(),
+                Grant::AuthorizationCode,
+                &tokens,
+            )?;
+            record(store, session.tenant, &session.connection, &integration.id)?;
+            tracing::info!(
+                tenant = session.tenant.0,
+                connection = session.connection.as_str(),
+                "connected through the browser"
+            );
+            Ok((session.connection, session.return_to))
+        })
+        .await?;
+    Ok(match return_to {
+        Some(url) => (page_headers(), Redirect::to(&url)).into_response(),
+        None => (
+            page_headers(),
+            page(
+                "Connected",
+                &format!("`{connection}` is connected. You can close this window."),
+            ),
+        )
+            .into_response(),
+    })
+}
+
+/// The headers of every page and redirect the end user's browser sees: no referrer (the
+/// callback's URL holds the code), no framing, no caching, a strict CSP.
+pub fn page_headers() -> [(HeaderName, &'static str); 5] {
+    [
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; \
+             form-action 'none'; base-uri 'none'",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ]
+}
+
+/// A small result page, its text escaped.
+pub fn page(title: &str, message: &str) -> Html<String> {
+    Html(format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width\"><title>{title}</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;\
+         padding:0 1rem}}</style></head>\n<body><h1>{title}</h1><p>{message}</p></body></html>\n",
+        title = escape(title),
+        message = escape(message)
+    ))
+}
+
+/// `text` with HTML's special characters escaped.
+fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}

@@ -1,0 +1,296 @@
+//! `connector-host serve`: the multi-tenant connection service, a JSON API over HTTP on
+//! axum and tokio (one file per resource; the OpenAPI description is `docs/openapi.json`).
+//!
+//! Thin over the service layer ([`crate::connections`]): refreshing under the
+//! per-connection lock, retries, calls and storage are the CLI's, so both front ends behave
+//! the same. A tenant's connection `NAME` is the store's connection `t<tenant id>:NAME`.
+//!
+//! Component calls and SQLite are blocking: each request's work runs on one store thread
+//! ([`State::blocking`]) that owns the process's one open store ([`Connections`]); the async
+//! side only routes, parses and waits. One store, opened once: with a store per blocking
+//! thread, 64 concurrent first requests got SQLite's `SQLITE_IOERR_SHORT_READ` (measured).
+//! The likely cause: [`crate::store::Store::open`] probes the database file and its
+//! `-wal`/`-shm` companions through file handles of its own before SQLite opens them, and
+//! closing a handle drops every POSIX lock the process holds on that file, those of the
+//! process's other SQLite connections included. Until the store can be opened more than once
+//! per process, the work is serialized; refreshes stay single-flight across processes through the store's
+//! lock files. The one [`Runtime`] (engine and precompiled component) is shared by the
+//! whole process.
+
+pub mod auth;
+pub mod connect;
+pub mod connections;
+pub mod errors;
+pub mod integrations;
+pub mod tenants;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+
+use crate::connections::Connections;
+use crate::runtime::Runtime;
+use errors::{ApiError, Code};
+
+/// The cap on a request body.
+pub const BODY_LIMIT: usize = 1 << 20;
+
+/// How long a connect session's URL can be used, by default.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(600);
+
+/// How the service runs.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// The address to listen on (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// The URL the service is reached at from outside (scheme, host, port, no path), for
+    /// the connect URLs and the one callback (`<public-url>/oauth/callback`); `None`: the
+    /// bound address, `http://<ip>:<port>`.
+    pub public_url: Option<String>,
+    /// The store file (connections and the service's tables).
+    pub store: PathBuf,
+    /// Origins (besides the public URL's) that a connect session's `return_to` may be on.
+    pub return_origins: Vec<String>,
+    /// How long a connect session's URL can be used.
+    pub session_ttl: Duration,
+}
+
+/// Why the service could not start.
+#[derive(Debug)]
+pub enum ServeError {
+    /// The store could not be opened or its service tables prepared.
+    Store(crate::store::StoreError),
+    /// The listen address could not be bound.
+    Listen(SocketAddr, std::io::Error),
+    /// The public URL or a return origin is not an `http` or `https` origin.
+    BadUrl(String),
+    /// The async runtime could not start, or serving failed.
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Store(error) => error.fmt(f),
+            Self::Listen(address, error) => write!(f, "cannot listen on {address}: {error}"),
+            Self::BadUrl(url) => write!(
+                f,
+                "`{url}` is not an http or https origin (scheme, host and port, with no path, \
+                 query or fragment)"
+            ),
+            Self::Io(error) => error.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+/// The shared state of every request.
+pub struct State {
+    runtime: &'static Runtime,
+    /// The public URL, without a trailing slash.
+    pub public_url: String,
+    /// The origins `return_to` may be on (the public URL's first).
+    pub return_origins: Vec<url::Origin>,
+    /// How long a connect session's URL can be used.
+    pub session_ttl: Duration,
+    /// The store thread's queue.
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+/// The shared state, as handlers receive it.
+pub type AppState = Arc<State>;
+
+/// The environment that stored secret references are resolved from.
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// A request's work on the store thread.
+type Job = Box<dyn FnOnce(&Connections<'static>) + Send>;
+
+impl State {
+    /// The one callback URL: `<public-url>/oauth/callback`.
+    pub fn callback_url(&self) -> String {
+        format!("{}/oauth/callback", self.public_url)
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &'static Runtime {
+        self.runtime
+    }
+
+    /// Runs `work` on the store thread, with the process's one open store, and waits for
+    /// its answer without blocking the async runtime.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connections<'static>) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |connections| {
+            let _ = answer.send(work(connections));
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| ApiError::internal(&"the store thread has stopped"))?;
+        answered
+            .await
+            .map_err(|_| ApiError::internal(&"the store thread dropped a request (a panic)"))?
+    }
+}
+
+/// Starts the store thread: opens the store (once for the whole process, see the module's
+/// documentation), prepares the service's tables, then runs jobs one at a time until every
+/// sender is gone. Returns once the store is open, or why it could not be.
+fn store_thread(
+    runtime: &'static Runtime,
+    path: PathBuf,
+) -> Result<std::sync::mpsc::Sender<Job>, ServeError> {
+    let (jobs, incoming) = std::sync::mpsc::channel::<Job>();
+    let (opened, open_result) = std::sync::mpsc::channel();
+    let dispatch = tracing::dispatcher::get_default(|dispatch| dispatch.clone());
+    std::thread::Builder::new()
+        .name("connector-store".to_owned())
+        .spawn(move || {
+            let _log = tracing::dispatcher::set_default(&dispatch);
+            let env: &'static dyn Fn(&str) -> Option<String> = &process_env;
+            let connections = match Connections::open(runtime, &path, env)
+                .map_err(|error| match error {
+                    crate::connections::ConnectionError::Store(error) => ServeError::Store(error),
+                    other => ServeError::Io(std::io::Error::other(other.to_string())),
+                })
+                .and_then(|connections| {
+                    tenants::migrate(connections.store()).map_err(ServeError::Store)?;
+                    Ok(connections)
+                }) {
+                Ok(connections) => {
+                    let _ = opened.send(Ok(()));
+                    connections
+                }
+                Err(error) => {
+                    let _ = opened.send(Err(error));
+                    return;
+                }
+            };
+            for job in incoming {
+                // A panicking request loses its answer (the handler reports `internal`);
+                // the thread goes on serving the others.
+                let _ =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&connections)));
+            }
+        })
+        .map_err(ServeError::Io)?;
+    match open_result.recv() {
+        Ok(Ok(())) => Ok(jobs),
+        Ok(Err(error)) => Err(error),
+        Err(_) => Err(ServeError::Io(std::io::Error::other(
+            "the store thread ended before opening the store",
+        ))),
+    }
+}
+
+/// An `http`/`https` URL's origin, refusing anything with a path, query or fragment.
+fn origin_of(url: &str) -> Result<(String, url::Origin), ServeError> {
+    let bad = || ServeError::BadUrl(url.to_owned());
+    let parsed = url::Url::parse(url).map_err(|_| bad())?;
+    let bare = matches!(parsed.path(), "" | "/")
+        && parsed.query().is_none()
+        && parsed.fragment().is_none()
+        && parsed.username().is_empty()
+        && parsed.password().is_none();
+    if !matches!(parsed.scheme(), "http" | "https") || !bare || parsed.host().is_none() {
+        return Err(bad());
+    }
+    let origin = parsed.origin();
+    Ok((origin.ascii_serialization(), origin))
+}
+
+/// The router: the API under `/v1` (tenant key required), the connect page and the
+/// callback; JSON 404 and 405 for everything else.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(integrations::router())
+        .merge(connections::router())
+        .merge(connect::router())
+        .fallback(|| async { ApiError::new(Code::NotFound, "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                Code::MethodNotAllowed,
+                "the route does not take this method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// Every route the router serves, as `(method, path)` with `{param}` placeholders: the
+/// OpenAPI test compares it with `docs/openapi.json`.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/integrations"),
+    ("POST", "/v1/integrations"),
+    ("GET", "/v1/integrations/{id}"),
+    ("DELETE", "/v1/integrations/{id}"),
+    ("POST", "/v1/connect-sessions"),
+    ("GET", "/v1/connections"),
+    ("POST", "/v1/connections"),
+    ("GET", "/v1/connections/{id}"),
+    ("DELETE", "/v1/connections/{id}"),
+    ("POST", "/v1/connections/{id}/token"),
+    ("POST", "/v1/connections/{id}/request"),
+    ("GET", "/connect/{token}"),
+    ("GET", "/oauth/callback"),
+];
+
+/// Opens the store, prepares the service's tables, binds `options.listen`, calls `ready`
+/// with the bound address and the public URL, and serves until the process ends.
+pub fn serve(
+    runtime: Runtime,
+    options: ServeOptions,
+    ready: impl FnOnce(SocketAddr, &str),
+) -> Result<(), ServeError> {
+    let listener = std::net::TcpListener::bind(options.listen)
+        .map_err(|error| ServeError::Listen(options.listen, error))?;
+    let bound = listener.local_addr().map_err(ServeError::Io)?;
+    let public_url = match &options.public_url {
+        Some(url) => origin_of(url)?.0,
+        None => format!("http://{bound}"),
+    };
+    let mut return_origins = vec![origin_of(&public_url)?.1];
+    for origin in &options.return_origins {
+        return_origins.push(origin_of(origin)?.1);
+    }
+    listener.set_nonblocking(true).map_err(ServeError::Io)?;
+    // Serving lives as long as the process: the runtime is shared by every thread.
+    let runtime: &'static Runtime = Box::leak(Box::new(runtime));
+    let jobs = store_thread(runtime, options.store.clone())?;
+    let state = Arc::new(State {
+        runtime,
+        public_url: public_url.clone(),
+        return_origins,
+        session_ttl: options.session_ttl,
+        jobs,
+    });
+    // The caller's log subscriber (the CLI's is the calling thread's) for every thread of
+    // the service: kept for each thread's whole life.
+    let dispatch = tracing::dispatcher::get_default(|dispatch| dispatch.clone());
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .on_thread_start(move || {
+            std::mem::forget(tracing::dispatcher::set_default(&dispatch));
+        })
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(ServeError::Io)?;
+    tokio.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(ServeError::Io)?;
+        tracing::info!(address = %bound, public_url = %public_url, "serving");
+        ready(bound, &public_url);
+        axum::serve(listener, router(state))
+            .await
+            .map_err(ServeError::Io)
+    })
+}

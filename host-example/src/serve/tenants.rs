@@ -1,0 +1,396 @@
+//! The service's own tables in the connection store's SQLite file, and its tenants.
+//!
+//! The tables (`tenants`, `integrations`, `connect_sessions`, `service_connections`) live
+//! beside the store's `connections` table, with their own schema version in
+//! `service_schema` (one row), so that the store's migrations and the service's never
+//! touch each other's tables. [`migrate`] creates or upgrades them; every front end that
+//! uses them (`serve`, `tenants …`) calls it first.
+//!
+//! A tenant's API key is `ck_<tenant id>_<43 characters>`: 256 random bits, base64url. The
+//! store keeps only its SHA-256; a presented key is looked up by the id it carries and its
+//! hash compared in constant time. The key is shown once, when it is made.
+
+use base64::Engine as _;
+use ring::digest;
+use ring::rand::{SecureRandom as _, SystemRandom};
+use rusqlite::{Connection as Db, OptionalExtension as _, params};
+
+use crate::describe::format_time;
+use crate::store::{Store, StoreError};
+
+/// The service schema's version; [`migrate`] brings an older one up to it.
+pub const SERVICE_SCHEMA_VERSION: i64 = 1;
+
+/// What an API key starts with (so that a leaked one is recognisable, for example by a
+/// secret scanner).
+pub const KEY_PREFIX: &str = "ck_";
+
+/// Creates the service's tables, or upgrades them to [`SERVICE_SCHEMA_VERSION`]; refuses a
+/// store whose service schema is newer than this program's.
+pub fn migrate(store: &Store) -> Result<(), StoreError> {
+    let db = store.sqlite();
+    db.execute_batch("CREATE TABLE IF NOT EXISTS service_schema (version INTEGER NOT NULL);")?;
+    let version: Option<i64> = db
+        .query_row("SELECT version FROM service_schema", [], |row| row.get(0))
+        .optional()?;
+    match version {
+        Some(SERVICE_SCHEMA_VERSION) => return Ok(()),
+        Some(newer) if newer > SERVICE_SCHEMA_VERSION => {
+            return Err(StoreError::Io(
+                store.path().to_owned(),
+                std::io::Error::other(format!(
+                    "its service tables have schema version {newer}, newer than this \
+                     program's {SERVICE_SCHEMA_VERSION}: use a newer connector-host"
+                )),
+            ));
+        }
+        _ => {}
+    }
+    db.execute_batch(
+        "BEGIN IMMEDIATE;
+         CREATE TABLE IF NOT EXISTS tenants (
+             id INTEGER PRIMARY KEY,
+             name TEXT NOT NULL UNIQUE,
+             key_hash BLOB NOT NULL,
+             created_at INTEGER NOT NULL,
+             key_rotated_at INTEGER NOT NULL
+         );
+         CREATE TABLE IF NOT EXISTS integrations (
+             tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+             id TEXT NOT NULL,
+             grant_type TEXT NOT NULL,
+             source TEXT NOT NULL,
+             config TEXT NOT NULL,
+             client_secret TEXT,
+             created_at INTEGER NOT NULL,
+             PRIMARY KEY (tenant_id, id)
+         );
+         CREATE TABLE IF NOT EXISTS connect_sessions (
+             token_hash BLOB PRIMARY KEY,
+             tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+             integration TEXT NOT NULL,
+             connection TEXT NOT NULL,
+             scopes TEXT,
+             return_to TEXT,
+             created_at INTEGER NOT NULL,
+             expires_at INTEGER NOT NULL,
+             state TEXT UNIQUE,
+             pending TEXT
+         );
+         CREATE TABLE IF NOT EXISTS service_connections (
+             tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+             id TEXT NOT NULL,
+             integration TEXT NOT NULL,
+             PRIMARY KEY (tenant_id, id)
+         );
+         DELETE FROM service_schema;
+         INSERT INTO service_schema (version) VALUES (1);
+         COMMIT;",
+    )?;
+    Ok(())
+}
+
+/// A tenant, as `tenants list` shows it (never its key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tenant {
+    /// Its id (part of its API key, and of its connections' names in the store).
+    pub id: i64,
+    /// Its unique name.
+    pub name: String,
+    /// When it was created (Unix seconds).
+    pub created_at: u64,
+    /// When its key was last made (Unix seconds).
+    pub key_rotated_at: u64,
+}
+
+/// An API key, shown once. Its `Debug` is redacted.
+pub struct ApiKey(pub String);
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey([redacted])")
+    }
+}
+
+/// Why a tenant operation failed.
+#[derive(Debug)]
+pub enum TenantError {
+    /// The store failed.
+    Store(StoreError),
+    /// A tenant of that name exists already.
+    Exists(String),
+    /// No tenant of that name.
+    NotFound(String),
+    /// The name is empty or not printable.
+    BadName(String),
+    /// The system's random source failed.
+    Random,
+}
+
+impl std::fmt::Display for TenantError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Store(error) => error.fmt(f),
+            Self::Exists(name) => write!(
+                f,
+                "a tenant named `{name}` exists already (`tenants rotate-key {name}` makes it \
+                 a new key)"
+            ),
+            Self::NotFound(name) => write!(
+                f,
+                "no tenant named `{name}` (`tenants list` shows the tenants)"
+            ),
+            Self::BadName(name) => write!(
+                f,
+                "`{}` is not a tenant name: use 1 to 100 letters, digits, `.`, `_` or `-`",
+                crate::describe::printable(name)
+            ),
+            Self::Random => f.write_str("the system's random source failed"),
+        }
+    }
+}
+
+impl std::error::Error for TenantError {}
+
+impl From<StoreError> for TenantError {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+impl From<rusqlite::Error> for TenantError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Store(error.into())
+    }
+}
+
+/// Whether `id` is a usable identifier (tenant names, integration and connection ids): 1 to
+/// 100 ASCII letters, digits, `.`, `_` or `-`.
+pub fn valid_id(id: &str) -> bool {
+    (1..=100).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// 32 random bytes, base64url without padding (43 characters).
+pub fn random_token() -> Result<String, TenantError> {
+    let mut bytes = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| TenantError::Random)?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// SHA-256 of `secret`.
+pub fn hash(secret: &str) -> Vec<u8> {
+    digest::digest(&digest::SHA256, secret.as_bytes())
+        .as_ref()
+        .to_vec()
+}
+
+/// Whether `a` and `b` are equal, in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(difference) == 0
+}
+
+/// A new key for tenant `id`, and its hash.
+fn new_key(id: i64) -> Result<(ApiKey, Vec<u8>), TenantError> {
+    let key = format!("{KEY_PREFIX}{id}_{}", random_token()?);
+    let hashed = hash(&key);
+    Ok((ApiKey(key), hashed))
+}
+
+/// Creates tenant `name`; returns it and its API key (shown once).
+pub fn add(store: &Store, name: &str) -> Result<(Tenant, ApiKey), TenantError> {
+    if !valid_id(name) {
+        return Err(TenantError::BadName(name.to_owned()));
+    }
+    migrate(store)?;
+    let db = store.sqlite();
+    let now = crate::store::now() as i64;
+    // The key carries the id, which exists only once the row does: insert with a
+    // placeholder hash, then set the real one, in one transaction.
+    let tx = db.unchecked_transaction()?;
+    let inserted = tx.execute(
+        "INSERT INTO tenants (name, key_hash, created_at, key_rotated_at)
+         VALUES (?1, x'', ?2, ?2) ON CONFLICT(name) DO NOTHING",
+        params![name, now],
+    )?;
+    if inserted == 0 {
+        return Err(TenantError::Exists(name.to_owned()));
+    }
+    let id = tx.last_insert_rowid();
+    let (key, hashed) = new_key(id)?;
+    tx.execute(
+        "UPDATE tenants SET key_hash = ?2 WHERE id = ?1",
+        params![id, hashed],
+    )?;
+    tx.commit()?;
+    Ok((get(db, name)?, key))
+}
+
+/// Makes tenant `name` a new API key (the old one stops working at once); returns it.
+pub fn rotate_key(store: &Store, name: &str) -> Result<ApiKey, TenantError> {
+    migrate(store)?;
+    let db = store.sqlite();
+    let tenant = get(db, name)?;
+    let (key, hashed) = new_key(tenant.id)?;
+    db.execute(
+        "UPDATE tenants SET key_hash = ?2, key_rotated_at = ?3 WHERE id = ?1",
+        params![tenant.id, hashed, crate::store::now() as i64],
+    )?;
+    Ok(key)
+}
+
+/// Every tenant, by name.
+pub fn list(store: &Store) -> Result<Vec<Tenant>, TenantError> {
+    migrate(store)?;
+    let mut statement = store
+        .sqlite()
+        .prepare("SELECT id, name, created_at, key_rotated_at FROM tenants ORDER BY name")?;
+    let tenants = statement
+        .query_map([], tenant_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(tenants)
+}
+
+fn tenant_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Tenant> {
+    Ok(Tenant {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        created_at: row.get::<_, i64>(2)? as u64,
+        key_rotated_at: row.get::<_, i64>(3)? as u64,
+    })
+}
+
+fn get(db: &Db, name: &str) -> Result<Tenant, TenantError> {
+    db.query_row(
+        "SELECT id, name, created_at, key_rotated_at FROM tenants WHERE name = ?1",
+        [name],
+        tenant_row,
+    )
+    .optional()?
+    .ok_or_else(|| TenantError::NotFound(name.to_owned()))
+}
+
+/// The tenant whose API key `key` is, if any: looked up by the id the key carries, its hash
+/// compared in constant time.
+pub fn authenticate(store: &Store, key: &str) -> Result<Option<i64>, StoreError> {
+    let Some(id) = key
+        .strip_prefix(KEY_PREFIX)
+        .and_then(|rest| rest.split_once('_'))
+        .and_then(|(id, _)| id.parse::<i64>().ok())
+    else {
+        return Ok(None);
+    };
+    let stored: Option<Vec<u8>> = store
+        .sqlite()
+        .query_row("SELECT key_hash FROM tenants WHERE id = ?1", [id], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    Ok(stored
+        .filter(|stored| constant_time_eq(stored, &hash(key)))
+        .map(|_| id))
+}
+
+/// One line of `tenants list`: name, id, created, key made.
+pub fn list_line(tenant: &Tenant) -> String {
+    format!(
+        "{}\t{}\t{}\t{}",
+        tenant.name,
+        tenant.id,
+        format_time(tenant.created_at),
+        format_time(tenant.key_rotated_at)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_store(label: &str) -> (std::path::PathBuf, Store) {
+        let dir =
+            std::env::temp_dir().join(format!("connector-tenants-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir.join("store.db")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn keys_authenticate_their_tenant_only_until_rotated() {
+        let (dir, store) = temp_store("keys");
+        let (acme, acme_key) = add(&store, "acme").unwrap();
+        let (beta, beta_key) = add(&store, "beta").unwrap();
+        assert_eq!((acme.id, beta.id), (1, 2));
+        assert!(acme_key.0.starts_with("ck_1_"));
+        assert_eq!(acme_key.0.len(), "ck_1_".len() + 43);
+        assert_eq!(authenticate(&store, &acme_key.0).unwrap(), Some(1));
+        assert_eq!(authenticate(&store, &beta_key.0).unwrap(), Some(2));
+        // Another tenant's secret under this tenant's id, a truncated key, nonsense: none.
+        let swapped = format!("ck_1_{}", &beta_key.0["ck_2_".len()..]);
+        for key in [
+            swapped.as_str(),
+            &acme_key.0[..20],
+            "",
+            "ck_",
+            "ck_x_y",
+            "Bearer",
+        ] {
+            assert_eq!(authenticate(&store, key).unwrap(), None, "{key}");
+        }
+        let rotated = rotate_key(&store, "acme").unwrap();
+        assert_eq!(authenticate(&store, &acme_key.0).unwrap(), None);
+        assert_eq!(authenticate(&store, &rotated.0).unwrap(), Some(1));
+        assert!(matches!(add(&store, "acme"), Err(TenantError::Exists(_))));
+        assert!(matches!(add(&store, "a b"), Err(TenantError::BadName(_))));
+        assert!(matches!(
+            rotate_key(&store, "nobody"),
+            Err(TenantError::NotFound(_))
+        ));
+        let names: Vec<String> = list(&store).unwrap().into_iter().map(|t| t.name).collect();
+        assert_eq!(names, ["acme", "beta"]);
+        // The store holds the key's hash, never the key.
+        let stored: Vec<u8> = store
+            .sqlite()
+            .query_row("SELECT key_hash FROM tenants WHERE id = 1", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(stored, hash(&rotated.0));
+        assert_eq!(format!("{rotated:?}"), "ApiKey([redacted])");
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn migrating_twice_changes_nothing_and_a_newer_schema_is_refused() {
+        let (dir, store) = temp_store("schema");
+        migrate(&store).unwrap();
+        migrate(&store).unwrap();
+        store
+            .sqlite()
+            .execute("UPDATE service_schema SET version = 99", [])
+            .unwrap();
+        assert!(migrate(&store).is_err());
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn ids_and_comparisons() {
+        assert!(valid_id("a.b_c-1"));
+        for bad in ["", "a b", "a/b", "ü", &"x".repeat(101)] {
+            assert!(!valid_id(bad), "{bad}");
+        }
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert_ne!(random_token().unwrap(), random_token().unwrap());
+    }
+}

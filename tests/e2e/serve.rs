@@ -1,0 +1,769 @@
+//! `connector-host serve` end to end: the service runs as a process of its own (this test
+//! binary started again as a worker that runs the CLI's `serve`, all that `connector-host`'s
+//! `main` does; the binary itself belongs to another package, which cargo does not build for
+//! this package's tests), against the real authorization server, with the scripted user
+//! agent as the end user's browser. Everything talks to 127.0.0.1 only.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use connector_host::compile_cache::CACHE_ENV;
+use connector_host::store::Store;
+use connector_host::types::{HttpMethod, HttpRequest, HttpResponse, KeyValue};
+use connector_host::{AllowList, HttpTransport, Limits};
+use serde_json::{Value, json};
+
+use crate::connect::cli;
+use crate::server::{OidcServer, TempDir, oidc_dir};
+
+/// The userinfo answer for the scripted user agent's `alice`.
+const ALICE: &str = r#"{"sub":"alice","name":"Test User alice"}"#;
+
+/// What the worker prints before the bound address.
+const LISTENING: &str = "listening on ";
+
+/// A running `connector-host serve` (a worker process), stopped on drop.
+struct Service {
+    child: Child,
+    base: String,
+}
+
+impl Service {
+    /// Starts `connector-host --store STORE serve --listen 127.0.0.1:0 EXTRA…` and waits
+    /// until it listens. Its public URL is its bound address (the default).
+    fn start(store: &str, cache: &Path, extra: &[&str]) -> Self {
+        let mut args = vec!["-v", "--store", store, "serve", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "serve::serve_worker", "--nocapture"])
+            .env("SERVE_ARGS", serde_json::to_string(&args).unwrap())
+            .env(CACHE_ENV, cache)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the service worker");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        let base = loop {
+            line.clear();
+            if stdout.read_line(&mut line).unwrap() == 0 {
+                let _ = child.kill();
+                panic!("the service ended before it listened");
+            }
+            if let Some(address) = line.trim_end().strip_prefix(LISTENING) {
+                break address.to_owned();
+            }
+        };
+        // Keep draining its stdout so that it never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        Self { child, base }
+    }
+
+    /// Sends `method path` with the tenant `key` (if any) and a JSON `body` (if any).
+    fn send(
+        &self,
+        method: HttpMethod,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+    ) -> HttpResponse {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        };
+        let mut headers = vec![];
+        if let Some(key) = key {
+            headers.push(header("Authorization", &format!("Bearer {key}")));
+        }
+        if body.is_some() {
+            headers.push(header("Content-Type", "application/json"));
+        }
+        loopback(&self.base)
+            .send(HttpRequest {
+                method,
+                url,
+                headers,
+                body: body.unwrap_or("").as_bytes().to_vec(),
+            })
+            .expect("reach the service")
+    }
+
+    /// An API call: (status, JSON body).
+    fn api(&self, method: HttpMethod, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+        let body = body.map(|body| body.to_string());
+        let response = self.send(method, path, Some(key), body.as_deref());
+        (response.status, json_of(&response))
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The worker process of [`Service`] (run with `--ignored`): the CLI with `$SERVE_ARGS`,
+/// on the process's real environment and streams.
+#[test]
+#[ignore = "a worker process started by the serve tests"]
+fn serve_worker() {
+    let args: Vec<String> =
+        serde_json::from_str(&std::env::var("SERVE_ARGS").expect("started by a serve test"))
+            .unwrap();
+    let env = |name: &str| std::env::var(name).ok();
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    let code = connector_host::cli::run(
+        std::iter::once("connector-host".to_owned())
+            .chain(args)
+            .map(std::ffi::OsString::from),
+        &mut connector_host::cli::Io {
+            env: &env,
+            out: &mut out,
+            err: &mut err,
+            err_is_terminal: false,
+            out_is_terminal: false,
+            log: std::sync::Arc::new(std::sync::Mutex::new(std::io::stderr())),
+        },
+    );
+    panic!("the service ended (exit {code})");
+}
+
+fn header(name: &str, value: &str) -> KeyValue {
+    KeyValue {
+        name: name.to_owned(),
+        value: value.to_owned(),
+    }
+}
+
+/// A transport to `base`'s origin only.
+fn loopback(base: &str) -> HttpTransport {
+    HttpTransport::new(AllowList::from_urls([base]), Limits::default())
+}
+
+fn json_of(response: &HttpResponse) -> Value {
+    serde_json::from_slice(&response.body).unwrap_or_else(|_| {
+        panic!(
+            "HTTP {} is not JSON: {}",
+            response.status,
+            String::from_utf8_lossy(&response.body)
+        )
+    })
+}
+
+fn header_of<'a>(response: &'a HttpResponse, name: &str) -> Option<&'a str> {
+    response
+        .headers
+        .iter()
+        .find(|kv| kv.name.eq_ignore_ascii_case(name))
+        .map(|kv| kv.value.as_str())
+}
+
+/// The security headers of the end user's pages.
+fn assert_page_headers(response: &HttpResponse) {
+    assert_eq!(header_of(response, "referrer-policy"), Some("no-referrer"));
+    assert_eq!(header_of(response, "x-frame-options"), Some("DENY"));
+    assert_eq!(header_of(response, "cache-control"), Some("no-store"));
+    let csp = header_of(response, "content-security-policy").unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+}
+
+/// `tenants add NAME` on `store`: the key, the last line of stdout.
+fn add_tenant(store: &str, name: &str) -> String {
+    let added = cli(&["--store", store, "tenants", "add", name], &[]);
+    assert_eq!(added.code, 0, "{}", added.err);
+    let key = added.out.lines().last().unwrap().to_owned();
+    assert!(key.starts_with("ck_"), "{key}");
+    key
+}
+
+/// An authorization server whose clients accept `/oauth/callback` on any loopback port.
+fn server_with(env: &[(&str, &str)]) -> OidcServer {
+    let mut all = vec![("REDIRECT_URIS", "http://127.0.0.1:8765/oauth/callback")];
+    all.extend_from_slice(env);
+    OidcServer::start_with(&all)
+}
+
+/// `GET url` at the authorization server with `token` as bearer: (status, body).
+fn userinfo(server: &OidcServer, token: &str) -> (u16, String) {
+    let response = loopback(&server.issuer)
+        .send(HttpRequest {
+            method: HttpMethod::Get,
+            url: format!("{}/me", server.issuer),
+            headers: vec![header("Authorization", &format!("Bearer {token}"))],
+            body: vec![],
+        })
+        .unwrap();
+    (response.status, String::from_utf8(response.body).unwrap())
+}
+
+/// Creates the code integration `oidc` by issuer (basic-client).
+fn create_code_integration(service: &Service, server: &OidcServer, key: &str) -> Value {
+    let (status, body) = service.api(
+        HttpMethod::Post,
+        "/v1/integrations",
+        key,
+        Some(json!({
+            "id": "oidc",
+            "issuer": server.issuer,
+            "client_id": "basic-client",
+            "client_secret": "basic-secret",
+            "scopes": ["openid", "profile"],
+        })),
+    );
+    assert_eq!(status, 201, "{body}");
+    body
+}
+
+/// A connect session for `connection` (with `return_to`, if any), followed by the scripted
+/// user agent (with `options`): returns what the user agent said (its callback's status).
+fn connect_in_browser(
+    service: &Service,
+    key: &str,
+    connection: &str,
+    return_to: Option<&str>,
+    options: &str,
+) -> String {
+    let mut request = json!({"integration": "oidc", "connection": connection});
+    if let Some(return_to) = return_to {
+        request["return_to"] = return_to.into();
+    }
+    let (status, session) =
+        service.api(HttpMethod::Post, "/v1/connect-sessions", key, Some(request));
+    assert_eq!(status, 201, "{session}");
+    let url = session["url"].as_str().unwrap().to_owned();
+    assert!(
+        url.starts_with(&format!("{}/connect/", service.base)),
+        "{url}"
+    );
+    assert!(session["expires_at"].as_str().unwrap().ends_with('Z'));
+    let begin = service.send(HttpMethod::Get, &url, None, None);
+    assert_eq!(begin.status, 302);
+    assert_page_headers(&begin);
+    let authorize = header_of(&begin, "location").unwrap().to_owned();
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} '{authorize}'",
+            crate::server::user_agent(options)
+        ))
+        .current_dir(oidc_dir())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "the user agent failed: {said}");
+    said
+}
+
+#[test]
+fn browser_connect_then_token_and_request_for_its_tenant_only() {
+    let server = server_with(&[]);
+    let dir = TempDir::new("serve-browser");
+    let store = dir.0.join("store.db").to_str().unwrap().to_owned();
+    let acme = add_tenant(&store, "acme");
+    let beta = add_tenant(&store, "beta");
+    let service = Service::start(&store, &dir.0.join("compiled"), &[]);
+
+    // No key, a wrong key, a key of the wrong form: 401 with a Bearer challenge.
+    for key in [
+        None,
+        Some("ck_1_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        Some("nonsense"),
+    ] {
+        let response = service.send(HttpMethod::Get, "/v1/integrations", key, None);
+        assert_eq!(response.status, 401, "{key:?}");
+        assert_eq!(header_of(&response, "www-authenticate"), Some("Bearer"));
+        assert_eq!(json_of(&response)["error"]["code"], "unauthorized");
+    }
+
+    // An integration by issuer: the secret is never returned.
+    let mut integration = create_code_integration(&service, &server, &acme);
+    assert!(integration["created_at"].as_str().unwrap().ends_with('Z'));
+    integration["created_at"] = Value::Null;
+    assert_eq!(
+        integration,
+        json!({
+            "id": "oidc",
+            "grant": "authorization-code",
+            "source": "issuer",
+            "provider": "127.0.0.1",
+            "issuer": server.issuer,
+            "api_base_url": null,
+            "client_id": "basic-client",
+            "client_auth": "client_secret_basic",
+            "client_secret_set": true,
+            "scopes": ["openid", "profile"],
+            "params": {},
+            "offline": false,
+            "created_at": null,
+        })
+    );
+    assert!(
+        !service
+            .send(HttpMethod::Get, "/v1/integrations/oidc", Some(&acme), None)
+            .body
+            .windows(12)
+            .any(|w| w == b"basic-secret")
+    );
+    let (status, again) = service.api(
+        HttpMethod::Post,
+        "/v1/integrations",
+        &acme,
+        Some(json!({"id": "oidc", "issuer": server.issuer, "client_id": "basic-client"})),
+    );
+    assert_eq!((status, &again["error"]["code"]), (409, &json!("conflict")));
+
+    // The browser signs in and consents; the callback completes the flow.
+    server.reset_stats();
+    let callback_file = dir.0.join("callback.url");
+    let options = format!("--save-callback={}", callback_file.display());
+    let said = connect_in_browser(&service, &acme, "conn", None, &options);
+    assert!(said.contains("callback /oauth/callback -> 200"), "{said}");
+    assert_eq!(
+        server.token_requests(),
+        json!({"token_requests": 1, "by_grant": {"authorization_code": 1}}),
+        "one code exchange"
+    );
+
+    // Replayed: an error page, and no token request.
+    let callback = std::fs::read_to_string(&callback_file).unwrap();
+    assert!(callback.starts_with(&format!("{}/oauth/callback?", service.base)));
+    let replay = service.send(HttpMethod::Get, &callback, None, None);
+    assert_eq!(replay.status, 400);
+    assert_page_headers(&replay);
+    assert!(String::from_utf8_lossy(&replay.body).contains("<h1>Connection failed</h1>"));
+    let forged = service.send(
+        HttpMethod::Get,
+        &format!("/oauth/callback?code=x&state=forged&iss={}", server.issuer),
+        None,
+        None,
+    );
+    assert_eq!(forged.status, 400);
+    assert_eq!(
+        server.token_requests(),
+        json!({"token_requests": 1, "by_grant": {"authorization_code": 1}}),
+        "replayed and forged callbacks sent nothing"
+    );
+
+    // Listed as valid.
+    let (status, listed) = service.api(HttpMethod::Get, "/v1/connections", &acme, None);
+    assert_eq!(status, 200);
+    let connection = &listed["connections"][0];
+    assert_eq!(listed["connections"].as_array().unwrap().len(), 1);
+    assert_eq!(connection["id"], "conn");
+    assert_eq!(connection["integration"], "oidc");
+    assert_eq!(connection["grant"], "authorization-code");
+    assert_eq!(connection["status"], "valid");
+    assert_eq!(connection["refresh_token"], true);
+    assert_eq!(connection["scopes"], json!(["openid", "profile"]));
+    assert_eq!(connection["last_refresh"], Value::Null);
+    assert_eq!(connection["reauthorization"], Value::Null);
+    let (_, shown) = service.api(HttpMethod::Get, "/v1/connections/conn", &acme, None);
+    assert_eq!(&shown, connection);
+
+    // A token the server's userinfo accepts, and a proxied call.
+    let (status, token) = service.api(HttpMethod::Post, "/v1/connections/conn/token", &acme, None);
+    assert_eq!(status, 200, "{token}");
+    assert_eq!(token["token_type"], "bearer");
+    assert!(token["expires_at"].as_str().unwrap().ends_with('Z'));
+    let access = token["access_token"].as_str().unwrap();
+    assert_eq!(userinfo(&server, access), (200, ALICE.to_owned()));
+    let (status, proxied) = service.api(
+        HttpMethod::Post,
+        "/v1/connections/conn/request",
+        &acme,
+        Some(json!({"method": "GET", "url": format!("{}/me", server.issuer)})),
+    );
+    assert_eq!(status, 200, "{proxied}");
+    assert_eq!(proxied["status"], 200);
+    assert_eq!(proxied["body"], ALICE);
+    // Off the integration's allow-list: refused, nothing sent.
+    let (status, refused) = service.api(
+        HttpMethod::Post,
+        "/v1/connections/conn/request",
+        &acme,
+        Some(json!({"method": "GET", "url": "http://127.0.0.1:9/elsewhere"})),
+    );
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (400, &json!("invalid_request"))
+    );
+
+    // Another tenant finds none of it.
+    for (method, path) in [
+        (HttpMethod::Get, "/v1/integrations/oidc"),
+        (HttpMethod::Delete, "/v1/integrations/oidc"),
+        (HttpMethod::Get, "/v1/connections/conn"),
+        (HttpMethod::Post, "/v1/connections/conn/token"),
+        (HttpMethod::Delete, "/v1/connections/conn"),
+    ] {
+        let (status, body) = service.api(method, path, &beta, None);
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (404, &json!("not_found")),
+            "{path}"
+        );
+    }
+    let (status, body) = service.api(
+        HttpMethod::Post,
+        "/v1/connections/conn/request",
+        &beta,
+        Some(json!({"method": "GET", "url": "/me"})),
+    );
+    assert_eq!((status, &body["error"]["code"]), (404, &json!("not_found")));
+    let (status, body) = service.api(
+        HttpMethod::Post,
+        "/v1/connect-sessions",
+        &beta,
+        Some(json!({"integration": "oidc", "connection": "conn"})),
+    );
+    assert_eq!((status, &body["error"]["code"]), (404, &json!("not_found")));
+    assert_eq!(
+        service.api(HttpMethod::Get, "/v1/connections", &beta, None),
+        (200, json!({"connections": []}))
+    );
+    assert_eq!(
+        service.api(HttpMethod::Get, "/v1/integrations", &beta, None),
+        (200, json!({"integrations": []}))
+    );
+
+    // Revoked (here by the CLI, on the same store): the service says to connect again, and
+    // a new connect session does.
+    let revoke = cli(&["--store", &store, "revoke", "t1:conn"], &[]);
+    assert_eq!(revoke.code, 0, "{}", revoke.err);
+    assert_eq!(userinfo(&server, access).0, 401, "revoked at the server");
+    let (status, body) = service.api(HttpMethod::Post, "/v1/connections/conn/token", &acme, None);
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (409, &json!("reauthorization_required"))
+    );
+    let (_, shown) = service.api(HttpMethod::Get, "/v1/connections/conn", &acme, None);
+    assert_eq!(shown["status"], "revoked");
+    assert_eq!(shown["reauthorization"]["reason"], "revoked");
+    let said = connect_in_browser(&service, &acme, "conn", None, "");
+    assert!(said.contains("callback /oauth/callback -> 200"), "{said}");
+    let (_, shown) = service.api(HttpMethod::Get, "/v1/connections/conn", &acme, None);
+    assert_eq!(shown["status"], "valid");
+    assert_eq!(shown["reauthorization"], Value::Null);
+    let (status, token) = service.api(HttpMethod::Post, "/v1/connections/conn/token", &acme, None);
+    assert_eq!(status, 200, "{token}");
+    let access = token["access_token"].as_str().unwrap().to_owned();
+
+    // An integration in use is not deleted; the connection is revoked, then removed.
+    let (status, body) = service.api(HttpMethod::Delete, "/v1/integrations/oidc", &acme, None);
+    assert_eq!((status, &body["error"]["code"]), (409, &json!("conflict")));
+    assert_eq!(
+        service.api(HttpMethod::Delete, "/v1/connections/conn", &acme, None),
+        (200, json!({"removed": true, "revoked": true}))
+    );
+    assert_eq!(userinfo(&server, &access).0, 401, "revoked at the server");
+    let (status, _) = service.api(HttpMethod::Get, "/v1/connections/conn", &acme, None);
+    assert_eq!(status, 404);
+    let deleted = service.send(
+        HttpMethod::Delete,
+        "/v1/integrations/oidc",
+        Some(&acme),
+        None,
+    );
+    assert_eq!(deleted.status, 204);
+}
+
+#[test]
+fn client_credentials_and_sixty_four_concurrent_tokens_refresh_once() {
+    let server = server_with(&[]);
+    let dir = TempDir::new("serve-storm");
+    let store = dir.0.join("store.db").to_str().unwrap().to_owned();
+    let key = add_tenant(&store, "acme");
+    let service = Service::start(&store, &dir.0.join("compiled"), &[]);
+
+    // Client credentials: connected without a browser.
+    let (status, body) = service.api(
+        HttpMethod::Post,
+        "/v1/integrations",
+        &key,
+        Some(json!({
+            "id": "svc",
+            "issuer": server.issuer,
+            "grant": "client-credentials",
+            "client_id": "service-client",
+            "client_secret": "service-secret",
+            "scopes": ["api:read"],
+        })),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = service.api(
+        HttpMethod::Post,
+        "/v1/connect-sessions",
+        &key,
+        Some(json!({"integration": "svc", "connection": "x"})),
+    );
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("invalid_request"))
+    );
+    server.reset_stats();
+    let (status, created) = service.api(
+        HttpMethod::Post,
+        "/v1/connections",
+        &key,
+        Some(json!({"integration": "svc", "connection": "machine"})),
+    );
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["grant"], "client-credentials");
+    assert_eq!(created["integration"], "svc");
+    assert_eq!(created["status"], "valid");
+    assert_eq!(created["scopes"], json!(["api:read"]));
+    assert_eq!(
+        server.token_requests(),
+        json!({"token_requests": 1, "by_grant": {"client_credentials": 1}})
+    );
+    let (status, token) = service.api(
+        HttpMethod::Post,
+        "/v1/connections/machine/token",
+        &key,
+        None,
+    );
+    assert_eq!(status, 200, "{token}");
+
+    // A user who denies consent: an error page, no token request, nothing stored.
+    create_code_integration(&service, &server, &key);
+    server.reset_stats();
+    let said = connect_in_browser(&service, &key, "denied", None, "--deny");
+    assert!(said.contains("callback /oauth/callback -> 400"), "{said}");
+    assert_eq!(server.token_requests()["token_requests"], 0);
+    let (status, _) = service.api(HttpMethod::Get, "/v1/connections/denied", &key, None);
+    assert_eq!(status, 404);
+
+    // A browser connection whose access token has expired (as if issued with no lifetime).
+    // ... ending on the tenant's page (303 to its `return_to`, on the public URL's origin).
+    let return_to = format!("{}/done?step=2", service.base);
+    let said = connect_in_browser(&service, &key, "conn", Some(&return_to), "");
+    assert!(said.contains("callback /oauth/callback -> 303"), "{said}");
+    let name = "t1:conn";
+    let before = {
+        let store = Store::open(Path::new(&store)).unwrap();
+        let mut tokens = store.get(name).unwrap().tokens;
+        tokens.expires_at = Some(tokens.obtained_at);
+        store.update_tokens(name, &tokens).unwrap();
+        store.get(name).unwrap()
+    };
+    let (_, shown) = service.api(HttpMethod::Get, "/v1/connections/conn", &key, None);
+    assert_eq!(shown["status"], "expired-refreshable");
+    server.reset_stats();
+
+    // 64 at once: one refresh (the server rotates refresh tokens), 64 successes.
+    const CALLERS: usize = 64;
+    let barrier = std::sync::Barrier::new(CALLERS);
+    let mut released = None;
+    let tokens: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let callers: Vec<_> = (0..CALLERS)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    service.api(HttpMethod::Post, "/v1/connections/conn/token", &key, None)
+                })
+            })
+            .collect();
+        released = Some(std::time::Instant::now());
+        callers.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    eprintln!(
+        "serve storm: {CALLERS} concurrent /token on an expired connection answered in {:.0} ms",
+        released.unwrap().elapsed().as_secs_f64() * 1e3
+    );
+    let distinct: BTreeSet<&str> = tokens
+        .iter()
+        .map(|(status, token)| {
+            assert_eq!(*status, 200, "{token}");
+            token["access_token"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        distinct.len(),
+        1,
+        "every caller got the one refreshed token"
+    );
+    assert_eq!(
+        server.token_requests(),
+        json!({"token_requests": 1, "by_grant": {"refresh_token": 1}}),
+        "one refresh for {CALLERS} concurrent requests"
+    );
+    let after = Store::open(Path::new(&store)).unwrap().get(name).unwrap();
+    assert_eq!(after.token_writes, before.token_writes + 1);
+    let refreshed = distinct.into_iter().next().unwrap();
+    assert_ne!(refreshed, before.tokens.access_token);
+    assert_eq!(userinfo(&server, refreshed), (200, ALICE.to_owned()));
+    let (_, shown) = service.api(HttpMethod::Get, "/v1/connections/conn", &key, None);
+    assert_eq!(shown["status"], "valid");
+    assert!(shown["last_refresh"].as_str().unwrap().ends_with('Z'));
+}
+
+/// A profile object for a server that is never reached.
+fn unreachable_profile() -> Value {
+    json!({
+        "id": "nowhere",
+        "authorize-url": "http://127.0.0.1:9/authorize",
+        "token-url": "http://127.0.0.1:9/token",
+        "api-base-url": "http://127.0.0.1:9/api",
+    })
+}
+
+#[test]
+fn refused_requests_expired_sessions_and_the_openapi_document() {
+    let dir = TempDir::new("serve-refusals");
+    let store = dir.0.join("store.db").to_str().unwrap().to_owned();
+    let key = add_tenant(&store, "acme");
+    // Sessions that expire at once.
+    let service = Service::start(
+        &store,
+        &dir.0.join("compiled"),
+        &[
+            "--session-ttl",
+            "0",
+            "--return-origin",
+            "https://app.example",
+        ],
+    );
+    let (status, body) = service.api(
+        HttpMethod::Post,
+        "/v1/integrations",
+        &key,
+        Some(json!({
+            "id": "p",
+            "profile": unreachable_profile(),
+            "client_id": "c",
+            "client_auth": "none",
+        })),
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["client_secret_set"], false);
+    assert_eq!(body["api_base_url"], "http://127.0.0.1:9/api");
+
+    // Bad JSON, an unknown field, a wrong type, a missing field, a bad id: 400.
+    for body in [
+        "{",
+        "[]",
+        r#"{"integration": "p", "connection": "c", "extra": 1}"#,
+        r#"{"integration": "p", "connection": 7}"#,
+        r#"{"integration": "p"}"#,
+        r#"{"integration": "p", "connection": "a b"}"#,
+        r#"{"integration": "p", "connection": "c", "return_to": "https://evil.example/"}"#,
+    ] {
+        let response = service.send(
+            HttpMethod::Post,
+            "/v1/connect-sessions",
+            Some(&key),
+            Some(body),
+        );
+        assert_eq!(response.status, 400, "{body}");
+        assert_eq!(
+            json_of(&response)["error"]["code"],
+            "invalid_request",
+            "{body}"
+        );
+    }
+    // A wrong type's value is not quoted back (it may be a secret).
+    let response = service.send(
+        HttpMethod::Post,
+        "/v1/integrations",
+        Some(&key),
+        Some(r#"{"id": "q", "provider": "github", "client_id": "c", "client_secret": ["SECRET-VALUE"]}"#),
+    );
+    assert_eq!(response.status, 400);
+    assert!(!String::from_utf8_lossy(&response.body).contains("SECRET-VALUE"));
+    // Too large.
+    let huge = format!(r#"{{"id": "{}"}}"#, "x".repeat(1 << 20));
+    let response = service.send(
+        HttpMethod::Post,
+        "/v1/integrations",
+        Some(&key),
+        Some(&huge),
+    );
+    assert_eq!(response.status, 413);
+    assert_eq!(json_of(&response)["error"]["code"], "payload_too_large");
+
+    // An expired connect session: refused with an error page.
+    let (status, session) = service.api(
+        HttpMethod::Post,
+        "/v1/connect-sessions",
+        &key,
+        Some(
+            json!({"integration": "p", "connection": "c", "return_to": "https://app.example/done"}),
+        ),
+    );
+    assert_eq!(status, 201, "{session}");
+    let page = service.send(
+        HttpMethod::Get,
+        session["url"].as_str().unwrap(),
+        None,
+        None,
+    );
+    assert_eq!(page.status, 410);
+    assert_page_headers(&page);
+    // ... and gone.
+    let page = service.send(
+        HttpMethod::Get,
+        session["url"].as_str().unwrap(),
+        None,
+        None,
+    );
+    assert_eq!(page.status, 404);
+
+    // The OpenAPI document and the server agree: every documented route answers (not the
+    // router's own 404 or 405), every other method on a documented path is 405, and the
+    // service's route list is the document's.
+    let document: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    let mut documented = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in ["get", "post", "put", "patch", "delete"] {
+            let concrete = path.replace("{id}", "p").replace("{token}", "unknown");
+            let verb = match method {
+                "get" => HttpMethod::Get,
+                "post" => HttpMethod::Post,
+                "put" => HttpMethod::Put,
+                "patch" => HttpMethod::Patch,
+                _ => HttpMethod::Delete,
+            };
+            let body = (method != "get" && method != "delete").then_some("{}");
+            let response = service.send(verb, &concrete, Some(&key), body);
+            let fallback = response.status == 405
+                || (response.status == 404
+                    && serde_json::from_slice::<Value>(&response.body)
+                        .is_ok_and(|body| body["error"]["message"] == "no such route"));
+            if item.get(method).is_some() {
+                documented.insert((method.to_ascii_uppercase(), path.clone()));
+                assert!(!fallback, "{method} {path} is documented but not served");
+            } else {
+                assert_eq!(
+                    response.status, 405,
+                    "{method} {path} is served but not documented"
+                );
+            }
+        }
+    }
+    let served: BTreeSet<(String, String)> = connector_host::serve::ROUTES
+        .iter()
+        .map(|(method, path)| ((*method).to_owned(), (*path).to_owned()))
+        .collect();
+    assert_eq!(served, documented);
+    for path in [
+        "/",
+        "/v1",
+        "/v1/tenants",
+        "/v2/integrations",
+        "/oauth/other",
+    ] {
+        let response = service.send(HttpMethod::Get, path, Some(&key), None);
+        assert_eq!(response.status, 404, "{path}");
+    }
+}
