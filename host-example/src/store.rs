@@ -401,6 +401,13 @@ impl std::fmt::Debug for StoredConnection {
     }
 }
 
+/// Re-seals another table's sealed values inside the store's key rewrite (see
+/// [`Store::rotate_key_with`]): given the transaction, the key to open with (`None`: values
+/// in clear) and the key to seal with (`None`: write in clear); returns how many rows it
+/// rewrote.
+pub(crate) type Reseal =
+    fn(&Db, Option<&SealingKey>, Option<&SealingKey>) -> Result<usize, StoreError>;
+
 /// An open store.
 pub struct Store {
     db: Db,
@@ -465,6 +472,12 @@ impl Store {
         Self::open_with(path, Some(key))
     }
 
+    /// [`Store::open_sealed`] with `key`, or [`Store::open`] without one: for front ends
+    /// whose key is optional (the CLI's `--key-file` and `CONNECTOR_KEY`).
+    pub fn open_with_key(path: &Path, key: Option<SealingKey>) -> Result<Self, StoreError> {
+        Self::open_with(path, key)
+    }
+
     fn open_with(path: &Path, key: Option<SealingKey>) -> Result<Self, StoreError> {
         let io = |error| StoreError::Io(path.to_owned(), error);
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -480,14 +493,7 @@ impl Store {
         for dir in [beside(&canonical, LOCKS), beside(&canonical, RESCUE)] {
             check_path(&dir, Kind::Directory).map_err(refused(&dir))?;
         }
-        let in_wal_mode = open_database_file(&canonical)?;
-        if in_wal_mode {
-            // Ours, created exclusively now, so SQLite has no chance to use someone else's.
-            for companion in [beside(&canonical, "-wal"), beside(&canonical, "-shm")] {
-                open_private_file(&companion, Create::IfMissing, PRIVATE_BITS)
-                    .map_err(refused(&companion))?;
-            }
-        }
+        probe_once(&canonical)?;
         let mut db = Db::open(&canonical)?;
         db.busy_timeout(BUSY_TIMEOUT)?;
         // Processes opening a new store at the same moment contend for the switch to WAL and
@@ -542,8 +548,16 @@ impl Store {
     /// with the store's key are kept; one sealed with another key fails the whole
     /// ([`SealError::WrongKey`]). [`StoreError::NoKey`] when the store has no key.
     pub fn seal_all(&self) -> Result<usize, StoreError> {
+        self.seal_all_with(&[])
+    }
+
+    /// [`Store::seal_all`], also rewriting other tables' sealed values in the same
+    /// transaction: each of `others` (for example the service's tables) is called with the
+    /// transaction, the key to open with and the key to seal with, and returns how many
+    /// rows it rewrote.
+    pub(crate) fn seal_all_with(&self, others: &[Reseal]) -> Result<usize, StoreError> {
         let key = self.key.as_ref().ok_or(StoreError::NoKey)?;
-        self.rewrite_all(Some(key), Some(key))
+        self.rewrite_all(Some(key), Some(key), others)
     }
 
     /// Re-seals every connection's `secret` and `tokens` under `new`, in one transaction (all
@@ -553,7 +567,17 @@ impl Store {
     /// sealed with `new`. Other processes that have the store open with the old key must be
     /// stopped first: they would go on writing under it.
     pub fn rotate_key(&mut self, new: SealingKey) -> Result<usize, StoreError> {
-        let rewritten = self.rewrite_all(self.key.as_ref(), Some(&new))?;
+        self.rotate_key_with(new, &[])
+    }
+
+    /// [`Store::rotate_key`], also re-sealing other tables' values in the same transaction
+    /// (see [`Store::seal_all_with`]).
+    pub(crate) fn rotate_key_with(
+        &mut self,
+        new: SealingKey,
+        others: &[Reseal],
+    ) -> Result<usize, StoreError> {
+        let rewritten = self.rewrite_all(self.key.as_ref(), Some(&new), others)?;
         tracing::info!(
             from = self.key.as_ref().map(SealingKey::id),
             to = new.id(),
@@ -568,7 +592,7 @@ impl Store {
     /// (all or nothing); returns how many connections were rewritten. From then on the store
     /// has no key. For moving away from sealing.
     pub fn unseal_all(&mut self) -> Result<usize, StoreError> {
-        let rewritten = self.rewrite_all(self.key.as_ref(), None)?;
+        let rewritten = self.rewrite_all(self.key.as_ref(), None, &[])?;
         self.key = None;
         Ok(rewritten)
     }
@@ -582,6 +606,7 @@ impl Store {
         &self,
         from: Option<&SealingKey>,
         to: Option<&SealingKey>,
+        others: &[Reseal],
     ) -> Result<usize, StoreError> {
         self.db
             .query_row("PRAGMA secure_delete = ON", [], |row| row.get::<_, i64>(0))?;
@@ -615,6 +640,9 @@ impl Store {
                 ],
             )?;
             rewritten += 1;
+        }
+        for reseal in others {
+            rewritten += reseal(&transaction, from, to)?;
         }
         transaction.commit()?;
         // Committed. What the rows held before (in clear, or under the old key) may remain
@@ -1049,13 +1077,79 @@ fn canonical_path(path: &Path) -> std::io::Result<PathBuf> {
 
 /// Opens the database file, creating it exclusively (0600) when missing, else checking the
 /// opened file; returns whether its header says WAL mode (file format versions 2).
-fn open_database_file(path: &Path) -> Result<bool, StoreError> {
+fn open_database_file(path: &Path) -> Result<(std::fs::File, bool), StoreError> {
     use std::io::Read as _;
     let (mut file, _) = open_private_file(path, Create::IfMissing, PRIVATE_BITS)
         .map_err(refused(path))?
         .expect("created when missing");
     let mut header = [0_u8; 20];
-    Ok(file.read_exact(&mut header).is_ok() && header[18] == 2 && header[19] == 2)
+    let in_wal_mode = file.read_exact(&mut header).is_ok() && header[18] == 2 && header[19] == 2;
+    Ok((file, in_wal_mode))
+}
+
+/// The handles this process opened on each store's files before SQLite first opened them
+/// (by resolved path), kept open for the life of the process.
+///
+/// On POSIX systems closing *any* handle to a file releases every lock the process holds on
+/// it, the locks of its own SQLite connections included (SQLite works around this for its
+/// own handles, not for ours). So the handle-based checks of [`open_database_file`] and the
+/// owner-only creation of `-wal` and `-shm` run once per store per process, the first time
+/// it is opened, while no SQLite connection of this process has it open (the lock below is
+/// held throughout), and their handles are never closed: a second [`Store`] on the same
+/// file in one process (a service's worker threads) cannot release the first one's locks.
+/// Later opens still check every file by path ([`check_path`]) before and after SQLite
+/// opens them. The cost: up to three handles per store per process.
+static PROBED: std::sync::Mutex<Vec<(PathBuf, Vec<std::fs::File>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// What identifies a file on its file system (device and inode on Unix).
+fn file_identity(metadata: &std::fs::Metadata) -> (u64, u64) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        (metadata.dev(), metadata.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = metadata;
+        (0, 0)
+    }
+}
+
+/// Runs the handle-based checks on the store at `canonical` (see [`PROBED`]) unless this
+/// process already has.
+fn probe_once(canonical: &Path) -> Result<(), StoreError> {
+    let mut probed = PROBED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // A file replaced since (removed and created again) is a new store: probed again.
+    let current = std::fs::symlink_metadata(canonical)
+        .ok()
+        .map(|m| file_identity(&m));
+    if let Some(index) = probed.iter().position(|(path, _)| path == canonical) {
+        let seen = probed[index].1[0]
+            .metadata()
+            .ok()
+            .map(|m| file_identity(&m));
+        if current.is_some() && current == seen {
+            return Ok(());
+        }
+        probed.swap_remove(index);
+    }
+    let (file, in_wal_mode) = open_database_file(canonical)?;
+    let mut handles = vec![file];
+    if in_wal_mode {
+        // Ours, created exclusively now, so SQLite has no chance to use someone else's.
+        for companion in [beside(canonical, "-wal"), beside(canonical, "-shm")] {
+            if let Some((file, _)) = open_private_file(&companion, Create::IfMissing, PRIVATE_BITS)
+                .map_err(refused(&companion))?
+            {
+                handles.push(file);
+            }
+        }
+    }
+    probed.push((canonical.to_owned(), handles));
+    Ok(())
 }
 
 /// What kind of entry a checked path must be.
@@ -1327,6 +1421,70 @@ mod tests {
             scopes: vec!["a".into()],
             obtained_at: 5,
             extras: vec![],
+        }
+    }
+
+    /// The store file a [`side_by_side_worker`] writes to.
+    const SIDE_BY_SIDE_ENV: &str = "CONNECTOR_TEST_SIDE_BY_SIDE_STORE";
+
+    /// Many stores on one file in one process, opened and closed while they and another
+    /// process write (a service's worker threads next to a CLI): opening one must not
+    /// release the SQLite locks the process already holds on the file (POSIX drops all of a
+    /// process's locks on a file when any handle to it closes; see [`PROBED`]); otherwise the
+    /// other process may reset the shared WAL index under this one's connections. Every write
+    /// must land.
+    #[test]
+    fn stores_opened_side_by_side_keep_their_locks() {
+        let path = temp_path("side-by-side");
+        let first = Store::open(&path).unwrap();
+        save_public(&first, "shared", &tokens("at-0")).unwrap();
+        let mut worker = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "store::tests::side_by_side_worker"])
+            .env(SIDE_BY_SIDE_ENV, &path)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::scope(|scope| {
+            for thread in 0..8 {
+                let path = &path;
+                scope.spawn(move || {
+                    for round in 0..40 {
+                        let store = Store::open(path).unwrap();
+                        let access = format!("at-{thread}-{round}");
+                        store.update_tokens("shared", &tokens(&access)).unwrap();
+                        let read = store.get("shared").unwrap().tokens.access_token;
+                        assert!(read.starts_with("at-"), "read {read:?}");
+                    }
+                });
+            }
+            for round in 0..200 {
+                first
+                    .update_tokens("shared", &tokens(&format!("at-first-{round}")))
+                    .unwrap();
+                assert_eq!(first.list().unwrap().len(), 1);
+            }
+        });
+        assert!(
+            worker.wait().unwrap().success(),
+            "the worker process failed"
+        );
+        assert_eq!(
+            first.get("shared").unwrap().token_writes,
+            1 + 8 * 40 + 200 + 200
+        );
+    }
+
+    /// The other process of [`stores_opened_side_by_side_keep_their_locks`]: opens and closes
+    /// the store while writing.
+    #[test]
+    #[ignore = "a worker process started by stores_opened_side_by_side_keep_their_locks"]
+    fn side_by_side_worker() {
+        let path = PathBuf::from(std::env::var_os(SIDE_BY_SIDE_ENV).unwrap());
+        for round in 0..200 {
+            let store = Store::open(&path).unwrap();
+            store
+                .update_tokens("shared", &tokens(&format!("at-worker-{round}")))
+                .unwrap();
         }
     }
 
