@@ -10,7 +10,8 @@
 //! component in wasmtime vs the `oauth2` crate natively; a code exchange and a refresh on
 //! 127.0.0.1 through host and component vs the same request sent directly; a refresh storm of
 //! concurrent calls; the resident memory of a CLI `call`; the `connector-host` binary as
-//! separate processes (`token` vs `list`, and 32 concurrent `call`s on an expired connection).
+//! separate processes (`token` vs `list`, and 32 concurrent `call`s on an expired connection);
+//! `connector-host serve` answering `/token` to 64 concurrent clients, next to a static file.
 //!
 //! The report opens with the targets of the speed issue, each measured figure (or ratio) next
 //! to its target; quick mode prints that table too, with the rows it does not time as `n/a`.
@@ -70,6 +71,7 @@ fn main() {
     memory(&mut report);
     cli_token_vs_list(&mut report, &cli, if full { 31 } else { 1 });
     cli_storm(&mut report, &cli, &storm_server, if full { 3 } else { 1 });
+    service_token(&mut report, &cli, if full { 200 } else { 1 });
 
     criterion.final_summary();
     if full {
@@ -102,6 +104,8 @@ struct Report {
     cli_latency: Option<CliLatency>,
     /// Each run of 32 concurrent CLI `call`s on one expired connection.
     cli_storm: Vec<CliStormRun>,
+    /// The service's `/token` and a static file under 64 concurrent clients.
+    service: Option<ServiceLoad>,
 }
 
 impl Report {
@@ -1109,6 +1113,251 @@ fn cli_storm(report: &mut Report, cli: &CliFixture, storm_server: &StormServer, 
     }
 }
 
+// ---- the service: `/token` under concurrent clients ----------------------------------
+
+/// Concurrent clients of the service benchmark.
+const SERVICE_CLIENTS: usize = 64;
+
+/// How one kind of request fared under [`SERVICE_CLIENTS`] concurrent keep-alive clients.
+struct Throughput {
+    requests: usize,
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// `/token` for a valid token next to a static file, both from one `connector-host serve`.
+struct ServiceLoad {
+    token: Throughput,
+    baseline: Throughput,
+}
+
+/// A running `connector-host serve`, stopped when dropped.
+struct Service {
+    child: std::process::Child,
+    address: std::net::SocketAddr,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 connection kept alive across requests.
+struct KeepAlive {
+    reader: std::io::BufReader<std::net::TcpStream>,
+}
+
+impl KeepAlive {
+    fn connect(address: std::net::SocketAddr) -> Self {
+        let stream = std::net::TcpStream::connect(address).expect("connect to the service");
+        stream.set_nodelay(true).unwrap();
+        Self {
+            reader: std::io::BufReader::new(stream),
+        }
+    }
+
+    /// Sends one request and reads the whole answer: its status and body.
+    fn send(&mut self, method: &str, path: &str, key: Option<&str>, body: &str) -> (u16, String) {
+        use std::io::{BufRead as _, Read as _};
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n",
+            body.len()
+        );
+        if let Some(key) = key {
+            write!(request, "Authorization: Bearer {key}\r\n").unwrap();
+        }
+        request.push_str("\r\n");
+        request.push_str(body);
+        std::io::Write::write_all(self.reader.get_mut(), request.as_bytes()).unwrap();
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        let status: u16 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP status line: {line:?}"));
+        let mut length = 0;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).unwrap();
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body).unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+}
+
+/// Starts `connector-host serve` on a free loopback port with `store` sealed by `key`.
+fn start_service(cli: &CliFixture, store: &Path, key: &str) -> Service {
+    use std::io::BufRead as _;
+    let mut child = cli
+        .command(store, &["serve", "--listen", "127.0.0.1:0"])
+        .env(connector_host::seal::KEY_ENV, key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start connector-host serve");
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let address = first
+        .trim_end()
+        .strip_prefix("listening on http://")
+        .and_then(|address| address.parse().ok())
+        .unwrap_or_else(|| panic!("serve printed {first:?}"));
+    Service { child, address }
+}
+
+/// `clients` keep-alive clients, each sending `per_client` requests as fast as answers come;
+/// every answer must be `status` with a body containing `expect`.
+#[allow(clippy::too_many_arguments)]
+fn load(
+    address: std::net::SocketAddr,
+    clients: usize,
+    per_client: usize,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    status: u16,
+    expect: &str,
+) -> Throughput {
+    let start = Barrier::new(clients + 1);
+    let (elapsed, mut latencies) = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..clients)
+            .map(|_| {
+                let start = &start;
+                scope.spawn(move || {
+                    let mut client = KeepAlive::connect(address);
+                    let mut latencies = Vec::with_capacity(per_client);
+                    start.wait();
+                    for _ in 0..per_client {
+                        let sent = Instant::now();
+                        let (got, body) = client.send(method, path, key, "");
+                        latencies.push(sent.elapsed());
+                        assert_eq!(got, status, "{method} {path}: {body}");
+                        assert!(body.contains(expect), "{method} {path}: {body}");
+                    }
+                    latencies
+                })
+            })
+            .collect();
+        start.wait();
+        let started = Instant::now();
+        let latencies: Vec<Duration> = workers
+            .into_iter()
+            .flat_map(|worker| worker.join().unwrap())
+            .collect();
+        (started.elapsed(), latencies)
+    });
+    latencies.sort_unstable();
+    let at = |fraction: f64| latencies[((latencies.len() - 1) as f64 * fraction).round() as usize];
+    Throughput {
+        requests: latencies.len(),
+        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50: at(0.5),
+        p99: at(0.99),
+    }
+}
+
+/// `POST /v1/connections/{id}/token` for a valid token (no refresh) from 64 concurrent
+/// clients of one `connector-host serve` (sealed store, as it runs by default), next to a
+/// static file the same server serves: requests per second and latency.
+fn service_token(report: &mut Report, cli: &CliFixture, per_client: usize) {
+    let store = cli.dir.join("service.db");
+    let key = "5e".repeat(32);
+    let token_server = LoopbackServer::start(|_| {
+        Reply::json(
+            200,
+            r#"{"access_token":"bench-service-token","token_type":"Bearer","expires_in":3600}"#,
+        )
+    });
+    let tenant_key = {
+        let output = cli
+            .command(&store, &["tenants", "add", "bench"])
+            .env(connector_host::seal::KEY_ENV, &key)
+            .output()
+            .expect("run connector-host tenants add");
+        assert!(output.status.success(), "{output:?}");
+        let out = String::from_utf8(output.stdout).unwrap();
+        out.lines().last().expect("the key's line").to_owned()
+    };
+    let service = start_service(cli, &store, &key);
+    let mut client = KeepAlive::connect(service.address);
+    let integration = format!(
+        r#"{{"id":"api","profile":{},"grant":"client-credentials","client_id":"bench-client","client_secret":"bench-secret"}}"#,
+        profile_json(&token_server.url(""))
+    );
+    let created = client.send("POST", "/v1/integrations", Some(&tenant_key), &integration);
+    assert_eq!(created.0, 201, "{}", created.1);
+    let connected = client.send(
+        "POST",
+        "/v1/connections",
+        Some(&tenant_key),
+        r#"{"integration":"api","connection":"c1"}"#,
+    );
+    assert_eq!(connected.0, 201, "{}", connected.1);
+    // Warm-up: every store thread opens the store and instantiates once.
+    load(
+        service.address,
+        SERVICE_CLIENTS,
+        2,
+        "POST",
+        "/v1/connections/c1/token",
+        Some(&tenant_key),
+        200,
+        "bench-service-token",
+    );
+    let token = load(
+        service.address,
+        SERVICE_CLIENTS,
+        per_client,
+        "POST",
+        "/v1/connections/c1/token",
+        Some(&tenant_key),
+        200,
+        "bench-service-token",
+    );
+    let baseline = load(
+        service.address,
+        SERVICE_CLIENTS,
+        per_client,
+        "GET",
+        connector_host::serve::STYLESHEET_PATH,
+        None,
+        200,
+        "",
+    );
+    assert_eq!(
+        token_server.requests().len(),
+        1,
+        "a valid token was fetched once and never refreshed"
+    );
+    for (name, figures) in [("token", &token), ("static file", &baseline)] {
+        eprintln!(
+            "service {name}: {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms ({} requests, \
+             {SERVICE_CLIENTS} clients)",
+            figures.per_second,
+            millis(figures.p50),
+            millis(figures.p99),
+            figures.requests
+        );
+    }
+    report.service = Some(ServiceLoad { token, baseline });
+}
+
 fn median_duration(samples: &mut [Duration]) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
@@ -1501,6 +1750,30 @@ impl Report {
                 storm_target,
                 Some(ok),
             )
+        });
+
+        let service_label =
+            format!("service `/token` (valid token), {SERVICE_CLIENTS} concurrent clients");
+        let service_target = "≥ ½ the static file's requests/s, p99 ≤ 5 ms";
+        rows.push(match &self.service {
+            Some(ServiceLoad { token, baseline }) => {
+                let share = token.per_second / baseline.per_second;
+                (
+                    service_label,
+                    format!(
+                        "{:.0} requests/s ({share:.2}× the static file's {:.0}), p50 {:.2} ms, \
+                         p99 {:.2} ms (static file p99 {:.2} ms)",
+                        token.per_second,
+                        baseline.per_second,
+                        millis(token.p50),
+                        millis(token.p99),
+                        millis(baseline.p99)
+                    ),
+                    service_target,
+                    Some(share >= 0.5 && token.p99 <= Duration::from_millis(5)),
+                )
+            }
+            None => (service_label, "n/a".into(), service_target, None),
         });
 
         let bytes = self.get("component-bytes").parse::<u64>().ok();

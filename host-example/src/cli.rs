@@ -21,6 +21,7 @@ pub use crate::describe::format_time;
 use crate::describe::{connection_state, connection_view, printable, status_detail};
 use crate::logging::{self, LogSink};
 use crate::retry::{self, RetryNotice, RetryPolicy};
+use crate::seal::{self, SealingKey};
 use crate::signer::{KeyFileSigner, NoSigner, Signer};
 use crate::store::{
     self, ConnectionState, Grant, SecretSource, Store, StoreError, StoredConnection, now,
@@ -60,6 +61,10 @@ struct Cli {
     /// The connection store (default: $CONNECTOR_STORE, else the platform's data directory).
     #[arg(long, global = true, value_name = "FILE")]
     store: Option<PathBuf>,
+    /// The key file that seals the store's secrets and tokens (default: $CONNECTOR_KEY, 64
+    /// hex characters). Opt-in for the CLI; `serve` needs one (or --no-encryption).
+    #[arg(long, global = true, value_name = "FILE")]
+    key_file: Option<PathBuf>,
     /// Log diagnostics to stderr: -v the flow's steps, -vv our debug lines, -vvv also request
     /// lines and dependencies' internals. Never logs secrets, tokens, header values or bodies.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -240,11 +245,20 @@ enum Command {
         /// How long a connect session's URL can be used, in seconds.
         #[arg(long, value_name = "SECONDS", default_value_t = 600)]
         session_ttl: u64,
+        /// Keep secrets and tokens in the store in clear, without a key: for development
+        /// only. Without it, `serve` needs --key-file or $CONNECTOR_KEY.
+        #[arg(long)]
+        no_encryption: bool,
     },
     /// Manage the service's tenants (in the store `serve` uses): add, list, rotate-key.
     Tenants {
         #[command(subcommand)]
         command: TenantsCommand,
+    },
+    /// Manage the key that seals the store's secrets and tokens: generate, seal, rotate.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Print the shell completion script for SHELL on stdout (needs no store or component).
     ///
@@ -281,6 +295,7 @@ impl Command {
             Self::Completions { .. } => "completions",
             Self::Serve { .. } => "serve",
             Self::Tenants { .. } => "tenants",
+            Self::Keys { .. } => "keys",
         }
     }
 }
@@ -302,6 +317,53 @@ enum TenantsCommand {
         name: String,
     },
 }
+
+/// `connector-host keys …`.
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Write a new random key to a new owner-only file and print its id (never the key,
+    /// unless --print).
+    Generate {
+        /// The file to create (an existing file is not overwritten).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Also print the key itself (64 hex characters), as the last line of stdout, for
+        /// $CONNECTOR_KEY.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Seal every secret and token in the store that is in clear with the key (--key-file
+    /// or $CONNECTOR_KEY); prints how many records were sealed.
+    Seal,
+    /// Re-seal the store under a new key (a store in clear is sealed); the current key comes
+    /// from --key-file or $CONNECTOR_KEY. Prints how many records were re-sealed. Stop
+    /// `serve` first.
+    Rotate {
+        /// The new key's file (make one with `keys generate`).
+        #[arg(long, value_name = "FILE")]
+        new_key_file: PathBuf,
+    },
+}
+
+/// The sealing key: `--key-file`, else `$CONNECTOR_KEY`; `None` when neither is given.
+fn read_sealing_key(
+    flag: Option<&PathBuf>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<Option<SealingKey>> {
+    if let Some(path) = flag {
+        return Ok(Some(SealingKey::from_file(path)?));
+    }
+    match env(seal::KEY_ENV).filter(|value| !value.is_empty()) {
+        Some(value) => Ok(Some(SealingKey::from_env_value(&value)?)),
+        None => Ok(None),
+    }
+}
+
+/// `serve` without a key and without `--no-encryption`: what to do.
+const SERVE_NEEDS_KEY: &str = "serve keeps the store's client secrets, tokens and PKCE \
+    verifiers sealed and needs a key: pass --key-file FILE or set CONNECTOR_KEY (64 hex \
+    characters); make a key with `connector-host keys generate --out FILE`; or pass \
+    --no-encryption to keep them in clear (for development only)";
 
 /// The `--client-auth` values (RFC 7591 §2 `token_endpoint_auth_method`).
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -630,6 +692,7 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
 
 fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
     let store_path = || store_path(cli.store.as_ref(), io.env);
+    let sealing_key = || read_sealing_key(cli.key_file.as_ref(), io.env);
     // Compile once: the compiled component is kept in the cache directory
     // ($CONNECTOR_CACHE_DIR, else the platform's cache folder; set it empty for none).
     let cache_dir = match (io.env)(crate::compile_cache::CACHE_ENV) {
@@ -661,13 +724,27 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             ref public_url,
             ref return_origins,
             session_ttl,
+            no_encryption,
         } => {
+            let key = match (sealing_key()?, no_encryption) {
+                (Some(_), true) => {
+                    return Err(UsageError(
+                        "--no-encryption and a key (--key-file or CONNECTOR_KEY) contradict \
+                         each other: give one or the other"
+                            .to_owned(),
+                    )
+                    .into());
+                }
+                (None, false) => return Err(UsageError(SERVE_NEEDS_KEY.to_owned()).into()),
+                (key, _) => key,
+            };
             let options = crate::serve::ServeOptions {
                 listen,
                 public_url: public_url.clone(),
                 store: store_path()?,
                 return_origins: return_origins.clone(),
                 session_ttl: Duration::from_secs(session_ttl),
+                key,
             };
             let runtime = load_runtime()?;
             let out = &mut *io.out;
@@ -680,7 +757,7 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
         }
         Command::Tenants { ref command } => {
             use crate::serve::tenants;
-            let store = Store::open(&store_path()?)?;
+            let store = Store::open_with_key(&store_path()?, sealing_key()?)?;
             match command {
                 TenantsCommand::Add { name } => {
                     let (tenant, key) = tenants::add(&store, name)?;
@@ -708,6 +785,7 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Keys { ref command } => keys(command, &store_path, &sealing_key, io),
         Command::AuthorizeUrl {
             ref client,
             ref redirect_uri,
@@ -787,7 +865,7 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                 (Some(_), Some(var), None) if secret_ref => SecretSource::Environment(var.clone()),
                 (Some(secret), _, None) => SecretSource::Stored(secret.clone()),
             };
-            let store = Store::open(&store_path()?)?;
+            let store = Store::open_with_key(&store_path()?, sealing_key()?)?;
             // Refused before anything is sent or the user signs in. (A connection of this
             // name created meanwhile by another process is replaced.)
             if !force && store.contains(name)? {
@@ -817,7 +895,8 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                 },
             };
             let env = io.env;
-            let connections = Connections::open(&runtime, store.path(), env)?;
+            let connections =
+                Connections::open_with_key(&runtime, store.path(), env, sealing_key()?)?;
             obtain_and_store(io, &runtime, &connections, name, config, &source, flow)
         }
         Command::Reconnect {
@@ -828,7 +907,7 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             ref redirect_uri,
             ref browser,
         } => {
-            let store = open_existing(&store_path()?)?;
+            let store = open_existing(&store_path()?, sealing_key()?)?;
             let stored = store.get(name)?;
             let mut given = vec![("--redirect-uri", redirect_uri.is_some())];
             given.extend(browser.given());
@@ -839,7 +918,8 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             refuse_unused(stored.grant, &given, &hint)?;
             let runtime = load_runtime()?;
             let env = io.env;
-            let connections = Connections::open(&runtime, store.path(), env)?;
+            let connections =
+                Connections::open_with_key(&runtime, store.path(), env, sealing_key()?)?;
             let (mut config, source, signer) = match client_secret_env {
                 // The stored key (private_key_jwt) is the client's credential: a secret
                 // would change how the client authenticates, which is `connect --force`.
@@ -919,7 +999,7 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             Ok(())
         }
         Command::List { json } => {
-            let store = open_existing(&store_path()?)?;
+            let store = open_existing(&store_path()?, sealing_key()?)?;
             let connections = store.list()?;
             if json {
                 let now = now();
@@ -953,7 +1033,7 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Show { ref name, json } => {
-            let store = open_existing(&store_path()?)?;
+            let store = open_existing(&store_path()?, sealing_key()?)?;
             let connection = store.get(name)?;
             if json {
                 let view = connection_view(&connection, now());
@@ -964,7 +1044,7 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Status => {
-            let store = open_existing(&store_path()?)?;
+            let store = open_existing(&store_path()?, sealing_key()?)?;
             let connections = store.list()?;
             if connections.is_empty() {
                 writeln!(io.err, "no connections in {}", store.path().display())?;
@@ -999,7 +1079,7 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             let outcome = {
                 let err = RefCell::new(&mut *io.err);
                 let notify = notify_on(&err);
-                Connections::open(&runtime, &store_path()?, io.env)?
+                Connections::open_with_key(&runtime, &store_path()?, io.env, sealing_key()?)?
                     .with_retries(RetryPolicy::default(), &notify)
                     .valid_tokens(name)?
             };
@@ -1033,8 +1113,9 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             let outcome = {
                 let err = RefCell::new(&mut *io.err);
                 let notify = notify_on(&err);
-                let connections = Connections::open(&runtime, &store_path()?, io.env)?
-                    .with_retries(RetryPolicy::default(), &notify);
+                let connections =
+                    Connections::open_with_key(&runtime, &store_path()?, io.env, sealing_key()?)?
+                        .with_retries(RetryPolicy::default(), &notify);
                 let profile = connections.store().get(name)?.config.profile;
                 request.url = api_url(&profile, url).ok_or_else(|| {
                     UsageError(format!(
@@ -1090,7 +1171,7 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             {
                 let err = RefCell::new(&mut *io.err);
                 let notify = notify_on(&err);
-                Connections::open(&runtime, &store_path()?, io.env)?
+                Connections::open_with_key(&runtime, &store_path()?, io.env, sealing_key()?)?
                     .with_retries(RetryPolicy::default(), &notify)
                     .revoke(name)?;
             }
@@ -1101,7 +1182,7 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Remove { ref name } => {
-            let store = Store::open(&store_path()?)?;
+            let store = Store::open_with_key(&store_path()?, sealing_key()?)?;
             crate::connections::remove(&store, name)?;
             writeln!(io.err, "removed `{name}` from {}", store.path().display())?;
             Ok(())
@@ -1299,14 +1380,64 @@ fn retry_line(notice: &RetryNotice) -> String {
 
 /// The store at `path` for a command that only reads: a mistyped path is an error, never a
 /// new, empty store.
-fn open_existing(path: &std::path::Path) -> anyhow::Result<Store> {
+fn open_existing(path: &std::path::Path, key: Option<SealingKey>) -> anyhow::Result<Store> {
     if !path.try_exists().unwrap_or(true) {
         bail!(
             "no store at {} (connect first, or pass the right --store)",
             path.display()
         );
     }
-    Ok(Store::open(path)?)
+    Ok(Store::open_with_key(path, key)?)
+}
+
+/// `connector-host keys …`.
+fn keys(
+    command: &KeysCommand,
+    store_path: &dyn Fn() -> anyhow::Result<PathBuf>,
+    sealing_key: &dyn Fn() -> anyhow::Result<Option<SealingKey>>,
+    io: &mut Io<'_>,
+) -> anyhow::Result<()> {
+    use crate::serve::tenants;
+    match command {
+        KeysCommand::Generate { out, print } => {
+            let key = SealingKey::generate();
+            key.write_new_file(out)?;
+            writeln!(
+                io.err,
+                "wrote a new sealing key to {}; keep it (and a copy) safe: without it the \
+                 store cannot be read",
+                out.display()
+            )?;
+            writeln!(io.out, "{}", key.id())?;
+            if *print {
+                writeln!(io.out, "{}", key.reveal_hex())?;
+            }
+        }
+        KeysCommand::Seal => {
+            let Some(key) = sealing_key()? else {
+                return Err(StoreError::NoKey.into());
+            };
+            let id = key.id().to_owned();
+            let store = open_existing(&store_path()?, Some(key))?;
+            let sealed = store.seal_all_with(&[tenants::reseal])?;
+            writeln!(io.err, "sealed the store with key {id}")?;
+            writeln!(io.out, "{sealed}")?;
+        }
+        KeysCommand::Rotate { new_key_file } => {
+            let new = SealingKey::from_file(new_key_file)?;
+            let id = new.id().to_owned();
+            let mut store = open_existing(&store_path()?, sealing_key()?)?;
+            let resealed = store.rotate_key_with(new, &[tenants::reseal])?;
+            writeln!(
+                io.err,
+                "re-sealed the store with key {id}; from now on use {} (the old key no \
+                 longer opens it)",
+                new_key_file.display()
+            )?;
+            writeln!(io.out, "{resealed}")?;
+        }
+    }
+    Ok(())
 }
 
 fn report_refresh(err: &mut dyn Write, outcome: &RefreshOutcome) -> std::io::Result<()> {

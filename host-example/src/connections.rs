@@ -33,7 +33,9 @@
 //! When the commit fails (a full disk, a store locked too long, a broken file), the new
 //! tokens are written to a rescue file beside the store (`<store>.unsaved/`) and handed to
 //! the caller in [`ConnectionError::Unsaved`]; the next use of the connection moves them into
-//! the store, under the connection's lock.
+//! the store, under the connection's lock. When the store has a sealing key
+//! ([`Connections::open_with_key`]), the rescue record is sealed with it too (bound to
+//! `rescue/<name>`); a record in clear, written without a key, still reads.
 //!
 //! The lock and rescue directories hold (or guard) secrets, and the store's directory may be
 //! shared with other users, so (on Unix) nothing in them is trusted blindly:
@@ -62,6 +64,7 @@ use std::sync::Arc;
 use crate::bindings::exports::oauth_connector::oauth2::api::ApiResponse;
 use crate::retry::{self, RetryNotice, RetryPolicy};
 use crate::runtime::{CallError, Runtime, Session};
+use crate::seal::{self, SealError, SealingKey};
 use crate::signer::{KeyFileError, KeyFileSigner, NoSigner, Signer};
 use crate::store::{
     ConnectionState, Create, Grant, Kind, LOCKS, PRIVATE_BITS, RESCUE, Reauthorization, Refusal,
@@ -145,6 +148,9 @@ pub enum RescueProblem {
     NotARecord,
     /// Its record belongs to another connection.
     OtherConnection,
+    /// It is sealed and does not open with the store's key (another key, altered, or moved
+    /// from another connection's file).
+    Sealed(SealError),
 }
 
 impl std::fmt::Display for RescueProblem {
@@ -154,6 +160,7 @@ impl std::fmt::Display for RescueProblem {
             Self::Io(error) => error.fmt(f),
             Self::NotARecord => f.write_str("it is not a rescue record"),
             Self::OtherConnection => f.write_str("its record names another connection"),
+            Self::Sealed(error) => write!(f, "its sealed record does not open: {error}"),
         }
     }
 }
@@ -336,14 +343,38 @@ impl<'a> Connections<'a> {
         path: &Path,
         env: &'a dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConnectionError> {
-        Ok(Self {
+        Self::open_with_key(runtime, path, env, None)
+    }
+
+    /// Opens the store at `path` sealed with `key` ([`Store::open_sealed`]), or in clear
+    /// without one ([`Store::open`]); rescue files are sealed with the same key.
+    pub fn open_with_key(
+        runtime: &'a Runtime,
+        path: &Path,
+        env: &'a dyn Fn(&str) -> Option<String>,
+        key: Option<SealingKey>,
+    ) -> Result<Self, ConnectionError> {
+        Ok(Self::from_store(
             runtime,
-            store: Store::open(path)?,
+            Store::open_with_key(path, key)?,
+            env,
+        ))
+    }
+
+    /// Uses `store`, already open (with its key, if any).
+    pub fn from_store(
+        runtime: &'a Runtime,
+        store: Store,
+        env: &'a dyn Fn(&str) -> Option<String>,
+    ) -> Self {
+        Self {
+            runtime,
+            store,
             env,
             retry: RetryPolicy::default(),
             notify: &log_notice,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
-        })
+        }
     }
 
     /// Waits at most `timeout` for a connection's lock (default [`DEFAULT_LOCK_TIMEOUT`]);
@@ -759,6 +790,23 @@ impl<'a> Connections<'a> {
         file.take(1 << 20)
             .read_to_string(&mut text)
             .map_err(|error| rescue_error(RescueProblem::Io(error)))?;
+        // Sealed when the store has a key; a record in clear (written without one, or by an
+        // earlier version) still reads.
+        if seal::is_sealed(&text) {
+            let Some(key) = self.store.sealing_key() else {
+                let key_id = seal::key_id_of(&text)
+                    .ok_or_else(|| rescue_error(RescueProblem::Sealed(SealError::Malformed)))?;
+                return Err(StoreError::KeyRequired {
+                    key_id: key_id.to_owned(),
+                }
+                .into());
+            };
+            let plaintext = key
+                .open(&text, &rescue_context(name))
+                .map_err(|error| rescue_error(RescueProblem::Sealed(error)))?;
+            text = String::from_utf8(plaintext)
+                .map_err(|_| rescue_error(RescueProblem::NotARecord))?;
+        }
         #[derive(serde::Deserialize)]
         struct Rescued {
             name: String,
@@ -990,6 +1038,12 @@ fn rescue_path(store: &Store, name: &str) -> PathBuf {
     beside(store.canonical_path(), RESCUE).join(format!("{}.json", hex(name)))
 }
 
+/// What a sealed rescue record is bound to: `rescue/<name>`, so that one copied to another
+/// connection's file does not open.
+fn rescue_context(name: &str) -> Vec<u8> {
+    format!("rescue/{name}").into_bytes()
+}
+
 /// Whether the directory of the rescue file `path` exists; one that is not safely ours is
 /// a [`ConnectionError::Rescue`].
 fn rescue_dir_exists(path: &Path) -> Result<bool, ConnectionError> {
@@ -1031,9 +1085,14 @@ fn keep_aside(store: &Store, name: &str, tokens: &TokenSet) -> Result<PathBuf, s
         Err(error) => return Err(error),
     }
     let mut file = new_private_file(&partial)?;
-    let record = serde_json::json!({ "name": name, "tokens": tokens });
+    let record = serde_json::json!({ "name": name, "tokens": tokens }).to_string();
+    // With the store's key, sealed as the store's own columns are (bound to the connection).
+    let record = match store.sealing_key() {
+        Some(key) => key.seal(record.as_bytes(), &rescue_context(name)),
+        None => record,
+    };
     let written = file
-        .write_all(record.to_string().as_bytes())
+        .write_all(record.as_bytes())
         .and_then(|()| file.sync_all())
         .and_then(|()| std::fs::rename(&partial, &path));
     if let Err(error) = written {
@@ -1386,5 +1445,29 @@ mod tests {
         let record: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&rescue).unwrap()).unwrap();
         assert_eq!(record["name"], "c");
+    }
+
+    #[test]
+    fn a_sealed_store_seals_its_rescue_records() {
+        let (dir, clear) = temp_store("sealed-rescue");
+        let path = clear.path().to_owned();
+        drop(clear);
+        let key = SealingKey::from_hex(&"ab".repeat(32)).unwrap();
+        let store = Store::open_sealed(&path, key.clone()).unwrap();
+        let rescue = keep_aside(&store, "c", &tokens("secret-access-token")).unwrap();
+        let text = std::fs::read_to_string(&rescue).unwrap();
+        assert!(seal::is_sealed(&text));
+        assert!(!text.contains("secret-access-token"));
+        let record: serde_json::Value =
+            serde_json::from_slice(&key.open(&text, &rescue_context("c")).unwrap()).unwrap();
+        assert_eq!(record["name"], "c");
+        assert_eq!(record["tokens"]["access_token"], "secret-access-token");
+        // Bound to its connection.
+        assert_eq!(
+            key.open(&text, &rescue_context("d")),
+            Err(SealError::Tampered)
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

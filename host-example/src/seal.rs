@@ -220,6 +220,12 @@ impl SealingKey {
         }
     }
 
+    /// The key in `value`, the value of `CONNECTOR_KEY` as the caller read it (errors name
+    /// the variable).
+    pub fn from_env_value(value: &str) -> Result<Self, KeyError> {
+        Self::parse(value, KeyOrigin::Environment)
+    }
+
     /// The key in the file at `path`: 64 hex characters, optionally followed by a newline.
     ///
     /// On Unix the file (a symbolic link is followed, then the opened file is examined) must

@@ -200,12 +200,13 @@ impl std::fmt::Display for StoreError {
             Self::KeyRequired { key_id } => write!(
                 f,
                 "this store is encrypted (sealed with key {key_id}); set {} to that key (64 hex \
-                 characters) or give its key file; nothing was read or changed",
+                 characters) or pass its key file with --key-file; nothing was read or changed",
                 seal::KEY_ENV
             ),
             Self::NoKey => write!(
                 f,
-                "sealing the store needs a key: set {} (64 hex characters) or give a key file",
+                "sealing the store needs a key: set {} (64 hex characters) or pass a key file with \
+                 --key-file",
                 seal::KEY_ENV
             ),
         }
@@ -1132,7 +1133,11 @@ fn probe_once(canonical: &Path) -> Result<(), StoreError> {
             .ok()
             .map(|m| file_identity(&m));
         if current.is_some() && current == seen {
-            return Ok(());
+            // Probed before: checked again by path only (a handle opened and closed now
+            // would release this process's locks on it).
+            return check_path(canonical, Kind::File)
+                .map(drop)
+                .map_err(refused(canonical));
         }
         probed.swap_remove(index);
     }

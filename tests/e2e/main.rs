@@ -11,6 +11,7 @@ mod connect;
 mod discovery;
 mod fix_named;
 mod hygiene;
+mod keys;
 mod lifecycle;
 mod listener;
 mod reconnect;

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use connector_host::compile_cache::CACHE_ENV;
+use connector_host::seal::SealingKey;
 use connector_host::store::Store;
 use connector_host::types::{HttpMethod, HttpRequest, HttpResponse, KeyValue};
 use connector_host::{AllowList, HttpTransport, Limits};
@@ -181,6 +182,21 @@ fn add_tenant(store: &str, name: &str) -> String {
     key
 }
 
+/// A new sealing key in `dir/name` (owner-only): (its path, the key).
+fn new_key(dir: &Path, name: &str) -> (String, SealingKey) {
+    let path = dir.join(name);
+    let key = SealingKey::generate();
+    key.write_new_file(&path).unwrap();
+    (path.to_str().unwrap().to_owned(), key)
+}
+
+/// Whether `needle` occurs in `haystack`.
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
 /// An authorization server whose clients accept `/oauth/callback` on any loopback port.
 fn server_with(env: &[(&str, &str)]) -> OidcServer {
     let mut all = vec![("REDIRECT_URIS", "http://127.0.0.1:8765/oauth/callback")];
@@ -267,7 +283,8 @@ fn browser_connect_then_token_and_request_for_its_tenant_only() {
     let store = dir.0.join("store.db").to_str().unwrap().to_owned();
     let acme = add_tenant(&store, "acme");
     let beta = add_tenant(&store, "beta");
-    let service = Service::start(&store, &dir.0.join("compiled"), &[]);
+    let (key_file, _) = new_key(&dir.0, "key");
+    let service = Service::start(&store, &dir.0.join("compiled"), &["--key-file", &key_file]);
 
     // No key, a wrong key, a key of the wrong form: 401 with a Bearer challenge.
     for key in [
@@ -434,7 +451,17 @@ fn browser_connect_then_token_and_request_for_its_tenant_only() {
 
     // Revoked (here by the CLI, on the same store): the service says to connect again, and
     // a new connect session does.
-    let revoke = cli(&["--store", &store, "revoke", "t1:conn"], &[]);
+    let revoke = cli(
+        &[
+            "--store",
+            &store,
+            "--key-file",
+            &key_file,
+            "revoke",
+            "t1:conn",
+        ],
+        &[],
+    );
     assert_eq!(revoke.code, 0, "{}", revoke.err);
     assert_eq!(userinfo(&server, access).0, 401, "revoked at the server");
     let (status, body) = service.api(HttpMethod::Post, "/v1/connections/conn/token", &acme, None);
@@ -479,7 +506,8 @@ fn client_credentials_and_sixty_four_concurrent_tokens_refresh_once() {
     let dir = TempDir::new("serve-storm");
     let store = dir.0.join("store.db").to_str().unwrap().to_owned();
     let key = add_tenant(&store, "acme");
-    let service = Service::start(&store, &dir.0.join("compiled"), &[]);
+    let (key_file, sealing_key) = new_key(&dir.0, "key");
+    let service = Service::start(&store, &dir.0.join("compiled"), &["--key-file", &key_file]);
 
     // Client credentials: connected without a browser.
     let (status, body) = service.api(
@@ -529,6 +557,7 @@ fn client_credentials_and_sixty_four_concurrent_tokens_refresh_once() {
         None,
     );
     assert_eq!(status, 200, "{token}");
+    let machine_token = token["access_token"].as_str().unwrap().to_owned();
 
     // A user who denies consent: an error page, no token request, nothing stored.
     create_code_integration(&service, &server, &key);
@@ -546,7 +575,7 @@ fn client_credentials_and_sixty_four_concurrent_tokens_refresh_once() {
     assert!(said.contains("callback /oauth/callback -> 303"), "{said}");
     let name = "t1:conn";
     let before = {
-        let store = Store::open(Path::new(&store)).unwrap();
+        let store = Store::open_sealed(Path::new(&store), sealing_key.clone()).unwrap();
         let mut tokens = store.get(name).unwrap().tokens;
         tokens.expires_at = Some(tokens.obtained_at);
         store.update_tokens(name, &tokens).unwrap();
@@ -593,7 +622,10 @@ fn client_credentials_and_sixty_four_concurrent_tokens_refresh_once() {
         json!({"token_requests": 1, "by_grant": {"refresh_token": 1}}),
         "one refresh for {CALLERS} concurrent requests"
     );
-    let after = Store::open(Path::new(&store)).unwrap().get(name).unwrap();
+    let after = Store::open_sealed(Path::new(&store), sealing_key.clone())
+        .unwrap()
+        .get(name)
+        .unwrap();
     assert_eq!(after.token_writes, before.token_writes + 1);
     let refreshed = distinct.into_iter().next().unwrap();
     assert_ne!(refreshed, before.tokens.access_token);
@@ -601,6 +633,84 @@ fn client_credentials_and_sixty_four_concurrent_tokens_refresh_once() {
     let (_, shown) = service.api(HttpMethod::Get, "/v1/connections/conn", &key, None);
     assert_eq!(shown["status"], "valid");
     assert!(shown["last_refresh"].as_str().unwrap().ends_with('Z'));
+
+    // A sign-in begun and not completed: its pending authorization (with the PKCE
+    // verifier) is stored until the callback.
+    let (status, session) = service.api(
+        HttpMethod::Post,
+        "/v1/connect-sessions",
+        &key,
+        Some(json!({"integration": "oidc", "connection": "pending"})),
+    );
+    assert_eq!(status, 201, "{session}");
+    let begin = service.send(
+        HttpMethod::Get,
+        session["url"].as_str().unwrap(),
+        None,
+        None,
+    );
+    assert_eq!(begin.status, 302);
+    assert!(
+        header_of(&begin, "location")
+            .unwrap()
+            .contains("code_challenge=")
+    );
+
+    // Secrets at rest: neither the store file nor its write-ahead log holds a client
+    // secret, an access or refresh token (current or earlier) or a PKCE verifier in clear.
+    drop(service);
+    let mut raw = std::fs::read(&store).unwrap();
+    raw.extend(std::fs::read(format!("{store}-wal")).unwrap_or_default());
+    assert!(contains(&raw, &format!("sealed:v1:{}:", sealing_key.id())));
+    let mut secrets = vec![
+        "service-secret".to_owned(),
+        "basic-secret".to_owned(),
+        machine_token,
+        before.tokens.access_token.clone(),
+        after.tokens.access_token.clone(),
+        "code_verifier".to_owned(),
+        "code-verifier".to_owned(),
+    ];
+    secrets.extend(before.tokens.refresh_token.clone());
+    secrets.extend(after.tokens.refresh_token.clone());
+    assert!(before.tokens.refresh_token.is_some());
+    for secret in &secrets {
+        assert!(!contains(&raw, secret), "{secret} is in the store in clear");
+    }
+
+    // Another key: `serve` refuses to start, naming both keys' ids, and changes nothing.
+    // (Opened and closed once with its key first, so that the log is folded into the file.)
+    drop(Store::open_sealed(Path::new(&store), sealing_key.clone()).unwrap());
+    let unchanged = std::fs::read(&store).unwrap();
+    let (wrong_file, wrong_key) = new_key(&dir.0, "wrong");
+    let cache = dir.0.join("compiled");
+    let cache_env = [(CACHE_ENV, cache.to_str().unwrap())];
+    let serve = ["serve", "--listen", "127.0.0.1:0"];
+    let wrong = cli(
+        &[&["--store", &store, "--key-file", &wrong_file][..], &serve].concat(),
+        &cache_env,
+    );
+    assert_eq!(wrong.code, 1, "{}", wrong.err);
+    assert!(wrong.out.is_empty(), "it never listened: {}", wrong.out);
+    assert!(
+        wrong.err.contains(sealing_key.id()) && wrong.err.contains(wrong_key.id()),
+        "{}",
+        wrong.err
+    );
+    assert_eq!(std::fs::read(&store).unwrap(), unchanged);
+    // No key and no --no-encryption: refused (a usage error), naming both ways to give one
+    // and how to make one.
+    let no_key = cli(&[&["--store", &store][..], &serve].concat(), &cache_env);
+    assert_eq!(no_key.code, 2, "{}", no_key.err);
+    for named in [
+        "--key-file",
+        "CONNECTOR_KEY",
+        "keys generate",
+        "--no-encryption",
+    ] {
+        assert!(no_key.err.contains(named), "{}", no_key.err);
+    }
+    assert_eq!(std::fs::read(&store).unwrap(), unchanged);
 }
 
 /// A profile object for a server that is never reached.
@@ -618,11 +728,14 @@ fn refused_requests_expired_sessions_and_the_openapi_document() {
     let dir = TempDir::new("serve-refusals");
     let store = dir.0.join("store.db").to_str().unwrap().to_owned();
     let key = add_tenant(&store, "acme");
+    let (key_file, _) = new_key(&dir.0, "key");
     // Sessions that expire at once.
     let service = Service::start(
         &store,
         &dir.0.join("compiled"),
         &[
+            "--key-file",
+            &key_file,
             "--session-ttl",
             "0",
             "--return-origin",

@@ -136,6 +136,8 @@ struct Session {
     return_to: Option<String>,
     expires_at: u64,
     pending: Option<String>,
+    /// The hash of the session's token (its key; part of the sealed pending's context).
+    token_hash: Vec<u8>,
 }
 
 fn session_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
@@ -147,6 +149,7 @@ fn session_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
         return_to: row.get(4)?,
         expires_at: row.get::<_, i64>(5)? as u64,
         pending: row.get(6)?,
+        token_hash: row.get(7)?,
     })
 }
 
@@ -186,7 +189,7 @@ async fn begin(
                 .sqlite()
                 .query_row(
                     "SELECT tenant_id, integration, connection, scopes, return_to, expires_at,
-                            pending
+                            pending, token_hash
                      FROM connect_sessions WHERE token_hash = ?1",
                     [&token_hash],
                     session_row,
@@ -208,15 +211,17 @@ async fn begin(
             let (_, config) = flow_config(store, &shared, &session)?;
             let request = crate::connect::instance(shared.runtime(), &config, &no_signer())?
                 .begin(&config)?;
-            // Opening the link again begins again: the earlier state stops matching.
+            // Opening the link again begins again: the earlier state stops matching. The
+            // pending authorization holds the PKCE verifier: sealed when the store has a key.
+            let pending = super::tenants::seal_pending(
+                store,
+                &token_hash,
+                serde_json::to_string(&request.pending)
+                    .map_err(|error| ApiError::internal(&error))?,
+            );
             store.sqlite().execute(
                 "UPDATE connect_sessions SET state = ?2, pending = ?3 WHERE token_hash = ?1",
-                params![
-                    token_hash,
-                    request.pending.state,
-                    serde_json::to_string(&request.pending)
-                        .map_err(|error| ApiError::internal(&error))?
-                ],
+                params![token_hash, request.pending.state, pending],
             )?;
             Ok(request.url)
         })
@@ -250,7 +255,7 @@ async fn callback(State(state): State<AppState>, uri: Uri) -> Result<Response, E
                 .query_row(
                     "DELETE FROM connect_sessions WHERE state = ?1
                      RETURNING tenant_id, integration, connection, scopes, return_to,
-                               expires_at, pending",
+                               expires_at, pending, token_hash",
                     [&sign_in_state],
                     session_row,
                 )
@@ -264,8 +269,12 @@ async fn callback(State(state): State<AppState>, uri: Uri) -> Result<Response, E
             if session.expires_at <= crate::store::now() {
                 return Err(expired());
             }
-            let pending: PendingAuthorization = session
+            let pending = session
                 .pending
+                .clone()
+                .map(|text| super::tenants::open_pending(store, &session.token_hash, text))
+                .transpose()?;
+            let pending: PendingAuthorization = pending
                 .as_deref()
                 .and_then(|text| serde_json::from_str(text).ok())
                 .ok_or_else(|| ApiError::internal(&"a begun session without its pending flow"))?;
@@ -322,7 +331,7 @@ pub fn page_headers() -> [(HeaderName, &'static str); 5] {
         (header::REFERRER_POLICY, "no-referrer"),
         (
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; \
+            "default-src 'none'; style-src 'self'; frame-ancestors 'none'; \
              form-action 'none'; base-uri 'none'",
         ),
         (header::X_FRAME_OPTIONS, "DENY"),
@@ -336,8 +345,9 @@ pub fn page(title: &str, message: &str) -> Html<String> {
     Html(format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width\"><title>{title}</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;\
-         padding:0 1rem}}</style></head>\n<body><h1>{title}</h1><p>{message}</p></body></html>\n",
+         <link rel=\"stylesheet\" href=\"{stylesheet}\"></head>\n\
+         <body><h1>{title}</h1><p>{message}</p></body></html>\n",
+        stylesheet = super::STYLESHEET_PATH,
         title = escape(title),
         message = escape(message)
     ))

@@ -149,6 +149,13 @@ impl From<StoreError> for ApiError {
                 retry_after: Some(1),
                 ..Self::new(Code::ServerUnavailable, "the store is busy; try again")
             },
+            // The key was checked against every sealed value when the service started: a
+            // value that does not open now was altered or moved (or written by another
+            // process under another key). `internal`, with the detail (no secret) in the log.
+            sealed @ (StoreError::Sealed { .. } | StoreError::KeyRequired { .. }) => {
+                tracing::error!(error = %sealed, "a sealed value in the store does not open");
+                Self::new(Code::Internal, "internal error (see the service's log)")
+            }
             other => Self::internal(&other),
         }
     }

@@ -171,12 +171,14 @@ pub fn load(store: &Store, tenant: TenantId, id: &str) -> Result<Integration, Ap
         )
         .optional()?
         .ok_or_else(|| ApiError::not_found("integration", id))?;
-    decode(id, row)
+    decode(store, tenant, id, row)
 }
 
 type Row = (String, String, String, Option<String>, i64);
 
 fn decode(
+    store: &Store,
+    tenant: TenantId,
     id: &str,
     (grant, source, config, secret, created_at): Row,
 ) -> Result<Integration, ApiError> {
@@ -186,7 +188,9 @@ fn decode(
         serde_json::from_value(serde_json::Value::String(grant)).map_err(|_| corrupt("grant"))?;
     let mut config: ConnectionConfig =
         serde_json::from_str(&config).map_err(|_| corrupt("configuration"))?;
-    config.client.client_secret = secret;
+    config.client.client_secret = secret
+        .map(|secret| super::tenants::open_client_secret(store, tenant.0, id, secret))
+        .transpose()?;
     Ok(Integration {
         id: id.to_owned(),
         grant,
@@ -202,7 +206,8 @@ async fn list(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let views = state
         .blocking(move |connections| {
-            let db = connections.store().sqlite();
+            let store = connections.store();
+            let db = store.sqlite();
             let mut statement = db.prepare(
                 "SELECT id, grant_type, source, config, client_secret, created_at
                  FROM integrations WHERE tenant_id = ?1 ORDER BY id",
@@ -222,7 +227,7 @@ async fn list(
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             rows.into_iter()
-                .map(|(id, row)| Ok(decode(&id, row)?.view()))
+                .map(|(id, row)| Ok(decode(store, tenant, &id, row)?.view()))
                 .collect::<Result<Vec<_>, ApiError>>()
         })
         .await?;
@@ -317,7 +322,9 @@ async fn create(
             }
             let integration = build(runtime, request, &callback)?;
             let mut stored_config = integration.config.clone();
-            let secret = stored_config.client.client_secret.take();
+            let secret = stored_config.client.client_secret.take().map(|secret| {
+                super::tenants::seal_client_secret(store, tenant.0, &integration.id, secret)
+            });
             let inserted = store.sqlite().execute(
                 "INSERT INTO integrations
                      (tenant_id, id, grant_type, source, config, client_secret, created_at)

@@ -5,17 +5,12 @@
 //! per-connection lock, retries, calls and storage are the CLI's, so both front ends behave
 //! the same. A tenant's connection `NAME` is the store's connection `t<tenant id>:NAME`.
 //!
-//! Component calls and SQLite are blocking: each request's work runs on one store thread
-//! ([`State::blocking`]) that owns the process's one open store ([`Connections`]); the async
-//! side only routes, parses and waits. One store, opened once: with a store per blocking
-//! thread, 64 concurrent first requests got SQLite's `SQLITE_IOERR_SHORT_READ` (measured).
-//! The likely cause: [`crate::store::Store::open`] probes the database file and its
-//! `-wal`/`-shm` companions through file handles of its own before SQLite opens them, and
-//! closing a handle drops every POSIX lock the process holds on that file, those of the
-//! process's other SQLite connections included. Until the store can be opened more than once
-//! per process, the work is serialized; refreshes stay single-flight across processes through the store's
-//! lock files. The one [`Runtime`] (engine and precompiled component) is shared by the
-//! whole process.
+//! Component calls and SQLite are blocking: each request's work runs on a pool of store
+//! threads ([`State::blocking`]), each with its own open store ([`Connections`]); the async
+//! side only routes, parses and waits. A token refresh or an API call waits on the network,
+//! so the pool is larger than the machine's cores ([`store_threads`]). Refreshes stay
+//! single-flight across threads and processes through the store's lock files. The one
+//! [`Runtime`] (engine and precompiled component) is shared by the whole process.
 
 pub mod auth;
 pub mod connect;
@@ -57,6 +52,9 @@ pub struct ServeOptions {
     pub return_origins: Vec<String>,
     /// How long a connect session's URL can be used.
     pub session_ttl: Duration,
+    /// The key that seals the store's secrets and tokens and the service's own
+    /// ([`crate::seal`]); `None`: written in clear (`--no-encryption`, for development).
+    pub key: Option<crate::seal::SealingKey>,
 }
 
 /// Why the service could not start.
@@ -98,7 +96,7 @@ pub struct State {
     pub return_origins: Vec<url::Origin>,
     /// How long a connect session's URL can be used.
     pub session_ttl: Duration,
-    /// The store thread's queue.
+    /// The store threads' queue.
     jobs: std::sync::mpsc::Sender<Job>,
 }
 
@@ -124,8 +122,8 @@ impl State {
         self.runtime
     }
 
-    /// Runs `work` on the store thread, with the process's one open store, and waits for
-    /// its answer without blocking the async runtime.
+    /// Runs `work` on a store thread, with that thread's open store, and waits for its
+    /// answer without blocking the async runtime.
     pub async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Connections<'static>) -> Result<T, ApiError> + Send + 'static,
@@ -136,35 +134,73 @@ impl State {
         });
         self.jobs
             .send(job)
-            .map_err(|_| ApiError::internal(&"the store thread has stopped"))?;
+            .map_err(|_| ApiError::internal(&"the store threads have stopped"))?;
         answered
             .await
-            .map_err(|_| ApiError::internal(&"the store thread dropped a request (a panic)"))?
+            .map_err(|_| ApiError::internal(&"a store thread dropped a request (a panic)"))?
     }
 }
 
-/// Starts the store thread: opens the store (once for the whole process, see the module's
-/// documentation), prepares the service's tables, then runs jobs one at a time until every
-/// sender is gone. Returns once the store is open, or why it could not be.
+/// How many store threads serve requests: four per core (a refresh or an API call mostly
+/// waits on the network), at least 4 and at most 32.
+pub fn store_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(4, |cores| cores.get() * 4)
+        .clamp(4, 32)
+}
+
+/// The queue the store threads take jobs from, one at a time.
+type Queue = Arc<std::sync::Mutex<std::sync::mpsc::Receiver<Job>>>;
+
+/// Starts `count` store threads, each with its own open store, taking jobs from one queue
+/// until every sender is gone. The first prepares the service's tables before the others
+/// open the store. Returns once all are open, or why one could not open it.
+fn store_pool(
+    runtime: &'static Runtime,
+    path: PathBuf,
+    key: Option<crate::seal::SealingKey>,
+    count: usize,
+) -> Result<std::sync::mpsc::Sender<Job>, ServeError> {
+    let (jobs, incoming) = std::sync::mpsc::channel::<Job>();
+    let queue: Queue = Arc::new(std::sync::Mutex::new(incoming));
+    for index in 0..count.max(1) {
+        store_thread(
+            runtime,
+            path.clone(),
+            key.clone(),
+            Arc::clone(&queue),
+            index,
+        )?;
+    }
+    Ok(jobs)
+}
+
+/// Starts store thread number `index`: opens the store (thread 0 also prepares the service's
+/// tables), then runs jobs from `queue` until every sender is gone. Returns once the store
+/// is open, or why it could not be.
 fn store_thread(
     runtime: &'static Runtime,
     path: PathBuf,
-) -> Result<std::sync::mpsc::Sender<Job>, ServeError> {
-    let (jobs, incoming) = std::sync::mpsc::channel::<Job>();
+    key: Option<crate::seal::SealingKey>,
+    queue: Queue,
+    index: usize,
+) -> Result<(), ServeError> {
     let (opened, open_result) = std::sync::mpsc::channel();
     let dispatch = tracing::dispatcher::get_default(|dispatch| dispatch.clone());
     std::thread::Builder::new()
-        .name("connector-store".to_owned())
+        .name(format!("connector-store-{index}"))
         .spawn(move || {
             let _log = tracing::dispatcher::set_default(&dispatch);
             let env: &'static dyn Fn(&str) -> Option<String> = &process_env;
-            let connections = match Connections::open(runtime, &path, env)
+            let connections = match Connections::open_with_key(runtime, &path, env, key)
                 .map_err(|error| match error {
                     crate::connections::ConnectionError::Store(error) => ServeError::Store(error),
                     other => ServeError::Io(std::io::Error::other(other.to_string())),
                 })
                 .and_then(|connections| {
-                    tenants::migrate(connections.store()).map_err(ServeError::Store)?;
+                    if index == 0 {
+                        tenants::migrate(connections.store()).map_err(ServeError::Store)?;
+                    }
                     Ok(connections)
                 }) {
                 Ok(connections) => {
@@ -176,7 +212,14 @@ fn store_thread(
                     return;
                 }
             };
-            for job in incoming {
+            loop {
+                // The lock is held only while waiting for the next job: one thread waits on
+                // the queue, the others on the lock.
+                let job = queue
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .recv();
+                let Ok(job) = job else { break };
                 // A panicking request loses its answer (the handler reports `internal`);
                 // the thread goes on serving the others.
                 let _ =
@@ -185,10 +228,9 @@ fn store_thread(
         })
         .map_err(ServeError::Io)?;
     match open_result.recv() {
-        Ok(Ok(())) => Ok(jobs),
-        Ok(Err(error)) => Err(error),
+        Ok(result) => result,
         Err(_) => Err(ServeError::Io(std::io::Error::other(
-            "the store thread ended before opening the store",
+            "a store thread ended before opening the store",
         ))),
     }
 }
@@ -209,10 +251,32 @@ fn origin_of(url: &str) -> Result<(String, url::Origin), ServeError> {
     Ok((origin.ascii_serialization(), origin))
 }
 
-/// The router: the API under `/v1` (tenant key required), the connect page and the
-/// callback; JSON 404 and 405 for everything else.
+/// Where the pages' stylesheet is served (the pages' CSP allows styles from the service's
+/// own origin only, none inline).
+pub const STYLESHEET_PATH: &str = "/static/style.css";
+
+/// The pages' stylesheet.
+const STYLESHEET: &str = "body{font-family:system-ui,sans-serif;max-width:36rem;\
+                          margin:4rem auto;padding:0 1rem;line-height:1.5}\n";
+
+/// `GET /static/style.css`: the stylesheet, cacheable for a day (it changes only with a
+/// release).
+async fn stylesheet() -> impl axum::response::IntoResponse {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=86400"),
+            (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        STYLESHEET,
+    )
+}
+
+/// The router: the API under `/v1` (tenant key required), the connect page, the callback
+/// and the pages' stylesheet; JSON 404 and 405 for everything else.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route(STYLESHEET_PATH, axum::routing::get(stylesheet))
         .merge(integrations::router())
         .merge(connections::router())
         .merge(connect::router())
@@ -243,6 +307,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/connections/{id}/request"),
     ("GET", "/connect/{token}"),
     ("GET", "/oauth/callback"),
+    ("GET", STYLESHEET_PATH),
 ];
 
 /// Opens the store, prepares the service's tables, binds `options.listen`, calls `ready`
@@ -266,7 +331,12 @@ pub fn serve(
     listener.set_nonblocking(true).map_err(ServeError::Io)?;
     // Serving lives as long as the process: the runtime is shared by every thread.
     let runtime: &'static Runtime = Box::leak(Box::new(runtime));
-    let jobs = store_thread(runtime, options.store.clone())?;
+    let jobs = store_pool(
+        runtime,
+        options.store.clone(),
+        options.key.clone(),
+        store_threads(),
+    )?;
     let state = Arc::new(State {
         runtime,
         public_url: public_url.clone(),

@@ -6,6 +6,14 @@
 //! touch each other's tables. [`migrate`] creates or upgrades them; every front end that
 //! uses them (`serve`, `tenants …`) calls it first.
 //!
+//! When the store has a sealing key ([`Store::sealing_key`]), the service's secrets are
+//! sealed with it as the store's own columns are: an integration's client secret (bound to
+//! `integrations/client_secret/<tenant id>/<integration id>`) and a connect session's pending
+//! authorization, which holds the PKCE verifier (bound to
+//! `connect_sessions/pending/<session token hash in hex>`). [`migrate`] compares the key with
+//! every sealed value's key id before anything is written, so a wrong or missing key stops a
+//! front end at once and changes nothing; [`reseal`] rewrites them when the key changes.
+//!
 //! A tenant's API key is `ck_<tenant id>_<43 characters>`: 256 random bits, base64url. The
 //! store keeps only its SHA-256; a presented key is looked up by the id it carries and its
 //! hash compared in constant time. The key is shown once, when it is made.
@@ -16,6 +24,7 @@ use ring::rand::{SecureRandom as _, SystemRandom};
 use rusqlite::{Connection as Db, OptionalExtension as _, params};
 
 use crate::describe::format_time;
+use crate::seal::{self, SealError, SealingKey};
 use crate::store::{Store, StoreError};
 
 /// The service schema's version; [`migrate`] brings an older one up to it.
@@ -26,9 +35,12 @@ pub const SERVICE_SCHEMA_VERSION: i64 = 1;
 pub const KEY_PREFIX: &str = "ck_";
 
 /// Creates the service's tables, or upgrades them to [`SERVICE_SCHEMA_VERSION`]; refuses a
-/// store whose service schema is newer than this program's.
+/// store whose service schema is newer than this program's, and (before writing anything) one
+/// whose sealed service values another key sealed ([`StoreError::Sealed`]) or that needs a
+/// key the store was opened without ([`StoreError::KeyRequired`]).
 pub fn migrate(store: &Store) -> Result<(), StoreError> {
     let db = store.sqlite();
+    check_key(db, store.sealing_key())?;
     db.execute_batch("CREATE TABLE IF NOT EXISTS service_schema (version INTEGER NOT NULL);")?;
     let version: Option<i64> = db
         .query_row("SELECT version FROM service_schema", [], |row| row.get(0))
@@ -88,6 +100,228 @@ pub fn migrate(store: &Store) -> Result<(), StoreError> {
          COMMIT;",
     )?;
     Ok(())
+}
+
+/// A sealed column of the service's tables.
+#[derive(Clone, Copy)]
+struct SealedColumn {
+    table: &'static str,
+    column: &'static str,
+    /// The SQL expression of a row's key (its part of the context).
+    row_key: &'static str,
+    /// What it holds, as errors name it.
+    label: &'static str,
+}
+
+const CLIENT_SECRET: SealedColumn = SealedColumn {
+    table: "integrations",
+    column: "client_secret",
+    row_key: "tenant_id || '/' || id",
+    label: "client secret",
+};
+
+const PENDING: SealedColumn = SealedColumn {
+    table: "connect_sessions",
+    column: "pending",
+    row_key: "lower(hex(token_hash))",
+    label: "pending authorization",
+};
+
+const SEALED_COLUMNS: [SealedColumn; 2] = [CLIENT_SECRET, PENDING];
+
+impl SealedColumn {
+    fn context(self, row_key: &str) -> Vec<u8> {
+        format!("{}/{}/{row_key}", self.table, self.column).into_bytes()
+    }
+
+    fn error(self, row_key: &str, error: SealError) -> StoreError {
+        StoreError::Sealed {
+            name: format!("{} {row_key}", self.table),
+            column: self.label,
+            error,
+        }
+    }
+}
+
+/// `value` as integration `tenant`/`id`'s client secret is written: sealed with the store's
+/// key, or as it is without one.
+pub fn seal_client_secret(store: &Store, tenant: i64, id: &str, value: String) -> String {
+    seal_value(store, CLIENT_SECRET, &format!("{tenant}/{id}"), value)
+}
+
+/// Integration `tenant`/`id`'s stored client secret, opened.
+pub fn open_client_secret(
+    store: &Store,
+    tenant: i64,
+    id: &str,
+    text: String,
+) -> Result<String, StoreError> {
+    open_value(store, CLIENT_SECRET, &format!("{tenant}/{id}"), text)
+}
+
+/// `value` as the pending authorization of the connect session whose token hashes to
+/// `token_hash` is written.
+pub fn seal_pending(store: &Store, token_hash: &[u8], value: String) -> String {
+    seal_value(store, PENDING, &hex(token_hash), value)
+}
+
+/// The stored pending authorization of the connect session whose token hashes to
+/// `token_hash`, opened.
+pub fn open_pending(store: &Store, token_hash: &[u8], text: String) -> Result<String, StoreError> {
+    open_value(store, PENDING, &hex(token_hash), text)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn seal_value(store: &Store, column: SealedColumn, row_key: &str, value: String) -> String {
+    match store.sealing_key() {
+        Some(key) => key.seal(value.as_bytes(), &column.context(row_key)),
+        None => value,
+    }
+}
+
+fn open_value(
+    store: &Store,
+    column: SealedColumn,
+    row_key: &str,
+    text: String,
+) -> Result<String, StoreError> {
+    open_with(store.sealing_key(), column, row_key, text)
+}
+
+/// `text` opened with `key` when it is sealed; as it is when in clear.
+fn open_with(
+    key: Option<&SealingKey>,
+    column: SealedColumn,
+    row_key: &str,
+    text: String,
+) -> Result<String, StoreError> {
+    if !seal::is_sealed(&text) {
+        return Ok(text);
+    }
+    let Some(key) = key else {
+        let key_id =
+            seal::key_id_of(&text).ok_or_else(|| column.error(row_key, SealError::Malformed))?;
+        return Err(StoreError::KeyRequired {
+            key_id: key_id.to_owned(),
+        });
+    };
+    let plaintext = key
+        .open(&text, &column.context(row_key))
+        .map_err(|error| column.error(row_key, error))?;
+    String::from_utf8(plaintext).map_err(|_| column.error(row_key, SealError::Malformed))
+}
+
+/// Whether the service's tables exist in `db`.
+fn has_tables(db: &Db) -> Result<bool, StoreError> {
+    Ok(db
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'service_schema'",
+            [],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// Compares `key` with the key id of every sealed value in the service's tables (reading
+/// only): [`StoreError::KeyRequired`] without a key, [`StoreError::Sealed`] with
+/// [`SealError::WrongKey`] when another key sealed one.
+fn check_key(db: &Db, key: Option<&SealingKey>) -> Result<(), StoreError> {
+    if !has_tables(db)? {
+        return Ok(());
+    }
+    for column in SEALED_COLUMNS {
+        let sql = format!(
+            "SELECT {row_key}, substr({column}, 1, 32) FROM {table}
+             WHERE substr({column}, 1, 7) = 'sealed:'",
+            row_key = column.row_key,
+            column = column.column,
+            table = column.table
+        );
+        let mut statement = db.prepare(&sql)?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            let row_key: String = row.get(0)?;
+            let head: String = row.get(1)?;
+            let stored = seal::key_id_of(&head)
+                .ok_or_else(|| column.error(&row_key, SealError::Malformed))?;
+            match key {
+                None => {
+                    return Err(StoreError::KeyRequired {
+                        key_id: stored.to_owned(),
+                    });
+                }
+                Some(key) if key.id() != stored => {
+                    return Err(column.error(
+                        &row_key,
+                        SealError::WrongKey {
+                            given_key_id: key.id().to_owned(),
+                            stored_key_id: stored.to_owned(),
+                        },
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites the service's sealed values (opened with `from`, or in clear) sealed with `to`
+/// (or in clear); values already sealed with `to` are kept. Returns how many values
+/// changed. Runs inside the store's key rewrite ([`Store::rotate_key_with`]), in its
+/// transaction: a value that does not open fails the whole.
+pub(crate) fn reseal(
+    db: &Db,
+    from: Option<&SealingKey>,
+    to: Option<&SealingKey>,
+) -> Result<usize, StoreError> {
+    if !has_tables(db)? {
+        return Ok(0);
+    }
+    let mut rewritten = 0;
+    for column in SEALED_COLUMNS {
+        let select = format!(
+            "SELECT rowid, {row_key}, {column} FROM {table} WHERE {column} IS NOT NULL",
+            row_key = column.row_key,
+            column = column.column,
+            table = column.table
+        );
+        let rows = db
+            .prepare(&select)?
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let update = format!(
+            "UPDATE {table} SET {column} = ?2 WHERE rowid = ?1",
+            table = column.table,
+            column = column.column
+        );
+        for (rowid, row_key, text) in rows {
+            let sealed_with = seal::key_id_of(&text);
+            match to {
+                Some(to) if sealed_with == Some(to.id()) => continue,
+                None if !seal::is_sealed(&text) => continue,
+                _ => {}
+            }
+            let plaintext = open_with(from, column, &row_key, text)?;
+            let new = match to {
+                Some(to) => to.seal(plaintext.as_bytes(), &column.context(&row_key)),
+                None => plaintext,
+            };
+            db.execute(&update, params![rowid, new])?;
+            rewritten += 1;
+        }
+    }
+    Ok(rewritten)
 }
 
 /// A tenant, as `tenants list` shows it (never its key).
@@ -379,6 +613,86 @@ mod tests {
             .unwrap();
         assert!(migrate(&store).is_err());
         drop(store);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn service_secrets_are_sealed_checked_at_migrate_and_resealed_with_the_store() {
+        let (dir, clear) = temp_store("sealed");
+        let path = clear.path().to_owned();
+        drop(clear);
+        let key = |byte: u8| SealingKey::from_hex(&format!("{byte:02x}").repeat(32)).unwrap();
+        let store = Store::open_sealed(&path, key(1)).unwrap();
+        migrate(&store).unwrap();
+        let (tenant, _) = add(&store, "acme").unwrap();
+        let sealed = seal_client_secret(&store, tenant.id, "gh", "s3cret".to_owned());
+        assert!(seal::is_sealed(&sealed) && !sealed.contains("s3cret"));
+        store
+            .sqlite()
+            .execute(
+                "INSERT INTO integrations VALUES (?1, 'gh', 'authorization-code', 'preset', '{}',
+                 ?2, 0)",
+                params![tenant.id, sealed],
+            )
+            .unwrap();
+        let read = |store: &Store| -> String {
+            store
+                .sqlite()
+                .query_row("SELECT client_secret FROM integrations", [], |row| {
+                    row.get(0)
+                })
+                .unwrap()
+        };
+        assert_eq!(
+            open_client_secret(&store, tenant.id, "gh", read(&store)).unwrap(),
+            "s3cret"
+        );
+        // Bound to its row.
+        assert!(matches!(
+            open_client_secret(&store, tenant.id, "other", read(&store)),
+            Err(StoreError::Sealed {
+                error: SealError::Tampered,
+                ..
+            })
+        ));
+        let token_hash = hash("session token");
+        let pending = seal_pending(&store, &token_hash, "{\"code_verifier\":\"v\"}".to_owned());
+        assert!(!pending.contains("code_verifier"));
+        assert_eq!(
+            open_pending(&store, &token_hash, pending).unwrap(),
+            "{\"code_verifier\":\"v\"}"
+        );
+        drop(store);
+
+        // Another key, or none: refused before anything is written.
+        let other = Store::open_with_key(&path, Some(key(2))).unwrap();
+        assert!(matches!(
+            migrate(&other),
+            Err(StoreError::Sealed {
+                error: SealError::WrongKey { .. },
+                ..
+            })
+        ));
+        drop(other);
+        let none = Store::open(&path).unwrap();
+        assert!(matches!(
+            migrate(&none),
+            Err(StoreError::KeyRequired { key_id }) if key_id == key(1).id()
+        ));
+        drop(none);
+
+        // Rotated with the store: the new key opens it, the old one no longer does.
+        let mut store = Store::open_sealed(&path, key(1)).unwrap();
+        assert_eq!(store.rotate_key_with(key(3), &[reseal]).unwrap(), 1);
+        assert_eq!(seal::key_id_of(&read(&store)), Some(key(3).id()));
+        assert_eq!(
+            open_client_secret(&store, tenant.id, "gh", read(&store)).unwrap(),
+            "s3cret"
+        );
+        drop(store);
+        let old = Store::open_sealed(&path, key(1)).unwrap();
+        assert!(migrate(&old).is_err());
+        drop(old);
         let _ = std::fs::remove_dir_all(dir);
     }
 
