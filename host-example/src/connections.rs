@@ -72,7 +72,7 @@ use crate::store::{
     check_path, new_private_file, open_private_file, private_dir,
 };
 use crate::types::{ConnectionConfig, HttpMethod, HttpRequest, ProviderProfile, TokenSet};
-use crate::{HttpTransport, Limits, default_allow_list};
+use crate::{AllowList, HttpTransport, Limits, default_allow_list};
 
 /// Why an operation on a stored connection failed.
 #[derive(Debug)]
@@ -334,6 +334,10 @@ pub struct Connections<'a> {
     retry: RetryPolicy,
     notify: Notify<'a>,
     lock_timeout: Duration,
+    /// The instance that decides whether token sets are due ([`Connections::is_due`]): made on
+    /// first use, kept for later decisions (they take no configuration and send nothing, and
+    /// the exports keep no state between calls), made again after a call that failed.
+    decider: std::sync::Mutex<Option<Session>>,
 }
 
 impl<'a> Connections<'a> {
@@ -374,6 +378,7 @@ impl<'a> Connections<'a> {
             retry: RetryPolicy::default(),
             notify: &log_notice,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            decider: std::sync::Mutex::new(None),
         }
     }
 
@@ -457,6 +462,29 @@ impl<'a> Connections<'a> {
         )
     }
 
+    /// Whether `tokens` are due for a refresh, as the component decides (`tokens.needs-refresh`),
+    /// asked of the instance kept for deciding (a fresh instance and the first call into an
+    /// interface cost far more than the decision; a service asks on every request).
+    fn is_due(&self, tokens: &TokenSet) -> Result<bool, ConnectionError> {
+        let mut decider = self
+            .decider
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let session = match decider.as_mut() {
+            Some(session) => session,
+            None => decider.insert(
+                self.runtime
+                    .instantiate(HttpTransport::new(AllowList::default(), Limits::default()))?,
+            ),
+        };
+        session.needs_refresh(tokens, None).map_err(|error| {
+            // A trap or a spent budget leaves the instance unusable: the next decision
+            // makes a new one.
+            *decider = None;
+            ConnectionError::from(error)
+        })
+    }
+
     /// Valid tokens for `name`: the stored ones, or freshly refreshed (or re-fetched, for
     /// client credentials) when they are due.
     pub fn valid_tokens(&self, name: &str) -> Result<RefreshOutcome, ConnectionError> {
@@ -464,10 +492,7 @@ impl<'a> Connections<'a> {
         let connection = self.store.get(name)?;
         usable(&connection)?;
         // Deciding needs no client secret: it is resolved only for an actual refresh.
-        if !self
-            .session(&connection.config)?
-            .needs_refresh(&connection.tokens, None)?
-        {
+        if !self.is_due(&connection.tokens)? {
             tracing::info!(
                 connection = name,
                 expires_at = %expiry_for_log(connection.tokens.expires_at),
@@ -1170,20 +1195,10 @@ mod tests {
 
     #[test]
     fn health_from_the_state_the_expiry_and_what_can_renew_it() {
-        let config = ConnectionConfig {
-            profile: crate::profile_with_defaults("p", "https://a.example/token"),
-            client: crate::types::Client {
-                client_id: "id".into(),
-                client_secret: None,
-                auth_method: None,
-            },
-            redirect_uri: None,
-            scopes: vec![],
-            authorize_params: vec![],
-            token_requests: crate::no_token_extras(),
-            variables: vec![],
-            offline_access: false,
-        };
+        let config = crate::config_with_defaults(
+            crate::profile_with_defaults("p", "https://a.example/token"),
+            "id",
+        );
         let connection = |grant, expires_at, refresh: bool, state| StoredConnection {
             name: "c".into(),
             config: config.clone(),
@@ -1248,20 +1263,10 @@ mod tests {
     #[test]
     fn remove_deletes_the_rescue_file_too() {
         let (_dir, store) = temp_store("remove");
-        let config = ConnectionConfig {
-            profile: crate::profile_with_defaults("p", "https://a.example/token"),
-            client: crate::types::Client {
-                client_id: "id".into(),
-                client_secret: None,
-                auth_method: None,
-            },
-            redirect_uri: None,
-            scopes: vec![],
-            authorize_params: vec![],
-            token_requests: crate::no_token_extras(),
-            variables: vec![],
-            offline_access: false,
-        };
+        let config = crate::config_with_defaults(
+            crate::profile_with_defaults("p", "https://a.example/token"),
+            "id",
+        );
         store
             .save(
                 "c",

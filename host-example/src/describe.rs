@@ -648,23 +648,13 @@ mod tests {
 
     #[test]
     fn requested_scopes_are_the_connections_else_the_profiles_plus_offline_ones() {
-        let mut config = ConnectionConfig {
-            profile: crate::types::ProviderProfile {
+        let mut config = crate::config_with_defaults(
+            crate::types::ProviderProfile {
                 default_scopes: vec!["openid".into(), "profile".into()],
                 ..crate::profile_with_defaults("p", "https://login.example.com/token")
             },
-            client: crate::types::Client {
-                client_id: "web".into(),
-                client_secret: None,
-                auth_method: None,
-            },
-            redirect_uri: None,
-            scopes: vec![],
-            authorize_params: vec![],
-            token_requests: crate::no_token_extras(),
-            variables: vec![],
-            offline_access: false,
-        };
+            "web",
+        );
         assert_eq!(effective_requested_scopes(&config), ["openid", "profile"]);
         config.profile.offline_access.scopes = vec!["offline_access".into(), "openid".into()];
         config.offline_access = true;

@@ -111,6 +111,28 @@ pub fn no_extras() -> types::RequestExtras {
     }
 }
 
+/// A public client `client_id`'s configuration for `profile`, with nothing else set (no
+/// redirect URI, scopes, parameters, extras or variables; no offline access).
+pub fn config_with_defaults(
+    profile: types::ProviderProfile,
+    client_id: &str,
+) -> types::ConnectionConfig {
+    types::ConnectionConfig {
+        profile,
+        client: types::Client {
+            client_id: client_id.to_owned(),
+            client_secret: None,
+            auth_method: None,
+        },
+        redirect_uri: None,
+        scopes: vec![],
+        authorize_params: vec![],
+        token_requests: no_token_extras(),
+        variables: vec![],
+        offline_access: false,
+    }
+}
+
 /// No extras for any kind of token request.
 pub fn no_token_extras() -> types::TokenRequestExtras {
     types::TokenRequestExtras {
