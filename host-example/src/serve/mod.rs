@@ -98,6 +98,11 @@ pub struct State {
     pub session_ttl: Duration,
     /// The store threads' queue.
     jobs: std::sync::mpsc::Sender<Job>,
+    /// Stores for checking API keys where the request is handled ([`State::authenticate`]),
+    /// opened on demand and kept.
+    key_checkers: std::sync::Mutex<Vec<crate::store::Store>>,
+    /// The store file, and the key it is sealed with.
+    store: (PathBuf, Option<crate::seal::SealingKey>),
 }
 
 /// The shared state, as handlers receive it.
@@ -115,6 +120,29 @@ impl State {
     /// The one callback URL: `<public-url>/oauth/callback`.
     pub fn callback_url(&self) -> String {
         format!("{}/oauth/callback", self.public_url)
+    }
+
+    /// The tenant whose API key `key` is (`None`: no tenant's), checked in place: one
+    /// indexed read and a hash, far cheaper than handing the request to a store thread and
+    /// back, which every request would otherwise pay twice.
+    pub fn authenticate(&self, key: &str) -> Result<Option<i64>, ApiError> {
+        let taken = self
+            .key_checkers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let store = match taken {
+            Some(store) => store,
+            // Rare: the pool grows to the number of requests checked at once, then stays.
+            // Opening blocks this worker for about a millisecond, once per store.
+            None => crate::store::Store::open_with_key(&self.store.0, self.store.1.clone())?,
+        };
+        let tenant = tenants::authenticate(&store, key)?;
+        self.key_checkers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(store);
+        Ok(tenant)
     }
 
     /// The runtime.
@@ -343,6 +371,8 @@ pub fn serve(
         return_origins,
         session_ttl: options.session_ttl,
         jobs,
+        key_checkers: std::sync::Mutex::new(Vec::new()),
+        store: (options.store.clone(), options.key.clone()),
     });
     // The caller's log subscriber (the CLI's is the calling thread's) for every thread of
     // the service: kept for each thread's whole life.
