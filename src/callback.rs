@@ -3,8 +3,6 @@
 
 use crate::prelude::*;
 
-use url::Url;
-
 use crate::authorize::PendingAuthorization;
 use crate::error::{CallbackError, Error, ErrorCode, OAuthError};
 use crate::profile::ProviderProfile;
@@ -82,7 +80,8 @@ struct CallbackParams {
 
 fn parse(callback_url: &str) -> Result<CallbackParams, Error> {
     let malformed = |reason: &str| Error::Callback(CallbackError::Malformed(reason.to_owned()));
-    let url = Url::parse(callback_url).map_err(|_| malformed("not an absolute URL"))?;
+    let url = crate::endpoint::parse_url(callback_url)
+        .ok_or_else(|| malformed("not an absolute URL with an ASCII host"))?;
     let mut params = CallbackParams::default();
     for (name, value) in url.query_pairs() {
         let slot = match name.as_ref() {
@@ -170,10 +169,17 @@ mod tests {
     #[test]
     fn each_failure_is_its_own_case() {
         let base = "http://127.0.0.1:8765/cb";
-        assert_eq!(
-            callback_error(check("not a url")),
-            CallbackError::Malformed("not an absolute URL".into())
-        );
+        for not_usable in [
+            "not a url",
+            "http://Ex\u{e4}mple.com/cb?code=a",
+            "http://%C3%A4/cb",
+        ] {
+            assert_eq!(
+                callback_error(check(not_usable)),
+                CallbackError::Malformed("not an absolute URL with an ASCII host".into()),
+                "{not_usable}"
+            );
+        }
         assert!(matches!(
             callback_error(check(&format!("{base}?code=a&code=b&state={STATE}"))),
             CallbackError::Malformed(_)

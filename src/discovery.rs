@@ -104,8 +104,7 @@ fn profile_from_document(issuer: &str, response: &HttpResponse) -> Result<Provid
         )));
     }
     let profile = ProviderProfile {
-        id: url::Url::parse(issuer)
-            .ok()
+        id: crate::endpoint::parse_url(issuer)
             .and_then(|url| url.host_str().map(str::to_owned))
             .unwrap_or_default(),
         issuer: Some(document_issuer),

@@ -8,6 +8,41 @@ use url::{Host, Url};
 
 use crate::error::ConfigError;
 
+/// Parses `text` as an absolute URL; `None` when it is not one, or when its host is not
+/// ASCII (raw, or percent-encoded bytes above 0x7F).
+///
+/// The component carries no Unicode tables for internationalised domain names (see the
+/// README): a non-ASCII host must be written in its `xn--` form. Such hosts are refused here,
+/// before the URL parser's IDNA step, which would refuse them too but through a path that
+/// asserts (in debug builds) on upper-case ASCII next to them.
+pub fn parse_url(text: &str) -> Option<Url> {
+    if host_needs_idna(text) {
+        return None;
+    }
+    Url::parse(text).ok()
+}
+
+/// Whether the host part of `text` (after `scheme:` and any slashes, up to the first `/`,
+/// `\\`, `?` or `#`, after the last `@`) holds a non-ASCII character or a percent-encoded
+/// byte above 0x7F.
+fn host_needs_idna(text: &str) -> bool {
+    let Some((_, rest)) = text.split_once(':') else {
+        return false;
+    };
+    let rest = rest.trim_start_matches(['/', '\\']);
+    let authority = rest.split(['/', '\\', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    let bytes = host.as_bytes();
+    bytes.iter().enumerate().any(|(at, &byte)| {
+        !byte.is_ascii()
+            || (byte == b'%'
+                && bytes
+                    .get(at + 1)
+                    .is_some_and(|digit| matches!(digit, b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'))
+                && bytes.get(at + 2).is_some_and(u8::is_ascii_hexdigit))
+    })
+}
+
 /// Parses `value` (the field `field`) as an endpoint URL the connector may use.
 ///
 /// RFC 6749 §3.1 and §3.2 require TLS on the authorization and token endpoints; plain HTTP is
@@ -15,7 +50,7 @@ use crate::error::ConfigError;
 /// redirects, so that local development and tests work. A fragment is refused (RFC 6749
 /// §3.1, §3.1.2).
 pub fn parse_endpoint(field: &str, value: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(value).map_err(|_| ConfigError::InvalidUrl(field.to_owned()))?;
+    let url = parse_url(value).ok_or_else(|| ConfigError::InvalidUrl(field.to_owned()))?;
     if url.fragment().is_some() || !url.has_host() || url.cannot_be_a_base() {
         return Err(ConfigError::InvalidUrl(field.to_owned()));
     }
@@ -40,6 +75,33 @@ pub fn is_loopback(url: &Url) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_that_would_need_idna_is_refused_before_the_url_parser() {
+        for refused in [
+            "https://Ex\u{e4}mple.com/",
+            "https://user@\u{e4}.com/",
+            "https:\\\\EXAMPLE\u{e4}.com/",
+            "https://%C3%A4.com/",
+            "https://a%c3%a4.com:8443/x",
+        ] {
+            assert_eq!(parse_url(refused), None, "{refused}");
+        }
+        for (accepted, host) in [
+            (
+                "https://EXAMPLE.com/p\u{e4}th?q=\u{e4}#\u{e4}",
+                "example.com",
+            ),
+            ("https://\u{e4}user:p%C3%A4ss@example.com/", "example.com"),
+            ("https://XN--MNCHEN-3YA.de/", "xn--mnchen-3ya.de"),
+            ("https://a%41.com/", "aa.com"),
+            ("http://127.0.0.1:8765/cb?code=%C3%A4", "127.0.0.1"),
+        ] {
+            let url = parse_url(accepted).unwrap_or_else(|| panic!("{accepted}"));
+            assert_eq!(url.host_str(), Some(host), "{accepted}");
+        }
+        assert_eq!(parse_url("no scheme"), None);
+    }
 
     #[test]
     fn accepts_https_and_loopback_http() {

@@ -337,7 +337,7 @@ pub fn fill(
             // No braces: the filled URL is filled again by every `validate`, where they would
             // read as placeholders (the URL parser accepts `https:{x}}` as a host).
             !filled.contains(['{', '}'])
-                && url::Url::parse(&filled).is_ok_and(|url| {
+                && crate::endpoint::parse_url(&filled).is_some_and(|url| {
                     matches!(url.scheme(), "http" | "https")
                         && url.has_host()
                         && url.query().is_none()
@@ -519,7 +519,8 @@ impl ProviderProfile {
         }
         match &self.issuer {
             Some(issuer) => {
-                url::Url::parse(issuer).map_err(|_| ConfigError::InvalidValue("issuer".into()))?;
+                crate::endpoint::parse_url(issuer)
+                    .ok_or_else(|| ConfigError::InvalidValue("issuer".into()))?;
             }
             // `requires-iss` compares the callback's `iss` with the issuer: it needs one.
             None if self.requires_iss => return Err(ConfigError::InvalidValue("issuer".into())),
