@@ -26,6 +26,17 @@ pub fn parse_url(text: &str) -> Option<Url> {
 /// `\\`, `?` or `#`, after the last `@`) holds a non-ASCII character or a percent-encoded
 /// byte above 0x7F.
 fn host_needs_idna(text: &str) -> bool {
+    // The URL parser removes every ASCII tab and newline before it reads anything.
+    let cleaned: String;
+    let text = if text.contains(['\t', '\n', '\r']) {
+        cleaned = text
+            .chars()
+            .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+            .collect();
+        cleaned.as_str()
+    } else {
+        text
+    };
     let Some((_, rest)) = text.split_once(':') else {
         return false;
     };
@@ -84,6 +95,8 @@ mod tests {
             "https:\\\\EXAMPLE\u{e4}.com/",
             "https://%C3%A4.com/",
             "https://a%c3%a4.com:8443/x",
+            "https:/\n/EXAMPLE\u{e4}.com/",
+            "https://\tEX\nAMPLE\u{e4}.com/",
         ] {
             assert_eq!(parse_url(refused), None, "{refused}");
         }

@@ -14,7 +14,6 @@ use oauth_connector::error::{DiscoveryError, Error};
 use oauth_connector::http::Method;
 use oauth_connector::profile::ProviderProfile;
 use serde_json::Value;
-use url::Url;
 
 fuzz_target!(|data: &[u8]| {
     let at = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
@@ -27,7 +26,8 @@ fuzz_target!(|data: &[u8]| {
     match &urls {
         Ok(urls) => {
             assert_eq!(urls.len(), 2);
-            let issuer_url = Url::parse(issuer).expect("accepted issuer is a URL");
+            let issuer_url =
+                oauth_connector::endpoint::parse_url(issuer).expect("accepted issuer is a URL");
             for (url, suffix) in urls.iter().zip([
                 "/.well-known/oauth-authorization-server",
                 "/.well-known/openid-configuration",
