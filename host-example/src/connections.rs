@@ -334,9 +334,9 @@ pub struct Connections<'a> {
     retry: RetryPolicy,
     notify: Notify<'a>,
     lock_timeout: Duration,
-    /// The instance that decides whether token sets are due ([`Connections::is_due`]): made on
-    /// first use, kept for later decisions (they take no configuration and send nothing, and
-    /// the exports keep no state between calls), made again after a call that failed.
+    /// Whether to keep the instance that decides ([`Connections::keeping_the_decider`]).
+    keep_decider: bool,
+    /// The kept instance that decides whether token sets are due ([`Connections::is_due`]).
     decider: std::sync::Mutex<Option<Session>>,
 }
 
@@ -378,6 +378,7 @@ impl<'a> Connections<'a> {
             retry: RetryPolicy::default(),
             notify: &log_notice,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            keep_decider: false,
             decider: std::sync::Mutex::new(None),
         }
     }
@@ -462,10 +463,27 @@ impl<'a> Connections<'a> {
         )
     }
 
-    /// Whether `tokens` are due for a refresh, as the component decides (`tokens.needs-refresh`),
-    /// asked of the instance kept for deciding (a fresh instance and the first call into an
-    /// interface cost far more than the decision; a service asks on every request).
+    /// Keeps one instance for deciding whether token sets are due: made on first use, kept
+    /// for later decisions (they take no configuration and send nothing, and the exports keep
+    /// no state between calls), made again after a call that failed. For long-lived
+    /// `Connections` that decide often, such as a service's store threads: a fresh instance
+    /// and the first call into an interface cost far more than the decision. Each keeps one
+    /// of the runtime's pooled instance slots for as long as it lives, so short-lived or
+    /// numerous ones (one per CLI process, one per thread of a storm) do not keep it.
+    pub fn keeping_the_decider(mut self) -> Self {
+        self.keep_decider = true;
+        self
+    }
+
+    /// Whether `tokens` are due for a refresh, as the component decides (`tokens.needs-refresh`):
+    /// asked of the kept instance ([`Connections::keeping_the_decider`]), else of a fresh one.
     fn is_due(&self, tokens: &TokenSet) -> Result<bool, ConnectionError> {
+        if !self.keep_decider {
+            return Ok(self
+                .runtime
+                .instantiate(HttpTransport::new(AllowList::default(), Limits::default()))?
+                .needs_refresh(tokens, None)?);
+        }
         let mut decider = self
             .decider
             .lock()

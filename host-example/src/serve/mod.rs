@@ -221,6 +221,7 @@ fn store_thread(
             let _log = tracing::dispatcher::set_default(&dispatch);
             let env: &'static dyn Fn(&str) -> Option<String> = &process_env;
             let connections = match Connections::open_with_key(runtime, &path, env, key)
+                .map(Connections::keeping_the_decider)
                 .map_err(|error| match error {
                     crate::connections::ConnectionError::Store(error) => ServeError::Store(error),
                     other => ServeError::Io(std::io::Error::other(other.to_string())),
