@@ -28,7 +28,7 @@ use crate::seal::{self, SealError, SealingKey};
 use crate::store::{Store, StoreError};
 
 /// The service schema's version; [`migrate`] brings an older one up to it.
-pub const SERVICE_SCHEMA_VERSION: i64 = 1;
+pub const SERVICE_SCHEMA_VERSION: i64 = 2;
 
 /// What an API key starts with (so that a leaked one is recognisable, for example by a
 /// secret scanner).
@@ -99,6 +99,42 @@ pub fn migrate(store: &Store) -> Result<(), StoreError> {
          INSERT INTO service_schema (version) VALUES (1);
          COMMIT;",
     )?;
+    migrate_to_2(db)
+}
+
+/// Version 2: the web page's sign-in sessions (`web_sessions`: the SHA-256 of the cookie's
+/// token, never the token), a tenant's webhook (`webhooks`: its URL and signing secret,
+/// sealed like the other secrets), and per connection what the keep-alive task last saw and
+/// told (`service_connections`: `notified_status`, the status last sent to the webhook;
+/// `last_error` and `last_error_at`, the last failed refresh or call; `kept_alive_at`, the
+/// last background refresh).
+fn migrate_to_2(db: &Db) -> Result<(), StoreError> {
+    let version: i64 = db.query_row("SELECT version FROM service_schema", [], |row| row.get(0))?;
+    if version >= 2 {
+        return Ok(());
+    }
+    db.execute_batch(
+        "BEGIN IMMEDIATE;
+         CREATE TABLE IF NOT EXISTS web_sessions (
+             token_hash BLOB PRIMARY KEY,
+             tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+             created_at INTEGER NOT NULL,
+             expires_at INTEGER NOT NULL
+         );
+         CREATE TABLE IF NOT EXISTS webhooks (
+             tenant_id INTEGER PRIMARY KEY REFERENCES tenants(id),
+             url TEXT NOT NULL,
+             secret TEXT NOT NULL,
+             created_at INTEGER NOT NULL
+         );
+         ALTER TABLE service_connections ADD COLUMN notified_status TEXT;
+         ALTER TABLE service_connections ADD COLUMN last_error TEXT;
+         ALTER TABLE service_connections ADD COLUMN last_error_at INTEGER;
+         ALTER TABLE service_connections ADD COLUMN kept_alive_at INTEGER;
+         DELETE FROM service_schema;
+         INSERT INTO service_schema (version) VALUES (2);
+         COMMIT;",
+    )?;
     Ok(())
 }
 
@@ -127,7 +163,14 @@ const PENDING: SealedColumn = SealedColumn {
     label: "pending authorization",
 };
 
-const SEALED_COLUMNS: [SealedColumn; 2] = [CLIENT_SECRET, PENDING];
+const WEBHOOK_SECRET: SealedColumn = SealedColumn {
+    table: "webhooks",
+    column: "secret",
+    row_key: "CAST(tenant_id AS TEXT)",
+    label: "webhook secret",
+};
+
+const SEALED_COLUMNS: [SealedColumn; 3] = [CLIENT_SECRET, PENDING, WEBHOOK_SECRET];
 
 impl SealedColumn {
     fn context(self, row_key: &str) -> Vec<u8> {
@@ -147,6 +190,16 @@ impl SealedColumn {
 /// key, or as it is without one.
 pub fn seal_client_secret(store: &Store, tenant: i64, id: &str, value: String) -> String {
     seal_value(store, CLIENT_SECRET, &format!("{tenant}/{id}"), value)
+}
+
+/// `value` as tenant `tenant`'s webhook signing secret is written.
+pub fn seal_webhook_secret(store: &Store, tenant: i64, value: String) -> String {
+    seal_value(store, WEBHOOK_SECRET, &tenant.to_string(), value)
+}
+
+/// Tenant `tenant`'s stored webhook signing secret, opened.
+pub fn open_webhook_secret(store: &Store, tenant: i64, text: String) -> Result<String, StoreError> {
+    open_value(store, WEBHOOK_SECRET, &tenant.to_string(), text)
 }
 
 /// Integration `tenant`/`id`'s stored client secret, opened.
@@ -216,10 +269,16 @@ fn open_with(
 
 /// Whether the service's tables exist in `db`.
 fn has_tables(db: &Db) -> Result<bool, StoreError> {
+    has_table(db, "service_schema")
+}
+
+/// Whether table `name` exists in `db` (a store of an older service schema lacks the newer
+/// tables until [`migrate`] runs).
+fn has_table(db: &Db, name: &str) -> Result<bool, StoreError> {
     Ok(db
         .query_row(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'service_schema'",
-            [],
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [name],
             |_| Ok(()),
         )
         .optional()?
@@ -234,6 +293,9 @@ fn check_key(db: &Db, key: Option<&SealingKey>) -> Result<(), StoreError> {
         return Ok(());
     }
     for column in SEALED_COLUMNS {
+        if !has_table(db, column.table)? {
+            continue;
+        }
         let sql = format!(
             "SELECT {row_key}, substr({column}, 1, 32) FROM {table}
              WHERE substr({column}, 1, 7) = 'sealed:'",
@@ -284,6 +346,9 @@ pub(crate) fn reseal(
     }
     let mut rewritten = 0;
     for column in SEALED_COLUMNS {
+        if !has_table(db, column.table)? {
+            continue;
+        }
         let select = format!(
             "SELECT rowid, {row_key}, {column} FROM {table} WHERE {column} IS NOT NULL",
             row_key = column.row_key,
@@ -612,6 +677,59 @@ mod tests {
             .execute("UPDATE service_schema SET version = 99", [])
             .unwrap();
         assert!(migrate(&store).is_err());
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_version_1_service_schema_is_upgraded_keeping_its_rows() {
+        let (dir, store) = temp_store("schema-1");
+        let db = store.sqlite();
+        // Version 1 as it shipped: its four tables, without version 2's tables and columns.
+        db.execute_batch(
+            "CREATE TABLE service_schema (version INTEGER NOT NULL);
+             INSERT INTO service_schema (version) VALUES (1);
+             CREATE TABLE tenants (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+                 key_hash BLOB NOT NULL, created_at INTEGER NOT NULL,
+                 key_rotated_at INTEGER NOT NULL);
+             CREATE TABLE integrations (tenant_id INTEGER NOT NULL, id TEXT NOT NULL,
+                 grant_type TEXT NOT NULL, source TEXT NOT NULL, config TEXT NOT NULL,
+                 client_secret TEXT, created_at INTEGER NOT NULL, PRIMARY KEY (tenant_id, id));
+             CREATE TABLE connect_sessions (token_hash BLOB PRIMARY KEY,
+                 tenant_id INTEGER NOT NULL, integration TEXT NOT NULL,
+                 connection TEXT NOT NULL, scopes TEXT, return_to TEXT,
+                 created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, state TEXT UNIQUE,
+                 pending TEXT);
+             CREATE TABLE service_connections (tenant_id INTEGER NOT NULL, id TEXT NOT NULL,
+                 integration TEXT NOT NULL, PRIMARY KEY (tenant_id, id));
+             INSERT INTO tenants VALUES (1, 'acme', x'00', 10, 10);
+             INSERT INTO service_connections VALUES (1, 'alice', 'github');",
+        )
+        .unwrap();
+        migrate(&store).unwrap();
+        let version: i64 = db
+            .query_row("SELECT version FROM service_schema", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SERVICE_SCHEMA_VERSION);
+        let row: (String, Option<String>, Option<i64>) = db
+            .query_row(
+                "SELECT integration, notified_status, kept_alive_at FROM service_connections
+                 WHERE tenant_id = 1 AND id = 'alice'",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(row, ("github".to_owned(), None, None));
+        let tables: i64 = db
+            .query_row(
+                "SELECT count(*) FROM sqlite_master
+                 WHERE type = 'table' AND name IN ('web_sessions', 'webhooks')",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 2);
+        assert_eq!(list(&store).unwrap()[0].name, "acme");
         drop(store);
         let _ = std::fs::remove_dir_all(dir);
     }
