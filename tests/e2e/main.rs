@@ -18,6 +18,7 @@ mod reconnect;
 mod retry;
 mod serve;
 mod server;
+mod service;
 mod state;
 mod status;
 mod store_security;
