@@ -595,7 +595,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>, io: &mut Io<'_>) -> i32 {
         Err(error) => {
             // Errors can quote what a server sent (an issuer, a description): one sanitiser
             // for the whole line keeps terminal escapes off the screen.
-            let _ = writeln!(io.err, "error: {}", printable(&format!("{error:#}")));
+            let fix = connector_error(&error)
+                .and_then(|error| crate::describe::fix(error, crate::describe::FrontEnd::Cli))
+                .map(|fix| format!(" ({fix})"))
+                .unwrap_or_default();
+            let _ = writeln!(io.err, "error: {}{fix}", printable(&format!("{error:#}")));
             let reauthorize = error
                 .downcast_ref::<ConnectionError>()
                 .is_some_and(ConnectionError::needs_reauthorization);
@@ -608,6 +612,22 @@ pub fn run(args: impl IntoIterator<Item = OsString>, io: &mut Io<'_>) -> i32 {
             }
         }
     }
+}
+
+/// The component's error behind `error`, if a call of the component failed.
+fn connector_error(error: &anyhow::Error) -> Option<&crate::types::Error> {
+    error.chain().find_map(|cause| {
+        let call = cause.downcast_ref::<crate::CallError>().or_else(|| {
+            match cause.downcast_ref::<ConnectionError>() {
+                Some(ConnectionError::Call(call)) => Some(call),
+                _ => None,
+            }
+        })?;
+        match call.last() {
+            crate::CallError::Connector(error) => Some(error),
+            _ => None,
+        }
+    })
 }
 
 /// The CLI on the process's real environment and streams.

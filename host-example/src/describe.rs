@@ -97,12 +97,48 @@ pub fn error(error: &Error) -> String {
     }
 }
 
+/// Which front end an error is explained to: the fix it names differs (a flag of the CLI,
+/// a field of the service's API).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrontEnd {
+    /// `connector-host` on the command line.
+    Cli,
+    /// `connector-host serve`'s API.
+    Service,
+}
+
+/// What the user of `front` changes to fix `error`, when that is a setting of theirs (a
+/// missing client secret, variable or key); `None` for every other error. The messages of
+/// [`error`] name no front end's settings, so that one message serves both.
+pub fn fix(error: &Error, front: FrontEnd) -> Option<String> {
+    Some(match (error, front) {
+        (Error::Configuration(ConfigurationError::MissingClientSecret), FrontEnd::Cli) => {
+            "pass --client-secret-env VAR; for a public client, --client-auth none".to_owned()
+        }
+        (Error::Configuration(ConfigurationError::MissingClientSecret), FrontEnd::Service) => {
+            "give the integration a `client_secret`; for a public client, `\"client_auth\": \
+             \"none\"`"
+                .to_owned()
+        }
+        (Error::Configuration(ConfigurationError::MissingVariable(name)), FrontEnd::Cli) => {
+            format!("pass --var {name}=VALUE")
+        }
+        (Error::Configuration(ConfigurationError::MissingVariable(name)), FrontEnd::Service) => {
+            format!("give the integration `\"vars\": {{\"{name}\": VALUE}}`")
+        }
+        (Error::Signing(SigningError::NoKey), FrontEnd::Cli) => {
+            "pass --private-key FILE".to_owned()
+        }
+        _ => return None,
+    })
+}
+
 /// One line for a signer that did not sign.
 pub fn signing_error(error: &SigningError) -> String {
     match error {
-        SigningError::NoKey => "the host holds no private key for this client (private_key_jwt \
-                                needs one: pass --private-key FILE)"
-            .to_owned(),
+        SigningError::NoKey => {
+            "the host holds no private key for this client, which private_key_jwt needs".to_owned()
+        }
         SigningError::Denied(reason) => format!("the host's signer refused: {}", printable(reason)),
         SigningError::Unsupported(reason) => format!("unsupported key: {}", printable(reason)),
         SigningError::Failed(reason) => format!("the signer failed: {}", printable(reason)),
@@ -222,15 +258,14 @@ pub fn configuration_error(error: &ConfigurationError) -> String {
         }
         ConfigurationError::InvalidValue(field) => format!("`{field}` has an unusable value"),
         ConfigurationError::MissingClientSecret => {
-            "the client's authentication method needs a client secret and none is configured \
-             (pass --client-secret-env VAR; for a public client, --client-auth none)"
+            "the client's authentication method needs a client secret and none is configured"
                 .to_owned()
         }
         ConfigurationError::NoRefreshToken => {
             "the connection has no refresh token; connect again".to_owned()
         }
         ConfigurationError::MissingVariable(name) => {
-            format!("the profile needs a value for `{name}` (pass --var {name}=VALUE)")
+            format!("the profile needs a value for `{name}`")
         }
         ConfigurationError::InvalidVariable(name) => format!(
             "the value of `{name}` is not allowed in its URL: inside a URL a value may hold only \
@@ -527,6 +562,41 @@ pub fn scopes_text(granted: &[String], requested: &[String]) -> String {
 mod tests {
     use super::*;
     use base64::Engine as _;
+
+    #[test]
+    fn messages_name_no_front_end_and_each_front_end_names_its_own_fix() {
+        let secret = Error::Configuration(ConfigurationError::MissingClientSecret);
+        let variable =
+            Error::Configuration(ConfigurationError::MissingVariable("tenant".to_owned()));
+        let key = Error::Signing(SigningError::NoKey);
+        for other in [&secret, &variable, &key] {
+            assert!(!error(other).contains("--"), "{}", error(other));
+            assert!(!error(other).contains('`') || error(other).contains("`tenant`"));
+        }
+        assert_eq!(
+            fix(&secret, FrontEnd::Cli).unwrap(),
+            "pass --client-secret-env VAR; for a public client, --client-auth none"
+        );
+        assert_eq!(
+            fix(&secret, FrontEnd::Service).unwrap(),
+            concat!(
+                "give the integration a `client_secret`; for a public client, ",
+                "`\"client_auth\": \"none\"`"
+            )
+        );
+        assert_eq!(
+            fix(&variable, FrontEnd::Cli).unwrap(),
+            "pass --var tenant=VALUE"
+        );
+        assert_eq!(
+            fix(&variable, FrontEnd::Service).unwrap(),
+            "give the integration `\"vars\": {\"tenant\": VALUE}`"
+        );
+        assert_eq!(fix(&key, FrontEnd::Cli).unwrap(), "pass --private-key FILE");
+        assert_eq!(fix(&key, FrontEnd::Service), None);
+        let refused = Error::Configuration(ConfigurationError::InvalidUrl("token-url".to_owned()));
+        assert_eq!(fix(&refused, FrontEnd::Cli), None);
+    }
 
     /// A JWS-shaped token over `payload` (the signature is not looked at).
     fn jwt(payload: &str) -> String {

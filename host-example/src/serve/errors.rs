@@ -169,7 +169,12 @@ impl From<rusqlite::Error> for ApiError {
 
 impl From<CallError> for ApiError {
     fn from(error: CallError) -> Self {
-        let message = crate::describe::printable(&error.to_string());
+        let mut message = crate::describe::printable(&error.to_string());
+        if let CallError::Connector(connector) = error.last()
+            && let Some(fix) = crate::describe::fix(connector, crate::describe::FrontEnd::Service)
+        {
+            message.push_str(&format!(" ({fix})"));
+        }
         let code = match error.last() {
             CallError::Connector(connector) => match connector {
                 ConnectorError::ReauthorizationRequired(_) => Code::ReauthorizationRequired,
