@@ -245,6 +245,20 @@ enum Command {
         /// How long a connect session's URL can be used, in seconds.
         #[arg(long, value_name = "SECONDS", default_value_t = 600)]
         session_ttl: u64,
+        /// How often, in seconds, the background sweep refreshes idle connections and
+        /// looks for status changes to send to webhooks (at least 1).
+        #[arg(long, value_name = "SECONDS", default_value_t = 300,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        keep_alive_interval: u64,
+        /// Refresh a connection whose tokens were not renewed for this many seconds (7 days
+        /// by default), so that its refresh token does not expire unused; 0 turns
+        /// keep-alive refreshes off.
+        #[arg(long, value_name = "SECONDS", default_value_t = 604_800)]
+        keep_alive_after: u64,
+        /// An origin (scheme, host, port) tenants' webhooks may be sent to (repeatable).
+        /// Without any, a webhook may be any https URL.
+        #[arg(long = "webhook-origin", value_name = "ORIGIN")]
+        webhook_origins: Vec<String>,
         /// Keep secrets and tokens in the store in clear, without a key: for development
         /// only. Without it, `serve` needs --key-file or $CONNECTOR_KEY.
         #[arg(long)]
@@ -744,6 +758,9 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             ref public_url,
             ref return_origins,
             session_ttl,
+            keep_alive_interval,
+            keep_alive_after,
+            ref webhook_origins,
             no_encryption,
         } => {
             let key = match (sealing_key()?, no_encryption) {
@@ -765,6 +782,10 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                 return_origins: return_origins.clone(),
                 session_ttl: Duration::from_secs(session_ttl),
                 key,
+                keep_alive_interval: Duration::from_secs(keep_alive_interval),
+                keep_alive_after: (keep_alive_after > 0)
+                    .then(|| Duration::from_secs(keep_alive_after)),
+                webhook_origins: webhook_origins.clone(),
             };
             let runtime = load_runtime()?;
             let out = &mut *io.out;

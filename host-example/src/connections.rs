@@ -533,6 +533,41 @@ impl<'a> Connections<'a> {
         name: &str,
         rejected: Option<&str>,
     ) -> Result<RefreshOutcome, ConnectionError> {
+        let trigger = match rejected {
+            Some(rejected) => Trigger::Rejected(rejected),
+            None => Trigger::Due,
+        };
+        self.refresh_under_lock(name, trigger)
+    }
+
+    /// Refreshes `name` with its refresh token under its lock even though its access token
+    /// may still be valid, when its tokens were last written at or before `written_before`
+    /// (Unix seconds): a keep-alive for refresh tokens that expire when unused (the service's
+    /// keep-alive sweep). The same locked path as every refresh: the stored tokens are read
+    /// again under the lock, and a rotated refresh token is committed (or kept aside) before
+    /// the lock is released; a refusal marks the connection. Not refreshed (`refreshed:
+    /// false`) when another caller wrote the tokens meanwhile, or when nothing can idle out
+    /// (no refresh token, or client credentials).
+    pub fn refresh_idle(
+        &self,
+        name: &str,
+        written_before: u64,
+    ) -> Result<RefreshOutcome, ConnectionError> {
+        self.refresh_under_lock(name, Trigger::Idle { written_before })
+    }
+
+    /// The one locked refresh behind [`Connections::refresh_locked`] and
+    /// [`Connections::refresh_idle`]: `trigger` decides, under the lock, whether it is still
+    /// needed.
+    fn refresh_under_lock(
+        &self,
+        name: &str,
+        trigger: Trigger<'_>,
+    ) -> Result<RefreshOutcome, ConnectionError> {
+        let rejected = match trigger {
+            Trigger::Rejected(rejected) => Some(rejected),
+            Trigger::Due | Trigger::Idle { .. } => None,
+        };
         let waited = Instant::now();
         let _lock = self.lock(name)?;
         tracing::debug!(
@@ -546,9 +581,14 @@ impl<'a> Connections<'a> {
         // was refused, and sending the same refresh token again would only be refused again.
         usable(&connection)?;
         let mut session = self.session(&connection.config)?;
-        let still_needed = match rejected {
-            Some(rejected) => connection.tokens.access_token == rejected,
-            None => session.needs_refresh(&connection.tokens, None)?,
+        let still_needed = match trigger {
+            Trigger::Rejected(rejected) => connection.tokens.access_token == rejected,
+            Trigger::Due => session.needs_refresh(&connection.tokens, None)?,
+            Trigger::Idle { written_before } => {
+                connection.updated_at <= written_before
+                    && connection.grant != Grant::ClientCredentials
+                    && connection.tokens.refresh_token.is_some()
+            }
         };
         if !still_needed {
             tracing::info!(
@@ -582,10 +622,10 @@ impl<'a> Connections<'a> {
         tracing::info!(
             connection = name,
             grant = connection.grant.name(),
-            why = if rejected.is_some() {
-                "the API rejected the access token"
-            } else {
-                "the access token is due"
+            why = match trigger {
+                Trigger::Rejected(_) => "the API rejected the access token",
+                Trigger::Due => "the access token is due",
+                Trigger::Idle { .. } => "keep-alive: the refresh token has not been used for long",
             },
             "refresh: {}",
             match connection.grant {
@@ -881,6 +921,20 @@ impl<'a> Connections<'a> {
     fn lock(&self, name: &str) -> Result<ConnectionLock, ConnectionError> {
         lock(&self.store, name, self.lock_timeout)
     }
+}
+
+/// What asks for a refresh, which decides under the lock whether it is still needed.
+#[derive(Clone, Copy)]
+enum Trigger<'a> {
+    /// The stored tokens looked due: refreshed unless they no longer are.
+    Due,
+    /// An API rejected this access token: refreshed unless the stored one differs.
+    Rejected(&'a str),
+    /// Keep-alive: refreshed unless the tokens were written after `written_before`.
+    Idle {
+        /// Unix seconds.
+        written_before: u64,
+    },
 }
 
 /// `Ok` when `connection` is active; [`ConnectionError::NeedsReauthorization`] when it is

@@ -19,11 +19,30 @@ pub fn server_dir() -> PathBuf {
         .join("oidc-server")
 }
 
-/// Runs `npm ci` in the server folder unless its packages are installed.
+/// The packages `package.json` depends on that `node_modules` lacks.
+fn missing_packages() -> anyhow::Result<Vec<String>> {
+    let manifest = server_dir().join("package.json");
+    let text = std::fs::read_to_string(&manifest)
+        .with_context(|| format!("reading {}", manifest.display()))?;
+    let manifest: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", manifest.display()))?;
+    let dependencies = manifest["dependencies"]
+        .as_object()
+        .map(|dependencies| dependencies.keys().cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    let modules = server_dir().join("node_modules");
+    Ok(dependencies
+        .into_iter()
+        .filter(|name| !modules.join(name).join("package.json").exists())
+        .collect())
+}
+
+/// Runs `npm ci` in the server folder unless every package its `package.json` depends on
+/// is installed (a checkout whose `node_modules` predates a new dependency installs again).
 pub fn ensure_installed() -> anyhow::Result<()> {
     static LOCK: Mutex<()> = Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if server_dir().join("node_modules/oidc-provider").exists() {
+    if missing_packages()?.is_empty() {
         return Ok(());
     }
     let status = Command::new("npm")

@@ -610,7 +610,7 @@ fn refused_requests_expired_sessions_and_the_openapi_document() {
         .collect();
     assert_eq!(served, documented);
     for path in [
-        "/",
+        "/index.html",
         "/v1",
         "/v1/tenants",
         "/v2/integrations",

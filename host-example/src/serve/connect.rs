@@ -38,22 +38,41 @@ pub fn router() -> Router<AppState> {
         .route("/oauth/callback", get(callback))
 }
 
-/// `POST /v1/connect-sessions`.
+/// What a connect session is for: `POST /v1/connect-sessions`'s body, and what the web
+/// page's Connect and Re-authorize buttons ask for ([`super::pages`]).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewSession {
-    integration: String,
-    connection: String,
-    scopes: Option<Vec<String>>,
-    return_to: Option<String>,
+pub struct NewSession {
+    /// The tenant's integration (an authorization-code one).
+    pub integration: String,
+    /// The connection to make or replace.
+    pub connection: String,
+    /// Scopes instead of the integration's.
+    pub scopes: Option<Vec<String>>,
+    /// Where the browser goes once connected (an allowed origin); none: a result page.
+    pub return_to: Option<String>,
 }
 
-async fn create(
-    State(state): State<AppState>,
+/// A connect session just made.
+pub struct CreatedSession {
+    /// Its one-time URL's path, `/connect/<token>` (a secret until used).
+    pub path: String,
+    /// Its one-time URL, `<public-url>/connect/<token>`.
+    pub url: String,
+    /// When the URL stops working (Unix seconds).
+    pub expires_at: u64,
+}
+
+/// Creates tenant `tenant`'s connect session for `request` (on a store thread): checks the
+/// connection id, `return_to` (an allowed origin), that the integration is the tenant's and
+/// uses the authorization-code grant, and that the connection is not another integration's;
+/// stores the session under its token's SHA-256 only.
+pub fn create_session(
+    store: &crate::store::Store,
+    state: &super::State,
     tenant: TenantId,
-    body: Body,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let request: NewSession = json_body(&body_bytes(body)?)?;
+    request: NewSession,
+) -> Result<CreatedSession, ApiError> {
     if !valid_id(&request.connection) {
         return Err(ApiError::invalid(
             "connection: use 1 to 100 letters, digits, `.`, `_` or `-`",
@@ -77,53 +96,63 @@ async fn create(
             }
         },
     };
+    let integration = integrations::load(store, tenant, &request.integration)?;
+    if integration.grant != Grant::AuthorizationCode {
+        return Err(ApiError::invalid(format!(
+            "integration `{}` uses the {} grant: connect with POST /v1/connections",
+            integration.id,
+            integration.grant.name()
+        )));
+    }
+    super::connections::check_integration(store, tenant, &request.connection, &integration.id)?;
+    let scopes = request
+        .scopes
+        .map(|scopes| serde_json::to_string(&scopes))
+        .transpose()
+        .map_err(|error| ApiError::internal(&error))?;
     let token = random_token().map_err(|error| ApiError::internal(&error))?;
-    let url = format!("{}/connect/{token}", state.public_url);
-    let expires_at = crate::store::now() + state.session_ttl.as_secs();
-    state
-        .blocking(move |connections| {
-            let store = connections.store();
-            let integration = integrations::load(store, tenant, &request.integration)?;
-            if integration.grant != Grant::AuthorizationCode {
-                return Err(ApiError::invalid(format!(
-                    "integration `{}` uses the {} grant: connect with POST /v1/connections",
-                    integration.id,
-                    integration.grant.name()
-                )));
-            }
-            super::connections::check_integration(
-                store,
-                tenant,
-                &request.connection,
-                &integration.id,
-            )?;
-            let scopes = request
-                .scopes
-                .map(|scopes| serde_json::to_string(&scopes))
-                .transpose()
-                .map_err(|error| ApiError::internal(&error))?;
-            store.sqlite().execute(
-                "INSERT INTO connect_sessions
-                     (token_hash, tenant_id, integration, connection, scopes, return_to,
-                      created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    hash(&token),
-                    tenant.0,
-                    integration.id,
-                    request.connection,
-                    scopes,
-                    return_to,
-                    crate::store::now() as i64,
-                    expires_at as i64
-                ],
-            )?;
-            Ok(())
-        })
+    let now = crate::store::now();
+    let expires_at = now + state.session_ttl.as_secs();
+    store.sqlite().execute(
+        "INSERT INTO connect_sessions
+             (token_hash, tenant_id, integration, connection, scopes, return_to,
+              created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            hash(&token),
+            tenant.0,
+            integration.id,
+            request.connection,
+            scopes,
+            return_to,
+            now as i64,
+            expires_at as i64
+        ],
+    )?;
+    let path = format!("/connect/{token}");
+    Ok(CreatedSession {
+        url: format!("{}{path}", state.public_url),
+        path,
+        expires_at,
+    })
+}
+
+async fn create(
+    State(state): State<AppState>,
+    tenant: TenantId,
+    body: Body,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let request: NewSession = json_body(&body_bytes(body)?)?;
+    let shared = state.clone();
+    let session = state
+        .blocking(move |connections| create_session(connections.store(), &shared, tenant, request))
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({ "url": url, "expires_at": format_time(expires_at) })),
+        Json(serde_json::json!({
+            "url": session.url,
+            "expires_at": format_time(session.expires_at),
+        })),
     ))
 }
 
@@ -303,6 +332,7 @@ async fn callback(State(state): State<AppState>, uri: Uri) -> Result<Response, E
                 &tokens,
             )?;
             record(store, session.tenant, &session.connection, &integration.id)?;
+            shared.connection_changed(session.tenant, &session.connection);
             tracing::info!(
                 tenant = session.tenant.0,
                 connection = session.connection.as_str(),
@@ -354,7 +384,7 @@ pub fn page(title: &str, message: &str) -> Html<String> {
 }
 
 /// `text` with HTML's special characters escaped.
-fn escape(text: &str) -> String {
+pub fn escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -48,7 +48,8 @@ pub fn public_name(name: &str) -> &str {
         .map_or(name, |(_, id)| id)
 }
 
-/// Records that tenant `tenant`'s connection `id` belongs to `integration`.
+/// Records that tenant `tenant`'s connection `id` belongs to `integration` (just connected:
+/// the last error and keep-alive time of an earlier grant are cleared).
 pub fn record(
     store: &Store,
     tenant: TenantId,
@@ -57,14 +58,19 @@ pub fn record(
 ) -> Result<(), ApiError> {
     store.sqlite().execute(
         "INSERT INTO service_connections (tenant_id, id, integration) VALUES (?1, ?2, ?3)
-         ON CONFLICT(tenant_id, id) DO UPDATE SET integration = ?3",
+         ON CONFLICT(tenant_id, id) DO UPDATE SET integration = ?3, last_error = NULL,
+             last_error_at = NULL, kept_alive_at = NULL",
         params![tenant.0, id, integration],
     )?;
     Ok(())
 }
 
 /// The integration tenant `tenant`'s connection `id` belongs to, if it is recorded.
-fn integration_of(store: &Store, tenant: TenantId, id: &str) -> Result<Option<String>, ApiError> {
+pub fn integration_of(
+    store: &Store,
+    tenant: TenantId,
+    id: &str,
+) -> Result<Option<String>, ApiError> {
     Ok(store
         .sqlite()
         .query_row(
@@ -76,7 +82,8 @@ fn integration_of(store: &Store, tenant: TenantId, id: &str) -> Result<Option<St
 }
 
 /// `conflict` when connection `id` exists for another integration than `integration`
-/// (connecting again through the same integration replaces its tokens).
+/// (connecting again through the same integration replaces its tokens; a removed one whose
+/// `removed` event is still to be sent does not count).
 pub fn check_integration(
     store: &Store,
     tenant: TenantId,
@@ -84,33 +91,53 @@ pub fn check_integration(
     integration: &str,
 ) -> Result<(), ApiError> {
     match integration_of(store, tenant, id)? {
-        Some(other) if other != integration => Err(ApiError::new(
-            Code::Conflict,
-            format!("connection `{id}` belongs to integration `{other}`: delete it first"),
-        )),
+        Some(other) if other != integration && store.contains(&internal_name(tenant, id))? => {
+            Err(ApiError::new(
+                Code::Conflict,
+                format!("connection `{id}` belongs to integration `{other}`: delete it first"),
+            ))
+        }
         _ => Ok(()),
     }
 }
 
 /// A connection as the API returns it (never a token).
 #[derive(Serialize)]
-struct ConnectionView {
-    id: String,
-    integration: Option<String>,
-    grant: &'static str,
+pub(crate) struct ConnectionView {
+    pub(crate) id: String,
+    pub(crate) integration: Option<String>,
+    pub(crate) grant: &'static str,
     /// `valid`, `expiring-soon`, `expired-refreshable`, `needs-reauthorization` or `revoked`.
-    status: &'static str,
-    expires_at: Option<String>,
-    refresh_token: bool,
-    scopes: Vec<String>,
-    created_at: String,
+    pub(crate) status: &'static str,
+    pub(crate) expires_at: Option<String>,
+    pub(crate) refresh_token: bool,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) created_at: String,
     /// When the tokens were last renewed (a refresh or a re-fetch); none before the first.
-    last_refresh: Option<String>,
+    pub(crate) last_refresh: Option<String>,
     /// Why it must be authorized again, when it must.
-    reauthorization: Option<serde_json::Value>,
+    pub(crate) reauthorization: Option<serde_json::Value>,
+    /// The last failed refresh or call, `{"message", "code", "at"}`, until it is connected
+    /// again ([`super::keepalive::last_error`]); [`view`] leaves it `None`, [`with_last_error`]
+    /// fills it in.
+    pub(crate) last_error: Option<serde_json::Value>,
 }
 
-fn view(connection: &StoredConnection, id: &str, integration: Option<String>) -> ConnectionView {
+/// `view` with tenant `tenant`'s connection's last error filled in.
+pub(crate) fn with_last_error(
+    store: &Store,
+    tenant: TenantId,
+    mut view: ConnectionView,
+) -> Result<ConnectionView, ApiError> {
+    view.last_error = super::keepalive::last_error(store, tenant.0, &view.id)?;
+    Ok(view)
+}
+
+pub(crate) fn view(
+    connection: &StoredConnection,
+    id: &str,
+    integration: Option<String>,
+) -> ConnectionView {
     let reauthorization = match &connection.state {
         ConnectionState::Active => None,
         ConnectionState::NeedsReauthorization { reason, since } => Some(match reason {
@@ -133,11 +160,12 @@ fn view(connection: &StoredConnection, id: &str, integration: Option<String>) ->
         created_at: format_time(connection.created_at),
         last_refresh: (connection.token_writes > 1).then(|| format_time(connection.updated_at)),
         reauthorization,
+        last_error: None,
     }
 }
 
 /// Tenant `tenant`'s connection `id`, with its integration; `not_found` when it has none.
-fn load(
+pub fn load(
     connections: &Connections<'_>,
     tenant: TenantId,
     id: &str,
@@ -147,23 +175,26 @@ fn load(
     Ok((stored, integration_of(store, tenant, id)?))
 }
 
+/// Tenant `tenant`'s connections, as the API shows them.
+pub(crate) fn list_views(store: &Store, tenant: TenantId) -> Result<Vec<ConnectionView>, ApiError> {
+    let prefix = internal_name(tenant, "");
+    store
+        .list()?
+        .iter()
+        .filter_map(|c| c.name.strip_prefix(&prefix).map(|id| (c, id)))
+        .map(|(connection, id)| {
+            let view = view(connection, id, integration_of(store, tenant, id)?);
+            with_last_error(store, tenant, view)
+        })
+        .collect()
+}
+
 async fn list(
     State(state): State<AppState>,
     tenant: TenantId,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let views = state
-        .blocking(move |connections| {
-            let prefix = internal_name(tenant, "");
-            let store = connections.store();
-            store
-                .list()?
-                .iter()
-                .filter_map(|c| c.name.strip_prefix(&prefix).map(|id| (c, id)))
-                .map(|(connection, id)| {
-                    Ok(view(connection, id, integration_of(store, tenant, id)?))
-                })
-                .collect::<Result<Vec<_>, ApiError>>()
-        })
+        .blocking(move |connections| list_views(connections.store(), tenant))
         .await?;
     Ok(Json(serde_json::json!({ "connections": views })))
 }
@@ -176,7 +207,7 @@ async fn show(
     let view = state
         .blocking(move |connections| {
             let (stored, integration) = load(connections, tenant, &id)?;
-            Ok(view(&stored, &id, integration))
+            with_last_error(connections.store(), tenant, view(&stored, &id, integration))
         })
         .await?;
     Ok(Json(view))
@@ -236,7 +267,44 @@ async fn create(
             ))
         })
         .await?;
+    state.connection_changed(tenant, &view.id);
     Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Removes tenant `tenant`'s connection `id` (`DELETE /v1/connections/{id}`, and the web
+/// page's Remove button): revoked at the server first when it has a revocation endpoint and
+/// the tokens are still in use (a failed revocation is logged, and the connection removed
+/// anyway). Returns whether it was revoked.
+pub fn remove_connection(
+    connections: &Connections<'_>,
+    tenant: TenantId,
+    id: &str,
+) -> Result<bool, ApiError> {
+    let (stored, _) = load(connections, tenant, id)?;
+    let name = internal_name(tenant, id);
+    let revocable =
+        stored.config.profile.revocation_url.is_some() && stored.state == ConnectionState::Active;
+    let revoked = revocable
+        && match connections.revoke(&name) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(
+                    tenant = tenant.0,
+                    connection = id,
+                    %error,
+                    "revocation failed; removing the connection anyway"
+                );
+                false
+            }
+        };
+    connections.remove(&name)?;
+    // With a webhook, the row stays until its `removed` event is sent ([`super::webhooks`]).
+    connections.store().sqlite().execute(
+        "DELETE FROM service_connections WHERE tenant_id = ?1 AND id = ?2
+         AND NOT EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = ?1)",
+        params![tenant.0, id],
+    )?;
+    Ok(revoked)
 }
 
 async fn remove(
@@ -244,35 +312,11 @@ async fn remove(
     tenant: TenantId,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let removed = id.clone();
     let revoked = state
-        .blocking(move |connections| {
-            let (stored, _) = load(connections, tenant, &id)?;
-            let name = internal_name(tenant, &id);
-            // Revoked at the server when it has a revocation endpoint and the tokens are
-            // still in use; a failed revocation is logged, and the connection removed anyway.
-            let revocable = stored.config.profile.revocation_url.is_some()
-                && stored.state == ConnectionState::Active;
-            let revoked = revocable
-                && match connections.revoke(&name) {
-                    Ok(()) => true,
-                    Err(error) => {
-                        tracing::warn!(
-                            tenant = tenant.0,
-                            connection = id.as_str(),
-                            %error,
-                            "revocation failed; removing the connection anyway"
-                        );
-                        false
-                    }
-                };
-            connections.remove(&name)?;
-            connections.store().sqlite().execute(
-                "DELETE FROM service_connections WHERE tenant_id = ?1 AND id = ?2",
-                params![tenant.0, id],
-            )?;
-            Ok(revoked)
-        })
+        .blocking(move |connections| remove_connection(connections, tenant, &id))
         .await?;
+    state.connection_changed(tenant, &removed);
     Ok(Json(
         serde_json::json!({ "removed": true, "revoked": revoked }),
     ))
@@ -283,11 +327,13 @@ async fn token(
     tenant: TenantId,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let shared = state.clone();
     let tokens = state
         .blocking(move |connections| {
-            Ok(connections
-                .valid_tokens(&internal_name(tenant, &id))?
-                .tokens)
+            connections
+                .valid_tokens(&internal_name(tenant, &id))
+                .map(|outcome| outcome.tokens)
+                .map_err(|error| failed(connections, &shared, tenant, &id, error))
         })
         .await?;
     Ok(Json(serde_json::json!({
@@ -295,6 +341,22 @@ async fn token(
         "token_type": tokens.token_type,
         "expires_at": tokens.expires_at.map(format_time),
     })))
+}
+
+/// `error` of tenant `tenant`'s connection `id` as the API answers it, recorded first as the
+/// connection's last error when it is one ([`super::keepalive::record_failure`]); the
+/// webhook notifier is told, since a refused refresh marks the connection.
+fn failed(
+    connections: &Connections<'_>,
+    state: &super::State,
+    tenant: TenantId,
+    id: &str,
+    error: crate::connections::ConnectionError,
+) -> ApiError {
+    if super::keepalive::record_failure(connections.store(), tenant.0, id, &error) {
+        state.connection_changed(tenant, id);
+    }
+    error.into()
 }
 
 /// `POST /v1/connections/{id}/request`.
@@ -334,6 +396,7 @@ async fn request(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let call: ApiCall = json_body(&body_bytes(body)?)?;
     let method = method(&call.method)?;
+    let shared = state.clone();
     let outcome = state
         .blocking(move |connections| {
             let name = internal_name(tenant, &id);
@@ -354,7 +417,9 @@ async fn request(
                     .collect(),
                 body: call.body.map(String::into_bytes).unwrap_or_default(),
             };
-            Ok(connections.call(&name, &request)?)
+            connections
+                .call(&name, &request)
+                .map_err(|error| failed(connections, &shared, tenant, &id, error))
         })
         .await?;
     let response = outcome.response;

@@ -255,7 +255,12 @@ async fn remove(
             let db = connections.store().sqlite();
             let tx = db.unchecked_transaction()?;
             let used: i64 = tx.query_row(
-                "SELECT count(*) FROM service_connections WHERE tenant_id = ?1 AND integration = ?2",
+                // A removed connection's row stays until its `removed` event is delivered
+                // (see `connections::remove_connection`): only stored connections count.
+                "SELECT count(*) FROM service_connections AS s
+                 WHERE s.tenant_id = ?1 AND s.integration = ?2
+                   AND EXISTS (SELECT 1 FROM connections
+                               WHERE name = 't' || s.tenant_id || ':' || s.id)",
                 params![tenant.0, id],
                 |row| row.get(0),
             )?;

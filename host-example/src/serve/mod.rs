@@ -11,13 +11,21 @@
 //! so the pool is larger than the machine's cores ([`store_threads`]). Refreshes stay
 //! single-flight across threads and processes through the store's lock files. The one
 //! [`Runtime`] (engine and precompiled component) is shared by the whole process.
+//!
+//! Two background threads, each with its own open store, run beside the store threads: the
+//! keep-alive sweep, which refreshes connections before their refresh tokens idle out
+//! ([`keepalive`]), and the notifier, which tells each tenant's webhook when a connection's
+//! status changes ([`webhooks`]).
 
 pub mod auth;
 pub mod connect;
 pub mod connections;
 pub mod errors;
 pub mod integrations;
+pub mod keepalive;
+pub mod pages;
 pub mod tenants;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -55,6 +63,14 @@ pub struct ServeOptions {
     /// The key that seals the store's secrets and tokens and the service's own
     /// ([`crate::seal`]); `None`: written in clear (`--no-encryption`, for development).
     pub key: Option<crate::seal::SealingKey>,
+    /// How often the keep-alive sweep and the webhook notifier look at every connection
+    /// ([`keepalive`], [`webhooks`]).
+    pub keep_alive_interval: Duration,
+    /// Refresh connections whose tokens were not written for this long ([`keepalive`]);
+    /// `None`: no keep-alive refreshes.
+    pub keep_alive_after: Option<Duration>,
+    /// The origins webhooks may be sent to; empty: any `https` URL ([`webhooks`]).
+    pub webhook_origins: Vec<String>,
 }
 
 /// Why the service could not start.
@@ -96,6 +112,10 @@ pub struct State {
     pub return_origins: Vec<url::Origin>,
     /// How long a connect session's URL can be used.
     pub session_ttl: Duration,
+    /// The origins webhooks may be sent to; empty: any `https` URL.
+    pub webhook_origins: Vec<url::Origin>,
+    /// Tells the webhook notifier of status changes.
+    pub changes: webhooks::Notifier,
     /// The store threads' queue.
     jobs: std::sync::mpsc::Sender<Job>,
     /// Stores for checking API keys where the request is handled ([`State::authenticate`]),
@@ -148,6 +168,13 @@ impl State {
     /// The runtime.
     pub fn runtime(&self) -> &'static Runtime {
         self.runtime
+    }
+
+    /// Tells the webhook notifier that tenant `tenant`'s connection `id` may have changed
+    /// status (connected, removed, a refresh refused): its event goes out within about a
+    /// second instead of at the next sweep.
+    pub fn connection_changed(&self, tenant: auth::TenantId, id: &str) {
+        self.changes.connection_changed(tenant.0, id);
     }
 
     /// Runs `work` on a store thread, with that thread's open store, and waits for its
@@ -286,7 +313,16 @@ pub const STYLESHEET_PATH: &str = "/static/style.css";
 
 /// The pages' stylesheet.
 const STYLESHEET: &str = "body{font-family:system-ui,sans-serif;max-width:36rem;\
-                          margin:4rem auto;padding:0 1rem;line-height:1.5}\n";
+                          margin:4rem auto;padding:0 1rem;line-height:1.5}\n\
+                          body.wide{max-width:72rem;margin-top:2rem}\n\
+                          table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}\n\
+                          th,td{text-align:left;vertical-align:top;padding:.3rem .5rem;\
+                          border-bottom:1px solid #ccc}\n\
+                          td form,header form{display:inline;margin-right:.3rem}\n\
+                          button{font:inherit;padding:.1rem .6rem;cursor:pointer}\n\
+                          input{font:inherit}\n\
+                          .notice{background:#e8f4e8;padding:.5rem .8rem}\n\
+                          .error{color:#a00}\n";
 
 /// `GET /static/style.css`: the stylesheet, cacheable for a day (it changes only with a
 /// release).
@@ -301,14 +337,16 @@ async fn stylesheet() -> impl axum::response::IntoResponse {
     )
 }
 
-/// The router: the API under `/v1` (tenant key required), the connect page, the callback
-/// and the pages' stylesheet; JSON 404 and 405 for everything else.
+/// The router: the API under `/v1` (tenant key required), the connect page, the callback,
+/// the web page ([`pages`]) and the pages' stylesheet; JSON 404 and 405 for everything else.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route(STYLESHEET_PATH, axum::routing::get(stylesheet))
         .merge(integrations::router())
         .merge(connections::router())
         .merge(connect::router())
+        .merge(pages::router())
+        .merge(webhooks::router())
         .fallback(|| async { ApiError::new(Code::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -337,6 +375,16 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/connect/{token}"),
     ("GET", "/oauth/callback"),
     ("GET", STYLESHEET_PATH),
+    ("GET", "/v1/webhook"),
+    ("PUT", "/v1/webhook"),
+    ("DELETE", "/v1/webhook"),
+    ("GET", "/"),
+    ("POST", "/sign-in"),
+    ("POST", "/sign-out"),
+    ("POST", "/ui/connect"),
+    ("POST", "/ui/connections/{id}/reauthorize"),
+    ("POST", "/ui/connections/{id}/revoke"),
+    ("POST", "/ui/connections/{id}/remove"),
 ];
 
 /// Opens the store, prepares the service's tables, binds `options.listen`, calls `ready`
@@ -357,6 +405,11 @@ pub fn serve(
     for origin in &options.return_origins {
         return_origins.push(origin_of(origin)?.1);
     }
+    let webhook_origins = options
+        .webhook_origins
+        .iter()
+        .map(|origin| Ok(origin_of(origin)?.1))
+        .collect::<Result<Vec<_>, ServeError>>()?;
     listener.set_nonblocking(true).map_err(ServeError::Io)?;
     // Serving lives as long as the process: the runtime is shared by every thread.
     let runtime: &'static Runtime = Box::leak(Box::new(runtime));
@@ -366,11 +419,31 @@ pub fn serve(
         options.key.clone(),
         store_threads(),
     )?;
+    // The webhook notifier and the keep-alive sweep, each on a thread of its own with its
+    // own open store (the store threads prepared the tables).
+    let changes = webhooks::start(
+        options.store.clone(),
+        options.key.clone(),
+        options.keep_alive_interval,
+    )?;
+    match options.keep_alive_after {
+        Some(after) => keepalive::start(
+            runtime,
+            options.store.clone(),
+            options.key.clone(),
+            options.keep_alive_interval,
+            after,
+            changes.clone(),
+        )?,
+        None => tracing::info!("keep-alive: off (--keep-alive-after 0)"),
+    }
     let state = Arc::new(State {
         runtime,
         public_url: public_url.clone(),
         return_origins,
         session_ttl: options.session_ttl,
+        webhook_origins,
+        changes,
         jobs,
         key_checkers: std::sync::Mutex::new(Vec::new()),
         store: (options.store.clone(), options.key.clone()),

@@ -464,9 +464,12 @@ impl From<rusqlite::Error> for TenantError {
 }
 
 /// Whether `id` is a usable identifier (tenant names, integration and connection ids): 1 to
-/// 100 ASCII letters, digits, `.`, `_` or `-`.
+/// 100 ASCII letters, digits, `.`, `_` or `-`, and not `.` or `..` alone (a path segment
+/// that clients and browsers collapse, so that `/v1/connections/../token` could never name
+/// it).
 pub fn valid_id(id: &str) -> bool {
-    (1..=100).contains(&id.len())
+    !matches!(id, "." | "..")
+        && (1..=100).contains(&id.len())
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
@@ -539,10 +542,14 @@ pub fn rotate_key(store: &Store, name: &str) -> Result<ApiKey, TenantError> {
     let db = store.sqlite();
     let tenant = get(db, name)?;
     let (key, hashed) = new_key(tenant.id)?;
-    db.execute(
+    // The page's sign-ins were made with the old key: they end with it.
+    let transaction = db.unchecked_transaction()?;
+    transaction.execute(
         "UPDATE tenants SET key_hash = ?2, key_rotated_at = ?3 WHERE id = ?1",
         params![tenant.id, hashed, crate::store::now() as i64],
     )?;
+    transaction.execute("DELETE FROM web_sessions WHERE tenant_id = ?1", [tenant.id])?;
+    transaction.commit()?;
     Ok(key)
 }
 
@@ -648,6 +655,10 @@ mod tests {
         assert_eq!(authenticate(&store, &rotated.0).unwrap(), Some(1));
         assert!(matches!(add(&store, "acme"), Err(TenantError::Exists(_))));
         assert!(matches!(add(&store, "a b"), Err(TenantError::BadName(_))));
+        for refused in [".", "..", "", "a/b", &"x".repeat(101)] {
+            assert!(!valid_id(refused), "{refused}");
+        }
+        assert!(valid_id("a.b") && valid_id("...") && valid_id(&"x".repeat(100)));
         assert!(matches!(
             rotate_key(&store, "nobody"),
             Err(TenantError::NotFound(_))
@@ -780,6 +791,23 @@ mod tests {
             open_pending(&store, &token_hash, pending).unwrap(),
             "{\"code_verifier\":\"v\"}"
         );
+        let webhook_secret = seal_webhook_secret(&store, tenant.id, "whsec_abc".to_owned());
+        assert!(seal::is_sealed(&webhook_secret) && !webhook_secret.contains("whsec_abc"));
+        store
+            .sqlite()
+            .execute(
+                "INSERT INTO webhooks VALUES (?1, 'https://hooks.example/in', ?2, 0)",
+                params![tenant.id, webhook_secret],
+            )
+            .unwrap();
+        let read_webhook = |store: &Store| -> String {
+            store
+                .sqlite()
+                .query_row("SELECT secret FROM webhooks", [], |row| row.get(0))
+                .unwrap()
+        };
+        // Bound to its tenant.
+        assert!(open_webhook_secret(&store, tenant.id + 1, read_webhook(&store)).is_err());
         drop(store);
 
         // Another key, or none: refused before anything is written.
@@ -801,11 +829,16 @@ mod tests {
 
         // Rotated with the store: the new key opens it, the old one no longer does.
         let mut store = Store::open_sealed(&path, key(1)).unwrap();
-        assert_eq!(store.rotate_key_with(key(3), &[reseal]).unwrap(), 1);
+        assert_eq!(store.rotate_key_with(key(3), &[reseal]).unwrap(), 2);
         assert_eq!(seal::key_id_of(&read(&store)), Some(key(3).id()));
         assert_eq!(
             open_client_secret(&store, tenant.id, "gh", read(&store)).unwrap(),
             "s3cret"
+        );
+        assert_eq!(seal::key_id_of(&read_webhook(&store)), Some(key(3).id()));
+        assert_eq!(
+            open_webhook_secret(&store, tenant.id, read_webhook(&store)).unwrap(),
+            "whsec_abc"
         );
         drop(store);
         let old = Store::open_sealed(&path, key(1)).unwrap();

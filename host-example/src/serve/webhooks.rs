@@ -1,0 +1,1043 @@
+//! `/v1/webhook`: a tenant's webhook, and the notifier that tells it when a connection's
+//! status changes.
+//!
+//! **The resource.** `PUT /v1/webhook {"url"}` creates or replaces the tenant's one webhook
+//! and issues a new signing secret, `whsec_` and 256 random bits (base64url): shown in that
+//! answer only, stored sealed with the store's key ([`super::tenants::seal_webhook_secret`]);
+//! the previous secret stops signing at once. `GET` answers `{"url", "created_at"}` (never the
+//! secret) or `404 not_found`; `DELETE` answers `204` (or `404` when there is none).
+//!
+//! **Which URLs** (server-side request forgery: the service sends requests where a tenant
+//! says): `http` or `https` only, no user name or password, no fragment; the URL's origin must
+//! be one the operator allows with `--webhook-origin ORIGIN` (repeatable) or, when none is
+//! given, any `https` URL. Deliveries go through the host's transport with an allow-list of
+//! exactly that origin; redirects are never followed (a `3xx` is a failed delivery). Without
+//! `--webhook-origin`, an `https` URL may still name a host inside the operator's network:
+//! operators with internal HTTPS services should list the allowed origins.
+//!
+//! **Events.** A service connection's coarse status is `connected`, `needs-reauthorization`
+//! (revoked; a refresh refused, with the server's error code; or an access token expired
+//! with no refresh token to renew it) or `removed`. When it differs from the status last
+//! told (`notified_status`), the tenant's webhook gets
+//!
+//! ```text
+//! POST <url>
+//! Content-Type: application/json
+//! Connector-Event-Id: evt_…
+//! Connector-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>
+//!
+//! {"id": "evt_…", "type": "connection.status", "connection": "alice",
+//!  "integration": "github", "status": "needs-reauthorization",
+//!  "previous_status": "connected", "reason": "refresh-refused", "error": "invalid_grant",
+//!  "at": "2025-01-01T00:00:00Z"}
+//! ```
+//!
+//! `previous_status` is null for a connection's first event; `reason` (`revoked`,
+//! `refresh-refused` or `expired`) comes with `needs-reauthorization` only, `error` with
+//! `refresh-refused` only; `at` is when the change happened (when the service first saw it,
+//! unless the store knows better). The HMAC key is the secret's UTF-8 bytes, `whsec_`
+//! included; a receiver recomputes it over the raw body, compares in constant time and
+//! refuses an old `t` (replays). The body holds no token.
+//!
+//! **Delivery.** Events are level-triggered: the service compares the current status with the
+//! last one told, so each change is sent once it succeeds, and changes between two looks are
+//! coalesced (a receiver gets the latest status; fetch the connection for details). The
+//! service's own changes (a browser or client-credentials connect, `DELETE`, a refresh refused
+//! during `/token`, `/request` or the keep-alive sweep) nudge the notifier, which delivers
+//! within about a second; changes made outside the service (the CLI on the same store) are
+//! found at the next sweep (`--keep-alive-interval`). Each event is POSTed up to
+//! [`ATTEMPTS`] times (waits of 1 s, then 2 s; 5 s to connect, 10 s in all per attempt);
+//! success is any `2xx`. An event that fails every attempt stays pending
+//! (`notified_status` is updated only on success): that tenant's deliveries wait for the next
+//! sweep, which retries it with the same event id while the service runs (receivers should
+//! deduplicate by `id`). One tenant's failing receiver never holds up another's: each tenant's
+//! deliveries run on a thread of their own (at most [`MAX_DELIVERY_THREADS`] at once). A
+//! tenant without a webhook has its changes recorded as told, so a new webhook hears about
+//! changes from then on. A removed connection's row stays until its `removed` event is
+//! delivered (or the tenant has no webhook). Failures are logged with the tenant, connection,
+//! event id, attempt count and the receiver's origin (never the URL's path or query, the
+//! secret or the body).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use ring::hmac;
+use rusqlite::{OptionalExtension as _, params};
+use serde::Deserialize;
+
+use super::auth::{Body, TenantId, body_bytes, json_body};
+use super::errors::{ApiError, Code};
+use super::tenants::{open_webhook_secret, random_token, seal_webhook_secret};
+use super::{AppState, ServeError};
+use crate::connections::health;
+use crate::describe::format_time;
+use crate::store::{ConnectionState, Reauthorization, Store, StoreError, StoredConnection};
+use crate::types::{HttpMethod, HttpRequest, KeyValue};
+use crate::{AllowList, HttpTransport, Limits};
+
+/// What a signing secret starts with.
+pub const SECRET_PREFIX: &str = "whsec_";
+
+/// How many times an event is POSTed before it waits for the next sweep.
+pub const ATTEMPTS: u32 = 3;
+
+/// The waits between attempts.
+const BACKOFF: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
+
+/// How many tenants' deliveries run at once.
+pub const MAX_DELIVERY_THREADS: usize = 8;
+
+/// The most events one tenant's delivery thread sends before the notifier looks again.
+const MAX_EVENTS_PER_BATCH: usize = 100;
+
+/// The routes of this resource.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/webhook", get(show).put(replace).delete(remove))
+}
+
+/// `PUT /v1/webhook`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewWebhook {
+    url: String,
+}
+
+/// `url` checked as a webhook URL against the allowed `origins` (none: any `https` URL):
+/// the URL as it will be used, or why it is refused (for an `invalid_request`).
+pub fn check_url(url: &str, origins: &[url::Origin]) -> Result<String, String> {
+    let parsed =
+        url::Url::parse(url).map_err(|_| "url: not an absolute http or https URL".to_owned())?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        return Err("url: not an absolute http or https URL".to_owned());
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("url: must not carry a user name or password".to_owned());
+    }
+    if parsed.fragment().is_some() {
+        return Err("url: must not have a fragment (`#…`)".to_owned());
+    }
+    if origins.is_empty() {
+        if parsed.scheme() != "https" {
+            return Err(
+                "url: must be https; an http origin must be allowed by the service's \
+                        operator (`serve --webhook-origin ORIGIN`)"
+                    .to_owned(),
+            );
+        }
+    } else if !origins.contains(&parsed.origin()) {
+        let allowed: Vec<String> = origins
+            .iter()
+            .map(url::Origin::ascii_serialization)
+            .collect();
+        return Err(format!(
+            "url: its origin is not allowed; the service sends webhooks to {} only (its \
+             operator's `serve --webhook-origin`)",
+            allowed.join(", ")
+        ));
+    }
+    Ok(parsed.to_string())
+}
+
+async fn replace(
+    State(state): State<AppState>,
+    tenant: TenantId,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
+    let request: NewWebhook = json_body(&body_bytes(body)?)?;
+    let url = check_url(&request.url, &state.webhook_origins).map_err(ApiError::invalid)?;
+    let secret = format!(
+        "{SECRET_PREFIX}{}",
+        random_token().map_err(|error| ApiError::internal(&error))?
+    );
+    let created_at = crate::store::now();
+    let (stored_url, stored_secret) = (url.clone(), secret.clone());
+    state
+        .blocking(move |connections| {
+            let store = connections.store();
+            store.sqlite().execute(
+                "INSERT INTO webhooks (tenant_id, url, secret, created_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(tenant_id) DO UPDATE SET url = ?2, secret = ?3, created_at = ?4",
+                params![
+                    tenant.0,
+                    stored_url,
+                    seal_webhook_secret(store, tenant.0, stored_secret),
+                    created_at as i64
+                ],
+            )?;
+            Ok(())
+        })
+        .await?;
+    state.changes.webhook_changed(tenant.0);
+    Ok((
+        // The answer holds the secret.
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(serde_json::json!({
+            "url": url,
+            "secret": secret,
+            "created_at": format_time(created_at),
+        })),
+    ))
+}
+
+fn no_webhook() -> ApiError {
+    ApiError::new(
+        Code::NotFound,
+        "no webhook; create one with PUT /v1/webhook",
+    )
+}
+
+async fn show(
+    State(state): State<AppState>,
+    tenant: TenantId,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (url, created_at) = state
+        .blocking(move |connections| {
+            connections
+                .store()
+                .sqlite()
+                .query_row(
+                    "SELECT url, created_at FROM webhooks WHERE tenant_id = ?1",
+                    [tenant.0],
+                    |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
+                )
+                .optional()?
+                .ok_or_else(no_webhook)
+        })
+        .await?;
+    Ok(Json(serde_json::json!({
+        "url": url,
+        "created_at": format_time(created_at.max(0) as u64),
+    })))
+}
+
+async fn remove(State(state): State<AppState>, tenant: TenantId) -> Result<StatusCode, ApiError> {
+    state
+        .blocking(move |connections| {
+            let removed = connections
+                .store()
+                .sqlite()
+                .execute("DELETE FROM webhooks WHERE tenant_id = ?1", [tenant.0])?;
+            if removed == 0 {
+                return Err(no_webhook());
+            }
+            Ok(())
+        })
+        .await?;
+    state.changes.webhook_changed(tenant.0);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A connection's coarse status, as events name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Usable: its tokens are valid or can be renewed without the user.
+    Connected,
+    /// The user must connect it again.
+    NeedsReauthorization,
+    /// Deleted.
+    Removed,
+}
+
+impl Status {
+    /// Its name in events (and in `notified_status`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Connected => "connected",
+            Self::NeedsReauthorization => "needs-reauthorization",
+            Self::Removed => "removed",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        [Self::Connected, Self::NeedsReauthorization, Self::Removed]
+            .into_iter()
+            .find(|status| status.name() == name)
+    }
+}
+
+/// A connection's status as the notifier sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observed {
+    /// The coarse status.
+    pub status: Status,
+    /// Why it needs re-authorization: `revoked`, `refresh-refused` or `expired`.
+    pub reason: Option<&'static str>,
+    /// The server's error code, for `refresh-refused`.
+    pub error: Option<String>,
+    /// Since when, when the store knows (Unix seconds).
+    pub since: Option<u64>,
+}
+
+/// The status of a service connection stored as `connection` (`None`: no longer stored) at
+/// `now`.
+pub fn observe(connection: Option<&StoredConnection>, now: u64) -> Observed {
+    let observed = |status, reason, error, since| Observed {
+        status,
+        reason,
+        error,
+        since,
+    };
+    let Some(connection) = connection else {
+        return observed(Status::Removed, None, None, None);
+    };
+    if !health(connection, now).needs_action() {
+        return observed(Status::Connected, None, None, None);
+    }
+    let needs = Status::NeedsReauthorization;
+    match &connection.state {
+        ConnectionState::NeedsReauthorization {
+            reason: Reauthorization::Revoked,
+            since,
+        } => observed(needs, Some("revoked"), None, Some(*since)),
+        ConnectionState::NeedsReauthorization {
+            reason: Reauthorization::RefreshRefused(code),
+            since,
+        } => observed(
+            needs,
+            Some("refresh-refused"),
+            Some(code.clone()),
+            Some(*since),
+        ),
+        ConnectionState::Active => {
+            observed(needs, Some("expired"), None, connection.tokens.expires_at)
+        }
+    }
+}
+
+/// An event to tell a tenant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// `evt_` and 256 random bits; the same for every attempt at delivering this change.
+    pub id: String,
+    /// The tenant's connection id.
+    pub connection: String,
+    /// Its integration.
+    pub integration: String,
+    /// Its status now.
+    pub observed: Observed,
+    /// The status last told (`None`: none yet).
+    pub previous: Option<Status>,
+    /// When the change happened (Unix seconds).
+    pub at: u64,
+}
+
+/// The JSON body of `event`.
+pub fn event_body(event: &Event) -> Vec<u8> {
+    let mut body = serde_json::json!({
+        "id": event.id,
+        "type": "connection.status",
+        "connection": event.connection,
+        "integration": event.integration,
+        "status": event.observed.status.name(),
+        "previous_status": event.previous.map(Status::name),
+        "at": format_time(event.at),
+    });
+    if let Some(reason) = event.observed.reason {
+        body["reason"] = reason.into();
+    }
+    if let Some(error) = &event.observed.error {
+        body["error"] = error.as_str().into();
+    }
+    body.to_string().into_bytes()
+}
+
+/// The `Connector-Signature` header of `body` sent at `timestamp` (Unix seconds):
+/// `t=<timestamp>,v1=<lowercase hex HMAC-SHA256(secret, "<timestamp>.<body>")>`.
+pub fn signature(secret: &str, timestamp: u64, body: &[u8]) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+    let mut context = hmac::Context::with_key(&key);
+    context.update(timestamp.to_string().as_bytes());
+    context.update(b".");
+    context.update(body);
+    let hex: String = context
+        .sign()
+        .as_ref()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!("t={timestamp},v1={hex}")
+}
+
+/// Sends `body` (event `id`) to `url`, signed with `secret`, up to [`ATTEMPTS`] times,
+/// sleeping with `sleep` between attempts: the number of attempts it took, or (attempts,
+/// why the last failed: a status or the kind of transport failure).
+pub fn deliver(
+    url: &str,
+    secret: &str,
+    id: &str,
+    body: &[u8],
+    sleep: &mut dyn FnMut(Duration),
+) -> Result<u32, (u32, String)> {
+    let transport = HttpTransport::new(
+        AllowList::from_urls([url]),
+        Limits {
+            connect_timeout: Duration::from_secs(5),
+            total_timeout: Duration::from_secs(10),
+            max_response_bytes: 64 * 1024,
+            ..Limits::default()
+        },
+    );
+    let header = |name: &str, value: String| KeyValue {
+        name: name.to_owned(),
+        value,
+    };
+    let mut why = String::new();
+    for attempt in 1..=ATTEMPTS {
+        if attempt > 1 {
+            sleep(BACKOFF[(attempt as usize - 2).min(BACKOFF.len() - 1)]);
+        }
+        let request = HttpRequest {
+            method: HttpMethod::Post,
+            url: url.to_owned(),
+            headers: vec![
+                header("Content-Type", "application/json".to_owned()),
+                header("Connector-Event-Id", id.to_owned()),
+                header(
+                    "Connector-Signature",
+                    signature(secret, crate::store::now(), body),
+                ),
+            ],
+            body: body.to_vec(),
+        };
+        why = match transport.send(request) {
+            Ok(response) if (200..300).contains(&response.status) => return Ok(attempt),
+            Ok(response) => format!("HTTP {}", response.status),
+            Err(error) => transport_failure(&error).to_owned(),
+        };
+    }
+    Err((ATTEMPTS, why))
+}
+
+/// The kind of a transport failure, for the log (never its text, which may quote the URL).
+fn transport_failure(error: &crate::types::TransportError) -> &'static str {
+    use crate::types::TransportError as E;
+    match error {
+        E::Denied(_) => "denied by the allow-list",
+        E::InvalidRequest(_) => "invalid request",
+        E::ConnectionFailed(_) => "connection failed",
+        E::Tls(_) => "TLS failed",
+        E::Timeout => "timed out",
+        E::ResponseTooLarge(_) => "answer too large",
+        E::Other(_) => "failed",
+    }
+}
+
+/// What the notifier is told.
+enum Wake {
+    /// Tenant `0`'s connection `1` may have changed.
+    Connection(i64, String),
+    /// Tenant `0`'s webhook was created, replaced or deleted.
+    Tenant(i64),
+    /// A tenant's delivery thread finished.
+    Done(Delivered),
+}
+
+/// What a delivery thread did.
+struct Delivered {
+    tenant: i64,
+    /// The events delivered.
+    events: Vec<Event>,
+    /// Whether one failed (the rest of its batch was not tried).
+    failed: bool,
+}
+
+/// Tells the notifier of changes: cheap, never blocks, never fails (a stopped notifier is
+/// ignored; the change is found at the next start's first sweep).
+#[derive(Clone)]
+pub struct Notifier(mpsc::Sender<Wake>);
+
+impl Notifier {
+    /// Tenant `tenant`'s connection `id` may have changed status (connected, removed, a
+    /// refresh refused).
+    pub fn connection_changed(&self, tenant: i64, id: &str) {
+        let _ = self.0.send(Wake::Connection(tenant, id.to_owned()));
+    }
+
+    /// Tenant `tenant`'s webhook was created, replaced or deleted: pending events go to the
+    /// new one at once.
+    pub fn webhook_changed(&self, tenant: i64) {
+        let _ = self.0.send(Wake::Tenant(tenant));
+    }
+}
+
+/// Where a look at the connections is limited to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Scope {
+    Tenant(i64),
+    Connection(i64, String),
+}
+
+/// A change found, not yet told.
+struct Change {
+    tenant: i64,
+    id: String,
+    integration: String,
+    observed: Observed,
+    previous: Option<Status>,
+}
+
+/// The notifier's state, on its own thread.
+struct Notifications {
+    store: Store,
+    wake: mpsc::Sender<Wake>,
+    /// Tenants whose delivery thread runs.
+    in_flight: HashSet<i64>,
+    /// Tenants whose last delivery failed: left until the next sweep.
+    held_back: HashSet<i64>,
+    /// Tenants with changes left for want of a delivery thread.
+    deferred: BTreeSet<i64>,
+    /// Each pending change's event (its id and time), kept across attempts.
+    events: HashMap<(i64, String), Event>,
+}
+
+/// Starts the notifier on the store at `path` (sealed with `key`): looks at every service
+/// connection each `interval`, and at those it is told of at once. Returns once it has
+/// opened the store.
+pub fn start(
+    path: std::path::PathBuf,
+    key: Option<crate::seal::SealingKey>,
+    interval: Duration,
+) -> Result<Notifier, ServeError> {
+    let (wake, woken) = mpsc::channel();
+    let notifier = Notifier(wake.clone());
+    let (opened, open_result) = mpsc::channel();
+    let dispatch = tracing::dispatcher::get_default(|dispatch| dispatch.clone());
+    std::thread::Builder::new()
+        .name("connector-notifier".into())
+        .spawn(move || {
+            let _log = tracing::dispatcher::set_default(&dispatch);
+            let store = match Store::open_with_key(&path, key) {
+                Ok(store) => {
+                    let _ = opened.send(Ok(()));
+                    store
+                }
+                Err(error) => {
+                    let _ = opened.send(Err(ServeError::Store(error)));
+                    return;
+                }
+            };
+            let mut notifications = Notifications {
+                store,
+                wake,
+                in_flight: HashSet::new(),
+                held_back: HashSet::new(),
+                deferred: BTreeSet::new(),
+                events: HashMap::new(),
+            };
+            notifications.run(&woken, interval);
+        })
+        .map_err(ServeError::Io)?;
+    open_result.recv().unwrap_or_else(|_| {
+        Err(ServeError::Io(std::io::Error::other(
+            "the notifier ended before opening the store",
+        )))
+    })?;
+    Ok(notifier)
+}
+
+impl Notifications {
+    /// Waits for changes, finished deliveries and sweeps, forever.
+    fn run(&mut self, woken: &mpsc::Receiver<Wake>, interval: Duration) {
+        // The first sweep at once: changes made while the service was stopped.
+        let mut next_sweep = Instant::now();
+        loop {
+            let mut woke = Vec::new();
+            match woken.recv_timeout(next_sweep.saturating_duration_since(Instant::now())) {
+                Ok(wake) => woke.push(wake),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+            // Everything else already queued, in the same look.
+            woke.extend(woken.try_iter());
+            let sweep = Instant::now() >= next_sweep;
+            if sweep {
+                next_sweep = Instant::now() + interval;
+            }
+            let looked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if sweep {
+                    // A sweep is when failed deliveries are tried again.
+                    self.held_back.clear();
+                }
+                let mut scopes = BTreeSet::new();
+                for wake in woke {
+                    self.take(wake, &mut scopes);
+                }
+                self.look(if sweep { None } else { Some(&scopes) })
+            }));
+            match looked {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "webhooks: could not read the store"),
+                Err(_) => tracing::error!("webhooks: a look at the connections panicked"),
+            }
+        }
+    }
+
+    /// Takes in one wake-up: what to look at.
+    fn take(&mut self, wake: Wake, scopes: &mut BTreeSet<Scope>) {
+        match wake {
+            Wake::Connection(tenant, id) => {
+                scopes.insert(Scope::Connection(tenant, id));
+            }
+            Wake::Tenant(tenant) => {
+                self.held_back.remove(&tenant);
+                scopes.insert(Scope::Tenant(tenant));
+            }
+            Wake::Done(delivered) => {
+                let tenant = delivered.tenant;
+                self.in_flight.remove(&tenant);
+                for event in &delivered.events {
+                    self.settle(tenant, &event.connection, event.observed.status);
+                }
+                if delivered.failed {
+                    self.held_back.insert(tenant);
+                } else {
+                    // Changes that came while it delivered.
+                    scopes.insert(Scope::Tenant(tenant));
+                }
+                for deferred in std::mem::take(&mut self.deferred) {
+                    scopes.insert(Scope::Tenant(deferred));
+                }
+            }
+        }
+    }
+
+    /// Looks at the connections in `scopes` (`None`: all), and tells each tenant what
+    /// changed.
+    fn look(&mut self, scopes: Option<&BTreeSet<Scope>>) -> Result<(), StoreError> {
+        let changes = match scopes {
+            None => self.changes(None)?,
+            Some(scopes) => {
+                let mut all = Vec::new();
+                for scope in scopes {
+                    all.extend(self.changes(Some(scope))?);
+                }
+                all
+            }
+        };
+        let mut by_tenant: BTreeMap<i64, Vec<Change>> = BTreeMap::new();
+        for change in changes {
+            by_tenant.entry(change.tenant).or_default().push(change);
+        }
+        for (tenant, changes) in by_tenant {
+            if self.in_flight.contains(&tenant) || self.held_back.contains(&tenant) {
+                continue;
+            }
+            let Some((url, secret)) = self.webhook(tenant)? else {
+                // No webhook: recorded as told.
+                for change in changes {
+                    self.settle(tenant, &change.id, change.observed.status);
+                }
+                continue;
+            };
+            if self.in_flight.len() >= MAX_DELIVERY_THREADS {
+                self.deferred.insert(tenant);
+                continue;
+            }
+            let events: Vec<Event> = changes
+                .into_iter()
+                .take(MAX_EVENTS_PER_BATCH)
+                .map(|change| self.event(change))
+                .collect();
+            self.in_flight.insert(tenant);
+            self.send(tenant, url, secret, events);
+        }
+        Ok(())
+    }
+
+    /// The changes not yet told in `scope` (`None`: every service connection).
+    fn changes(&self, scope: Option<&Scope>) -> Result<Vec<Change>, StoreError> {
+        let (tenant, id) = match scope {
+            None => (None, None),
+            Some(Scope::Tenant(tenant)) => (Some(*tenant), None),
+            Some(Scope::Connection(tenant, id)) => (Some(*tenant), Some(id.as_str())),
+        };
+        let rows: Vec<(i64, String, String, Option<String>, bool)> = self
+            .store
+            .sqlite()
+            .prepare(
+                "SELECT sc.tenant_id, sc.id, sc.integration, sc.notified_status,
+                        c.name IS NOT NULL
+                 FROM service_connections sc
+                 LEFT JOIN connections c ON c.name = 't' || sc.tenant_id || ':' || sc.id
+                 WHERE (?1 IS NULL OR sc.tenant_id = ?1) AND (?2 IS NULL OR sc.id = ?2)
+                 ORDER BY sc.tenant_id, sc.id",
+            )?
+            .query_map(params![tenant, id], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        let now = crate::store::now();
+        let mut changes = Vec::new();
+        for (tenant, id, integration, notified, stored) in rows {
+            let connection = if stored {
+                match self.store.get(&format!("t{tenant}:{id}")) {
+                    Ok(connection) => Some(connection),
+                    Err(StoreError::NotFound(_)) => None,
+                    Err(error) => {
+                        tracing::error!(tenant, connection = id.as_str(), %error, "webhooks: unreadable");
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let observed = observe(connection.as_ref(), now);
+            let previous = notified.as_deref().and_then(Status::parse);
+            if previous != Some(observed.status) {
+                changes.push(Change {
+                    tenant,
+                    id,
+                    integration,
+                    observed,
+                    previous,
+                });
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Tenant `tenant`'s webhook: its URL and opened secret, if it has one.
+    fn webhook(&self, tenant: i64) -> Result<Option<(String, String)>, StoreError> {
+        let Some((url, secret)) = self
+            .store
+            .sqlite()
+            .query_row(
+                "SELECT url, secret FROM webhooks WHERE tenant_id = ?1",
+                [tenant],
+                |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
+            )
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        Ok(Some((
+            url,
+            open_webhook_secret(&self.store, tenant, secret)?,
+        )))
+    }
+
+    /// The event for `change`: the one made for it before (the same id for every attempt),
+    /// or a new one.
+    fn event(&mut self, change: Change) -> Event {
+        let key = (change.tenant, change.id.clone());
+        if let Some(event) = self.events.get(&key)
+            && event.observed == change.observed
+            && event.previous == change.previous
+            && event.integration == change.integration
+        {
+            return event.clone();
+        }
+        let event = Event {
+            // The system's random source failing is all but impossible; the time then
+            // still makes the id unique.
+            id: format!(
+                "evt_{}",
+                random_token().unwrap_or_else(|_| format!(
+                    "{:x}",
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap_or_default()
+                        .as_nanos()
+                ))
+            ),
+            at: change.observed.since.unwrap_or_else(crate::store::now),
+            connection: change.id,
+            integration: change.integration,
+            observed: change.observed,
+            previous: change.previous,
+        };
+        self.events.insert(key, event.clone());
+        event
+    }
+
+    /// Records that tenant `tenant` was told (or, without a webhook, needs not be told) that
+    /// connection `id` is `status`; a removed connection's row goes once told, unless the
+    /// connection was made again meanwhile.
+    fn settle(&mut self, tenant: i64, id: &str, status: Status) {
+        if self
+            .events
+            .get(&(tenant, id.to_owned()))
+            .is_some_and(|event| event.observed.status == status)
+        {
+            self.events.remove(&(tenant, id.to_owned()));
+        }
+        let db = self.store.sqlite();
+        let settled = db
+            .execute(
+                "UPDATE service_connections SET notified_status = ?3
+                 WHERE tenant_id = ?1 AND id = ?2",
+                params![tenant, id, status.name()],
+            )
+            .and_then(|_| {
+                if status != Status::Removed {
+                    return Ok(0);
+                }
+                db.execute(
+                    "DELETE FROM service_connections WHERE tenant_id = ?1 AND id = ?2
+                     AND NOT EXISTS (SELECT 1 FROM connections WHERE name = ?3)",
+                    params![tenant, id, format!("t{tenant}:{id}")],
+                )
+            });
+        if let Err(error) = settled {
+            tracing::error!(tenant, connection = id, %error, "webhooks: could not record what was told");
+        }
+    }
+
+    /// Delivers tenant `tenant`'s `events` in order on a thread of their own, stopping at
+    /// the first that fails; reports back with [`Wake::Done`].
+    fn send(&mut self, tenant: i64, url: String, secret: String, events: Vec<Event>) {
+        let wake = self.wake.clone();
+        let dispatch = tracing::dispatcher::get_default(|dispatch| dispatch.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("connector-webhook-{tenant}"))
+            .spawn(move || {
+                let _log = tracing::dispatcher::set_default(&dispatch);
+                let origin = url::Url::parse(&url)
+                    .map(|url| url.origin().ascii_serialization())
+                    .unwrap_or_default();
+                let mut delivered = Delivered {
+                    tenant,
+                    events: Vec::new(),
+                    failed: false,
+                };
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    for event in events {
+                        let body = event_body(&event);
+                        match deliver(&url, &secret, &event.id, &body, &mut std::thread::sleep) {
+                            Ok(attempts) => {
+                                tracing::info!(
+                                    tenant,
+                                    connection = event.connection.as_str(),
+                                    event = event.id.as_str(),
+                                    status = event.observed.status.name(),
+                                    attempts,
+                                    "webhook: delivered"
+                                );
+                                delivered.events.push(event);
+                            }
+                            Err((attempts, why)) => {
+                                tracing::warn!(
+                                    tenant,
+                                    connection = event.connection.as_str(),
+                                    event = event.id.as_str(),
+                                    receiver = origin.as_str(),
+                                    attempts,
+                                    last = why.as_str(),
+                                    "webhook: not delivered; tried again at the next sweep"
+                                );
+                                delivered.failed = true;
+                                break;
+                            }
+                        }
+                    }
+                }));
+                if outcome.is_err() {
+                    tracing::error!(tenant, "webhook: a delivery panicked");
+                    delivered.failed = true;
+                }
+                let _ = wake.send(Wake::Done(delivered));
+            });
+        if let Err(error) = spawned {
+            tracing::error!(tenant, %error, "webhook: could not start a delivery thread");
+            self.in_flight.remove(&tenant);
+            self.held_back.insert(tenant);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Grant, SecretSource};
+    use crate::types::TokenSet;
+
+    #[test]
+    fn the_signature_is_hmac_sha256_of_time_dot_body_in_lowercase_hex() {
+        // Computed independently: Python's `hmac.new(b"whsec_test", b"1700000000.{}",
+        // hashlib.sha256).hexdigest()`.
+        assert_eq!(
+            signature("whsec_test", 1_700_000_000, b"{}"),
+            "t=1700000000,v1=35495024f4ef3f94e5a93e22221544c4b75e9a42300cd965ab81cb85cd994e91"
+        );
+        assert_ne!(
+            signature("whsec_test", 1_700_000_001, b"{}"),
+            signature("whsec_test", 1_700_000_000, b"{}")
+        );
+    }
+
+    #[test]
+    fn webhook_urls_are_http_or_https_without_credentials_on_an_allowed_origin() {
+        let local = url::Url::parse("http://127.0.0.1:9000").unwrap().origin();
+        // No origins given: https only.
+        assert_eq!(
+            check_url("https://hooks.example/in?x=1", &[]).as_deref(),
+            Ok("https://hooks.example/in?x=1")
+        );
+        for refused in [
+            "http://hooks.example/in",
+            "ftp://hooks.example/in",
+            "https://user:pw@hooks.example/in",
+            "https://user@hooks.example/in",
+            "https://hooks.example/in#part",
+            "/relative",
+            "not a url",
+            "file:///etc/passwd",
+        ] {
+            assert!(check_url(refused, &[]).is_err(), "{refused}");
+        }
+        assert!(
+            check_url("http://hooks.example/in", &[])
+                .unwrap_err()
+                .contains("--webhook-origin")
+        );
+        // Origins given: exactly those (scheme, host and port).
+        let allowed = [local];
+        assert!(check_url("http://127.0.0.1:9000/hook", &allowed).is_ok());
+        for refused in [
+            "http://127.0.0.1:9001/hook",
+            "https://127.0.0.1:9000/hook",
+            "https://hooks.example/in",
+            "http://127.0.0.1:9000/hook#x",
+        ] {
+            assert!(check_url(refused, &allowed).is_err(), "{refused}");
+        }
+    }
+
+    fn stored(state: ConnectionState, expires_at: Option<u64>, refresh: bool) -> StoredConnection {
+        StoredConnection {
+            name: "t1:c".into(),
+            config: crate::config_with_defaults(
+                crate::profile_with_defaults("p", "https://a.example/token"),
+                "id",
+            ),
+            secret: SecretSource::None,
+            grant: Grant::AuthorizationCode,
+            tokens: TokenSet {
+                access_token: "at".into(),
+                token_type: "bearer".into(),
+                expires_at,
+                refresh_token: refresh.then(|| "rt".to_owned()),
+                id_token: None,
+                scopes: vec![],
+                obtained_at: 0,
+                extras: vec![],
+            },
+            created_at: 0,
+            updated_at: 0,
+            token_writes: 1,
+            state,
+        }
+    }
+
+    #[test]
+    fn the_coarse_status_and_its_reason() {
+        let now = 1000;
+        let status = |connection: Option<&StoredConnection>| {
+            let observed = observe(connection, now);
+            (
+                observed.status,
+                observed.reason,
+                observed.error,
+                observed.since,
+            )
+        };
+        let active = ConnectionState::Active;
+        assert_eq!(
+            status(Some(&stored(active.clone(), Some(now - 1), true))),
+            (Status::Connected, None, None, None)
+        );
+        assert_eq!(
+            status(Some(&stored(active.clone(), None, false))),
+            (Status::Connected, None, None, None)
+        );
+        assert_eq!(
+            status(Some(&stored(active, Some(now - 1), false))),
+            (
+                Status::NeedsReauthorization,
+                Some("expired"),
+                None,
+                Some(now - 1)
+            )
+        );
+        let refused = ConnectionState::NeedsReauthorization {
+            reason: Reauthorization::RefreshRefused("invalid_grant".into()),
+            since: 7,
+        };
+        assert_eq!(
+            status(Some(&stored(refused, Some(now + 99), true))),
+            (
+                Status::NeedsReauthorization,
+                Some("refresh-refused"),
+                Some("invalid_grant".into()),
+                Some(7)
+            )
+        );
+        let revoked = ConnectionState::NeedsReauthorization {
+            reason: Reauthorization::Revoked,
+            since: 8,
+        };
+        assert_eq!(
+            status(Some(&stored(revoked, None, true))),
+            (Status::NeedsReauthorization, Some("revoked"), None, Some(8))
+        );
+        assert_eq!(status(None), (Status::Removed, None, None, None));
+        for status in [
+            Status::Connected,
+            Status::NeedsReauthorization,
+            Status::Removed,
+        ] {
+            assert_eq!(Status::parse(status.name()), Some(status));
+        }
+        assert_eq!(Status::parse("valid"), None);
+    }
+
+    #[test]
+    fn the_event_body_names_the_change() {
+        let mut event = Event {
+            id: "evt_1".into(),
+            connection: "alice".into(),
+            integration: "github".into(),
+            observed: Observed {
+                status: Status::NeedsReauthorization,
+                reason: Some("refresh-refused"),
+                error: Some("invalid_grant".into()),
+                since: Some(0),
+            },
+            previous: Some(Status::Connected),
+            at: 0,
+        };
+        let body: serde_json::Value = serde_json::from_slice(&event_body(&event)).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "id": "evt_1",
+                "type": "connection.status",
+                "connection": "alice",
+                "integration": "github",
+                "status": "needs-reauthorization",
+                "previous_status": "connected",
+                "reason": "refresh-refused",
+                "error": "invalid_grant",
+                "at": "1970-01-01T00:00:00Z",
+            })
+        );
+        event.observed = observe(None, 0);
+        event.previous = None;
+        let body: serde_json::Value = serde_json::from_slice(&event_body(&event)).unwrap();
+        assert_eq!(body["status"], "removed");
+        assert_eq!(body["previous_status"], serde_json::Value::Null);
+        assert!(body.get("reason").is_none() && body.get("error").is_none());
+    }
+}
