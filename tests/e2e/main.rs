@@ -3,8 +3,10 @@
 //! test. The `connector-host` CLI runs in-process (or, for the refresh storms, in worker
 //! processes); a scripted user agent (`tests/oidc-server/user-agent.mjs`) plays the browser:
 //! it signs in, consents (or denies), and delivers the redirect to the CLI's loopback
-//! listener.
+//! listener. `browser.rs` drives the service's web page with headless Chromium (Debian's
+//! `chromium` through playwright-core), a real browser end to end.
 
+mod browser;
 mod call;
 mod client_auth;
 mod connect;
