@@ -177,6 +177,27 @@ fn needs_refresh_through_the_component() {
     );
 }
 
+/// The service keeps a valid token in memory only while the component's largest default
+/// margin cannot make it due (`connector_host::serve::token_cache`): that margin must be the
+/// component's.
+#[test]
+fn the_largest_default_margin_is_the_one_the_service_cache_assumes() {
+    let server = TestServer::start(|_| Reply::json(200, "{}"));
+    let mut session = session_for(&server);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let ceiling = connector_host::serve::token_cache::MARGIN_CEILING_SECS;
+    // A long-lived token: a tenth of its lifetime is beyond the ceiling, so the margin is it.
+    let mut long = tokens(Some("rt"));
+    long.obtained_at = 0;
+    long.expires_at = Some(now + ceiling + 60);
+    assert!(!session.needs_refresh(&long, None).unwrap());
+    long.expires_at = Some(now + ceiling - 2);
+    assert!(session.needs_refresh(&long, None).unwrap());
+}
+
 #[test]
 fn client_credentials_with_scopes_and_audience() {
     let server = TestServer::start(|_| {

@@ -327,20 +327,52 @@ async fn token(
     tenant: TenantId,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let name = internal_name(tenant, &id);
+    // A token this process handed out less than a second ago and that is not near its
+    // expiry: answered here, without a store thread (see `token_cache`).
+    if let Some(cached) = state.tokens.get(&name, std::time::Instant::now()) {
+        return Ok(token_answer(
+            &cached.access_token,
+            &cached.token_type,
+            cached.expires_at,
+        ));
+    }
+    let generation = state.tokens.generation();
     let shared = state.clone();
+    let looked_up = name.clone();
     let tokens = state
         .blocking(move |connections| {
             connections
-                .valid_tokens(&internal_name(tenant, &id))
+                .valid_tokens(&looked_up)
                 .map(|outcome| outcome.tokens)
                 .map_err(|error| failed(connections, &shared, tenant, &id, error))
         })
         .await?;
-    Ok(Json(serde_json::json!({
-        "access_token": tokens.access_token,
-        "token_type": tokens.token_type,
-        "expires_at": tokens.expires_at.map(format_time),
-    })))
+    state.tokens.put(
+        &name,
+        &tokens,
+        generation,
+        std::time::Instant::now(),
+        crate::store::now(),
+    );
+    Ok(token_answer(
+        &tokens.access_token,
+        &tokens.token_type,
+        tokens.expires_at,
+    ))
+}
+
+/// The answer of `/token`.
+fn token_answer(
+    access_token: &str,
+    token_type: &str,
+    expires_at: Option<u64>,
+) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "access_token": access_token,
+        "token_type": token_type,
+        "expires_at": expires_at.map(format_time),
+    }))
 }
 
 /// `error` of tenant `tenant`'s connection `id` as the API answers it, recorded first as the
@@ -397,6 +429,7 @@ async fn request(
     let call: ApiCall = json_body(&body_bytes(body)?)?;
     let method = method(&call.method)?;
     let shared = state.clone();
+    let call_id = id.clone();
     let outcome = state
         .blocking(move |connections| {
             let name = internal_name(tenant, &id);
@@ -422,6 +455,10 @@ async fn request(
                 .map_err(|error| failed(connections, &shared, tenant, &id, error))
         })
         .await?;
+    if outcome.refreshed {
+        // The token /token may still hold was refused or replaced.
+        state.tokens.forget(&internal_name(tenant, &call_id));
+    }
     let response = outcome.response;
     let headers: Vec<[String; 2]> = response
         .headers

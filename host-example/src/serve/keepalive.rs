@@ -34,6 +34,7 @@
 //! tenant can see what happened and when, and cleared when the connection is connected
 //! again.
 
+use super::token_cache::TokenCache;
 use std::time::{Duration, Instant};
 
 use rusqlite::{OptionalExtension as _, params};
@@ -296,6 +297,7 @@ pub fn start(
     interval: Duration,
     after: Duration,
     changes: Notifier,
+    tokens: TokenCache,
 ) -> Result<(), ServeError> {
     let (opened, open_result) = std::sync::mpsc::channel();
     let dispatch = tracing::dispatcher::get_default(|dispatch| dispatch.clone());
@@ -326,7 +328,7 @@ pub fn start(
                 std::thread::sleep(interval);
                 let started = Instant::now();
                 let swept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    sweep(&connections, after, &changes)
+                    sweep(&connections, after, &changes, &tokens)
                 }));
                 match swept {
                     Ok(Ok(swept)) if swept == Swept::default() => {}
@@ -360,6 +362,7 @@ pub fn sweep(
     connections: &Connections<'_>,
     after: Duration,
     changes: &Notifier,
+    tokens: &TokenCache,
 ) -> Result<Swept, StoreError> {
     let store = connections.store();
     let now = crate::store::now();
@@ -392,6 +395,8 @@ pub fn sweep(
         let refreshed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             connections.refresh_idle(&connection.name, written_before)
         }));
+        // Whatever happened, `/token` asks the store next time.
+        tokens.forget(&connection.name);
         match refreshed {
             Ok(Ok(outcome)) if outcome.refreshed => {
                 swept.refreshed += 1;

@@ -25,6 +25,7 @@ pub mod integrations;
 pub mod keepalive;
 pub mod pages;
 pub mod tenants;
+pub mod token_cache;
 pub mod webhooks;
 
 use std::net::SocketAddr;
@@ -116,6 +117,8 @@ pub struct State {
     pub webhook_origins: Vec<url::Origin>,
     /// Tells the webhook notifier of status changes.
     pub changes: webhooks::Notifier,
+    /// Valid tokens `/token` handed out less than a second ago.
+    pub tokens: token_cache::TokenCache,
     /// The store threads' queue.
     jobs: std::sync::mpsc::Sender<Job>,
     /// Stores for checking API keys where the request is handled ([`State::authenticate`]),
@@ -174,6 +177,7 @@ impl State {
     /// status (connected, removed, a refresh refused): its event goes out within about a
     /// second instead of at the next sweep.
     pub fn connection_changed(&self, tenant: auth::TenantId, id: &str) {
+        self.tokens.forget(&connections::internal_name(tenant, id));
         self.changes.connection_changed(tenant.0, id);
     }
 
@@ -421,6 +425,7 @@ pub fn serve(
     )?;
     // The webhook notifier and the keep-alive sweep, each on a thread of its own with its
     // own open store (the store threads prepared the tables).
+    let tokens = token_cache::TokenCache::default();
     let changes = webhooks::start(
         options.store.clone(),
         options.key.clone(),
@@ -434,6 +439,7 @@ pub fn serve(
             options.keep_alive_interval,
             after,
             changes.clone(),
+            tokens.clone(),
         )?,
         None => tracing::info!("keep-alive: off (--keep-alive-after 0)"),
     }
@@ -444,6 +450,7 @@ pub fn serve(
         session_ttl: options.session_ttl,
         webhook_origins,
         changes,
+        tokens,
         jobs,
         key_checkers: std::sync::Mutex::new(Vec::new()),
         store: (options.store.clone(), options.key.clone()),
