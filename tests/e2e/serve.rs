@@ -426,10 +426,20 @@ fn client_credentials_and_sixty_four_concurrent_tokens_refresh_once() {
     let cache = dir.0.join("compiled");
     let cache_env = [(CACHE_ENV, cache.to_str().unwrap())];
     let serve = ["serve", "--listen", "127.0.0.1:0"];
+    // On a port another socket holds: the key is checked before the port is taken, so the
+    // error is the key's, not the port's.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_address = taken.local_addr().unwrap().to_string();
     let wrong = cli(
-        &[&["--store", &store, "--key-file", &wrong_file][..], &serve].concat(),
+        &[
+            &["--store", &store, "--key-file", &wrong_file][..],
+            &["serve", "--listen", &taken_address],
+        ]
+        .concat(),
         &cache_env,
     );
+    drop(taken);
+    assert!(!wrong.err.contains("cannot listen"), "{}", wrong.err);
     assert_eq!(wrong.code, 1, "{}", wrong.err);
     assert!(wrong.out.is_empty(), "it never listened: {}", wrong.out);
     assert!(

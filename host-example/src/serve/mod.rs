@@ -398,14 +398,14 @@ pub fn serve(
     options: ServeOptions,
     ready: impl FnOnce(SocketAddr, &str),
 ) -> Result<(), ServeError> {
-    let listener = std::net::TcpListener::bind(options.listen)
-        .map_err(|error| ServeError::Listen(options.listen, error))?;
-    let bound = listener.local_addr().map_err(ServeError::Io)?;
-    let public_url = match &options.public_url {
-        Some(url) => origin_of(url)?.0,
-        None => format!("http://{bound}"),
-    };
-    let mut return_origins = vec![origin_of(&public_url)?.1];
+    // Everything that can be refused is checked before the port is taken: the URLs, then the
+    // store and its key (the store threads open it).
+    let public_url = options
+        .public_url
+        .as_deref()
+        .map(|url| Ok::<_, ServeError>(origin_of(url)?.0))
+        .transpose()?;
+    let mut return_origins = Vec::new();
     for origin in &options.return_origins {
         return_origins.push(origin_of(origin)?.1);
     }
@@ -414,7 +414,6 @@ pub fn serve(
         .iter()
         .map(|origin| Ok(origin_of(origin)?.1))
         .collect::<Result<Vec<_>, ServeError>>()?;
-    listener.set_nonblocking(true).map_err(ServeError::Io)?;
     // Serving lives as long as the process: the runtime is shared by every thread.
     let runtime: &'static Runtime = Box::leak(Box::new(runtime));
     let jobs = store_pool(
@@ -423,6 +422,13 @@ pub fn serve(
         options.key.clone(),
         store_threads(),
     )?;
+    let listener = std::net::TcpListener::bind(options.listen)
+        .map_err(|error| ServeError::Listen(options.listen, error))?;
+    let bound = listener.local_addr().map_err(ServeError::Io)?;
+    let public_url = public_url.unwrap_or_else(|| format!("http://{bound}"));
+    // The public URL's origin first.
+    return_origins.insert(0, origin_of(&public_url)?.1);
+    listener.set_nonblocking(true).map_err(ServeError::Io)?;
     // The webhook notifier and the keep-alive sweep, each on a thread of its own with its
     // own open store (the store threads prepared the tables).
     let tokens = token_cache::TokenCache::default();
