@@ -964,7 +964,7 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             let (mut config, source, signer) = match client_secret_env {
                 // The stored key (private_key_jwt) is the client's credential: a secret
                 // would change how the client authenticates, which is `connect --force`.
-                Some(_) if matches!(stored.secret, SecretSource::PrivateKey { .. }) => {
+                Some(_) if stored.secret.is_private_key() => {
                     return Err(UsageError(format!(
                         "`{}` authenticates with a private key, not a secret: to change the \
                          client's authentication, run `connector-host connect {} --force ...`",
@@ -1777,6 +1777,12 @@ fn write_show(out: &mut dyn Write, connection: &StoredConnection) -> anyhow::Res
         SecretSource::PrivateKey { path, key_id } => format!(
             "none; signs with the private key {}{}",
             path.display(),
+            key_id
+                .as_ref()
+                .map_or_else(String::new, |kid| format!(" (kid {kid})"))
+        ),
+        SecretSource::StoredPrivateKey { key_id, .. } => format!(
+            "none; signs with the private key stored with it{}",
             key_id
                 .as_ref()
                 .map_or_else(String::new, |kid| format!(" (kid {kid})"))

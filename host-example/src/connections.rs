@@ -410,7 +410,9 @@ impl<'a> Connections<'a> {
     ) -> Result<ConnectionConfig, ConnectionError> {
         let mut config = connection.config.clone();
         config.client.client_secret = match &connection.secret {
-            SecretSource::None | SecretSource::PrivateKey { .. } => None,
+            SecretSource::None
+            | SecretSource::PrivateKey { .. }
+            | SecretSource::StoredPrivateKey { .. } => None,
             SecretSource::Stored(secret) => Some(secret.clone()),
             SecretSource::Environment(var) => match (self.env)(var) {
                 Some(value) if !value.is_empty() => Some(value),
@@ -426,7 +428,8 @@ impl<'a> Connections<'a> {
         Ok(self.runtime.instantiate(transport)?)
     }
 
-    /// The signer for `connection`'s client assertions: its key file, or none.
+    /// The signer for `connection`'s client assertions: its key file, its stored key, or
+    /// none.
     pub fn signer(
         &self,
         connection: &StoredConnection,
@@ -434,6 +437,9 @@ impl<'a> Connections<'a> {
         Ok(match &connection.secret {
             SecretSource::PrivateKey { path, key_id } => Arc::new(
                 KeyFileSigner::from_pem_file(path, key_id.clone()).map_err(ConnectionError::Key)?,
+            ),
+            SecretSource::StoredPrivateKey { pem, key_id } => Arc::new(
+                KeyFileSigner::from_pem(pem, key_id.clone()).map_err(ConnectionError::Key)?,
             ),
             _ => Arc::new(NoSigner),
         })

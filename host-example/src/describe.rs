@@ -304,13 +304,14 @@ pub struct ConnectionView {
     /// Whether that method is the profile's default (the client named none).
     pub client_auth_from_profile: bool,
     /// Where the client's credential comes from: `none`, `stored-secret`,
-    /// `secret-from-environment` or `private-key`.
+    /// `secret-from-environment`, `private-key` (a key file) or `stored-private-key` (a key
+    /// stored, sealed, with the connection: a service integration's).
     pub credential: &'static str,
     /// For `secret-from-environment`: the variable's name.
     pub secret_env: Option<String>,
     /// For `private-key`: the key file.
     pub private_key: Option<PathBuf>,
-    /// For `private-key`: the key id (`kid`), if any.
+    /// For `private-key` and `stored-private-key`: the key id (`kid`), if any.
     pub key_id: Option<String>,
     /// The redirect URI the authorization code was delivered to.
     pub redirect_uri: Option<String>,
@@ -374,6 +375,9 @@ pub fn connection_view(connection: &StoredConnection, now: u64) -> ConnectionVie
         }
         SecretSource::PrivateKey { path, key_id } => {
             ("private-key", None, Some(path.clone()), key_id.clone())
+        }
+        SecretSource::StoredPrivateKey { key_id, .. } => {
+            ("stored-private-key", None, None, key_id.clone())
         }
     };
     let mark = match &connection.state {

@@ -346,7 +346,7 @@ impl fmt::Debug for KeyFileSigner {
 }
 
 /// The JWS `alg` name of `algorithm` (RFC 7518 §3.1, RFC 8037 §3.1).
-fn jws_name(algorithm: SigningAlgorithm) -> &'static str {
+pub fn jws_name(algorithm: SigningAlgorithm) -> &'static str {
     match algorithm {
         SigningAlgorithm::Rs256 => "RS256",
         SigningAlgorithm::Ps256 => "PS256",

@@ -298,6 +298,26 @@ pub enum SecretSource {
         /// The key id (`kid`) registered with the server, if any.
         key_id: Option<String>,
     },
+    /// A private key (PKCS#8 PEM) stored with the connection, sealed with the `secret`
+    /// column like a [`SecretSource::Stored`] secret: a service integration's key, which no
+    /// file holds. The host signs client assertions with it; it never enters the component.
+    StoredPrivateKey {
+        /// The key, as PEM text.
+        pem: String,
+        /// The key id (`kid`) registered with the server, if any.
+        key_id: Option<String>,
+    },
+}
+
+impl SecretSource {
+    /// Whether the client authenticates with a private key (`private_key_jwt`), from a
+    /// file or stored.
+    pub fn is_private_key(&self) -> bool {
+        matches!(
+            self,
+            Self::PrivateKey { .. } | Self::StoredPrivateKey { .. }
+        )
+    }
 }
 
 impl std::fmt::Debug for SecretSource {
@@ -309,6 +329,11 @@ impl std::fmt::Debug for SecretSource {
             Self::PrivateKey { path, key_id } => f
                 .debug_struct("PrivateKey")
                 .field("path", path)
+                .field("key_id", key_id)
+                .finish(),
+            Self::StoredPrivateKey { pem: _, key_id } => f
+                .debug_struct("StoredPrivateKey")
+                .field("pem", &format_args!("[redacted]"))
                 .field("key_id", key_id)
                 .finish(),
         }
@@ -796,6 +821,46 @@ impl Store {
         )?;
         let raws = statement
             .query_map([], row_to_raw)?
+            .collect::<Result<Vec<_>, _>>()?;
+        raws.into_iter()
+            .map(|raw| raw.decode(self.key.as_ref()))
+            .collect()
+    }
+
+    /// The connections whose names start with `prefix` and sort after `prefix` + `after`
+    /// (from the first when `None`), by name, at most `limit`: one page of a listing, read
+    /// through the name's index (only the page's rows are decoded and opened).
+    pub fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredConnection>, StoreError> {
+        // Every name with the prefix sorts before the prefix with its last character
+        // incremented; an empty prefix has no upper bound.
+        let upper = prefix.chars().last().map(|last| {
+            let mut upper = prefix[..prefix.len() - last.len_utf8()].to_owned();
+            upper.push(char::from_u32(last as u32 + 1).unwrap_or(char::MAX));
+            upper
+        });
+        let after = after.map(|after| format!("{prefix}{after}"));
+        let mut statement = self.db.prepare(
+            "SELECT name, config, secret, grant_type, tokens, created_at, updated_at, token_writes,
+                    reauthorization, reauthorization_since
+             FROM connections
+             WHERE name >= ?1 AND (?2 IS NULL OR name > ?2) AND (?3 IS NULL OR name < ?3)
+             ORDER BY name LIMIT ?4",
+        )?;
+        let raws = statement
+            .query_map(
+                rusqlite::params![
+                    prefix,
+                    after,
+                    upper,
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                row_to_raw,
+            )?
             .collect::<Result<Vec<_>, _>>()?;
         raws.into_iter()
             .map(|raw| raw.decode(self.key.as_ref()))
@@ -1429,6 +1494,38 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_page_holds_one_prefix_only_from_after_its_cursor() {
+        let path = temp_path("page");
+        let store = Store::open(&path).unwrap();
+        // Tenant 1's three, and names that sort right before and after its prefix.
+        for name in ["t1:b", "t1:a", "t1:c", "t10:a", "t1;x", "t0:z", "plain"] {
+            save_public(&store, name, &tokens(name)).unwrap();
+        }
+        let names = |after: Option<&str>, limit: usize| -> Vec<String> {
+            store
+                .list_page("t1:", after, limit)
+                .unwrap()
+                .into_iter()
+                .map(|connection| connection.name)
+                .collect()
+        };
+        assert_eq!(names(None, 10), ["t1:a", "t1:b", "t1:c"]);
+        assert_eq!(names(None, 2), ["t1:a", "t1:b"]);
+        assert_eq!(names(Some("b"), 2), ["t1:c"]);
+        assert_eq!(names(Some("c"), 2), Vec::<String>::new());
+        assert_eq!(names(Some(""), usize::MAX), ["t1:a", "t1:b", "t1:c"]);
+        let all: Vec<String> = store
+            .list_page("", None, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|connection| connection.name)
+            .collect();
+        assert_eq!(all.len(), 7);
+        drop(store);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap().parent().unwrap());
+    }
+
     /// The store file a [`side_by_side_worker`] writes to.
     const SIDE_BY_SIDE_ENV: &str = "CONNECTOR_TEST_SIDE_BY_SIDE_STORE";
 
@@ -1598,6 +1695,62 @@ mod tests {
         }
         let store = Store::open_sealed(&path, key).unwrap();
         assert_eq!(store.get("c").unwrap().tokens, secret_tokens(ACCESS_TOKEN));
+    }
+
+    /// A private key stored with a connection (a service integration's) is sealed in the
+    /// `secret` column like a stored secret, comes back as it was and never prints; the
+    /// older variants keep their encodings, so rows written before it was added still load.
+    #[test]
+    fn a_stored_private_key_is_sealed_like_a_secret() {
+        const PEM_BODY: &str = "MC4CAQAwBQYDK2VwBCIEIStoredKeyBody7c1e0a9b3d5f";
+        let source = SecretSource::StoredPrivateKey {
+            pem: format!("-----BEGIN PRIVATE KEY-----\n{PEM_BODY}\n-----END PRIVATE KEY-----\n"),
+            key_id: Some("k1".into()),
+        };
+        assert_eq!(
+            format!("{source:?}"),
+            r#"StoredPrivateKey { pem: [redacted], key_id: Some("k1") }"#
+        );
+        assert!(source.is_private_key());
+        assert!(!SecretSource::Stored("s".into()).is_private_key());
+
+        let path = temp_path("stored-key");
+        let key = sealing_key(1);
+        let store = Store::open_sealed(&path, key.clone()).unwrap();
+        store
+            .save(
+                "signed",
+                &config(),
+                &source,
+                Grant::AuthorizationCode,
+                &secret_tokens(ACCESS_TOKEN),
+            )
+            .unwrap();
+        assert!(raw(&store, "signed", "secret").starts_with(&format!("sealed:v1:{}:", key.id())));
+        assert_eq!(store.get("signed").unwrap().secret, source);
+        drop(store);
+        let bytes = on_disk(&path);
+        for clear in [PEM_BODY, "PRIVATE KEY", "StoredPrivateKey"] {
+            assert!(!holds(&bytes, clear), "{clear} in clear in the store");
+        }
+
+        // The encodings rows were written with, unchanged.
+        assert_eq!(to_json(&SecretSource::None), r#""None""#);
+        assert_eq!(
+            to_json(&SecretSource::Stored("s".into())),
+            r#"{"Stored":"s"}"#
+        );
+        assert_eq!(
+            to_json(&SecretSource::Environment("V".into())),
+            r#"{"Environment":"V"}"#
+        );
+        assert_eq!(
+            to_json(&SecretSource::PrivateKey {
+                path: "/k.pem".into(),
+                key_id: None
+            }),
+            r#"{"PrivateKey":{"path":"/k.pem","key_id":null}}"#
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod pages;
 mod reconnect;
 mod retry;
 mod serve;
+mod serve_jwt;
 mod server;
 mod service;
 mod state;

@@ -54,6 +54,9 @@ fn browser_connect_then_token_and_request_for_its_tenant_only() {
             "client_id": "basic-client",
             "client_auth": "client_secret_basic",
             "client_secret_set": true,
+            "private_key_set": false,
+            "key_algorithm": null,
+            "key_id": null,
             "scopes": ["openid", "profile"],
             "params": {},
             "offline": false,
@@ -182,7 +185,7 @@ fn browser_connect_then_token_and_request_for_its_tenant_only() {
     assert_eq!((status, &body["error"]["code"]), (404, &json!("not_found")));
     assert_eq!(
         service.api(HttpMethod::Get, "/v1/connections", &beta, None),
-        (200, json!({"connections": []}))
+        (200, json!({"connections": [], "next": null}))
     );
     assert_eq!(
         service.api(HttpMethod::Get, "/v1/integrations", &beta, None),
@@ -373,6 +376,65 @@ fn client_credentials_and_sixty_four_concurrent_tokens_refresh_once() {
     let (_, shown) = service.api(HttpMethod::Get, "/v1/connections/conn", &key, None);
     assert_eq!(shown["status"], "valid");
     assert!(shown["last_refresh"].as_str().unwrap().ends_with('Z'));
+
+    // The list, a page at a time (by id): `next` is the id to continue after.
+    let page = |query: &str| {
+        let (status, body) = service.api(
+            HttpMethod::Get,
+            &format!("/v1/connections{query}"),
+            &key,
+            None,
+        );
+        let ids: Vec<String> = body["connections"]
+            .as_array()
+            .map(|views| {
+                views
+                    .iter()
+                    .map(|view| view["id"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        (
+            status,
+            ids,
+            body["next"].clone(),
+            body["error"]["code"].clone(),
+        )
+    };
+    assert_eq!(
+        page(""),
+        (
+            200,
+            vec!["conn".into(), "machine".into()],
+            Value::Null,
+            Value::Null
+        )
+    );
+    assert_eq!(
+        page("?limit=1"),
+        (200, vec!["conn".into()], json!("conn"), Value::Null)
+    );
+    assert_eq!(
+        page("?limit=1&after=conn"),
+        (200, vec!["machine".into()], Value::Null, Value::Null)
+    );
+    assert_eq!(
+        page("?after=machine"),
+        (200, vec![], Value::Null, Value::Null)
+    );
+    for refused in [
+        "?limit=0",
+        "?limit=1001",
+        "?limit=x",
+        "?after=a%2Fb",
+        "?page=2",
+    ] {
+        assert_eq!(
+            page(refused),
+            (400, vec![], Value::Null, json!("invalid_request")),
+            "{refused}"
+        );
+    }
 
     // A sign-in begun and not completed: its pending authorization (with the PKCE
     // verifier) is stored until the callback.

@@ -22,7 +22,7 @@ use super::AppState;
 use super::auth::{Body, TenantId, body_bytes, json_body};
 use super::connections::{internal_name, record};
 use super::errors::{ApiError, Code, ErrorPage};
-use super::integrations::{self, no_signer};
+use super::integrations;
 use super::tenants::{hash, random_token, valid_id};
 use crate::describe::format_time;
 use crate::runtime::CallError;
@@ -237,9 +237,10 @@ async fn begin(
                 )?;
                 return Err(expired());
             }
-            let (_, config) = flow_config(store, &shared, &session)?;
-            let request = crate::connect::instance(shared.runtime(), &config, &no_signer())?
-                .begin(&config)?;
+            let (integration, config) = flow_config(store, &shared, &session)?;
+            let request =
+                crate::connect::instance(shared.runtime(), &config, &integration.signer())?
+                    .begin(&config)?;
             // Opening the link again begins again: the earlier state stops matching. The
             // pending authorization holds the PKCE verifier: sealed when the store has a key.
             let pending = super::tenants::seal_pending(
@@ -308,7 +309,9 @@ async fn callback(State(state): State<AppState>, uri: Uri) -> Result<Response, E
                 .and_then(|text| serde_json::from_str(text).ok())
                 .ok_or_else(|| ApiError::internal(&"a begun session without its pending flow"))?;
             let (integration, config) = flow_config(store, &shared, &session)?;
-            let mut session_instance = crate::connect::instance(runtime, &config, &no_signer())?;
+            // The code exchange signs its client assertion with the integration's key.
+            let mut session_instance =
+                crate::connect::instance(runtime, &config, &integration.signer())?;
             let tokens = session_instance
                 .complete(&config, &pending, &callback_url)
                 .map_err(|error| match &error {

@@ -7,7 +7,8 @@
 //! A tenant's connection `NAME` is stored as `t<tenant id>:NAME` in the store's
 //! `connections` table; `service_connections` records which integration it belongs to.
 
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -18,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::auth::{Body, TenantId, body_bytes, json_body};
 use super::errors::{ApiError, Code};
-use super::integrations::{self, no_signer};
+use super::integrations;
 use super::tenants::valid_id;
 use crate::connections::{Connections, api_url, health};
 use crate::describe::format_time;
@@ -177,9 +178,19 @@ pub fn load(
 
 /// Tenant `tenant`'s connections, as the API shows them.
 pub(crate) fn list_views(store: &Store, tenant: TenantId) -> Result<Vec<ConnectionView>, ApiError> {
+    page_views(store, tenant, None, usize::MAX)
+}
+
+/// At most `limit` of tenant `tenant`'s connections whose ids sort after `after`, by id.
+fn page_views(
+    store: &Store,
+    tenant: TenantId,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<ConnectionView>, ApiError> {
     let prefix = internal_name(tenant, "");
     store
-        .list()?
+        .list_page(&prefix, after, limit)?
         .iter()
         .filter_map(|c| c.name.strip_prefix(&prefix).map(|id| (c, id)))
         .map(|(connection, id)| {
@@ -189,14 +200,63 @@ pub(crate) fn list_views(store: &Store, tenant: TenantId) -> Result<Vec<Connecti
         .collect()
 }
 
+/// How many connections a page of `GET /v1/connections` holds by default, and at most.
+pub const PAGE_SIZE: (usize, usize) = (100, 1000);
+
+/// `GET /v1/connections?limit=N&after=ID`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<String>,
+    after: Option<String>,
+}
+
 async fn list(
     State(state): State<AppState>,
     tenant: TenantId,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let views = state
-        .blocking(move |connections| list_views(connections.store(), tenant))
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::invalid(format!(
+            "the query takes `limit` and `after` only: {}",
+            rejection.body_text()
+        ))
+    })?;
+    let limit = match query.limit.as_deref() {
+        None => PAGE_SIZE.0,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|limit| (1..=PAGE_SIZE.1).contains(limit))
+            .ok_or_else(|| {
+                ApiError::invalid(format!("limit: a whole number from 1 to {}", PAGE_SIZE.1))
+            })?,
+    };
+    if let Some(after) = &query.after
+        && !valid_id(after)
+    {
+        return Err(ApiError::invalid("after: a connection id"));
+    }
+    // One more than asked for tells whether there is a next page.
+    let mut views = state
+        .blocking(move |connections| {
+            page_views(
+                connections.store(),
+                tenant,
+                query.after.as_deref(),
+                limit + 1,
+            )
+        })
         .await?;
-    Ok(Json(serde_json::json!({ "connections": views })))
+    let next = if views.len() > limit {
+        views.truncate(limit);
+        views.last().map(|view| view.id.clone())
+    } else {
+        None
+    };
+    Ok(Json(
+        serde_json::json!({ "connections": views, "next": next }),
+    ))
 }
 
 async fn show(
@@ -247,9 +307,9 @@ async fn create(
             }
             check_integration(store, tenant, &request.connection, &integration.id)?;
             let config = &integration.config;
+            let signer = integration.signer();
             let tokens = retry::call(&RetryPolicy::default(), None, &mut |_| {}, || {
-                crate::connect::instance(runtime, config, &no_signer())?
-                    .fetch_client_credentials(config)
+                crate::connect::instance(runtime, config, &signer)?.fetch_client_credentials(config)
             })?;
             let name = internal_name(tenant, &request.connection);
             connections.save_locked(

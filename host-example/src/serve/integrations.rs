@@ -1,8 +1,15 @@
 //! `/v1/integrations`: a tenant's configured providers and clients. Built with the CLI's
-//! `connect` code ([`crate::configure`]); the client secret is write-only (stored, never
-//! returned: the view says `client_secret_set`).
+//! `connect` code ([`crate::configure`]); the client's secret or private key is write-only
+//! (stored sealed, never returned: the view says `client_secret_set`, or `private_key_set`
+//! with the key's algorithm and `kid`).
+//!
+//! A `private_key_jwt` client gives its key as PKCS#8 PEM text (`private_key`), which the
+//! host signs its assertions with ([`KeyFileSigner`]); the key never enters the component.
+//! A client has a secret or a key, never both: no method uses both, and a secret stored
+//! beside a key would be one more secret to leak for nothing.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -17,6 +24,7 @@ use super::errors::{ApiError, Code};
 use super::tenants::valid_id;
 use crate::configure::{self, ClientSettings, ConfigureError, ProfileSource};
 use crate::describe::{client_auth_method, format_time};
+use crate::signer::{KeyFileSigner, NoSigner, Signer, jws_name};
 use crate::store::{Grant, SecretSource, Store};
 use crate::types::{ClientAuthMethod, ConnectionConfig, KeyValue};
 use crate::{AllowList, HttpTransport, Limits};
@@ -36,6 +44,7 @@ enum ClientAuth {
     ClientSecretPost,
     None,
     ClientSecretJwt,
+    PrivateKeyJwt,
 }
 
 /// The grants an integration can use.
@@ -47,7 +56,7 @@ enum GrantName {
     ClientCredentials,
 }
 
-/// `POST /v1/integrations`. No `Debug`: it holds the client secret.
+/// `POST /v1/integrations`. No `Debug`: it holds the client secret or private key.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewIntegration {
@@ -59,6 +68,10 @@ struct NewIntegration {
     grant: GrantName,
     client_id: String,
     client_secret: Option<String>,
+    /// The client's private key for `private_key_jwt`: PKCS#8 PEM text (PKCS#1 for RSA too).
+    private_key: Option<String>,
+    /// The private key's `kid`, as registered with the server.
+    key_id: Option<String>,
     client_auth: Option<ClientAuth>,
     #[serde(default)]
     scopes: Vec<String>,
@@ -70,7 +83,8 @@ struct NewIntegration {
     offline: bool,
 }
 
-/// A stored integration, its client secret filled in. Its `Debug` leaves the secret out.
+/// A stored integration, its client secret or private key filled in. Its `Debug` leaves
+/// them out.
 pub struct Integration {
     /// Its id, unique for the tenant.
     pub id: String,
@@ -80,8 +94,49 @@ pub struct Integration {
     pub source: String,
     /// The configuration (with the client secret, if any).
     pub config: ConnectionConfig,
+    /// The client's private key (`private_key_jwt`), if it has one.
+    pub key: Option<IntegrationKey>,
     /// When it was created (Unix seconds).
     pub created_at: u64,
+}
+
+/// An integration's private key: the PEM text as given (stored sealed, and with each of its
+/// connections, whose refreshes sign with it) and the signer parsed from it. Its `Debug`
+/// prints the algorithm and `kid`, never the key.
+pub struct IntegrationKey {
+    pem: String,
+    signer: Arc<KeyFileSigner>,
+}
+
+impl IntegrationKey {
+    /// Parses `pem` (with `key_id`, its `kid`); the error is [`KeyFileSigner::from_pem`]'s,
+    /// which names no byte of the text.
+    pub fn parse(pem: String, key_id: Option<String>) -> Result<Self, crate::signer::KeyFileError> {
+        let signer = KeyFileSigner::from_pem(&pem, key_id)?;
+        Ok(Self {
+            pem,
+            signer: Arc::new(signer),
+        })
+    }
+
+    /// The key's JWS algorithm name: `RS256`, `ES256`, `ES384` or `EdDSA`.
+    pub fn algorithm(&self) -> &'static str {
+        jws_name(self.signer.algorithm())
+    }
+
+    /// The key's `kid`, if it has one.
+    pub fn key_id(&self) -> Option<&str> {
+        self.signer.key_id()
+    }
+}
+
+impl std::fmt::Debug for IntegrationKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntegrationKey")
+            .field("algorithm", &self.algorithm())
+            .field("key_id", &self.key_id())
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Integration {
@@ -90,16 +145,30 @@ impl std::fmt::Debug for Integration {
             .field("id", &self.id)
             .field("grant", &self.grant)
             .field("provider", &self.config.profile.id)
+            .field("key", &self.key)
             .finish_non_exhaustive()
     }
 }
 
 impl Integration {
-    /// Where its connections' client secret comes from: stored with them, or none.
+    /// Where its connections' client credential comes from: its private key or its client
+    /// secret, stored (sealed) with them, or none.
     pub fn secret_source(&self) -> SecretSource {
-        match &self.config.client.client_secret {
-            Some(secret) => SecretSource::Stored(secret.clone()),
-            None => SecretSource::None,
+        match (&self.key, &self.config.client.client_secret) {
+            (Some(key), _) => SecretSource::StoredPrivateKey {
+                pem: key.pem.clone(),
+                key_id: key.key_id().map(str::to_owned),
+            },
+            (None, Some(secret)) => SecretSource::Stored(secret.clone()),
+            (None, None) => SecretSource::None,
+        }
+    }
+
+    /// The signer of its client's assertions: its private key's, or one that holds no key.
+    pub fn signer(&self) -> Arc<dyn Signer> {
+        match &self.key {
+            Some(key) => key.signer.clone(),
+            None => Arc::new(NoSigner),
         }
     }
 
@@ -121,6 +190,12 @@ impl Integration {
                     .unwrap_or(config.profile.client_auth),
             ),
             client_secret_set: config.client.client_secret.is_some(),
+            private_key_set: self.key.is_some(),
+            key_algorithm: self.key.as_ref().map(IntegrationKey::algorithm),
+            key_id: self
+                .key
+                .as_ref()
+                .and_then(|key| key.key_id().map(str::to_owned)),
             scopes: config.scopes.clone(),
             params: config
                 .authorize_params
@@ -145,6 +220,12 @@ struct IntegrationView {
     client_id: String,
     client_auth: &'static str,
     client_secret_set: bool,
+    /// Whether it has a private key (never the key).
+    private_key_set: bool,
+    /// The private key's JWS algorithm, when it has one.
+    key_algorithm: Option<&'static str>,
+    /// The private key's `kid`, when it has one.
+    key_id: Option<String>,
     scopes: Vec<String>,
     params: BTreeMap<String, String>,
     offline: bool,
@@ -156,31 +237,46 @@ pub fn load(store: &Store, tenant: TenantId, id: &str) -> Result<Integration, Ap
     let row = store
         .sqlite()
         .query_row(
-            "SELECT grant_type, source, config, client_secret, created_at
+            "SELECT grant_type, source, config, client_secret, private_key, key_id, created_at
              FROM integrations WHERE tenant_id = ?1 AND id = ?2",
             params![tenant.0, id],
-            |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, Option<String>>(3)?,
-                    row.get::<_, i64>(4)?,
-                ))
-            },
+            |row| row_of(row, 0),
         )
         .optional()?
         .ok_or_else(|| ApiError::not_found("integration", id))?;
     decode(store, tenant, id, row)
 }
 
-type Row = (String, String, String, Option<String>, i64);
+/// An integration's stored columns: grant, source, configuration, client secret, private
+/// key, key id, creation time.
+type Row = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
+/// The [`Row`] in `row`'s columns from `first` on.
+fn row_of(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Row> {
+    Ok((
+        row.get(first)?,
+        row.get(first + 1)?,
+        row.get(first + 2)?,
+        row.get(first + 3)?,
+        row.get(first + 4)?,
+        row.get(first + 5)?,
+        row.get(first + 6)?,
+    ))
+}
 
 fn decode(
     store: &Store,
     tenant: TenantId,
     id: &str,
-    (grant, source, config, secret, created_at): Row,
+    (grant, source, config, secret, private_key, key_id, created_at): Row,
 ) -> Result<Integration, ApiError> {
     let corrupt =
         |what: &str| ApiError::internal(&format!("integration `{id}`: unreadable {what}"));
@@ -191,11 +287,17 @@ fn decode(
     config.client.client_secret = secret
         .map(|secret| super::tenants::open_client_secret(store, tenant.0, id, secret))
         .transpose()?;
+    let key = private_key
+        .map(|text| super::tenants::open_private_key(store, tenant.0, id, text))
+        .transpose()?
+        .map(|pem| IntegrationKey::parse(pem, key_id).map_err(|_| corrupt("private key")))
+        .transpose()?;
     Ok(Integration {
         id: id.to_owned(),
         grant,
         source,
         config,
+        key,
         created_at: created_at as u64,
     })
 }
@@ -209,21 +311,13 @@ async fn list(
             let store = connections.store();
             let db = store.sqlite();
             let mut statement = db.prepare(
-                "SELECT id, grant_type, source, config, client_secret, created_at
+                "SELECT id, grant_type, source, config, client_secret, private_key, key_id,
+                        created_at
                  FROM integrations WHERE tenant_id = ?1 ORDER BY id",
             )?;
             let rows = statement
                 .query_map([tenant.0], |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        (
-                            row.get::<_, String>(1)?,
-                            row.get::<_, String>(2)?,
-                            row.get::<_, String>(3)?,
-                            row.get::<_, Option<String>>(4)?,
-                            row.get::<_, i64>(5)?,
-                        ),
-                    ))
+                    Ok((row.get::<_, String>(0)?, row_of(row, 1)?))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             rows.into_iter()
@@ -330,10 +424,15 @@ async fn create(
             let secret = stored_config.client.client_secret.take().map(|secret| {
                 super::tenants::seal_client_secret(store, tenant.0, &integration.id, secret)
             });
+            let private_key = integration.key.as_ref().map(|key| {
+                super::tenants::seal_private_key(store, tenant.0, &integration.id, key.pem.clone())
+            });
+            let key_id = integration.key.as_ref().and_then(IntegrationKey::key_id);
             let inserted = store.sqlite().execute(
                 "INSERT INTO integrations
-                     (tenant_id, id, grant_type, source, config, client_secret, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+                     (tenant_id, id, grant_type, source, config, client_secret, private_key,
+                      key_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
                 params![
                     tenant.0,
                     integration.id,
@@ -341,6 +440,8 @@ async fn create(
                     integration.source,
                     serde_json::to_string(&stored_config).map_err(|e| ApiError::internal(&e))?,
                     secret,
+                    private_key,
+                    key_id,
                     integration.created_at as i64,
                 ],
             )?;
@@ -392,7 +493,14 @@ fn build(
              browser or refresh token)",
         ));
     }
-    let has_secret = request.client_secret.is_some();
+    // The client's credential, checked before anything is fetched.
+    let key = parse_key(request.private_key, request.key_id)?;
+    let auth_method = auth_method(
+        request.client_auth,
+        request.client_secret.is_some(),
+        key.is_some(),
+        is_issuer,
+    )?;
     let pairs = |map: BTreeMap<String, String>| -> Vec<KeyValue> {
         map.into_iter()
             .map(|(name, value)| KeyValue { name, value })
@@ -423,32 +531,366 @@ fn build(
             }
             ConfigureError::Call(error) => ApiError::from(error),
         })?;
-    // The method is the client's (RFC 7591 §2), as the CLI's `connect` decides it: as given;
-    // else `none` for a client with no secret found by discovery; else the profile's.
-    config.client.auth_method = match request.client_auth {
-        Some(ClientAuth::ClientSecretBasic) => Some(ClientAuthMethod::ClientSecretBasic),
-        Some(ClientAuth::ClientSecretPost) => Some(ClientAuthMethod::ClientSecretPost),
-        Some(ClientAuth::None) => Some(ClientAuthMethod::None),
-        Some(ClientAuth::ClientSecretJwt) => Some(ClientAuthMethod::ClientSecretJwt),
-        None if is_issuer && !has_secret => Some(ClientAuthMethod::None),
-        None => None,
-    };
-    if grant == Grant::AuthorizationCode {
-        // Everything that can be known before a person signs in is checked now.
-        let mut checked = config.clone();
-        checked.redirect_uri = Some(callback.to_owned());
-        crate::connect::check(runtime, &checked, &no_signer())?;
-    }
-    Ok(Integration {
+    config.client.auth_method = auth_method;
+    let integration = Integration {
         id: request.id,
         grant,
         source: source_name.to_owned(),
         config,
+        key,
         created_at: crate::store::now(),
+    };
+    let config = &integration.config;
+    if integration.key.is_none()
+        && config
+            .client
+            .auth_method
+            .unwrap_or(config.profile.client_auth)
+            == ClientAuthMethod::PrivateKeyJwt
+    {
+        return Err(ApiError::invalid(
+            "the profile's client authentication is `private_key_jwt`, which needs the \
+             client's key: give `private_key` (a PKCS#8 PEM), or another `client_auth`",
+        ));
+    }
+    if grant == Grant::AuthorizationCode {
+        // Everything that can be known before a person signs in is checked now, with the
+        // key the client will sign with.
+        let mut checked = config.clone();
+        checked.redirect_uri = Some(callback.to_owned());
+        crate::connect::check(runtime, &checked, &integration.signer())?;
+    }
+    Ok(integration)
+}
+
+/// The client's private key from the request's `private_key` (PEM text) and `key_id`:
+/// parsed now, so that a key that cannot sign is refused before it is stored. A key that
+/// does not parse is `invalid_request` with [`KeyFileSigner::from_pem`]'s reason, which
+/// names no byte of the text; a `key_id` without a key is `invalid_request`.
+fn parse_key(
+    private_key: Option<String>,
+    key_id: Option<String>,
+) -> Result<Option<IntegrationKey>, ApiError> {
+    match (private_key, key_id) {
+        (Some(pem), key_id) => IntegrationKey::parse(pem, key_id)
+            .map(Some)
+            .map_err(|error| ApiError::invalid(format!("private_key: {error}"))),
+        (None, Some(_)) => Err(ApiError::invalid(
+            "key_id: it is the `kid` of the client's `private_key`; give the key too",
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
+/// How the client authenticates at the token endpoint: the client's, fixed when it was
+/// registered (RFC 7591 §2), decided as the CLI's `connect` decides it. As given; else
+/// `private_key_jwt` for a client with a key; else `none` for a client with no secret found
+/// by discovery (discovery says what the server supports, not what this client was
+/// registered with); else the profile's (`None`).
+///
+/// Refused (`invalid_request`) before anything is fetched: a secret and a key together (no
+/// method uses both), a key with a method that does not sign with it, and
+/// `private_key_jwt` without a key.
+fn auth_method(
+    client_auth: Option<ClientAuth>,
+    has_secret: bool,
+    has_key: bool,
+    is_issuer: bool,
+) -> Result<Option<ClientAuthMethod>, ApiError> {
+    if has_secret && has_key {
+        return Err(ApiError::invalid(
+            "give `client_secret` or `private_key`, not both: a `private_key_jwt` client signs \
+             with its key and sends no secret",
+        ));
+    }
+    let given = client_auth.map(|method| match method {
+        ClientAuth::ClientSecretBasic => ClientAuthMethod::ClientSecretBasic,
+        ClientAuth::ClientSecretPost => ClientAuthMethod::ClientSecretPost,
+        ClientAuth::None => ClientAuthMethod::None,
+        ClientAuth::ClientSecretJwt => ClientAuthMethod::ClientSecretJwt,
+        ClientAuth::PrivateKeyJwt => ClientAuthMethod::PrivateKeyJwt,
+    });
+    Ok(match given {
+        Some(ClientAuthMethod::PrivateKeyJwt) if !has_key => {
+            return Err(ApiError::invalid(
+                "client_auth `private_key_jwt` needs the client's key: give `private_key` (a \
+                 PKCS#8 PEM)",
+            ));
+        }
+        Some(method) if has_key && method != ClientAuthMethod::PrivateKeyJwt => {
+            return Err(ApiError::invalid(format!(
+                "private_key: only a `private_key_jwt` client signs with a key, and \
+                 client_auth is `{}`",
+                client_auth_method(method)
+            )));
+        }
+        Some(method) => Some(method),
+        None if has_key => Some(ClientAuthMethod::PrivateKeyJwt),
+        None if is_issuer && !has_secret => Some(ClientAuthMethod::None),
+        None => None,
     })
 }
 
-/// The signer of a client that signs nothing (the service takes no private keys yet).
-pub fn no_signer() -> std::sync::Arc<dyn crate::signer::Signer> {
-    std::sync::Arc::new(crate::signer::NoSigner)
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use ring::rand::SystemRandom;
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
+
+    use super::*;
+    use crate::types::{Client, ProviderProfile};
+
+    /// A PKCS#8 document as PEM text, 64 base64 characters a line.
+    fn pem(der: &[u8]) -> String {
+        let text = base64::engine::general_purpose::STANDARD.encode(der);
+        let lines: Vec<&str> = text
+            .as_bytes()
+            .chunks(64)
+            .map(|line| std::str::from_utf8(line).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            lines.join("\n")
+        )
+    }
+
+    fn ed25519_pem() -> String {
+        pem(Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+            .unwrap()
+            .as_ref())
+    }
+
+    fn p256_pem() -> String {
+        pem(
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .unwrap()
+                .as_ref(),
+        )
+    }
+
+    /// The base64 body of `pem` (what must never be quoted back).
+    fn body(pem: &str) -> String {
+        pem.lines()
+            .filter(|line| !line.starts_with("-----"))
+            .collect()
+    }
+
+    fn refused<T>(result: Result<T, ApiError>) -> ApiError {
+        match result {
+            Ok(_) => panic!("accepted"),
+            Err(error) => error,
+        }
+    }
+
+    #[test]
+    fn a_request_takes_a_private_key_and_its_kid() {
+        let request: NewIntegration = serde_json::from_value(serde_json::json!({
+            "id": "signed",
+            "issuer": "https://issuer.example",
+            "client_id": "c",
+            "client_auth": "private_key_jwt",
+            "private_key": "PEM",
+            "key_id": "k1",
+        }))
+        .unwrap();
+        assert!(matches!(
+            request.client_auth,
+            Some(ClientAuth::PrivateKeyJwt)
+        ));
+        assert_eq!(request.private_key.as_deref(), Some("PEM"));
+        assert_eq!(request.key_id.as_deref(), Some("k1"));
+        // The view's name is not a request field.
+        assert!(
+            serde_json::from_value::<NewIntegration>(serde_json::json!({
+                "id": "x", "provider": "github", "client_id": "c", "private_key_set": true,
+            }))
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn keys_parse_by_type_and_a_bad_one_is_refused_without_being_quoted() {
+        let key = parse_key(Some(ed25519_pem()), Some("ed-1".into()))
+            .unwrap()
+            .unwrap();
+        assert_eq!((key.algorithm(), key.key_id()), ("EdDSA", Some("ed-1")));
+        let key = parse_key(Some(p256_pem()), None).unwrap().unwrap();
+        assert_eq!((key.algorithm(), key.key_id()), ("ES256", None));
+        assert!(parse_key(None, None).unwrap().is_none());
+
+        // Not PEM, no key in it, a damaged key, a kid without a key: invalid_request,
+        // naming the field, never quoting the text.
+        let damaged = p256_pem().replacen("MI", "MX", 1);
+        for (pem, key_id, field) in [
+            (Some("not a key at all".to_owned()), None, "private_key: "),
+            (
+                Some("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_owned()),
+                None,
+                "private_key: ",
+            ),
+            (Some(damaged.clone()), Some("k".to_owned()), "private_key: "),
+            (None, Some("k".to_owned()), "key_id: "),
+        ] {
+            let quoted = pem.as_deref().map(body);
+            let error = refused(parse_key(pem, key_id));
+            assert_eq!(error.code, Code::InvalidRequest, "{}", error.message);
+            assert!(error.message.starts_with(field), "{}", error.message);
+            if let Some(quoted) = quoted.filter(|quoted| quoted.len() > 8) {
+                assert!(!error.message.contains(&quoted), "{}", error.message);
+            }
+        }
+    }
+
+    #[test]
+    fn the_method_follows_the_key_and_refuses_what_cannot_work() {
+        use ClientAuthMethod as M;
+        // (given, has_secret, has_key, is_issuer) -> method
+        let accepted = [
+            (None, false, true, true, Some(M::PrivateKeyJwt)),
+            (None, false, true, false, Some(M::PrivateKeyJwt)),
+            (
+                Some(ClientAuth::PrivateKeyJwt),
+                false,
+                true,
+                false,
+                Some(M::PrivateKeyJwt),
+            ),
+            (None, false, false, true, Some(M::None)),
+            (None, true, false, true, None),
+            (None, false, false, false, None),
+            (
+                Some(ClientAuth::ClientSecretJwt),
+                true,
+                false,
+                true,
+                Some(M::ClientSecretJwt),
+            ),
+        ];
+        for (given, secret, key, issuer, method) in accepted {
+            assert_eq!(
+                auth_method(given, secret, key, issuer).unwrap(),
+                method,
+                "{secret} {key} {issuer}"
+            );
+        }
+        // (given, has_secret, has_key) -> the field the refusal names
+        let refusals = [
+            (
+                None,
+                true,
+                true,
+                "give `client_secret` or `private_key`, not both",
+            ),
+            (
+                Some(ClientAuth::ClientSecretJwt),
+                true,
+                true,
+                "give `client_secret` or `private_key`, not both",
+            ),
+            (
+                Some(ClientAuth::PrivateKeyJwt),
+                false,
+                false,
+                "give `private_key`",
+            ),
+            (
+                Some(ClientAuth::PrivateKeyJwt),
+                true,
+                false,
+                "give `private_key`",
+            ),
+            (
+                Some(ClientAuth::ClientSecretBasic),
+                false,
+                true,
+                "private_key: ",
+            ),
+            (Some(ClientAuth::None), false, true, "private_key: "),
+        ];
+        for (given, secret, key, names) in refusals {
+            let error = refused(auth_method(given, secret, key, true));
+            assert_eq!(error.code, Code::InvalidRequest);
+            assert!(error.message.contains(names), "{}", error.message);
+        }
+    }
+
+    #[test]
+    fn an_integration_with_a_key_signs_with_it_and_never_shows_it() {
+        let text = ed25519_pem();
+        let integration = Integration {
+            id: "signed".into(),
+            grant: Grant::AuthorizationCode,
+            source: "issuer".into(),
+            config: ConnectionConfig {
+                profile: ProviderProfile {
+                    authorize_url: Some("https://a.example/auth".into()),
+                    ..crate::profile_with_defaults("p", "https://a.example/token")
+                },
+                client: Client {
+                    client_id: "c".into(),
+                    client_secret: None,
+                    auth_method: Some(ClientAuthMethod::PrivateKeyJwt),
+                },
+                redirect_uri: None,
+                scopes: vec![],
+                authorize_params: vec![],
+                token_requests: crate::no_token_extras(),
+                variables: vec![],
+                offline_access: false,
+            },
+            key: Some(IntegrationKey::parse(text.clone(), Some("ed-1".into())).unwrap()),
+            created_at: 0,
+        };
+        assert_eq!(
+            integration.secret_source(),
+            SecretSource::StoredPrivateKey {
+                pem: text.clone(),
+                key_id: Some("ed-1".into())
+            }
+        );
+        let key = integration
+            .signer()
+            .key(crate::types::KeyPurpose::ClientAssertion, "c")
+            .unwrap();
+        assert_eq!(key.key_id.as_deref(), Some("ed-1"));
+        assert!(matches!(
+            key.algorithm,
+            crate::types::SigningAlgorithm::Eddsa
+        ));
+        let view = serde_json::to_value(integration.view()).unwrap();
+        assert_eq!(view["client_auth"], "private_key_jwt");
+        assert_eq!(view["client_secret_set"], false);
+        assert_eq!(view["private_key_set"], true);
+        assert_eq!(view["key_algorithm"], "EdDSA");
+        assert_eq!(view["key_id"], "ed-1");
+        let shown = format!("{view} {integration:?}");
+        assert!(!shown.contains(&body(&text)), "{shown}");
+        assert!(!shown.contains("PRIVATE KEY"), "{shown}");
+
+        // Without a key: no signer, and the view says so.
+        let plain = Integration {
+            key: None,
+            ..integration
+        };
+        assert_eq!(plain.secret_source(), SecretSource::None);
+        assert!(
+            plain
+                .signer()
+                .key(crate::types::KeyPurpose::ClientAssertion, "c")
+                .is_err()
+        );
+        let view = serde_json::to_value(plain.view()).unwrap();
+        assert_eq!(
+            (
+                &view["private_key_set"],
+                &view["key_algorithm"],
+                &view["key_id"]
+            ),
+            (
+                &serde_json::json!(false),
+                &serde_json::Value::Null,
+                &serde_json::Value::Null
+            )
+        );
+    }
 }

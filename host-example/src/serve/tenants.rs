@@ -8,9 +8,11 @@
 //!
 //! When the store has a sealing key ([`Store::sealing_key`]), the service's secrets are
 //! sealed with it as the store's own columns are: an integration's client secret (bound to
-//! `integrations/client_secret/<tenant id>/<integration id>`) and a connect session's pending
+//! `integrations/client_secret/<tenant id>/<integration id>`) and private key (bound to
+//! `integrations/private_key/<tenant id>/<integration id>`), a connect session's pending
 //! authorization, which holds the PKCE verifier (bound to
-//! `connect_sessions/pending/<session token hash in hex>`). [`migrate`] compares the key with
+//! `connect_sessions/pending/<session token hash in hex>`), and a tenant's webhook signing
+//! secret (bound to `webhooks/secret/<tenant id>`). [`migrate`] compares the key with
 //! every sealed value's key id before anything is written, so a wrong or missing key stops a
 //! front end at once and changes nothing; [`reseal`] rewrites them when the key changes.
 //!
@@ -28,7 +30,7 @@ use crate::seal::{self, SealError, SealingKey};
 use crate::store::{Store, StoreError};
 
 /// The service schema's version; [`migrate`] brings an older one up to it.
-pub const SERVICE_SCHEMA_VERSION: i64 = 2;
+pub const SERVICE_SCHEMA_VERSION: i64 = 3;
 
 /// What an API key starts with (so that a leaked one is recognisable, for example by a
 /// secret scanner).
@@ -95,11 +97,29 @@ pub fn migrate(store: &Store) -> Result<(), StoreError> {
              integration TEXT NOT NULL,
              PRIMARY KEY (tenant_id, id)
          );
-         DELETE FROM service_schema;
-         INSERT INTO service_schema (version) VALUES (1);
+         INSERT INTO service_schema (version)
+             SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM service_schema);
          COMMIT;",
     )?;
-    migrate_to_2(db)
+    migrate_to_2(db)?;
+    migrate_to_3(db)
+}
+
+/// Runs `statements` and sets the service schema's version to `to` in one immediate
+/// transaction, unless the version (read inside it, so that processes upgrading at once
+/// upgrade once) is `to` already or newer.
+fn upgrade(db: &Db, to: i64, statements: &str) -> Result<(), StoreError> {
+    let transaction =
+        rusqlite::Transaction::new_unchecked(db, rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 =
+        transaction.query_row("SELECT version FROM service_schema", [], |row| row.get(0))?;
+    if version >= to {
+        return Ok(());
+    }
+    transaction.execute_batch(statements)?;
+    transaction.execute("UPDATE service_schema SET version = ?1", [to])?;
+    transaction.commit()?;
+    Ok(())
 }
 
 /// Version 2: the web page's sign-in sessions (`web_sessions`: the SHA-256 of the cookie's
@@ -109,13 +129,10 @@ pub fn migrate(store: &Store) -> Result<(), StoreError> {
 /// `last_error` and `last_error_at`, the last failed refresh or call; `kept_alive_at`, the
 /// last background refresh).
 fn migrate_to_2(db: &Db) -> Result<(), StoreError> {
-    let version: i64 = db.query_row("SELECT version FROM service_schema", [], |row| row.get(0))?;
-    if version >= 2 {
-        return Ok(());
-    }
-    db.execute_batch(
-        "BEGIN IMMEDIATE;
-         CREATE TABLE IF NOT EXISTS web_sessions (
+    upgrade(
+        db,
+        2,
+        "CREATE TABLE IF NOT EXISTS web_sessions (
              token_hash BLOB PRIMARY KEY,
              tenant_id INTEGER NOT NULL REFERENCES tenants(id),
              created_at INTEGER NOT NULL,
@@ -130,12 +147,20 @@ fn migrate_to_2(db: &Db) -> Result<(), StoreError> {
          ALTER TABLE service_connections ADD COLUMN notified_status TEXT;
          ALTER TABLE service_connections ADD COLUMN last_error TEXT;
          ALTER TABLE service_connections ADD COLUMN last_error_at INTEGER;
-         ALTER TABLE service_connections ADD COLUMN kept_alive_at INTEGER;
-         DELETE FROM service_schema;
-         INSERT INTO service_schema (version) VALUES (2);
-         COMMIT;",
-    )?;
-    Ok(())
+         ALTER TABLE service_connections ADD COLUMN kept_alive_at INTEGER;",
+    )
+}
+
+/// Version 3: an integration's private key for `private_key_jwt` (`integrations`:
+/// `private_key`, its PKCS#8 PEM, sealed like the client secret; `key_id`, its `kid`, in
+/// clear).
+fn migrate_to_3(db: &Db) -> Result<(), StoreError> {
+    upgrade(
+        db,
+        3,
+        "ALTER TABLE integrations ADD COLUMN private_key TEXT;
+         ALTER TABLE integrations ADD COLUMN key_id TEXT;",
+    )
 }
 
 /// A sealed column of the service's tables.
@@ -156,6 +181,13 @@ const CLIENT_SECRET: SealedColumn = SealedColumn {
     label: "client secret",
 };
 
+const PRIVATE_KEY: SealedColumn = SealedColumn {
+    table: "integrations",
+    column: "private_key",
+    row_key: "tenant_id || '/' || id",
+    label: "private key",
+};
+
 const PENDING: SealedColumn = SealedColumn {
     table: "connect_sessions",
     column: "pending",
@@ -170,7 +202,7 @@ const WEBHOOK_SECRET: SealedColumn = SealedColumn {
     label: "webhook secret",
 };
 
-const SEALED_COLUMNS: [SealedColumn; 3] = [CLIENT_SECRET, PENDING, WEBHOOK_SECRET];
+const SEALED_COLUMNS: [SealedColumn; 4] = [CLIENT_SECRET, PRIVATE_KEY, PENDING, WEBHOOK_SECRET];
 
 impl SealedColumn {
     fn context(self, row_key: &str) -> Vec<u8> {
@@ -190,6 +222,22 @@ impl SealedColumn {
 /// key, or as it is without one.
 pub fn seal_client_secret(store: &Store, tenant: i64, id: &str, value: String) -> String {
     seal_value(store, CLIENT_SECRET, &format!("{tenant}/{id}"), value)
+}
+
+/// `pem` as integration `tenant`/`id`'s private key is written: sealed with the store's key,
+/// or as it is without one.
+pub fn seal_private_key(store: &Store, tenant: i64, id: &str, pem: String) -> String {
+    seal_value(store, PRIVATE_KEY, &format!("{tenant}/{id}"), pem)
+}
+
+/// Integration `tenant`/`id`'s stored private key (PEM), opened.
+pub fn open_private_key(
+    store: &Store,
+    tenant: i64,
+    id: &str,
+    text: String,
+) -> Result<String, StoreError> {
+    open_value(store, PRIVATE_KEY, &format!("{tenant}/{id}"), text)
 }
 
 /// `value` as tenant `tenant`'s webhook signing secret is written.
@@ -285,6 +333,20 @@ fn has_table(db: &Db, name: &str) -> Result<bool, StoreError> {
         .is_some())
 }
 
+/// Whether `column`'s table and column exist in `db` (a store of an older service schema
+/// lacks the newer ones until [`migrate`] runs; the key is checked before it does).
+fn has_column(db: &Db, column: SealedColumn) -> Result<bool, StoreError> {
+    Ok(has_table(db, column.table)?
+        && db
+            .query_row(
+                "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2",
+                [column.table, column.column],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+}
+
 /// Compares `key` with the key id of every sealed value in the service's tables (reading
 /// only): [`StoreError::KeyRequired`] without a key, [`StoreError::Sealed`] with
 /// [`SealError::WrongKey`] when another key sealed one.
@@ -293,7 +355,7 @@ fn check_key(db: &Db, key: Option<&SealingKey>) -> Result<(), StoreError> {
         return Ok(());
     }
     for column in SEALED_COLUMNS {
-        if !has_table(db, column.table)? {
+        if !has_column(db, column)? {
             continue;
         }
         let sql = format!(
@@ -346,7 +408,7 @@ pub(crate) fn reseal(
     }
     let mut rewritten = 0;
     for column in SEALED_COLUMNS {
-        if !has_table(db, column.table)? {
+        if !has_column(db, column)? {
             continue;
         }
         let select = format!(
@@ -740,6 +802,92 @@ mod tests {
             )
             .unwrap();
         assert_eq!(tables, 2);
+        // Version 3's columns, empty for the integrations that were there.
+        db.execute(
+            "INSERT INTO integrations (tenant_id, id, grant_type, source, config, created_at)
+             VALUES (1, 'github', 'authorization-code', 'provider', '{}', 0)",
+            [],
+        )
+        .unwrap();
+        let key: (Option<String>, Option<String>) = db
+            .query_row(
+                "SELECT private_key, key_id FROM integrations WHERE id = 'github'",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(key, (None, None));
+        assert_eq!(list(&store).unwrap()[0].name, "acme");
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A store at version 2 (the service before private keys): its key is checked, and it is
+    /// re-sealed, before it has version 3's column; then it is upgraded once, keeping its
+    /// rows, and a second upgrade changes nothing.
+    #[test]
+    fn a_version_2_service_schema_is_checked_resealed_and_upgraded() {
+        let (dir, clear) = temp_store("schema-2");
+        let path = clear.path().to_owned();
+        drop(clear);
+        let key = |byte: u8| SealingKey::from_hex(&format!("{byte:02x}").repeat(32)).unwrap();
+        let mut store = Store::open_sealed(&path, key(1)).unwrap();
+        let db = store.sqlite();
+        db.execute_batch(
+            "CREATE TABLE service_schema (version INTEGER NOT NULL);
+             INSERT INTO service_schema (version) VALUES (1);
+             CREATE TABLE tenants (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+                 key_hash BLOB NOT NULL, created_at INTEGER NOT NULL,
+                 key_rotated_at INTEGER NOT NULL);
+             CREATE TABLE integrations (tenant_id INTEGER NOT NULL, id TEXT NOT NULL,
+                 grant_type TEXT NOT NULL, source TEXT NOT NULL, config TEXT NOT NULL,
+                 client_secret TEXT, created_at INTEGER NOT NULL, PRIMARY KEY (tenant_id, id));
+             CREATE TABLE connect_sessions (token_hash BLOB PRIMARY KEY,
+                 tenant_id INTEGER NOT NULL, integration TEXT NOT NULL,
+                 connection TEXT NOT NULL, scopes TEXT, return_to TEXT,
+                 created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, state TEXT UNIQUE,
+                 pending TEXT);
+             CREATE TABLE service_connections (tenant_id INTEGER NOT NULL, id TEXT NOT NULL,
+                 integration TEXT NOT NULL, PRIMARY KEY (tenant_id, id));
+             INSERT INTO tenants VALUES (1, 'acme', x'00', 10, 10);",
+        )
+        .unwrap();
+        migrate_to_2(db).unwrap();
+        let sealed = seal_client_secret(&store, 1, "gh", "s3cret".to_owned());
+        store
+            .sqlite()
+            .execute(
+                "INSERT INTO integrations VALUES (1, 'gh', 'authorization-code', 'preset', '{}',
+                 ?1, 0)",
+                [sealed],
+            )
+            .unwrap();
+        // Checked and re-sealed (`keys rotate` on a version-2 store) without the column.
+        assert!(check_key(store.sqlite(), Some(&key(1))).is_ok());
+        assert_eq!(store.rotate_key_with(key(2), &[reseal]).unwrap(), 1);
+        let version = |store: &Store| -> i64 {
+            store
+                .sqlite()
+                .query_row("SELECT version FROM service_schema", [], |row| row.get(0))
+                .unwrap()
+        };
+        assert_eq!(version(&store), 2);
+        migrate(&store).unwrap();
+        migrate(&store).unwrap();
+        assert_eq!(version(&store), SERVICE_SCHEMA_VERSION);
+        let row: (String, Option<String>, Option<String>) = store
+            .sqlite()
+            .query_row(
+                "SELECT client_secret, private_key, key_id FROM integrations WHERE id = 'gh'",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            open_client_secret(&store, 1, "gh", row.0).unwrap(),
+            "s3cret"
+        );
+        assert_eq!((row.1, row.2), (None, None));
         assert_eq!(list(&store).unwrap()[0].name, "acme");
         drop(store);
         let _ = std::fs::remove_dir_all(dir);
@@ -759,8 +907,9 @@ mod tests {
         store
             .sqlite()
             .execute(
-                "INSERT INTO integrations VALUES (?1, 'gh', 'authorization-code', 'preset', '{}',
-                 ?2, 0)",
+                "INSERT INTO integrations
+                     (tenant_id, id, grant_type, source, config, client_secret, created_at)
+                 VALUES (?1, 'gh', 'authorization-code', 'preset', '{}', ?2, 0)",
                 params![tenant.id, sealed],
             )
             .unwrap();
@@ -784,6 +933,30 @@ mod tests {
                 ..
             })
         ));
+        // The private key: sealed, bound to its integration, never in clear.
+        let pem = "-----BEGIN PRIVATE KEY-----\nKEYBODY-5e1f\n-----END PRIVATE KEY-----\n";
+        let sealed_key = seal_private_key(&store, tenant.id, "gh", pem.to_owned());
+        assert!(seal::is_sealed(&sealed_key) && !sealed_key.contains("KEYBODY"));
+        store
+            .sqlite()
+            .execute(
+                "UPDATE integrations SET private_key = ?1, key_id = 'k1'",
+                [sealed_key],
+            )
+            .unwrap();
+        let read_key = |store: &Store| -> String {
+            store
+                .sqlite()
+                .query_row("SELECT private_key FROM integrations", [], |row| row.get(0))
+                .unwrap()
+        };
+        assert_eq!(
+            open_private_key(&store, tenant.id, "gh", read_key(&store)).unwrap(),
+            pem
+        );
+        // Bound to its row and column: not another integration's key, nor its secret.
+        assert!(open_private_key(&store, tenant.id, "other", read_key(&store)).is_err());
+        assert!(open_client_secret(&store, tenant.id, "gh", read_key(&store)).is_err());
         let token_hash = hash("session token");
         let pending = seal_pending(&store, &token_hash, "{\"code_verifier\":\"v\"}".to_owned());
         assert!(!pending.contains("code_verifier"));
@@ -829,17 +1002,39 @@ mod tests {
 
         // Rotated with the store: the new key opens it, the old one no longer does.
         let mut store = Store::open_sealed(&path, key(1)).unwrap();
-        assert_eq!(store.rotate_key_with(key(3), &[reseal]).unwrap(), 2);
+        assert_eq!(store.rotate_key_with(key(3), &[reseal]).unwrap(), 3);
         assert_eq!(seal::key_id_of(&read(&store)), Some(key(3).id()));
         assert_eq!(
             open_client_secret(&store, tenant.id, "gh", read(&store)).unwrap(),
             "s3cret"
+        );
+        assert_eq!(seal::key_id_of(&read_key(&store)), Some(key(3).id()));
+        assert_eq!(
+            open_private_key(&store, tenant.id, "gh", read_key(&store)).unwrap(),
+            pem
         );
         assert_eq!(seal::key_id_of(&read_webhook(&store)), Some(key(3).id()));
         assert_eq!(
             open_webhook_secret(&store, tenant.id, read_webhook(&store)).unwrap(),
             "whsec_abc"
         );
+        // The key check reads the private keys too: one sealed with another key is named.
+        let foreign = key(5).seal(
+            pem.as_bytes(),
+            &PRIVATE_KEY.context(&format!("{}/gh", tenant.id)),
+        );
+        store
+            .sqlite()
+            .execute("UPDATE integrations SET private_key = ?1", [foreign])
+            .unwrap();
+        assert!(matches!(
+            migrate(&store),
+            Err(StoreError::Sealed {
+                column: "private key",
+                error: SealError::WrongKey { .. },
+                ..
+            })
+        ));
         drop(store);
         let old = Store::open_sealed(&path, key(1)).unwrap();
         assert!(migrate(&old).is_err());
