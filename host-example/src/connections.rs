@@ -806,7 +806,11 @@ impl<'a> Connections<'a> {
     /// marked [`Reauthorization::Revoked`], and its next use fails at once with
     /// [`ConnectionError::NeedsReauthorization`] until it is connected again.
     pub fn revoke(&self, name: &str) -> Result<(), ConnectionError> {
-        self.recover_if_any(name)?;
+        // Under the connection's lock: a refresh (another caller, the service's keep-alive)
+        // cannot rotate the refresh token between the read and the mark, which would leave a
+        // live refresh token stored under a connection marked revoked.
+        let _lock = self.lock(name)?;
+        self.recover(name)?;
         let connection = self.store.get(name)?;
         let config = self.config(&connection)?;
         let signer = self.signer(&connection)?;

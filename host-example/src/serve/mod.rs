@@ -117,8 +117,10 @@ pub struct State {
     pub webhook_origins: Vec<url::Origin>,
     /// Tells the webhook notifier of status changes.
     pub changes: webhooks::Notifier,
-    /// Valid tokens `/token` handed out less than a second ago.
+    /// Valid tokens `/token` handed out recently, while the database is unchanged.
     pub tokens: token_cache::TokenCache,
+    /// A connection kept only to read the database's `data_version` ([`State::data_version`]).
+    version_probe: std::sync::Mutex<crate::store::Store>,
     /// The store threads' queue.
     jobs: std::sync::mpsc::Sender<Job>,
     /// Stores for checking API keys where the request is handled ([`State::authenticate`]),
@@ -166,6 +168,19 @@ impl State {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(store);
         Ok(tenant)
+    }
+
+    /// The database's `data_version` as the probe connection sees it: it changes whenever
+    /// any other connection commits (this process's store threads, or another process such
+    /// as the CLI), and the probe itself never writes. One read of the WAL index, no table.
+    pub fn data_version(&self) -> Result<i64, ApiError> {
+        let store = self
+            .version_probe
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(store
+            .sqlite()
+            .query_row("PRAGMA data_version", [], |row| row.get(0))?)
     }
 
     /// The runtime.
@@ -432,10 +447,15 @@ pub fn serve(
     // The webhook notifier and the keep-alive sweep, each on a thread of its own with its
     // own open store (the store threads prepared the tables).
     let tokens = token_cache::TokenCache::default();
+    let version_probe = std::sync::Mutex::new(
+        crate::store::Store::open_with_key(&options.store, options.key.clone())
+            .map_err(ServeError::Store)?,
+    );
     let changes = webhooks::start(
         options.store.clone(),
         options.key.clone(),
         options.keep_alive_interval,
+        webhook_origins.clone(),
     )?;
     match options.keep_alive_after {
         Some(after) => keepalive::start(
@@ -457,6 +477,7 @@ pub fn serve(
         webhook_origins,
         changes,
         tokens,
+        version_probe,
         jobs,
         key_checkers: std::sync::Mutex::new(Vec::new()),
         store: (options.store.clone(), options.key.clone()),

@@ -132,17 +132,22 @@ fn cleared_cookie(secure: bool) -> String {
     )
 }
 
-/// The session token the request's cookie carries, if any.
+/// The session token the request's cookie carries, if exactly one cookie of that name is
+/// sent: a second one (planted for a parent domain by a sibling host, on an `http` public
+/// URL whose cookie cannot have the `__Host-` prefix) makes the request signed out rather
+/// than signed in as whoever planted it.
 fn cookie_token(headers: &HeaderMap, secure: bool) -> Option<String> {
     let name = cookie_name(secure);
-    headers
+    let mut tokens = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, value)| *key == name && !value.is_empty())
-        .map(|(_, value)| value.to_owned())
+        .filter(|(key, _)| *key == name)
+        .map(|(_, value)| value);
+    let token = tokens.next().filter(|value| !value.is_empty())?;
+    tokens.next().is_none().then(|| token.to_owned())
 }
 
 /// Whether a form post's headers say it comes from the page itself: every `Origin` is the
@@ -846,6 +851,20 @@ mod tests {
         // In a second Cookie header too.
         let two = headers(&[("cookie", "a=1"), ("cookie", "connector_session=xyz")]);
         assert_eq!(cookie_token(&two, false).as_deref(), Some("xyz"));
+        // Two of the name (one planted for a parent domain): signed out, not either one.
+        for tossed in [
+            headers(&[(
+                "cookie",
+                "connector_session=planted; connector_session=mine",
+            )]),
+            headers(&[
+                ("cookie", "connector_session=planted"),
+                ("cookie", "connector_session=mine"),
+            ]),
+            headers(&[("cookie", "connector_session=; connector_session=mine")]),
+        ] {
+            assert_eq!(cookie_token(&tossed, false), None);
+        }
     }
 
     #[test]

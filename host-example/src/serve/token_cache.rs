@@ -1,15 +1,16 @@
-//! Valid access tokens kept in memory for [`TTL`], so that `POST
-//! /v1/connections/{id}/token` for a token that is not due answers on the async side,
-//! without a store thread, an SQLite read, an unseal or a component call.
+//! Valid access tokens kept in memory, so that `POST /v1/connections/{id}/token` for a token
+//! that is not due answers without a store thread, a connection read, an unseal or a
+//! component call: one `PRAGMA data_version` (is the database as it was?) and a map lookup.
 //!
-//! An entry is kept only while the component could not yet decide that the token is due: its
-//! expiry is more than the largest default refresh margin
-//! ([`MARGIN_CEILING_SECS`]) plus [`TTL`] away, or unknown. It is
-//! dropped at once by this process's changes to the connection (connected again, revoked,
-//! removed, refreshed, a refresh refused: [`TokenCache::forget`]); a change made by another
-//! process (the CLI on the same store, another instance of the service) is seen within
-//! [`TTL`]. A lookup that raced such a change does not store what it read
-//! ([`TokenCache::generation`]).
+//! An entry is used only while the database is unchanged since it was read: SQLite's
+//! `data_version` of one connection changes whenever any other connection commits, in this
+//! process or another (the CLI on the same store, another instance of the service), so a
+//! revocation, a refresh or a removal anywhere ends every entry at once. It is also used at
+//! most [`TTL`], and kept only while the component could not decide within that time that
+//! the token is due: its expiry is more than the largest default refresh margin
+//! ([`MARGIN_CEILING_SECS`]) plus [`TTL`] away, or unknown. This process's own changes also
+//! drop the entry directly ([`TokenCache::forget`]), and a lookup that raced such a change
+//! does not store what it read ([`TokenCache::generation`]).
 //!
 //! The tokens are held in this process's memory only, as they are while any request is
 //! answered; `Debug` never shows them.
@@ -21,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use crate::types::TokenSet;
 
-/// How long an entry is used before the store is asked again.
-pub const TTL: Duration = Duration::from_secs(1);
+/// How long an entry is used at most, even with the database unchanged.
+pub const TTL: Duration = Duration::from_secs(10);
 
 /// How many entries are kept at most; beyond it, expired ones are dropped, then everything.
 const CAPACITY: usize = 65_536;
@@ -54,9 +55,13 @@ pub struct TokenCache {
     inner: Arc<Inner>,
 }
 
+/// An entry: the token, until when it may be used, and the database's version it was read
+/// at.
+type Entry = (CachedToken, Instant, i64);
+
 #[derive(Default)]
 struct Inner {
-    entries: Mutex<HashMap<String, (CachedToken, Instant)>>,
+    entries: Mutex<HashMap<String, Entry>>,
     /// Bumped by every [`TokenCache::forget`]: a lookup that began before it does not store.
     generation: AtomicU64,
 }
@@ -68,11 +73,12 @@ impl std::fmt::Debug for TokenCache {
 }
 
 impl TokenCache {
-    /// The cached token of store connection `name`, if one is fresh at `now`.
-    pub fn get(&self, name: &str, now: Instant) -> Option<CachedToken> {
+    /// The cached token of store connection `name`, if one is fresh at `now` and was read
+    /// at the database's current `version`.
+    pub fn get(&self, name: &str, now: Instant, version: i64) -> Option<CachedToken> {
         let entries = self.entries();
-        let (token, until) = entries.get(name)?;
-        (now < *until).then(|| token.clone())
+        let (token, until, read_at) = entries.get(name)?;
+        (now < *until && *read_at == version).then(|| token.clone())
     }
 
     /// The generation to pass to [`TokenCache::put`]: read it before reading the store.
@@ -80,9 +86,17 @@ impl TokenCache {
         self.inner.generation.load(Ordering::Acquire)
     }
 
-    /// Keeps `tokens` for `name` until `now + TTL`, when they may be kept (see the module's
-    /// doc) and nothing was forgotten since `generation` was read.
-    pub fn put(&self, name: &str, tokens: &TokenSet, generation: u64, now: Instant, unix_now: u64) {
+    /// Keeps `tokens` for `name`, read at the database's `version`, until `now + TTL`,
+    /// when they may be kept (see the module's doc) and nothing was forgotten since
+    /// `generation` was read.
+    pub fn put(
+        &self,
+        name: &str,
+        tokens: &TokenSet,
+        (generation, version): (u64, i64),
+        now: Instant,
+        unix_now: u64,
+    ) {
         if !keepable(tokens.expires_at, unix_now) {
             return;
         }
@@ -93,7 +107,7 @@ impl TokenCache {
             return;
         }
         if entries.len() >= CAPACITY {
-            entries.retain(|_, (_, until)| now < *until);
+            entries.retain(|_, (_, until, _)| now < *until);
             if entries.len() >= CAPACITY {
                 entries.clear();
             }
@@ -107,6 +121,7 @@ impl TokenCache {
                     expires_at: tokens.expires_at,
                 },
                 now + TTL,
+                version,
             ),
         );
     }
@@ -118,7 +133,7 @@ impl TokenCache {
         entries.remove(name);
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, (CachedToken, Instant)>> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.inner
             .entries
             .lock()
@@ -166,20 +181,22 @@ mod tests {
     fn kept_for_the_ttl_only_and_never_near_expiry() {
         let cache = TokenCache::default();
         let start = Instant::now();
-        let generation = cache.generation();
-        cache.put("t1:a", &tokens("A", Some(10_000)), generation, start, 1_000);
-        let kept = cache.get("t1:a", start).unwrap();
+        let read = (cache.generation(), 7);
+        cache.put("t1:a", &tokens("A", Some(10_000)), read, start, 1_000);
+        let kept = cache.get("t1:a", start, 7).unwrap();
         assert_eq!(kept.access_token, "A");
         assert_eq!(kept.expires_at, Some(10_000));
-        assert_eq!(cache.get("t1:a", start + TTL), None);
-        assert_eq!(cache.get("t1:b", start), None);
+        assert_eq!(cache.get("t1:a", start + TTL, 7), None);
+        assert_eq!(cache.get("t1:b", start, 7), None);
+        // The database changed since (a commit anywhere): not used.
+        assert_eq!(cache.get("t1:a", start, 8), None);
         // Within the largest margin plus the TTL of expiry: asked again every time.
-        cache.put("t1:c", &tokens("C", Some(1_301)), generation, start, 1_000);
-        assert_eq!(cache.get("t1:c", start), None);
-        cache.put("t1:d", &tokens("D", Some(1_302)), generation, start, 1_000);
-        assert!(cache.get("t1:d", start).is_some());
-        cache.put("t1:e", &tokens("E", None), generation, start, 1_000);
-        assert!(cache.get("t1:e", start).is_some());
+        cache.put("t1:c", &tokens("C", Some(1_310)), read, start, 1_000);
+        assert_eq!(cache.get("t1:c", start, 7), None);
+        cache.put("t1:d", &tokens("D", Some(1_311)), read, start, 1_000);
+        assert!(cache.get("t1:d", start, 7).is_some());
+        cache.put("t1:e", &tokens("E", None), read, start, 1_000);
+        assert!(cache.get("t1:e", start, 7).is_some());
     }
 
     #[test]
@@ -187,22 +204,28 @@ mod tests {
         let cache = TokenCache::default();
         let now = Instant::now();
         let before = cache.generation();
-        cache.put("t1:a", &tokens("A", None), before, now, 0);
+        cache.put("t1:a", &tokens("A", None), (before, 1), now, 0);
         cache.forget("t1:a");
-        assert_eq!(cache.get("t1:a", now), None);
+        assert_eq!(cache.get("t1:a", now, 1), None);
         // A lookup that read the store before the forget does not store what it read.
-        cache.put("t1:a", &tokens("OLD", None), before, now, 0);
-        assert_eq!(cache.get("t1:a", now), None);
-        cache.put("t1:a", &tokens("NEW", None), cache.generation(), now, 0);
-        assert_eq!(cache.get("t1:a", now).unwrap().access_token, "NEW");
+        cache.put("t1:a", &tokens("OLD", None), (before, 1), now, 0);
+        assert_eq!(cache.get("t1:a", now, 1), None);
+        cache.put(
+            "t1:a",
+            &tokens("NEW", None),
+            (cache.generation(), 1),
+            now,
+            0,
+        );
+        assert_eq!(cache.get("t1:a", now, 1).unwrap().access_token, "NEW");
     }
 
     #[test]
     fn debug_never_shows_a_token() {
         let cache = TokenCache::default();
         let now = Instant::now();
-        cache.put("t1:a", &tokens("SECRET-TOKEN", None), 0, now, 0);
-        let shown = format!("{cache:?} {:?}", cache.get("t1:a", now).unwrap());
+        cache.put("t1:a", &tokens("SECRET-TOKEN", None), (0, 0), now, 0);
+        let shown = format!("{cache:?} {:?}", cache.get("t1:a", now, 0).unwrap());
         assert!(!shown.contains("SECRET-TOKEN"), "{shown}");
     }
 }

@@ -130,6 +130,14 @@ pub fn check_url(url: &str, origins: &[url::Origin]) -> Result<String, String> {
                     .to_owned(),
             );
         }
+        if internal_host(&parsed) {
+            return Err(
+                "url: names this machine or a private network (a loopback, private, \
+                 link-local or unspecified address, or localhost); such an origin must be \
+                 allowed by the service's operator (`serve --webhook-origin ORIGIN`)"
+                    .to_owned(),
+            );
+        }
     } else if !origins.contains(&parsed.origin()) {
         let allowed: Vec<String> = origins
             .iter()
@@ -142,6 +150,42 @@ pub fn check_url(url: &str, origins: &[url::Origin]) -> Result<String, String> {
         ));
     }
     Ok(parsed.to_string())
+}
+
+/// Whether `url`'s host is `localhost` (or a name under it) or an IP address of this
+/// machine or a private network: loopback, private (RFC 1918, IPv6 unique local),
+/// link-local, unspecified, CGNAT shared space, or an IPv4-mapped IPv6 form of one. Host
+/// names that resolve to such addresses are not caught here: an operator who must rule them
+/// out lists the allowed origins (`--webhook-origin`).
+fn internal_host(url: &url::Url) -> bool {
+    use std::net::{IpAddr, Ipv4Addr};
+    let v4 = |ip: Ipv4Addr| {
+        ip.is_loopback()
+            || ip.is_private()
+            || ip.is_link_local()
+            || ip.is_unspecified()
+            || ip.is_broadcast()
+            || (ip.octets()[0] == 100 && (ip.octets()[1] & 0xC0) == 64)
+    };
+    let ip = |ip: IpAddr| match ip {
+        IpAddr::V4(ip) => v4(ip),
+        IpAddr::V6(ip) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (ip.segments()[0] & 0xFE00) == 0xFC00
+                || (ip.segments()[0] & 0xFFC0) == 0xFE80
+                || ip.to_ipv4_mapped().is_some_and(v4)
+        }
+    };
+    match url.host() {
+        Some(url::Host::Ipv4(address)) => v4(address),
+        Some(url::Host::Ipv6(address)) => ip(IpAddr::V6(address)),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.');
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        None => true,
+    }
 }
 
 async fn replace(
@@ -494,6 +538,10 @@ struct Notifications {
     deferred: BTreeSet<i64>,
     /// Each pending change's event (its id and time), kept across attempts.
     events: HashMap<(i64, String), Event>,
+    /// The origins webhooks may be sent to (`--webhook-origin`; empty: https, not internal):
+    /// checked again before every delivery, since a URL stored under another setting (an
+    /// earlier run, another instance) may no longer be allowed.
+    origins: Vec<url::Origin>,
 }
 
 /// Starts the notifier on the store at `path` (sealed with `key`): looks at every service
@@ -503,6 +551,7 @@ pub fn start(
     path: std::path::PathBuf,
     key: Option<crate::seal::SealingKey>,
     interval: Duration,
+    origins: Vec<url::Origin>,
 ) -> Result<Notifier, ServeError> {
     let (wake, woken) = mpsc::channel();
     let notifier = Notifier(wake.clone());
@@ -529,6 +578,7 @@ pub fn start(
                 held_back: HashSet::new(),
                 deferred: BTreeSet::new(),
                 events: HashMap::new(),
+                origins,
             };
             notifications.run(&woken, interval);
         })
@@ -722,6 +772,16 @@ impl Notifications {
         else {
             return Ok(None);
         };
+        if let Err(refused) = check_url(&url, &self.origins) {
+            // Treated as no webhook: its changes are recorded as told, not held for a URL
+            // the operator no longer allows.
+            tracing::warn!(
+                tenant,
+                reason = refused.as_str(),
+                "webhook: not sent; the stored URL is not allowed by this service's settings"
+            );
+            return Ok(None);
+        }
         Ok(Some((
             url,
             open_webhook_secret(&self.store, tenant, secret)?,
@@ -902,6 +962,35 @@ mod tests {
                 .unwrap_err()
                 .contains("--webhook-origin")
         );
+        // No origins given: nothing on this machine or a private network, by address.
+        for internal in [
+            "https://127.0.0.1/in",
+            "https://127.8.9.10:8443/in",
+            "https://10.0.0.5/in",
+            "https://172.16.1.1/in",
+            "https://192.168.1.1/in",
+            "https://169.254.169.254/latest",
+            "https://100.64.0.1/in",
+            "https://0.0.0.0/in",
+            "https://[::1]/in",
+            "https://[::]/in",
+            "https://[fd00::1]/in",
+            "https://[fe80::1]/in",
+            "https://[::ffff:10.0.0.1]/in",
+            "https://localhost/in",
+            "https://api.localhost./in",
+            "https://2130706433/in",
+        ] {
+            let refused = check_url(internal, &[]).unwrap_err();
+            assert!(refused.contains("private network"), "{internal}: {refused}");
+        }
+        for public in [
+            "https://8.8.8.8/in",
+            "https://[2001:db8::1]/in",
+            "https://100.128.0.1/in",
+        ] {
+            assert!(check_url(public, &[]).is_ok(), "{public}");
+        }
         // Origins given: exactly those (scheme, host and port).
         let allowed = [local];
         assert!(check_url("http://127.0.0.1:9000/hook", &allowed).is_ok());
