@@ -1359,6 +1359,12 @@ pub(crate) fn open_private_file(
         match options.open(path) {
             Ok(file) => {
                 let metadata = file.metadata().map_err(Refusal::Io)?;
+                // No link left: removed between the open and this look (SQLite's last
+                // connection deleting its -wal), not shared: try the path again.
+                #[cfg(unix)]
+                if std::os::unix::fs::MetadataExt::nlink(&metadata) == 0 {
+                    continue;
+                }
                 check_metadata(&metadata, Kind::File, forbidden).map_err(Refusal::Unsafe)?;
                 return Ok(Some((file, false)));
             }

@@ -180,7 +180,8 @@ impl State {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         Ok(store
             .sqlite()
-            .query_row("PRAGMA data_version", [], |row| row.get(0))?)
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |row| row.get(0))?)
     }
 
     /// The runtime.

@@ -656,11 +656,11 @@ pub fn authenticate(store: &Store, key: &str) -> Result<Option<i64>, StoreError>
     else {
         return Ok(None);
     };
+    // Prepared once per connection (every request runs it).
     let stored: Option<Vec<u8>> = store
         .sqlite()
-        .query_row("SELECT key_hash FROM tenants WHERE id = ?1", [id], |row| {
-            row.get(0)
-        })
+        .prepare_cached("SELECT key_hash FROM tenants WHERE id = ?1")?
+        .query_row([id], |row| row.get(0))
         .optional()?;
     Ok(stored
         .filter(|stored| constant_time_eq(stored, &hash(key)))
