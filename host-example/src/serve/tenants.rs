@@ -754,13 +754,9 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
-    #[test]
-    fn a_version_1_service_schema_is_upgraded_keeping_its_rows() {
-        let (dir, store) = temp_store("schema-1");
-        let db = store.sqlite();
-        // Version 1 as it shipped: its four tables, without version 2's tables and columns.
-        db.execute_batch(
-            "CREATE TABLE service_schema (version INTEGER NOT NULL);
+    /// The service's tables as version 1 shipped them (four tables, without version 2's and
+    /// 3's tables and columns), with one tenant.
+    const VERSION_1_TABLES: &str = "CREATE TABLE service_schema (version INTEGER NOT NULL);
              INSERT INTO service_schema (version) VALUES (1);
              CREATE TABLE tenants (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
                  key_hash BLOB NOT NULL, created_at INTEGER NOT NULL,
@@ -775,9 +771,16 @@ mod tests {
                  pending TEXT);
              CREATE TABLE service_connections (tenant_id INTEGER NOT NULL, id TEXT NOT NULL,
                  integration TEXT NOT NULL, PRIMARY KEY (tenant_id, id));
-             INSERT INTO tenants VALUES (1, 'acme', x'00', 10, 10);
-             INSERT INTO service_connections VALUES (1, 'alice', 'github');",
-        )
+             INSERT INTO tenants VALUES (1, 'acme', x'00', 10, 10);";
+
+    #[test]
+    fn a_version_1_service_schema_is_upgraded_keeping_its_rows() {
+        let (dir, store) = temp_store("schema-1");
+        let db = store.sqlite();
+        db.execute_batch(&format!(
+            "{VERSION_1_TABLES}
+                 INSERT INTO service_connections VALUES (1, 'alice', 'github');"
+        ))
         .unwrap();
         migrate(&store).unwrap();
         let version: i64 = db
@@ -833,25 +836,7 @@ mod tests {
         let key = |byte: u8| SealingKey::from_hex(&format!("{byte:02x}").repeat(32)).unwrap();
         let mut store = Store::open_sealed(&path, key(1)).unwrap();
         let db = store.sqlite();
-        db.execute_batch(
-            "CREATE TABLE service_schema (version INTEGER NOT NULL);
-             INSERT INTO service_schema (version) VALUES (1);
-             CREATE TABLE tenants (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
-                 key_hash BLOB NOT NULL, created_at INTEGER NOT NULL,
-                 key_rotated_at INTEGER NOT NULL);
-             CREATE TABLE integrations (tenant_id INTEGER NOT NULL, id TEXT NOT NULL,
-                 grant_type TEXT NOT NULL, source TEXT NOT NULL, config TEXT NOT NULL,
-                 client_secret TEXT, created_at INTEGER NOT NULL, PRIMARY KEY (tenant_id, id));
-             CREATE TABLE connect_sessions (token_hash BLOB PRIMARY KEY,
-                 tenant_id INTEGER NOT NULL, integration TEXT NOT NULL,
-                 connection TEXT NOT NULL, scopes TEXT, return_to TEXT,
-                 created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, state TEXT UNIQUE,
-                 pending TEXT);
-             CREATE TABLE service_connections (tenant_id INTEGER NOT NULL, id TEXT NOT NULL,
-                 integration TEXT NOT NULL, PRIMARY KEY (tenant_id, id));
-             INSERT INTO tenants VALUES (1, 'acme', x'00', 10, 10);",
-        )
-        .unwrap();
+        db.execute_batch(VERSION_1_TABLES).unwrap();
         migrate_to_2(db).unwrap();
         let sealed = seal_client_secret(&store, 1, "gh", "s3cret".to_owned());
         store
