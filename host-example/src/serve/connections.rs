@@ -176,13 +176,8 @@ pub fn load(
     Ok((stored, integration_of(store, tenant, id)?))
 }
 
-/// Tenant `tenant`'s connections, as the API shows them.
-pub(crate) fn list_views(store: &Store, tenant: TenantId) -> Result<Vec<ConnectionView>, ApiError> {
-    page_views(store, tenant, None, usize::MAX)
-}
-
 /// At most `limit` of tenant `tenant`'s connections whose ids sort after `after`, by id.
-fn page_views(
+pub(crate) fn page_views(
     store: &Store,
     tenant: TenantId,
     after: Option<&str>,

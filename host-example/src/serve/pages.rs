@@ -40,7 +40,7 @@ use rusqlite::{OptionalExtension as _, params};
 use super::AppState;
 use super::auth::{Body, TenantId, body_bytes};
 use super::connect::{NewSession, create_session, escape};
-use super::connections::{ConnectionView, internal_name, list_views, load, remove_connection};
+use super::connections::{ConnectionView, internal_name, load, page_views, remove_connection};
 use super::errors::{ApiError, Code};
 use super::integrations;
 use super::tenants::{constant_time_eq, hash, random_token};
@@ -378,24 +378,54 @@ fn integration_rows(store: &Store, tenant: TenantId) -> Result<Vec<IntegrationRo
         .collect()
 }
 
+/// How many connections the page lists at a time (a link leads to the next ones).
+pub const CONNECTIONS_PER_PAGE: usize = 100;
+
 /// What the signed-in page shows.
 struct Dashboard {
     tenant_name: String,
     integrations: Vec<IntegrationRow>,
+    /// One page of connections: those after `after`, by id.
     connections: Vec<ConnectionView>,
+    /// Where this page starts (none: the first page).
+    after: Option<String>,
+    /// Where the next page starts, when there is one.
+    next: Option<String>,
 }
 
-fn dashboard_of(store: &Store, tenant: TenantId) -> Result<Dashboard, ApiError> {
+fn dashboard_of(
+    store: &Store,
+    tenant: TenantId,
+    after: Option<String>,
+) -> Result<Dashboard, ApiError> {
     let tenant_name = store.sqlite().query_row(
         "SELECT name FROM tenants WHERE id = ?1",
         [tenant.0],
         |row| row.get(0),
     )?;
+    // One more than shown tells whether there is a next page.
+    let mut connections = page_views(store, tenant, after.as_deref(), CONNECTIONS_PER_PAGE + 1)?;
+    let next = if connections.len() > CONNECTIONS_PER_PAGE {
+        connections.truncate(CONNECTIONS_PER_PAGE);
+        connections.last().map(|view| view.id.clone())
+    } else {
+        None
+    };
     Ok(Dashboard {
         tenant_name,
         integrations: integration_rows(store, tenant)?,
-        connections: list_views(store, tenant)?,
+        connections,
+        after,
+        next,
     })
+}
+
+/// The connection id the page starts after (`?after=ID`), if any.
+fn page_start(query: Option<&str>) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(key, _)| key == "after")
+        .map(|(_, value)| value.into_owned())
+        .filter(|after| !after.is_empty() && after.len() <= 1000)
 }
 
 /// The notice for `?done=VALUE` after an action: a fixed text per known value (the query is
@@ -416,8 +446,9 @@ async fn home(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Re
     let Some(token) = cookie_token(&headers, is_secure(&state)) else {
         return sign_in_page(StatusCode::OK, None);
     };
+    let after = page_start(uri.query());
     match signed_in(&state, &token, |connections, tenant| {
-        dashboard_of(connections.store(), tenant)
+        dashboard_of(connections.store(), tenant, after)
     })
     .await
     {
@@ -750,8 +781,25 @@ fn dashboard_page(dashboard: &Dashboard, csrf: &str, notice: Option<&str>) -> Ht
         );
     }
     body.push_str("</tbody></table>\n");
-    if dashboard.connections.is_empty() {
-        body.push_str("<p class=\"empty\">No connections yet.</p>\n");
+    match (dashboard.connections.is_empty(), &dashboard.after) {
+        (true, None) => body.push_str("<p class=\"empty\">No connections yet.</p>\n"),
+        (true, Some(_)) => body.push_str("<p class=\"empty\">No more connections.</p>\n"),
+        _ => {}
+    }
+    if dashboard.after.is_some() || dashboard.next.is_some() {
+        body.push_str("<p class=\"pages\">");
+        if dashboard.after.is_some() {
+            body.push_str("<a id=\"first\" href=\"/\">First page</a> ");
+        }
+        if let Some(next) = &dashboard.next {
+            let next: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+            let _ = write!(
+                body,
+                "<a id=\"next\" href=\"/?after={}\">Next page</a>",
+                escape(&next)
+            );
+        }
+        body.push_str("</p>\n");
     }
     layout("Connections", "", true, &body)
 }
@@ -961,6 +1009,8 @@ mod tests {
                 view("alice", Grant::AuthorizationCode, "valid"),
                 view("svc", Grant::ClientCredentials, "revoked"),
             ],
+            after: None,
+            next: None,
         };
         let html = text(dashboard_page(&dashboard, "CSRF", Some("Done & dusted")));
         for expected in [
@@ -996,9 +1046,58 @@ mod tests {
         assert_eq!(html.matches("<form").count(), 7);
         assert_eq!(html.matches("name=\"csrf\" value=\"CSRF\"").count(), 7);
         // No inline style or script, no raw angle brackets from the data.
-        for absent in ["<script", "style=", "<i>", "<s>", "a<b"] {
+        for absent in [
+            "<script",
+            "style=",
+            "<i>",
+            "<s>",
+            "a<b",
+            "id=\"next\"",
+            "id=\"first\"",
+        ] {
             assert!(!html.contains(absent), "{absent}");
         }
+    }
+
+    #[test]
+    fn a_page_of_connections_links_the_next_and_the_first() {
+        let page = |after: Option<&str>, next: Option<&str>, connections| {
+            text(dashboard_page(
+                &Dashboard {
+                    tenant_name: "t".to_owned(),
+                    integrations: vec![],
+                    connections,
+                    after: after.map(str::to_owned),
+                    next: next.map(str::to_owned),
+                },
+                "CSRF",
+                None,
+            ))
+        };
+        let first = page(None, Some("b&c"), vec![view("a", Grant::Device, "valid")]);
+        assert!(first.contains("<a id=\"next\" href=\"/?after=b%26c\">Next page</a>"));
+        assert!(!first.contains("id=\"first\""));
+        let middle = page(
+            Some("b&c"),
+            Some("d"),
+            vec![view("c", Grant::Device, "valid")],
+        );
+        assert!(middle.contains("<a id=\"first\" href=\"/\">First page</a>"));
+        assert!(middle.contains("href=\"/?after=d\""));
+        let past_the_end = page(Some("z"), None, vec![]);
+        assert!(past_the_end.contains("No more connections."));
+        assert!(!past_the_end.contains("id=\"next\""));
+        assert!(page(None, None, vec![]).contains("No connections yet."));
+        assert_eq!(
+            page_start(Some("after=b%26c&done=x")).as_deref(),
+            Some("b&c")
+        );
+        assert_eq!(page_start(Some("after=")), None);
+        assert_eq!(
+            page_start(Some(&format!("after={}", "x".repeat(1001)))),
+            None
+        );
+        assert_eq!(page_start(None), None);
     }
 
     #[test]
