@@ -12,7 +12,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, HasSelf, Linker, ResourceAny};
+use wasmtime::component::{
+    Component, ComponentExportIndex, ComponentNamedList, HasSelf, Lift, Linker, Lower, ResourceAny,
+    TypedFunc,
+};
 use wasmtime::error::Context as _;
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
@@ -390,6 +393,7 @@ pub struct Runtime {
     engine: Engine,
     pre: ConnectorPre<HostState>,
     exports: std::sync::Arc<ExportIndices>,
+    hot: std::sync::Arc<HotFunctions>,
     limits: SandboxLimits,
     origin: crate::compile_cache::Origin,
 }
@@ -438,6 +442,62 @@ macro_rules! exported_interfaces {
         }
     };
 }
+
+/// One exported function on a hot path, fetched by itself instead of with its interface.
+struct HotFunction {
+    /// Where it is in the component.
+    index: ComponentExportIndex,
+    /// Whether an instance of this runtime's component has type-checked it (against the one
+    /// signature its accessor uses): later instances fetch it without checking again.
+    checked: std::sync::atomic::AtomicBool,
+}
+
+/// The functions a fresh instance's first call needs on the hot paths: opening a connection,
+/// beginning a sign-in, deciding whether tokens are due.
+///
+/// Loading an interface type-checks all of its functions against their Rust types (walking
+/// records such as `connection-config` and the `error` variant), which was most of a fresh
+/// instance's first call. These are fetched one function at a time, and each is checked once
+/// per runtime, by the first instance that calls it: every instance of one component has
+/// the same types.
+struct HotFunctions {
+    open: HotFunction,
+    begin: HotFunction,
+    needs_refresh: HotFunction,
+}
+
+impl HotFunctions {
+    fn new(component: &Component) -> wasmtime::Result<Self> {
+        let find = |interface: &str, function: &str| -> wasmtime::Result<HotFunction> {
+            let interface_name = format!("oauth-connector:oauth2/{interface}@0.2.0");
+            let interface = component
+                .get_export_index(None, &interface_name)
+                .with_context(|| format!("the component exports no `{interface_name}`"))?;
+            let index = component
+                .get_export_index(Some(&interface), function)
+                .with_context(|| format!("`{interface_name}` has no `{function}`"))?;
+            Ok(HotFunction {
+                index,
+                checked: std::sync::atomic::AtomicBool::new(false),
+            })
+        };
+        Ok(Self {
+            open: find("connections", "[static]connection.open")?,
+            begin: find("authorization-code", "begin")?,
+            needs_refresh: find("tokens", "needs-refresh")?,
+        })
+    }
+}
+
+/// `connections.connection.open`'s signature.
+type OpenFunction<'a> =
+    TypedFunc<(&'a types::ConnectionConfig,), (Result<ResourceAny, types::Error>,)>;
+
+/// `authorization-code.begin`'s signature.
+type BeginFunction = TypedFunc<(ResourceAny,), (Result<AuthorizationRequest, types::Error>,)>;
+
+/// `tokens.needs-refresh`'s signature.
+type NeedsRefreshFunction<'a> = TypedFunc<(&'a types::TokenSet, Option<u64>), (bool,)>;
 
 exported_interfaces! {
     connections: connections,
@@ -581,11 +641,13 @@ impl Runtime {
             .context("pre-instantiating the component")?;
         let exports =
             ExportIndices::new(&instance_pre).context("checking the component's exports")?;
+        let hot = HotFunctions::new(component).context("checking the component's exports")?;
         let pre = ConnectorPre::new(instance_pre).context("checking the component's exports")?;
         Ok(Self {
             engine,
             pre,
             exports: std::sync::Arc::new(exports),
+            hot: std::sync::Arc::new(hot),
             limits,
             origin: crate::compile_cache::Origin::Compiled,
         })
@@ -654,6 +716,7 @@ impl Runtime {
             store,
             instance,
             exports: self.exports.clone(),
+            hot: self.hot.clone(),
             loaded: LoadedInterfaces::default(),
             opened: None,
         })
@@ -730,6 +793,7 @@ pub struct Session {
     store: Store<HostState>,
     instance: wasmtime::component::Instance,
     exports: std::sync::Arc<ExportIndices>,
+    hot: std::sync::Arc<HotFunctions>,
     loaded: LoadedInterfaces,
     /// The connection opened last, with the configuration it was opened from.
     opened: Option<(types::ConnectionConfig, ResourceAny)>,
@@ -758,11 +822,66 @@ impl Session {
             settle(&self.store, result)?;
         }
         self.arm();
-        let exports = self.connections()?;
-        let result = exports.connection().call_open(&mut self.store, config);
+        let open = self.open_function()?;
+        let result = open
+            .call(&mut self.store, (config,))
+            .map(|(opened,)| opened);
         let handle = flatten(&self.store, result)?;
         self.opened = Some((config.clone(), handle));
         Ok(handle)
+    }
+
+    /// `connections.connection.open`, as a typed function.
+    fn open_function<'a>(&mut self) -> Result<OpenFunction<'a>, CallError> {
+        let hot = self.hot.clone();
+        self.hot_function(&hot.open)
+    }
+
+    /// `authorization-code.begin`, as a typed function.
+    fn begin_function(&mut self) -> Result<BeginFunction, CallError> {
+        let hot = self.hot.clone();
+        self.hot_function(&hot.begin)
+    }
+
+    /// `tokens.needs-refresh`, as a typed function.
+    fn needs_refresh_function<'a>(&mut self) -> Result<NeedsRefreshFunction<'a>, CallError> {
+        let hot = self.hot.clone();
+        self.hot_function(&hot.needs_refresh)
+    }
+
+    /// `function` of this instance, typed as `P -> R`: type-checked by the first instance
+    /// of the runtime that asks for it, fetched unchecked by every later one. Each
+    /// [`HotFunction`] is asked for through one accessor above, with one signature.
+    #[allow(unsafe_code)] // a typed function whose type an instance of the same component checked
+    fn hot_function<P, R>(&mut self, function: &HotFunction) -> Result<TypedFunc<P, R>, CallError>
+    where
+        P: ComponentNamedList + Lower,
+        R: ComponentNamedList + Lift,
+    {
+        use std::sync::atomic::Ordering;
+        if function.checked.load(Ordering::Acquire) {
+            let func = self
+                .instance
+                .get_func(&mut self.store, function.index)
+                .ok_or_else(|| {
+                    CallError::Runtime(wasmtime::Error::msg(
+                        "the component lost an export it had when it was checked",
+                    ))
+                })?;
+            // SAFETY: `checked` is set only after `get_typed_func::<P, R>` succeeded for
+            // this function on an instance of the same component (this runtime's), and the
+            // function is only ever asked for with that one signature (its accessor). An
+            // instance's export types are the component's, so the check holds here too;
+            // wasmtime's generated bindings rely on the same (`TypedFunc::new_unchecked`
+            // in every call after their load-time check).
+            return Ok(unsafe { TypedFunc::new_unchecked(func) });
+        }
+        let result = self
+            .instance
+            .get_typed_func::<P, R>(&mut self.store, function.index);
+        let typed = settle(&self.store, result)?;
+        function.checked.store(true, Ordering::Release);
+        Ok(typed)
     }
 
     /// Starts the compute budget of the next call.
@@ -780,8 +899,10 @@ impl Session {
     ) -> Result<AuthorizationRequest, CallError> {
         let connection = self.connection(config)?;
         self.arm();
-        let exports = self.authorization_code()?;
-        let result = exports.call_begin(&mut self.store, connection);
+        let begin = self.begin_function()?;
+        let result = begin
+            .call(&mut self.store, (connection,))
+            .map(|(begun,)| begun);
         flatten(&self.store, result)
     }
 
@@ -860,8 +981,10 @@ impl Session {
         margin_seconds: Option<u64>,
     ) -> Result<bool, CallError> {
         self.arm();
-        let exports = self.tokens()?;
-        let result = exports.call_needs_refresh(&mut self.store, tokens, margin_seconds);
+        let needs_refresh = self.needs_refresh_function()?;
+        let result = needs_refresh
+            .call(&mut self.store, (tokens, margin_seconds))
+            .map(|(due,)| due);
         settle(&self.store, result)
     }
 
