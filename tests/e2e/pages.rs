@@ -4,15 +4,13 @@
 //! agent, revoke, remove, sign-out, CSRF and origin checks, tenant isolation, expired
 //! sessions, and the pages' security headers.
 
-use std::process::{Command, Stdio};
-
 use connector_host::serve::pages::csrf_token;
 use connector_host::serve::tenants::hash;
 use connector_host::types::{HttpMethod, HttpRequest, HttpResponse};
 use serde_json::{Value, json};
 
 use crate::connect::cli;
-use crate::server::{TempDir, oidc_dir};
+use crate::server::TempDir;
 use crate::service::*;
 
 /// The page's security headers (not the callback's: the referrer stays on this origin).
@@ -186,25 +184,6 @@ fn continue_path(response: &HttpResponse) -> String {
     path
 }
 
-/// Follows the interstitial as the browser would: `/connect/TOKEN`, the provider (the
-/// scripted user agent), the callback. Returns what the user agent said.
-fn follow_to_provider(service: &Service, path: &str) -> String {
-    let begin = service.send(HttpMethod::Get, path, None, None);
-    assert_eq!(begin.status, 302, "{}", text(&begin));
-    assert_page_headers(&begin);
-    let authorize = header_of(&begin, "location").unwrap().to_owned();
-    let output = Command::new("sh")
-        .arg("-c")
-        .arg(format!("{} '{authorize}'", crate::server::user_agent("")))
-        .current_dir(oidc_dir())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(output.status.success(), "the user agent failed: {said}");
-    said
-}
-
 /// The dashboard's row of connection `id`, if listed.
 fn row<'h>(html: &'h str, id: &str) -> Option<&'h str> {
     let start = html.find(&format!("<tr data-connection=\"{id}\">"))?;
@@ -338,7 +317,7 @@ fn sign_in_connect_revoke_reauthorize_remove_and_sign_out_for_one_tenant_only() 
         ],
     );
     let path = continue_path(&response);
-    let said = follow_to_provider(&service, &path);
+    let said = follow_connect_url(&service, &path, "");
     assert!(said.contains("callback /oauth/callback -> 303"), "{said}");
     let html = browser.dashboard("/");
     let alice = row(&html, "alice").unwrap_or_else(|| panic!("{html}"));
@@ -470,7 +449,7 @@ fn sign_in_connect_revoke_reauthorize_remove_and_sign_out_for_one_tenant_only() 
     // Re-authorize: a new sign-in for the same connection; valid again.
     let response = browser.post("/ui/connections/alice/reauthorize", &[("csrf", &csrf)]);
     let path = continue_path(&response);
-    let said = follow_to_provider(&service, &path);
+    let said = follow_connect_url(&service, &path, "");
     assert!(said.contains("callback /oauth/callback -> 303"), "{said}");
     assert_eq!(status_of(&service, &acme, "alice"), (200, json!("valid")));
     let html = browser.dashboard("/");

@@ -266,8 +266,20 @@ pub fn connect_in_browser(
         "{url}"
     );
     assert!(session["expires_at"].as_str().unwrap().ends_with('Z'));
-    let begin = service.send(HttpMethod::Get, &url, None, None);
-    assert_eq!(begin.status, 302);
+    follow_connect_url(service, &url, options)
+}
+
+/// Opens a connect URL (`<base>/connect/TOKEN`, or its path) as the end user's browser
+/// would: the service's redirect to the provider, then the scripted user agent (with
+/// `options`) signs in and delivers the callback. Returns what the user agent said.
+pub fn follow_connect_url(service: &Service, url: &str, options: &str) -> String {
+    let begin = service.send(HttpMethod::Get, url, None, None);
+    assert_eq!(
+        begin.status,
+        302,
+        "{}",
+        String::from_utf8_lossy(&begin.body)
+    );
     assert_page_headers(&begin);
     let authorize = header_of(&begin, "location").unwrap().to_owned();
     let output = Command::new("sh")
