@@ -133,8 +133,7 @@ fn chromium_connects_on_the_page_and_revokes() {
     let dir = TempDir::new("serve-chromium");
     let store = dir.0.join("store.db").to_str().unwrap().to_owned();
     let key = add_tenant(&store, "acme");
-    let (key_file, _) = new_key(&dir.0, "key");
-    let service = Service::start(&store, &dir.0.join("compiled"), &["--key-file", &key_file]);
+    let (service, _, _) = start_sealed(&dir.0, &store, &[]);
     create_code_integration(&service, &server, &key);
 
     // In the browser: sign in, connect `laptop` through `oidc`, sign in and consent at the

@@ -276,13 +276,8 @@ fn a_tenant_sets_gets_and_deletes_its_webhook_whose_secret_is_shown_once_and_sea
     let store = dir.0.join("store.db").to_str().unwrap().to_owned();
     let acme = add_tenant(&store, "acme");
     let beta = add_tenant(&store, "beta");
-    let (key_file, _) = new_key(&dir.0, "key");
     let allowed = "http://127.0.0.1:9";
-    let service = Service::start(
-        &store,
-        &dir.0.join("compiled"),
-        &["--key-file", &key_file, "--webhook-origin", allowed],
-    );
+    let (service, _, _) = start_sealed(&dir.0, &store, &["--webhook-origin", allowed]);
 
     let none = json!({"error": {
         "code": "not_found",
@@ -410,14 +405,11 @@ fn idle_connections_are_refreshed_in_the_background_and_status_changes_are_signe
     let dir = TempDir::new("keepalive");
     let store = dir.0.join("store.db").to_str().unwrap().to_owned();
     let acme = add_tenant(&store, "acme");
-    let (key_file, sealing_key) = new_key(&dir.0, "key");
     let receiver = Receiver::start(&[], 200);
-    let service = Service::start(
+    let (service, _, sealing_key) = start_sealed(
+        &dir.0,
         &store,
-        &dir.0.join("compiled"),
         &[
-            "--key-file",
-            &key_file,
             "--keep-alive-interval",
             "1",
             "--keep-alive-after",
@@ -577,16 +569,13 @@ fn deliveries_are_retried_and_a_failing_receiver_holds_up_no_other_tenant() {
     let store = dir.0.join("store.db").to_str().unwrap().to_owned();
     let acme = add_tenant(&store, "acme");
     let beta = add_tenant(&store, "beta");
-    let (key_file, _) = new_key(&dir.0, "key");
     // acme's receiver fails twice, then answers 200; beta's fails until told otherwise.
     let flaky = Receiver::start(&[500, 500], 200);
     let down = Receiver::start(&[], 500);
-    let service = Service::start(
+    let (service, key_file, _) = start_sealed(
+        &dir.0,
         &store,
-        &dir.0.join("compiled"),
         &[
-            "--key-file",
-            &key_file,
             "--keep-alive-interval",
             "2",
             "--keep-alive-after",

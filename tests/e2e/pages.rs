@@ -234,8 +234,7 @@ fn sign_in_connect_revoke_reauthorize_remove_and_sign_out_for_one_tenant_only() 
     let store = dir.0.join("store.db").to_str().unwrap().to_owned();
     let acme = add_tenant(&store, "acme");
     let beta = add_tenant(&store, "beta");
-    let (key_file, _) = new_key(&dir.0, "key");
-    let service = Service::start(&store, &dir.0.join("compiled"), &["--key-file", &key_file]);
+    let (service, _, _) = start_sealed(&dir.0, &store, &[]);
     create_code_integration(&service, &server, &acme);
 
     // Not signed in: the sign-in page.
@@ -524,13 +523,8 @@ fn expired_and_superseded_sessions_https_cookies_and_refused_forms() {
     let dir = TempDir::new("pages-sessions");
     let store = dir.0.join("store.db").to_str().unwrap().to_owned();
     let acme = add_tenant(&store, "acme");
-    let (key_file, _) = new_key(&dir.0, "key");
     let public = "https://connect.example";
-    let service = Service::start(
-        &store,
-        &dir.0.join("compiled"),
-        &["--key-file", &key_file, "--public-url", public],
-    );
+    let (service, key_file, _) = start_sealed(&dir.0, &store, &["--public-url", public]);
     for (id, grant) in [
         ("code", "authorization-code"),
         ("machine", "client-credentials"),

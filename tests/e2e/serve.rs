@@ -23,8 +23,7 @@ fn browser_connect_then_token_and_request_for_its_tenant_only() {
     let store = dir.0.join("store.db").to_str().unwrap().to_owned();
     let acme = add_tenant(&store, "acme");
     let beta = add_tenant(&store, "beta");
-    let (key_file, _) = new_key(&dir.0, "key");
-    let service = Service::start(&store, &dir.0.join("compiled"), &["--key-file", &key_file]);
+    let (service, key_file, _) = start_sealed(&dir.0, &store, &[]);
 
     // No key, a wrong key, a key of the wrong form: 401 with a Bearer challenge.
     for key in [
@@ -249,8 +248,7 @@ fn client_credentials_and_sixty_four_concurrent_tokens_refresh_once() {
     let dir = TempDir::new("serve-storm");
     let store = dir.0.join("store.db").to_str().unwrap().to_owned();
     let key = add_tenant(&store, "acme");
-    let (key_file, sealing_key) = new_key(&dir.0, "key");
-    let service = Service::start(&store, &dir.0.join("compiled"), &["--key-file", &key_file]);
+    let (service, _, sealing_key) = start_sealed(&dir.0, &store, &[]);
 
     // Client credentials: connected without a browser.
     let (status, body) = service.api(
@@ -551,14 +549,11 @@ fn refused_requests_expired_sessions_and_the_openapi_document() {
     let dir = TempDir::new("serve-refusals");
     let store = dir.0.join("store.db").to_str().unwrap().to_owned();
     let key = add_tenant(&store, "acme");
-    let (key_file, _) = new_key(&dir.0, "key");
     // Sessions that expire at once.
-    let service = Service::start(
+    let (service, _, _) = start_sealed(
+        &dir.0,
         &store,
-        &dir.0.join("compiled"),
         &[
-            "--key-file",
-            &key_file,
             "--session-ttl",
             "0",
             "--return-origin",

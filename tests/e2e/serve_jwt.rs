@@ -207,8 +207,7 @@ fn signs_everything(client_id: &str, key_file: &str, kid: &str, alg: &str) {
     let pem = key_pem(&dir.0, key_file);
     let store = dir.0.join("store.db").to_str().unwrap().to_owned();
     let acme = add_tenant(&store, "acme");
-    let (key_file, sealing_key) = new_key(&dir.0, "key");
-    let service = Service::start(&store, &dir.0.join("compiled"), &["--key-file", &key_file]);
+    let (service, key_file, sealing_key) = start_sealed(&dir.0, &store, &[]);
     create_integrations(&service, &server, &acme, client_id, &pem, (alg, kid));
     assert!(
         assertions(&server).is_empty(),
@@ -363,18 +362,10 @@ fn the_keep_alive_sweep_signs_its_refreshes() {
     let pem = key_pem(&dir.0, "es256.pem");
     let store = dir.0.join("store.db").to_str().unwrap().to_owned();
     let acme = add_tenant(&store, "acme");
-    let (key_file, _) = new_key(&dir.0, "key");
-    let service = Service::start(
+    let (service, _, _) = start_sealed(
+        &dir.0,
         &store,
-        &dir.0.join("compiled"),
-        &[
-            "--key-file",
-            &key_file,
-            "--keep-alive-interval",
-            "1",
-            "--keep-alive-after",
-            "1",
-        ],
+        &["--keep-alive-interval", "1", "--keep-alive-after", "1"],
     );
     create(
         &service,
@@ -431,8 +422,7 @@ fn keys_that_cannot_sign_and_methods_without_a_key_are_refused_exactly() {
     let ec = key_pem(&dir.0, "es256.pem");
     let store = dir.0.join("store.db").to_str().unwrap().to_owned();
     let acme = add_tenant(&store, "acme");
-    let (key_file, _) = new_key(&dir.0, "key");
-    let service = Service::start(&store, &dir.0.join("compiled"), &["--key-file", &key_file]);
+    let (service, _, _) = start_sealed(&dir.0, &store, &[]);
     let public_key = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n\
          -----END PUBLIC KEY-----\n";
     let base = || {

@@ -199,6 +199,17 @@ pub fn new_key(dir: &Path, name: &str) -> (String, SealingKey) {
     (path.to_str().unwrap().to_owned(), key)
 }
 
+/// Starts `serve` on `store`, sealed with a new key in `dir/key`, its compiled component
+/// cached in `dir/compiled`, with `extra` arguments: the service, the key file's path and
+/// the key.
+pub fn start_sealed(dir: &Path, store: &str, extra: &[&str]) -> (Service, String, SealingKey) {
+    let (key_file, key) = new_key(dir, "key");
+    let mut args = vec!["--key-file", key_file.as_str()];
+    args.extend_from_slice(extra);
+    let service = Service::start(store, &dir.join("compiled"), &args);
+    (service, key_file, key)
+}
+
 /// Whether `needle` occurs in `haystack`.
 pub fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
