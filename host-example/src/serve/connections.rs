@@ -176,23 +176,32 @@ pub fn load(
     Ok((stored, integration_of(store, tenant, id)?))
 }
 
-/// At most `limit` of tenant `tenant`'s connections whose ids sort after `after`, by id.
+/// At most `limit` of tenant `tenant`'s connections whose ids sort after `after`, by id,
+/// and the id the next page starts after, when more follow.
 pub(crate) fn page_views(
     store: &Store,
     tenant: TenantId,
     after: Option<&str>,
     limit: usize,
-) -> Result<Vec<ConnectionView>, ApiError> {
+) -> Result<(Vec<ConnectionView>, Option<String>), ApiError> {
     let prefix = internal_name(tenant, "");
-    store
-        .list_page(&prefix, after, limit)?
+    // One more than asked for tells whether there is a next page.
+    let mut views = store
+        .list_page(&prefix, after, limit.saturating_add(1))?
         .iter()
         .filter_map(|c| c.name.strip_prefix(&prefix).map(|id| (c, id)))
         .map(|(connection, id)| {
             let view = view(connection, id, integration_of(store, tenant, id)?);
             with_last_error(store, tenant, view)
         })
-        .collect()
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let next = if views.len() > limit {
+        views.truncate(limit);
+        views.last().map(|view| view.id.clone())
+    } else {
+        None
+    };
+    Ok((views, next))
 }
 
 /// How many connections a page of `GET /v1/connections` holds by default, and at most.
@@ -232,23 +241,11 @@ async fn list(
     if query.after.as_ref().is_some_and(|after| after.len() > 1000) {
         return Err(ApiError::invalid("after: a connection id"));
     }
-    // One more than asked for tells whether there is a next page.
-    let mut views = state
+    let (views, next) = state
         .blocking(move |connections| {
-            page_views(
-                connections.store(),
-                tenant,
-                query.after.as_deref(),
-                limit + 1,
-            )
+            page_views(connections.store(), tenant, query.after.as_deref(), limit)
         })
         .await?;
-    let next = if views.len() > limit {
-        views.truncate(limit);
-        views.last().map(|view| view.id.clone())
-    } else {
-        None
-    };
     Ok(Json(
         serde_json::json!({ "connections": views, "next": next }),
     ))

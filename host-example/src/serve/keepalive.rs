@@ -34,12 +34,14 @@
 //! tenant can see what happened and when, and cleared when the connection is connected
 //! again.
 
-use super::token_cache::TokenCache;
 use std::time::{Duration, Instant};
 
 use rusqlite::{OptionalExtension as _, params};
 
 use super::ServeError;
+use super::auth::TenantId;
+use super::connections::internal_name;
+use super::token_cache::TokenCache;
 use super::webhooks::Notifier;
 use crate::connections::{ConnectionError, Connections};
 use crate::describe::format_time;
@@ -282,11 +284,6 @@ pub struct Swept {
     pub failed: usize,
 }
 
-/// The environment stored secret references are resolved from.
-fn process_env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
 /// Starts the keep-alive thread on the store at `path` (sealed with `key`): every `interval`,
 /// one [`sweep`] of connections unwritten for `after`; tells `changes` of every connection
 /// whose refresh failed. Returns once the thread has opened the store.
@@ -305,7 +302,7 @@ pub fn start(
         .name("connector-keepalive".into())
         .spawn(move || {
             let _log = tracing::dispatcher::set_default(&dispatch);
-            let env: &'static dyn Fn(&str) -> Option<String> = &process_env;
+            let env: &'static dyn Fn(&str) -> Option<String> = &super::process_env;
             let connections = match Connections::open_with_key(runtime, &path, env, key) {
                 Ok(connections) => {
                     let _ = opened.send(Ok(()));
@@ -382,7 +379,7 @@ pub fn sweep(
         .collect::<Result<_, _>>()?;
     let mut candidates = Vec::with_capacity(rows.len());
     for (tenant, id) in rows {
-        match store.get(&format!("t{tenant}:{id}")) {
+        match store.get(&internal_name(TenantId(tenant), &id)) {
             Ok(connection) => candidates.push((tenant, id, connection)),
             Err(StoreError::NotFound(_)) => {}
             Err(error) => {

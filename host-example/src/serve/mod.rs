@@ -134,7 +134,7 @@ pub struct State {
 pub type AppState = Arc<State>;
 
 /// The environment that stored secret references are resolved from.
-fn process_env(name: &str) -> Option<String> {
+pub(super) fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 

@@ -403,14 +403,7 @@ fn dashboard_of(
         [tenant.0],
         |row| row.get(0),
     )?;
-    // One more than shown tells whether there is a next page.
-    let mut connections = page_views(store, tenant, after.as_deref(), CONNECTIONS_PER_PAGE + 1)?;
-    let next = if connections.len() > CONNECTIONS_PER_PAGE {
-        connections.truncate(CONNECTIONS_PER_PAGE);
-        connections.last().map(|view| view.id.clone())
-    } else {
-        None
-    };
+    let (connections, next) = page_views(store, tenant, after.as_deref(), CONNECTIONS_PER_PAGE)?;
     Ok(Dashboard {
         tenant_name,
         integrations: integration_rows(store, tenant)?,

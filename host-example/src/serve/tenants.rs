@@ -263,17 +263,13 @@ pub fn open_client_secret(
 /// `value` as the pending authorization of the connect session whose token hashes to
 /// `token_hash` is written.
 pub fn seal_pending(store: &Store, token_hash: &[u8], value: String) -> String {
-    seal_value(store, PENDING, &hex(token_hash), value)
+    seal_value(store, PENDING, &crate::seal::hex(token_hash), value)
 }
 
 /// The stored pending authorization of the connect session whose token hashes to
 /// `token_hash`, opened.
 pub fn open_pending(store: &Store, token_hash: &[u8], text: String) -> Result<String, StoreError> {
-    open_value(store, PENDING, &hex(token_hash), text)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    open_value(store, PENDING, &crate::seal::hex(token_hash), text)
 }
 
 fn seal_value(store: &Store, column: SealedColumn, row_key: &str, value: String) -> String {

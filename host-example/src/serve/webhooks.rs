@@ -72,6 +72,7 @@ use rusqlite::{OptionalExtension as _, params};
 use serde::Deserialize;
 
 use super::auth::{Body, TenantId, body_bytes, json_body};
+use super::connections::internal_name;
 use super::errors::{ApiError, Code};
 use super::tenants::{open_webhook_secret, random_token, seal_webhook_secret};
 use super::{AppState, ServeError};
@@ -399,12 +400,7 @@ pub fn signature(secret: &str, timestamp: u64, body: &[u8]) -> String {
     context.update(timestamp.to_string().as_bytes());
     context.update(b".");
     context.update(body);
-    let hex: String = context
-        .sign()
-        .as_ref()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
+    let hex = crate::seal::hex(context.sign().as_ref());
     format!("t={timestamp},v1={hex}")
 }
 
@@ -732,7 +728,7 @@ impl Notifications {
         let mut changes = Vec::new();
         for (tenant, id, integration, notified, stored) in rows {
             let connection = if stored {
-                match self.store.get(&format!("t{tenant}:{id}")) {
+                match self.store.get(&internal_name(TenantId(tenant), &id)) {
                     Ok(connection) => Some(connection),
                     Err(StoreError::NotFound(_)) => None,
                     Err(error) => {
@@ -847,7 +843,7 @@ impl Notifications {
                 db.execute(
                     "DELETE FROM service_connections WHERE tenant_id = ?1 AND id = ?2
                      AND NOT EXISTS (SELECT 1 FROM connections WHERE name = ?3)",
-                    params![tenant, id, format!("t{tenant}:{id}")],
+                    params![tenant, id, internal_name(TenantId(tenant), id)],
                 )
             });
         if let Err(error) = settled {
