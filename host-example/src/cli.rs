@@ -58,8 +58,11 @@ struct Cli {
     /// The component to load (default: the one built into this binary).
     #[arg(long, global = true, value_name = "WASM")]
     component: Option<PathBuf>,
-    /// The connection store (default: $CONNECTOR_STORE, else the platform's data directory).
-    #[arg(long, global = true, value_name = "FILE")]
+    /// The connection store: an SQLite file (default: $CONNECTOR_STORE, else the platform's
+    /// data directory), or a PostgreSQL database shared by a fleet,
+    /// `postgres://USER@HOST:PORT/DB` (its password in $PGPASSWORD, not in the URL, which
+    /// other users can see in the process list).
+    #[arg(long, global = true, value_name = "FILE|URL")]
     store: Option<PathBuf>,
     /// The key file that seals the store's secrets and tokens (default: $CONNECTOR_KEY, 64
     /// hex characters). Opt-in for the CLI; `serve` needs one (or --no-encryption).
@@ -1422,7 +1425,8 @@ fn retry_line(notice: &RetryNotice) -> String {
 /// The store at `path` for a command that only reads: a mistyped path is an error, never a
 /// new, empty store.
 fn open_existing(path: &std::path::Path, key: Option<SealingKey>) -> anyhow::Result<Store> {
-    if !path.try_exists().unwrap_or(true) {
+    let database = path.to_str().is_some_and(store::postgres::is_url);
+    if !database && !path.try_exists().unwrap_or(true) {
         bail!(
             "no store at {} (connect first, or pass the right --store)",
             path.display()

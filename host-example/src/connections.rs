@@ -625,6 +625,23 @@ impl<'a> Connections<'a> {
         }
         drop(session);
         let signer = self.signer(&connection)?;
+        // A refresh token is at stake: record the refresh before it is sent, committed, so
+        // that whoever refreshes next knows when this one ended without storing its answer
+        // (this process died, or the answer was lost) and the server may have rotated the
+        // refresh token it sends.
+        let at_stake = connection.grant != Grant::ClientCredentials;
+        let interrupted = at_stake && connection.refresh_interrupted_at.is_some();
+        if interrupted {
+            tracing::warn!(
+                connection = name,
+                since = %expiry_for_log(connection.refresh_interrupted_at),
+                "refresh: the last refresh was interrupted before its tokens were stored; \
+                 trying the stored refresh token once more"
+            );
+        }
+        if at_stake {
+            self.store.refresh_started(name)?;
+        }
         tracing::info!(
             connection = name,
             grant = connection.grant.name(),
@@ -668,7 +685,21 @@ impl<'a> Connections<'a> {
                         error = %crate::describe::printable(&code),
                         "refresh: refused by the server"
                     );
-                    self.mark(name, &Reauthorization::RefreshRefused(code));
+                    self.mark(
+                        name,
+                        &if interrupted {
+                            Reauthorization::RefreshInterrupted(code)
+                        } else {
+                            Reauthorization::RefreshRefused(code)
+                        },
+                    );
+                }
+                // The server's answer settles it; without one (the request may have reached
+                // the server), the record stays for whoever refreshes next.
+                if at_stake && !outcome_unknown(&error) {
+                    if let Err(error) = self.store.refresh_settled(name) {
+                        tracing::warn!(connection = name, %error, "could not clear the refresh record");
+                    }
                 }
                 return Err(error.into());
             }
@@ -927,9 +958,23 @@ impl<'a> Connections<'a> {
         Ok(())
     }
 
-    /// Takes the per-connection lock, in `<store>.locks/`, waiting at most the lock timeout.
-    fn lock(&self, name: &str) -> Result<ConnectionLock, ConnectionError> {
+    /// Takes the per-connection lock (in `<store>.locks/`, or in the PostgreSQL store),
+    /// waiting at most the lock timeout.
+    fn lock(&self, name: &str) -> Result<ConnectionLock<'_>, ConnectionError> {
         lock(&self.store, name, self.lock_timeout)
+    }
+}
+
+/// Whether a refresh that failed with `error` may have reached the server (and had its
+/// refresh token rotated) without its answer arriving: the transport failed, the answer was
+/// unreadable, or the call itself was cut short.
+fn outcome_unknown(error: &CallError) -> bool {
+    use crate::types::Error;
+    match error {
+        CallError::Connector(Error::Transport(_) | Error::InvalidResponse(_)) => true,
+        CallError::Connector(_) => false,
+        CallError::Limit(_) | CallError::Runtime(_) => true,
+        CallError::GaveUp { last, .. } => outcome_unknown(last),
     }
 }
 
@@ -1092,7 +1137,33 @@ const LOCK_FILE_BITS: u32 = 0;
 /// shares it. The directory is created 0700 and the file 0600, exclusively and without
 /// following symbolic links; existing ones must pass the ownership checks. The wait polls
 /// (`try_lock`, pauses growing to 25 ms) so that it can give up.
-fn lock(store: &Store, name: &str, timeout: Duration) -> Result<ConnectionLock, ConnectionError> {
+///
+/// In the PostgreSQL store the lock is the database's ([`Store::lock_in_database`]): an
+/// advisory lock the server releases when the session holding it ends, so the whole fleet
+/// shares it and a replica that dies holding it never blocks the others.
+fn lock<'a>(
+    store: &'a Store,
+    name: &str,
+    timeout: Duration,
+) -> Result<ConnectionLock<'a>, ConnectionError> {
+    let started = Instant::now();
+    match store.lock_in_database(name, timeout) {
+        Ok(Some(lock)) => return Ok(ConnectionLock::Database(lock)),
+        Ok(None) => {}
+        Err(StoreError::Busy) => {
+            let waited = started.elapsed();
+            tracing::warn!(
+                connection = name,
+                waited_ms = waited.as_millis() as u64,
+                "gave up waiting for the connection's lock"
+            );
+            return Err(ConnectionError::LockTimeout {
+                path: store.path().to_owned(),
+                waited,
+            });
+        }
+        Err(error) => return Err(error.into()),
+    }
     let refused = |path: &Path| {
         let path = path.to_owned();
         move |refusal| match refusal {
@@ -1110,7 +1181,7 @@ fn lock(store: &Store, name: &str, timeout: Duration) -> Result<ConnectionLock, 
     let mut pause = Duration::from_millis(2);
     loop {
         match file.try_lock() {
-            Ok(()) => return Ok(ConnectionLock(file)),
+            Ok(()) => return Ok(ConnectionLock::File(FileLock(file))),
             Err(std::fs::TryLockError::WouldBlock) => {}
             Err(std::fs::TryLockError::Error(error)) => {
                 return Err(ConnectionError::Lock(path, error));
@@ -1225,10 +1296,19 @@ fn discard_rescue(store: &Store, name: &str) -> Result<(), ConnectionError> {
     }
 }
 
-/// Held while a connection refreshes; released on drop (and by the OS if the process dies).
-struct ConnectionLock(File);
+/// Held while a connection refreshes; released on drop (and by the OS, or the database, if
+/// the process dies).
+enum ConnectionLock<'a> {
+    /// A lock file beside the SQLite store.
+    File(#[expect(dead_code, reason = "held for its Drop")] FileLock),
+    /// The PostgreSQL store's advisory lock.
+    Database(#[expect(dead_code, reason = "held for its Drop")] crate::store::DatabaseLock<'a>),
+}
 
-impl Drop for ConnectionLock {
+/// A lock file, locked; unlocked on drop.
+struct FileLock(File);
+
+impl Drop for FileLock {
     fn drop(&mut self) {
         let _ = self.0.unlock();
     }

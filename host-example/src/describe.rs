@@ -61,6 +61,15 @@ pub fn connection_state(state: &ConnectionState) -> String {
             format_time(*since),
             printable(code)
         ),
+        ConnectionState::NeedsReauthorization {
+            reason: Reauthorization::RefreshInterrupted(code),
+            since,
+        } => format!(
+            "needs re-authorization since {} (a refresh was interrupted before its new tokens \
+             were stored, and the server then refused the old refresh token: {})",
+            format_time(*since),
+            printable(code)
+        ),
     }
 }
 
@@ -383,14 +392,8 @@ pub fn connection_view(connection: &StoredConnection, now: u64) -> ConnectionVie
     let mark = match &connection.state {
         ConnectionState::Active => None,
         ConnectionState::NeedsReauthorization { reason, since } => Some(MarkView {
-            reason: match reason {
-                Reauthorization::Revoked => "revoked",
-                Reauthorization::RefreshRefused(_) => "refresh-refused",
-            },
-            error: match reason {
-                Reauthorization::Revoked => None,
-                Reauthorization::RefreshRefused(code) => Some(code.clone()),
-            },
+            reason: reason.name(),
+            error: reason.error().map(str::to_owned),
             since: format_time(*since),
         }),
     };

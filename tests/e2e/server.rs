@@ -64,6 +64,24 @@ impl OidcServer {
         self.send(HttpMethod::Get, path, vec![], "")
     }
 
+    /// Delays every `refresh_token` grant by `ms` (0: no delay); a delayed request whose
+    /// client went away meanwhile is then handed on (`"process"`: the refresh token is
+    /// rotated, and nobody gets the new one) or discarded (`"drop"`). Answers the setting
+    /// and the counts (see `GET /__token-delay` in the server's README).
+    pub fn delay_refreshes(&self, ms: u64, abandoned: &str) -> serde_json::Value {
+        self.send(
+            HttpMethod::Post,
+            &format!("/__token-delay?ms={ms}&abandoned={abandoned}"),
+            vec![],
+            "",
+        )
+    }
+
+    /// The delayed refreshes' counts: `delayed`, `dropped`, `processed_after_close`.
+    pub fn delayed_refreshes(&self) -> serde_json::Value {
+        self.get("/__token-delay")
+    }
+
     /// Zeroes the server's request counters.
     pub fn reset_stats(&self) {
         self.send(HttpMethod::Post, "/__stats/reset", vec![], "");

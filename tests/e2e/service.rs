@@ -110,6 +110,15 @@ impl Service {
     }
 }
 
+impl Service {
+    /// Kills the service at once (SIGKILL): no cleanup of its own runs, as when a replica's
+    /// machine fails.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("kill the service");
+        self.child.wait().expect("reap the service");
+    }
+}
+
 impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -117,14 +117,50 @@ const stats = { token_requests: 0, by_grant: {} };
 function resetStats() {
   stats.token_requests = 0;
   stats.by_grant = {};
+  tokenDelay.delayed = 0;
+  tokenDelay.dropped = 0;
+  tokenDelay.processed_after_close = 0;
+}
+
+// A delay before oidc-provider handles each refresh_token grant, set at run time with
+// POST /__token-delay (ms=0 clears it), for tests of a client that gives up on a slow token
+// endpoint. `abandoned` says what happens to a request whose client closed its connection during
+// the delay: `process` (the default) hands it to oidc-provider anyway, as a real server that has
+// started work would (the refresh token is consumed and rotated); `drop` does not (it is not).
+// GET /__token-delay shows the setting and counts what happened.
+const tokenDelay = {
+  ms: 0, abandoned: 'process', delayed: 0, dropped: 0, processed_after_close: 0,
+};
+const TOKEN_DELAY_MODES = ['process', 'drop'];
+
+// The whole body of `req` as a string (at most `limit` bytes).
+async function readBody(req, limit = 56 * 1024) {
+  const chunks = [];
+  let length = 0;
+  for await (const chunk of req) {
+    length += chunk.length;
+    if (length > limit) throw new Error('request body too large');
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+// The settings of a POST /__token-delay: its query, or its body (JSON or form-urlencoded).
+async function tokenDelaySettings(ctx) {
+  const raw = await readBody(ctx.req);
+  const fromBody = () => {
+    if (raw.trim() === '') return {};
+    if (ctx.is('application/json')) return JSON.parse(raw);
+    return Object.fromEntries(new URLSearchParams(raw));
+  };
+  return { ...fromBody(), ...ctx.query };
 }
 
 // Every credential that passed through the token endpoint (codes, PKCE verifiers, device codes,
 // refresh tokens presented; access, refresh and ID tokens issued), for the secret-hygiene test:
 // none of them may appear in the client's output. GET /__credentials lists them.
 const credentials = new Set();
-function recordCredentials(ctx) {
-  const sent = ctx.oidc?.body ?? {};
+function recordCredentials(ctx, sent = ctx.oidc?.body ?? {}) {
   for (const key of ['code', 'code_verifier', 'device_code', 'refresh_token', 'client_secret']) {
     if (typeof sent[key] === 'string' && sent[key] !== '') credentials.add(sent[key]);
   }
@@ -258,15 +294,72 @@ server.listen(PORT, '127.0.0.1', () => {
       ctx.body = stats;
       return undefined;
     }
+    if (ctx.path === '/__token-delay' && ctx.method === 'GET') {
+      ctx.type = 'json';
+      ctx.body = tokenDelay;
+      return undefined;
+    }
+    if (ctx.path === '/__token-delay' && ctx.method === 'POST') {
+      let settings;
+      try {
+        settings = await tokenDelaySettings(ctx);
+      } catch (err) {
+        ctx.status = 400;
+        ctx.type = 'json';
+        ctx.body = { error: `unreadable settings: ${err.message}` };
+        return undefined;
+      }
+      const ms = Number(settings.ms ?? 0);
+      const abandoned = settings.abandoned ?? 'process';
+      if (!Number.isInteger(ms) || ms < 0 || !TOKEN_DELAY_MODES.includes(abandoned)) {
+        ctx.status = 400;
+        ctx.type = 'json';
+        ctx.body = { error: 'expected ms=<integer >= 0> and abandoned=process|drop' };
+        return undefined;
+      }
+      tokenDelay.ms = ms;
+      tokenDelay.abandoned = ms === 0 ? 'process' : abandoned;
+      ctx.type = 'json';
+      ctx.body = tokenDelay;
+      return undefined;
+    }
     if (ctx.path === tokenPath && ctx.method === 'POST') {
       stats.token_requests += 1;
+      // With a delay set, the body is read here to find refresh_token grants; oidc-provider then
+      // parses the same text from `req.body` (its fallback for an already read body).
+      let early = null;
+      if (tokenDelay.ms > 0 && ctx.is('application/x-www-form-urlencoded')) {
+        ctx.req.body = await readBody(ctx.req);
+        const sent = Object.fromEntries(new URLSearchParams(ctx.req.body));
+        if (sent.grant_type === 'refresh_token') {
+          // Counted on arrival, before the delay.
+          early = sent;
+          stats.by_grant.refresh_token = (stats.by_grant.refresh_token || 0) + 1;
+          tokenDelay.delayed += 1;
+          const { ms, abandoned } = tokenDelay;
+          await new Promise((resolve) => { setTimeout(resolve, ms); });
+          // A client that gave up has closed the connection: Node's HTTP server then ends our
+          // side too, so the socket is destroyed, or at least no longer writable.
+          const { socket } = ctx.req;
+          if (socket.destroyed || !socket.writable) {
+            if (abandoned === 'drop') {
+              tokenDelay.dropped += 1;
+              recordCredentials(ctx, sent);
+              if (LOG_REQUESTS) console.error('token request grant_type=refresh_token dropped');
+              ctx.status = 408; // nobody reads it: the connection is gone
+              return undefined;
+            }
+            tokenDelay.processed_after_close += 1;
+          }
+        }
+      }
       try {
         await next();
       } finally {
         recordCredentials(ctx);
         recordAssertion(ctx);
         const grant = ctx.oidc?.body?.grant_type ?? ctx.oidc?.params?.grant_type ?? 'unknown';
-        stats.by_grant[grant] = (stats.by_grant[grant] || 0) + 1;
+        if (!early) stats.by_grant[grant] = (stats.by_grant[grant] || 0) + 1;
         if (LOG_REQUESTS) console.error(`token request grant_type=${grant} status=${ctx.status}`);
       }
       return undefined;

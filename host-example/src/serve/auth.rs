@@ -31,7 +31,7 @@ impl FromRequestParts<AppState> for TenantId {
                     .then(|| key.trim().to_owned())
             })
             .ok_or_else(|| unauthorized("the Authorization header is not `Bearer KEY`"))?;
-        let id = state.authenticate(&key)?;
+        let id = state.authenticate(&key).await?;
         id.map(TenantId)
             .ok_or_else(|| unauthorized("the API key is not valid"))
     }

@@ -15,7 +15,6 @@ use axum::http::{HeaderName, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use rusqlite::{OptionalExtension as _, params};
 use serde::Deserialize;
 
 use super::AppState;
@@ -26,7 +25,9 @@ use super::integrations;
 use super::tenants::{hash, random_token, valid_id};
 use crate::describe::format_time;
 use crate::runtime::CallError;
-use crate::store::Grant;
+use crate::sql_params as params;
+use crate::store::db::Row;
+use crate::store::{Grant, StoreError};
 use crate::types::{Error as ConnectorError, PendingAuthorization};
 use crate::{AllowList, HttpTransport, Limits};
 
@@ -113,7 +114,7 @@ pub fn create_session(
     let token = random_token().map_err(|error| ApiError::internal(&error))?;
     let now = crate::store::now();
     let expires_at = now + state.session_ttl.as_secs();
-    store.sqlite().execute(
+    store.db().execute(
         "INSERT INTO connect_sessions
              (token_hash, tenant_id, integration, connection, scopes, return_to,
               created_at, expires_at)
@@ -169,14 +170,14 @@ struct Session {
     token_hash: Vec<u8>,
 }
 
-fn session_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
+fn session_row(row: &Row<'_>) -> Result<Session, StoreError> {
     Ok(Session {
         tenant: TenantId(row.get(0)?),
         integration: row.get(1)?,
         connection: row.get(2)?,
         scopes: row.get(3)?,
         return_to: row.get(4)?,
-        expires_at: row.get::<_, i64>(5)? as u64,
+        expires_at: row.get::<i64>(5)? as u64,
         pending: row.get(6)?,
         token_hash: row.get(7)?,
     })
@@ -215,15 +216,14 @@ async fn begin(
             let store = connections.store();
             let token_hash = hash(&token);
             let session = store
-                .sqlite()
-                .query_row(
+                .db()
+                .query_opt(
                     "SELECT tenant_id, integration, connection, scopes, return_to, expires_at,
                             pending, token_hash
                      FROM connect_sessions WHERE token_hash = ?1",
-                    [&token_hash],
+                    params![token_hash],
                     session_row,
-                )
-                .optional()?
+                )?
                 .ok_or_else(|| {
                     ApiError::new(
                         Code::NotFound,
@@ -231,9 +231,9 @@ async fn begin(
                     )
                 })?;
             if session.expires_at <= crate::store::now() {
-                store.sqlite().execute(
+                store.db().execute(
                     "DELETE FROM connect_sessions WHERE token_hash = ?1",
-                    [&token_hash],
+                    params![token_hash],
                 )?;
                 return Err(expired());
             }
@@ -249,7 +249,7 @@ async fn begin(
                 serde_json::to_string(&request.pending)
                     .map_err(|error| ApiError::internal(&error))?,
             );
-            store.sqlite().execute(
+            store.db().execute(
                 "UPDATE connect_sessions SET state = ?2, pending = ?3 WHERE token_hash = ?1",
                 params![token_hash, request.pending.state, pending],
             )?;
@@ -281,15 +281,14 @@ async fn callback(State(state): State<AppState>, uri: Uri) -> Result<Response, E
             // Taken out before anything is sent: a second delivery of this callback finds
             // nothing, and a forged state never matches.
             let session = store
-                .sqlite()
-                .query_row(
+                .db()
+                .query_opt(
                     "DELETE FROM connect_sessions WHERE state = ?1
                      RETURNING tenant_id, integration, connection, scopes, return_to,
                                expires_at, pending, token_hash",
-                    [&sign_in_state],
+                    params![sign_in_state],
                     session_row,
-                )
-                .optional()?
+                )?
                 .ok_or_else(|| {
                     ApiError::invalid(
                         "this sign-in is unknown or was completed already; start again from \

@@ -13,7 +13,6 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
-use rusqlite::{OptionalExtension as _, params};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
@@ -24,7 +23,8 @@ use super::tenants::valid_id;
 use crate::connections::{Connections, api_url, health};
 use crate::describe::format_time;
 use crate::retry::{self, RetryPolicy};
-use crate::store::{ConnectionState, Grant, Reauthorization, Store, StoredConnection};
+use crate::sql_params as params;
+use crate::store::{ConnectionState, Grant, Store, StoredConnection};
 use crate::types::{HttpMethod, HttpRequest, KeyValue};
 
 /// The routes of this resource.
@@ -57,7 +57,7 @@ pub fn record(
     id: &str,
     integration: &str,
 ) -> Result<(), ApiError> {
-    store.sqlite().execute(
+    store.db().execute(
         "INSERT INTO service_connections (tenant_id, id, integration) VALUES (?1, ?2, ?3)
          ON CONFLICT(tenant_id, id) DO UPDATE SET integration = ?3, last_error = NULL,
              last_error_at = NULL, kept_alive_at = NULL",
@@ -72,14 +72,11 @@ pub fn integration_of(
     tenant: TenantId,
     id: &str,
 ) -> Result<Option<String>, ApiError> {
-    Ok(store
-        .sqlite()
-        .query_row(
-            "SELECT integration FROM service_connections WHERE tenant_id = ?1 AND id = ?2",
-            params![tenant.0, id],
-            |row| row.get(0),
-        )
-        .optional()?)
+    Ok(store.db().query_opt(
+        "SELECT integration FROM service_connections WHERE tenant_id = ?1 AND id = ?2",
+        params![tenant.0, id],
+        |row| row.get(0),
+    )?)
 }
 
 /// `conflict` when connection `id` exists for another integration than `integration`
@@ -141,12 +138,10 @@ pub(crate) fn view(
 ) -> ConnectionView {
     let reauthorization = match &connection.state {
         ConnectionState::Active => None,
-        ConnectionState::NeedsReauthorization { reason, since } => Some(match reason {
-            Reauthorization::Revoked => {
-                serde_json::json!({"reason": "revoked", "since": format_time(*since)})
-            }
-            Reauthorization::RefreshRefused(code) => serde_json::json!({
-                "reason": "refresh-refused", "error": code, "since": format_time(*since)
+        ConnectionState::NeedsReauthorization { reason, since } => Some(match reason.error() {
+            None => serde_json::json!({"reason": reason.name(), "since": format_time(*since)}),
+            Some(code) => serde_json::json!({
+                "reason": reason.name(), "error": code, "since": format_time(*since)
             }),
         }),
     };
@@ -351,7 +346,7 @@ pub fn remove_connection(
         };
     connections.remove(&name)?;
     // With a webhook, the row stays until its `removed` event is sent ([`super::webhooks`]).
-    connections.store().sqlite().execute(
+    connections.store().db().execute(
         "DELETE FROM service_connections WHERE tenant_id = ?1 AND id = ?2
          AND NOT EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = ?1)",
         params![tenant.0, id],
@@ -383,7 +378,9 @@ async fn token(
     // A token handed out recently, not near its expiry, with the database unchanged since:
     // answered here, without a store thread (see `token_cache`).
     let version = state.data_version()?;
-    if let Some(cached) = state.tokens.get(&name, std::time::Instant::now(), version) {
+    if let Some(version) = version
+        && let Some(cached) = state.tokens.get(&name, std::time::Instant::now(), version)
+    {
         return Ok(token_answer(
             &cached.access_token,
             &cached.token_type,
@@ -401,13 +398,15 @@ async fn token(
                 .map_err(|error| failed(connections, &shared, tenant, &id, error))
         })
         .await?;
-    state.tokens.put(
-        &name,
-        &tokens,
-        read,
-        std::time::Instant::now(),
-        crate::store::now(),
-    );
+    if let (generation, Some(version)) = read {
+        state.tokens.put(
+            &name,
+            &tokens,
+            (generation, version),
+            std::time::Instant::now(),
+            crate::store::now(),
+        );
+    }
     Ok(token_answer(
         &tokens.access_token,
         &tokens.token_type,

@@ -31,8 +31,9 @@ pub enum Code {
     Expired,
     /// 413: the request body is larger than the cap.
     PayloadTooLarge,
-    /// 503: the authorization server is unavailable (or a refresh holds the connection's lock
-    /// too long); `retry_after` (seconds) when known.
+    /// 503: the authorization server is unavailable, a refresh holds the connection's lock
+    /// too long, or the service's own database is busy or cannot be reached; `retry_after`
+    /// (seconds) when known. Always worth retrying.
     ServerUnavailable,
     /// 502: the authorization server or the API failed or answered something unusable.
     UpstreamError,
@@ -145,10 +146,19 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(name) => {
                 Self::not_found("connection", super::connections::public_name(&name))
             }
-            StoreError::Busy => Self {
-                retry_after: Some(1),
-                ..Self::new(Code::ServerUnavailable, "the store is busy; try again")
-            },
+            // Busy (SQLite's lock, PostgreSQL's lock or statement timeout) or unreachable
+            // (the PostgreSQL server is down or the session was lost): worth retrying. The
+            // detail (the database's URL, never its password) goes to the log only.
+            retryable if retryable.is_retryable() => {
+                tracing::warn!(error = %retryable, "the store's database is busy or unreachable");
+                Self {
+                    retry_after: Some(1),
+                    ..Self::new(
+                        Code::ServerUnavailable,
+                        "the service's database is busy or cannot be reached; try again",
+                    )
+                }
+            }
             // The key was checked against every sealed value when the service started: a
             // value that does not open now was altered or moved (or written by another
             // process under another key). `internal`, with the detail (no secret) in the log.
@@ -158,12 +168,6 @@ impl From<StoreError> for ApiError {
             }
             other => Self::internal(&other),
         }
-    }
-}
-
-impl From<rusqlite::Error> for ApiError {
-    fn from(error: rusqlite::Error) -> Self {
-        StoreError::from(error).into()
     }
 }
 

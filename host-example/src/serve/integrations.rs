@@ -15,7 +15,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use rusqlite::{OptionalExtension as _, params};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
@@ -25,7 +24,9 @@ use super::tenants::valid_id;
 use crate::configure::{self, ClientSettings, ConfigureError, ProfileSource};
 use crate::describe::{client_auth_method, format_time};
 use crate::signer::{KeyFileSigner, NoSigner, Signer, jws_name};
-use crate::store::{Grant, SecretSource, Store};
+use crate::sql_params as params;
+use crate::store::db::Row as DbRow;
+use crate::store::{Grant, SecretSource, Store, StoreError};
 use crate::types::{ClientAuthMethod, ConnectionConfig, KeyValue};
 use crate::{AllowList, HttpTransport, Limits};
 
@@ -235,14 +236,13 @@ struct IntegrationView {
 /// Reads tenant `tenant`'s integration `id`; `not_found` when it has none.
 pub fn load(store: &Store, tenant: TenantId, id: &str) -> Result<Integration, ApiError> {
     let row = store
-        .sqlite()
-        .query_row(
+        .db()
+        .query_opt(
             "SELECT grant_type, source, config, client_secret, private_key, key_id, created_at
              FROM integrations WHERE tenant_id = ?1 AND id = ?2",
             params![tenant.0, id],
             |row| row_of(row, 0),
-        )
-        .optional()?
+        )?
         .ok_or_else(|| ApiError::not_found("integration", id))?;
     decode(store, tenant, id, row)
 }
@@ -260,7 +260,7 @@ type Row = (
 );
 
 /// The [`Row`] in `row`'s columns from `first` on.
-fn row_of(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Row> {
+fn row_of(row: &DbRow<'_>, first: usize) -> Result<Row, StoreError> {
     Ok((
         row.get(first)?,
         row.get(first + 1)?,
@@ -309,17 +309,13 @@ async fn list(
     let views = state
         .blocking(move |connections| {
             let store = connections.store();
-            let db = store.sqlite();
-            let mut statement = db.prepare(
+            let rows = store.db().query(
                 "SELECT id, grant_type, source, config, client_secret, private_key, key_id,
                         created_at
                  FROM integrations WHERE tenant_id = ?1 ORDER BY id",
+                params![tenant.0],
+                |row| Ok((row.get::<String>(0)?, row_of(row, 1)?)),
             )?;
-            let rows = statement
-                .query_map([tenant.0], |row| {
-                    Ok((row.get::<_, String>(0)?, row_of(row, 1)?))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
             rows.into_iter()
                 .map(|(id, row)| Ok(decode(store, tenant, &id, row)?.view()))
                 .collect::<Result<Vec<_>, ApiError>>()
@@ -346,40 +342,39 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     state
         .blocking(move |connections| {
-            let db = connections.store().sqlite();
-            let tx = db.unchecked_transaction()?;
-            let used: i64 = tx.query_row(
-                // A removed connection's row stays until its `removed` event is delivered
-                // (see `connections::remove_connection`): only stored connections count.
-                "SELECT count(*) FROM service_connections AS s
-                 WHERE s.tenant_id = ?1 AND s.integration = ?2
-                   AND EXISTS (SELECT 1 FROM connections
-                               WHERE name = 't' || s.tenant_id || ':' || s.id)",
-                params![tenant.0, id],
-                |row| row.get(0),
-            )?;
-            if used > 0 {
-                return Err(ApiError::new(
-                    Code::Conflict,
-                    format!(
-                        "integration `{id}` has {used} connection(s): delete them first \
-                         (DELETE /v1/connections/ID)"
-                    ),
-                ));
-            }
-            let removed = tx.execute(
-                "DELETE FROM integrations WHERE tenant_id = ?1 AND id = ?2",
-                params![tenant.0, id],
-            )?;
-            if removed == 0 {
-                return Err(ApiError::not_found("integration", &id));
-            }
-            tx.execute(
-                "DELETE FROM connect_sessions WHERE tenant_id = ?1 AND integration = ?2",
-                params![tenant.0, id],
-            )?;
-            tx.commit()?;
-            Ok(())
+            connections.store().db().transaction(|db| {
+                let used: i64 = db.query_one(
+                    // A removed connection's row stays until its `removed` event is delivered
+                    // (see `connections::remove_connection`): only stored connections count.
+                    "SELECT count(*) FROM service_connections AS s
+                     WHERE s.tenant_id = ?1 AND s.integration = ?2
+                       AND EXISTS (SELECT 1 FROM connections
+                                   WHERE name = 't' || s.tenant_id || ':' || s.id)",
+                    params![tenant.0, id],
+                    |row| row.get(0),
+                )?;
+                if used > 0 {
+                    return Err(ApiError::new(
+                        Code::Conflict,
+                        format!(
+                            "integration `{id}` has {used} connection(s): delete them first \
+                             (DELETE /v1/connections/ID)"
+                        ),
+                    ));
+                }
+                let removed = db.execute(
+                    "DELETE FROM integrations WHERE tenant_id = ?1 AND id = ?2",
+                    params![tenant.0, id],
+                )?;
+                if removed == 0 {
+                    return Err(ApiError::not_found("integration", &id));
+                }
+                db.execute(
+                    "DELETE FROM connect_sessions WHERE tenant_id = ?1 AND integration = ?2",
+                    params![tenant.0, id],
+                )?;
+                Ok(())
+            })
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -402,13 +397,12 @@ async fn create(
         .blocking(move |connections| {
             let store = connections.store();
             let exists = store
-                .sqlite()
-                .query_row(
+                .db()
+                .query_opt(
                     "SELECT 1 FROM integrations WHERE tenant_id = ?1 AND id = ?2",
                     params![tenant.0, request.id],
                     |_| Ok(()),
-                )
-                .optional()?
+                )?
                 .is_some();
             if exists {
                 return Err(ApiError::new(
@@ -428,7 +422,9 @@ async fn create(
                 super::tenants::seal_private_key(store, tenant.0, &integration.id, key.pem.clone())
             });
             let key_id = integration.key.as_ref().and_then(IntegrationKey::key_id);
-            let inserted = store.sqlite().execute(
+            let config =
+                serde_json::to_string(&stored_config).map_err(|e| ApiError::internal(&e))?;
+            let inserted = store.db().execute(
                 "INSERT INTO integrations
                      (tenant_id, id, grant_type, source, config, client_secret, private_key,
                       key_id, created_at)
@@ -438,7 +434,7 @@ async fn create(
                     integration.id,
                     integration.grant.name(),
                     integration.source,
-                    serde_json::to_string(&stored_config).map_err(|e| ApiError::internal(&e))?,
+                    config,
                     secret,
                     private_key,
                     key_id,

@@ -36,8 +36,6 @@
 
 use std::time::{Duration, Instant};
 
-use rusqlite::{OptionalExtension as _, params};
-
 use super::ServeError;
 use super::auth::TenantId;
 use super::connections::internal_name;
@@ -46,6 +44,7 @@ use super::webhooks::Notifier;
 use crate::connections::{ConnectionError, Connections};
 use crate::describe::format_time;
 use crate::runtime::{CallError, Runtime};
+use crate::sql_params as params;
 use crate::store::{ConnectionState, Grant, Store, StoreError, StoredConnection};
 use crate::types::{Error as ConnectorError, TransportError};
 
@@ -235,7 +234,7 @@ pub fn record_failure(store: &Store, tenant: i64, id: &str, error: &ConnectionEr
         return false;
     };
     let value = serde_json::json!({ "message": failure.message, "code": failure.code });
-    let written = store.sqlite().execute(
+    let written = store.db().execute(
         "UPDATE service_connections SET last_error = ?3, last_error_at = ?4
          WHERE tenant_id = ?1 AND id = ?2",
         params![tenant, id, value.to_string(), crate::store::now() as i64],
@@ -253,15 +252,12 @@ pub fn last_error(
     tenant: i64,
     id: &str,
 ) -> Result<Option<serde_json::Value>, StoreError> {
-    let row: Option<(Option<String>, Option<i64>)> = store
-        .sqlite()
-        .query_row(
-            "SELECT last_error, last_error_at FROM service_connections
-             WHERE tenant_id = ?1 AND id = ?2",
-            params![tenant, id],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .optional()?;
+    let row: Option<(Option<String>, Option<i64>)> = store.db().query_opt(
+        "SELECT last_error, last_error_at FROM service_connections
+         WHERE tenant_id = ?1 AND id = ?2",
+        params![tenant, id],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
     let Some((Some(text), Some(at))) = row else {
         return Ok(None);
     };
@@ -366,17 +362,13 @@ pub fn sweep(
     let written_before = now.saturating_sub(after.as_secs());
     // Only the columns stored in clear narrow the candidates; the tokens (sealed) are read
     // for those only.
-    let rows: Vec<(i64, String)> = store
-        .sqlite()
-        .prepare(
-            "SELECT sc.tenant_id, sc.id FROM service_connections sc
-             JOIN connections c ON c.name = 't' || sc.tenant_id || ':' || sc.id
-             WHERE c.reauthorization IS NULL AND c.updated_at <= ?1",
-        )?
-        .query_map([written_before as i64], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })?
-        .collect::<Result<_, _>>()?;
+    let rows: Vec<(i64, String)> = store.db().query(
+        "SELECT sc.tenant_id, sc.id FROM service_connections sc
+         JOIN connections c ON c.name = 't' || sc.tenant_id || ':' || sc.id
+         WHERE c.reauthorization IS NULL AND c.updated_at <= ?1",
+        params![written_before as i64],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
     let mut candidates = Vec::with_capacity(rows.len());
     for (tenant, id) in rows {
         match store.get(&internal_name(TenantId(tenant), &id)) {
@@ -397,7 +389,7 @@ pub fn sweep(
         match refreshed {
             Ok(Ok(outcome)) if outcome.refreshed => {
                 swept.refreshed += 1;
-                if let Err(error) = store.sqlite().execute(
+                if let Err(error) = store.db().execute(
                     "UPDATE service_connections SET kept_alive_at = ?3
                      WHERE tenant_id = ?1 AND id = ?2",
                     params![tenant, id, crate::store::now() as i64],
@@ -464,6 +456,7 @@ mod tests {
             updated_at,
             token_writes: 1,
             state,
+            refresh_interrupted_at: None,
         }
     }
 

@@ -147,10 +147,24 @@ impl State {
         format!("{}/oauth/callback", self.public_url)
     }
 
-    /// The tenant whose API key `key` is (`None`: no tenant's), checked in place: one
-    /// indexed read and a hash, far cheaper than handing the request to a store thread and
-    /// back, which every request would otherwise pay twice.
-    pub fn authenticate(&self, key: &str) -> Result<Option<i64>, ApiError> {
+    /// The tenant whose API key `key` is (`None`: no tenant's). With SQLite, checked in
+    /// place: one indexed read and a hash, far cheaper than handing the request to a store
+    /// thread and back, which every request would otherwise pay twice. The PostgreSQL
+    /// client blocks on a runtime of its own, which cannot run on the service's async
+    /// threads: there the check goes to a store thread, whose sessions are the replica's
+    /// bounded pool.
+    pub async fn authenticate(&self, key: &str) -> Result<Option<i64>, ApiError> {
+        if self
+            .store
+            .0
+            .to_str()
+            .is_some_and(crate::store::postgres::is_url)
+        {
+            let key = key.to_owned();
+            return self
+                .blocking(move |connections| Ok(tenants::authenticate(connections.store(), &key)?))
+                .await;
+        }
         let taken = self
             .key_checkers
             .lock()
@@ -170,18 +184,24 @@ impl State {
         Ok(tenant)
     }
 
-    /// The database's `data_version` as the probe connection sees it: it changes whenever
-    /// any other connection commits (this process's store threads, or another process such
-    /// as the CLI), and the probe itself never writes. One read of the WAL index, no table.
-    pub fn data_version(&self) -> Result<i64, ApiError> {
+    /// The SQLite database's `data_version` as the probe connection sees it: it changes
+    /// whenever any other connection commits (this process's store threads, or another
+    /// process such as the CLI), and the probe itself never writes. One read of the WAL
+    /// index, no table. `None` for the PostgreSQL store, which has no such counter: another
+    /// replica's change would go unseen, so `/token` keeps nothing in memory there.
+    pub fn data_version(&self) -> Result<Option<i64>, ApiError> {
         let store = self
             .version_probe
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Ok(store
-            .sqlite()
-            .prepare_cached("PRAGMA data_version")?
-            .query_row([], |row| row.get(0))?)
+        if store.db().backend() != crate::store::Backend::Sqlite {
+            return Ok(None);
+        }
+        Ok(Some(store.db().query_one(
+            "PRAGMA data_version",
+            &[],
+            |row| row.get(0),
+        )?))
     }
 
     /// The runtime.

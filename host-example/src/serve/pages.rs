@@ -35,7 +35,6 @@ use axum::http::{HeaderMap, HeaderName, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
-use rusqlite::{OptionalExtension as _, params};
 
 use super::AppState;
 use super::auth::{Body, TenantId, body_bytes};
@@ -45,6 +44,7 @@ use super::errors::{ApiError, Code};
 use super::integrations;
 use super::tenants::{constant_time_eq, hash, random_token};
 use crate::connections::Connections;
+use crate::sql_params as params;
 use crate::store::{Grant, Store};
 
 /// How long a sign-in lasts.
@@ -264,16 +264,14 @@ fn checked_form(
 /// there is no such session, it has expired, or the tenant's key was rotated after it was
 /// made (the row of a session that is no longer valid is deleted).
 fn session_tenant(store: &Store, token_hash: &[u8]) -> Result<Option<TenantId>, ApiError> {
-    let db = store.sqlite();
-    let row: Option<(i64, i64, bool)> = db
-        .query_row(
-            "SELECT w.tenant_id, w.expires_at, w.created_at >= t.key_rotated_at
-             FROM web_sessions w JOIN tenants t ON t.id = w.tenant_id
-             WHERE w.token_hash = ?1",
-            [token_hash],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-        )
-        .optional()?;
+    let db = store.db();
+    let row = db.query_opt(
+        "SELECT w.tenant_id, w.expires_at, w.created_at >= t.key_rotated_at
+         FROM web_sessions w JOIN tenants t ON t.id = w.tenant_id
+         WHERE w.token_hash = ?1",
+        params![token_hash],
+        |row| Ok((row.get::<i64>(0)?, row.get::<i64>(1)?, row.get::<bool>(2)?)),
+    )?;
     match row {
         Some((tenant, expires_at, current))
             if current && expires_at > crate::store::now() as i64 =>
@@ -284,7 +282,7 @@ fn session_tenant(store: &Store, token_hash: &[u8]) -> Result<Option<TenantId>, 
         Some(_) => {
             db.execute(
                 "DELETE FROM web_sessions WHERE token_hash = ?1",
-                [token_hash],
+                params![token_hash],
             )?;
             Ok(None)
         }
@@ -302,12 +300,15 @@ fn start_session(
 ) -> Result<String, ApiError> {
     let token = random_token().map_err(|error| ApiError::internal(&error))?;
     let now = crate::store::now() as i64;
-    let db = store.sqlite();
-    db.execute("DELETE FROM web_sessions WHERE expires_at <= ?1", [now])?;
+    let db = store.db();
+    db.execute(
+        "DELETE FROM web_sessions WHERE expires_at <= ?1",
+        params![now],
+    )?;
     if let Some(replaced) = replaced {
         db.execute(
             "DELETE FROM web_sessions WHERE token_hash = ?1",
-            [hash(replaced)],
+            params![hash(replaced)],
         )?;
     }
     db.execute(
@@ -354,12 +355,11 @@ struct IntegrationRow {
 
 /// Tenant `tenant`'s integrations, by id.
 fn integration_rows(store: &Store, tenant: TenantId) -> Result<Vec<IntegrationRow>, ApiError> {
-    let mut statement = store
-        .sqlite()
-        .prepare("SELECT id FROM integrations WHERE tenant_id = ?1 ORDER BY id")?;
-    let ids = statement
-        .query_map([tenant.0], |row| row.get::<_, String>(0))?
-        .collect::<Result<Vec<_>, _>>()?;
+    let ids = store.db().query(
+        "SELECT id FROM integrations WHERE tenant_id = ?1 ORDER BY id",
+        params![tenant.0],
+        |row| row.get::<String>(0),
+    )?;
     ids.iter()
         .map(|id| {
             let integration = integrations::load(store, tenant, id)?;
@@ -398,10 +398,10 @@ fn dashboard_of(
     tenant: TenantId,
     after: Option<String>,
 ) -> Result<Dashboard, ApiError> {
-    let tenant_name = store.sqlite().query_row(
+    let tenant_name = store.db().query_one(
         "SELECT name FROM tenants WHERE id = ?1",
-        [tenant.0],
-        |row| row.get(0),
+        params![tenant.0],
+        |row| row.get::<String>(0),
     )?;
     let (connections, next) = page_views(store, tenant, after.as_deref(), CONNECTIONS_PER_PAGE)?;
     Ok(Dashboard {
@@ -468,7 +468,7 @@ async fn sign_in(
     let tenant = if key.is_empty() {
         None
     } else {
-        state.authenticate(&key)?
+        state.authenticate(&key).await?
     };
     let Some(tenant) = tenant.map(TenantId) else {
         return Ok(sign_in_page(
@@ -513,9 +513,9 @@ async fn sign_out(
     let token_hash = hash(&token);
     state
         .blocking(move |connections| {
-            connections.store().sqlite().execute(
+            connections.store().db().execute(
                 "DELETE FROM web_sessions WHERE token_hash = ?1",
-                [token_hash],
+                params![token_hash],
             )?;
             Ok(())
         })
@@ -1102,6 +1102,79 @@ mod tests {
         );
         assert!(html.contains("<strong>al&quot;ice</strong>"));
         assert!(!html.contains("<script"));
+    }
+
+    /// Web sessions in `store` (without service tables): valid until they expire or the
+    /// tenant's key is rotated after them; a dead one's row is deleted when it is met.
+    fn sessions_flow(store: &Store) {
+        use super::super::tenants;
+        let (acme, _) = tenants::add(store, "acme").unwrap();
+        let tenant = TenantId(acme.id);
+        let sessions = || -> i64 {
+            store
+                .db()
+                .query_one("SELECT count(*) FROM web_sessions", &[], |row| row.get(0))
+                .unwrap()
+        };
+        let first = start_session(store, tenant, None).unwrap();
+        assert_eq!(session_tenant(store, &hash(&first)).unwrap(), Some(tenant));
+        // A second sign-in in the same browser ends the first session.
+        let second = start_session(store, tenant, Some(&first)).unwrap();
+        assert_eq!(session_tenant(store, &hash(&first)).unwrap(), None);
+        assert_eq!(session_tenant(store, &hash(&second)).unwrap(), Some(tenant));
+        assert_eq!(sessions(), 1);
+        // Made before the key was last rotated: dead, and deleted.
+        store
+            .db()
+            .execute(
+                "UPDATE tenants SET key_rotated_at = key_rotated_at + 10 WHERE id = ?1",
+                params![tenant.0],
+            )
+            .unwrap();
+        assert_eq!(session_tenant(store, &hash(&second)).unwrap(), None);
+        assert_eq!(sessions(), 0);
+        // Expired: dead; and every expired session goes at the next sign-in.
+        store
+            .db()
+            .execute("UPDATE tenants SET key_rotated_at = 0", &[])
+            .unwrap();
+        let third = start_session(store, tenant, None).unwrap();
+        let fourth = start_session(store, tenant, None).unwrap();
+        store
+            .db()
+            .execute(
+                "UPDATE web_sessions SET expires_at = 1 WHERE token_hash = ?1",
+                params![hash(&third)],
+            )
+            .unwrap();
+        assert_eq!(session_tenant(store, &hash(&third)).unwrap(), None);
+        store
+            .db()
+            .execute("UPDATE web_sessions SET expires_at = 1", &[])
+            .unwrap();
+        let fifth = start_session(store, tenant, None).unwrap();
+        assert_eq!(sessions(), 1);
+        assert_eq!(session_tenant(store, &hash(&fourth)).unwrap(), None);
+        assert_eq!(session_tenant(store, &hash(&fifth)).unwrap(), Some(tenant));
+        assert!(integration_rows(store, tenant).unwrap().is_empty());
+    }
+
+    #[test]
+    fn web_sessions_end_when_they_expire_or_the_key_is_rotated() {
+        let dir =
+            std::env::temp_dir().join(format!("connector-pages-sessions-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir.join("store.db")).unwrap();
+        sessions_flow(&store);
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    #[ignore = "needs a PostgreSQL server: CONNECTOR_TEST_POSTGRES_URL"]
+    fn web_sessions_work_in_postgres() {
+        let path = super::super::tenants::tests::empty_postgres("pages_sessions");
+        sessions_flow(&Store::open(&path).unwrap());
     }
 
     #[test]

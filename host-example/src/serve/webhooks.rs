@@ -40,23 +40,49 @@
 //! refuses an old `t` (replays). The body holds no token.
 //!
 //! **Delivery.** Events are level-triggered: the service compares the current status with the
-//! last one told, so each change is sent once it succeeds, and changes between two looks are
-//! coalesced (a receiver gets the latest status; fetch the connection for details). The
-//! service's own changes (a browser or client-credentials connect, `DELETE`, a refresh refused
-//! during `/token`, `/request` or the keep-alive sweep) nudge the notifier, which delivers
-//! within about a second; changes made outside the service (the CLI on the same store) are
-//! found at the next sweep (`--keep-alive-interval`). Each event is POSTed up to
-//! [`ATTEMPTS`] times (waits of 1 s, then 2 s; 5 s to connect, 10 s in all per attempt);
-//! success is any `2xx`. An event that fails every attempt stays pending
-//! (`notified_status` is updated only on success): that tenant's deliveries wait for the next
-//! sweep, which retries it with the same event id while the service runs (receivers should
-//! deduplicate by `id`). One tenant's failing receiver never holds up another's: each tenant's
-//! deliveries run on a thread of their own (at most [`MAX_DELIVERY_THREADS`] at once). A
-//! tenant without a webhook has its changes recorded as told, so a new webhook hears about
-//! changes from then on. A removed connection's row stays until its `removed` event is
-//! delivered (or the tenant has no webhook). Failures are logged with the tenant, connection,
-//! event id, attempt count and the receiver's origin (never the URL's path or query, the
-//! secret or the body).
+//! last one told (`notified_status`), so changes between two looks are coalesced (a receiver
+//! gets the latest status; fetch the connection for details). The service's own changes (a
+//! browser or client-credentials connect, `DELETE`, a refresh refused during `/token`,
+//! `/request` or the keep-alive sweep) nudge the notifier of the process that made them, which
+//! delivers within about a second; changes made elsewhere (the CLI, or another replica of the
+//! service on the same database) are found at the next sweep (`--keep-alive-interval`). Each
+//! event is POSTed up to [`ATTEMPTS`] times (waits of 1 s, then 2 s; 5 s to connect, 10 s in
+//! all per attempt); success is any `2xx`. One tenant's failing receiver never holds up
+//! another's: each tenant's deliveries run on a thread of their own (at most
+//! [`MAX_DELIVERY_THREADS`] at once), in order, stopping at the first that fails; that
+//! tenant's deliveries then wait for the next sweep. A tenant without a webhook has its changes
+//! recorded as told, so a new webhook hears about changes from then on. A removed connection's
+//! row stays until its `removed` event is delivered (or the tenant has no webhook). Failures
+//! are logged with the tenant, connection, event id, attempt count and the receiver's origin
+//! (never the URL's path or query, the secret or the body).
+//!
+//! **Claims.** Every replica of the service on one database runs a notifier over the same
+//! rows, so an event is claimed before it is sent: its connection's `notified_status` is moved
+//! from the status read to the new one by one compare-and-set `UPDATE`, and only the process
+//! whose update changed the row sends the event (to the others there is nothing left to tell).
+//! An event that fails every attempt is released: `notified_status` is put back the same way
+//! (unless a newer status was told meanwhile, which stands), and the next sweep of any replica
+//! claims it again. So a change is sent by one process at a time, and again until it is
+//! delivered. But since the claim comes first, a process that stops (or cannot write to the
+//! store) between claiming an event and delivering or releasing it loses that event: the
+//! receiver next hears of the connection's following change, whose `previous_status` names the
+//! status it missed. (Before claims, `notified_status` was written once a delivery succeeded:
+//! such an event was sent again after a restart, and every replica sent every event.) Replicas
+//! do not order their deliveries with each other: when a connection changes again while one
+//! replica delivers its event, another replica may send the newer event first.
+//!
+//! **Event ids.** Receivers should deduplicate by `id`. An id is `evt_` and a SHA-256
+//! (base64url) of what the event says (tenant, connection, integration, both statuses, reason,
+//! error, `at`) and of the stored connection's creation time and count of token writes, which
+//! tell apart two changes to the same status. A `needs-reauthorization` event's `at` is the
+//! store's (when the mark was set, or when the token expired), so whichever process sends it,
+//! and however often, it has the same id and body. The store keeps no time for `connected`
+//! and `removed`: their `at` is when the sending process first saw the change, and random bits
+//! enter their id. A process keeps a `connected` event for its own later attempts (the same id
+//! and `at`, unless tokens were written meanwhile); another replica that claims it after a
+//! release makes its own. A `removed` event gets new random bits at every claim, since nothing
+//! in the store tells one removal of a connection from the next, and an id must never name two
+//! changes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::mpsc;
@@ -68,7 +94,6 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use ring::hmac;
-use rusqlite::{OptionalExtension as _, params};
 use serde::Deserialize;
 
 use super::auth::{Body, TenantId, body_bytes, json_body};
@@ -78,7 +103,8 @@ use super::tenants::{open_webhook_secret, random_token, seal_webhook_secret};
 use super::{AppState, ServeError};
 use crate::connections::health;
 use crate::describe::format_time;
-use crate::store::{ConnectionState, Reauthorization, Store, StoreError, StoredConnection};
+use crate::sql_params as params;
+use crate::store::{ConnectionState, Store, StoreError, StoredConnection};
 use crate::types::{HttpMethod, HttpRequest, KeyValue};
 use crate::{AllowList, HttpTransport, Limits};
 
@@ -205,7 +231,7 @@ async fn replace(
     state
         .blocking(move |connections| {
             let store = connections.store();
-            store.sqlite().execute(
+            store.db().execute(
                 "INSERT INTO webhooks (tenant_id, url, secret, created_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(tenant_id) DO UPDATE SET url = ?2, secret = ?3, created_at = ?4",
                 params![
@@ -245,13 +271,12 @@ async fn show(
         .blocking(move |connections| {
             connections
                 .store()
-                .sqlite()
-                .query_row(
+                .db()
+                .query_opt(
                     "SELECT url, created_at FROM webhooks WHERE tenant_id = ?1",
-                    [tenant.0],
-                    |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
-                )
-                .optional()?
+                    params![tenant.0],
+                    |row| Ok((row.get::<String>(0)?, row.get::<i64>(1)?)),
+                )?
                 .ok_or_else(no_webhook)
         })
         .await?;
@@ -264,10 +289,10 @@ async fn show(
 async fn remove(State(state): State<AppState>, tenant: TenantId) -> Result<StatusCode, ApiError> {
     state
         .blocking(move |connections| {
-            let removed = connections
-                .store()
-                .sqlite()
-                .execute("DELETE FROM webhooks WHERE tenant_id = ?1", [tenant.0])?;
+            let removed = connections.store().db().execute(
+                "DELETE FROM webhooks WHERE tenant_id = ?1",
+                params![tenant.0],
+            )?;
             if removed == 0 {
                 return Err(no_webhook());
             }
@@ -336,17 +361,10 @@ pub fn observe(connection: Option<&StoredConnection>, now: u64) -> Observed {
     }
     let needs = Status::NeedsReauthorization;
     match &connection.state {
-        ConnectionState::NeedsReauthorization {
-            reason: Reauthorization::Revoked,
-            since,
-        } => observed(needs, Some("revoked"), None, Some(*since)),
-        ConnectionState::NeedsReauthorization {
-            reason: Reauthorization::RefreshRefused(code),
-            since,
-        } => observed(
+        ConnectionState::NeedsReauthorization { reason, since } => observed(
             needs,
-            Some("refresh-refused"),
-            Some(code.clone()),
+            Some(reason.name()),
+            reason.error().map(str::to_owned),
             Some(*since),
         ),
         ConnectionState::Active => {
@@ -358,7 +376,8 @@ pub fn observe(connection: Option<&StoredConnection>, now: u64) -> Observed {
 /// An event to tell a tenant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
-    /// `evt_` and 256 random bits; the same for every attempt at delivering this change.
+    /// `evt_` and a SHA-256 of the change (see the module's documentation, also for when
+    /// another attempt at delivering the same change has another id).
     pub id: String,
     /// The tenant's connection id.
     pub connection: String,
@@ -478,13 +497,23 @@ enum Wake {
     Done(Delivered),
 }
 
+/// An event this process claimed (see the module's documentation): its connection's
+/// `notified_status` was moved from `from` to the event's status.
+#[derive(Clone)]
+struct Claimed {
+    event: Event,
+    /// `notified_status` as it was before the claim (put back if the event is not
+    /// delivered).
+    from: Option<String>,
+}
+
 /// What a delivery thread did.
 struct Delivered {
     tenant: i64,
-    /// The events delivered.
-    events: Vec<Event>,
-    /// Whether one failed (the rest of its batch was not tried).
-    failed: bool,
+    /// The events delivered, in order.
+    delivered: Vec<Claimed>,
+    /// The events not delivered: the one that failed (or panicked) and those after it.
+    undelivered: Vec<Claimed>,
 }
 
 /// Tells the notifier of changes: cheap, never blocks, never fails (a stopped notifier is
@@ -514,12 +543,26 @@ enum Scope {
 }
 
 /// A change found, not yet told.
+#[derive(Clone, Debug)]
 struct Change {
     tenant: i64,
     id: String,
     integration: String,
     observed: Observed,
     previous: Option<Status>,
+    /// `notified_status` as it was read: what the claim expects to find.
+    notified: Option<String>,
+    /// The stored connection's creation time and token-write count (`None`: not stored).
+    /// Two changes to the same status of one connection differ here when their status and
+    /// time do not: becoming usable again takes new tokens (or a new connection).
+    stored: Option<(u64, u64)>,
+}
+
+/// An event this process made, kept for its own later attempts.
+struct Made {
+    event: Event,
+    /// The [`Change::stored`] it was made for.
+    stored: Option<(u64, u64)>,
 }
 
 /// The notifier's state, on its own thread.
@@ -532,8 +575,9 @@ struct Notifications {
     held_back: HashSet<i64>,
     /// Tenants with changes left for want of a delivery thread.
     deferred: BTreeSet<i64>,
-    /// Each pending change's event (its id and time), kept across attempts.
-    events: HashMap<(i64, String), Event>,
+    /// The events this process made for changes not yet told (their id and time), kept
+    /// across its attempts; dropped once told, by this process or another.
+    events: HashMap<(i64, String), Made>,
     /// The origins webhooks may be sent to (`--webhook-origin`; empty: https, not internal):
     /// checked again before every delivery, since a URL stored under another setting (an
     /// earlier run, another instance) may no longer be allowed.
@@ -587,6 +631,73 @@ pub fn start(
     Ok(notifier)
 }
 
+/// Moves tenant `tenant`'s connection `id`'s `notified_status` from `from` to `to`, if it is
+/// still `from` (a compare-and-set: one statement, so of several processes trying the same
+/// move, one succeeds): whether it did.
+fn move_notified(
+    db: &crate::store::Db,
+    tenant: i64,
+    id: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<bool, StoreError> {
+    let changed = db.execute(
+        "UPDATE service_connections SET notified_status = ?3
+         WHERE tenant_id = ?1 AND id = ?2 AND notified_status IS NOT DISTINCT FROM ?4",
+        params![tenant, id, to, from],
+    )?;
+    Ok(changed == 1)
+}
+
+/// The id of the event that tells `change` as happened at `at`: `evt_` and the SHA-256
+/// (base64url, 43 characters) of everything the event says (tenant, connection,
+/// integration, previous and new status, reason, error, `at`), the stored connection's
+/// creation time and token-write count, and `nonce` (random bits, when the store does not
+/// know the time of the change). Without a nonce, every process that tells the change
+/// derives the same id.
+fn event_id(change: &Change, at: u64, nonce: Option<&str>) -> String {
+    use base64::Engine as _;
+    let mut input = String::from("connector-event-id/1");
+    let mut part = |value: Option<&str>| match value {
+        None => input.push_str("|-"),
+        Some(value) => input.push_str(&format!("|{}:{value}", value.len())),
+    };
+    part(Some(&change.tenant.to_string()));
+    part(Some(&change.id));
+    part(Some(&change.integration));
+    part(change.previous.map(Status::name));
+    part(Some(change.observed.status.name()));
+    part(change.observed.reason);
+    part(change.observed.error.as_deref());
+    part(Some(&at.to_string()));
+    part(
+        change
+            .stored
+            .map(|(created, writes)| format!("{created}/{writes}"))
+            .as_deref(),
+    );
+    part(nonce);
+    let digest = ring::digest::digest(&ring::digest::SHA256, input.as_bytes());
+    format!(
+        "evt_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
+    )
+}
+
+/// 256 random bits (base64url), for an event id's nonce. The system's random source failing
+/// is all but impossible; the time then still makes it unique.
+fn nonce() -> String {
+    random_token().unwrap_or_else(|_| {
+        format!(
+            "{:x}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+        )
+    })
+}
+
 impl Notifications {
     /// Waits for changes, finished deliveries and sweeps, forever.
     fn run(&mut self, woken: &mpsc::Receiver<Wake>, interval: Duration) {
@@ -634,17 +745,20 @@ impl Notifications {
                 self.held_back.remove(&tenant);
                 scopes.insert(Scope::Tenant(tenant));
             }
-            Wake::Done(delivered) => {
-                let tenant = delivered.tenant;
+            Wake::Done(done) => {
+                let tenant = done.tenant;
                 self.in_flight.remove(&tenant);
-                for event in &delivered.events {
-                    self.settle(tenant, &event.connection, event.observed.status);
+                for claimed in &done.delivered {
+                    self.told(tenant, &claimed.event);
                 }
-                if delivered.failed {
-                    self.held_back.insert(tenant);
-                } else {
+                for claimed in &done.undelivered {
+                    self.release(tenant, claimed);
+                }
+                if done.undelivered.is_empty() {
                     // Changes that came while it delivered.
                     scopes.insert(Scope::Tenant(tenant));
+                } else {
+                    self.held_back.insert(tenant);
                 }
                 for deferred in std::mem::take(&mut self.deferred) {
                     scopes.insert(Scope::Tenant(deferred));
@@ -677,7 +791,7 @@ impl Notifications {
             let Some((url, secret)) = self.webhook(tenant)? else {
                 // No webhook: recorded as told.
                 for change in changes {
-                    self.settle(tenant, &change.id, change.observed.status);
+                    self.settle(&change);
                 }
                 continue;
             };
@@ -685,36 +799,58 @@ impl Notifications {
                 self.deferred.insert(tenant);
                 continue;
             }
-            let events: Vec<Event> = changes
-                .into_iter()
-                .take(MAX_EVENTS_PER_BATCH)
-                .map(|change| self.event(change))
-                .collect();
-            self.in_flight.insert(tenant);
-            self.send(tenant, url, secret, events);
+            let mut claimed = Vec::new();
+            for change in changes.into_iter().take(MAX_EVENTS_PER_BATCH) {
+                match self.claim(&change) {
+                    Ok(true) => {
+                        let from = change.notified.clone();
+                        claimed.push(Claimed {
+                            event: self.event(change),
+                            from,
+                        });
+                    }
+                    // Claimed or told by another process, or changed again: not ours to
+                    // send (a later look sees what it is now).
+                    Ok(false) => {
+                        self.events.remove(&(tenant, change.id));
+                    }
+                    Err(error) => {
+                        tracing::error!(
+                            tenant,
+                            connection = change.id.as_str(),
+                            %error,
+                            "webhooks: could not claim an event; tried again at the next sweep"
+                        );
+                        break;
+                    }
+                }
+            }
+            if !claimed.is_empty() {
+                self.in_flight.insert(tenant);
+                self.send(tenant, url, secret, claimed);
+            }
         }
         Ok(())
     }
 
     /// The changes not yet told in `scope` (`None`: every service connection).
-    fn changes(&self, scope: Option<&Scope>) -> Result<Vec<Change>, StoreError> {
+    fn changes(&mut self, scope: Option<&Scope>) -> Result<Vec<Change>, StoreError> {
         let (tenant, id) = match scope {
             None => (None, None),
             Some(Scope::Tenant(tenant)) => (Some(*tenant), None),
             Some(Scope::Connection(tenant, id)) => (Some(*tenant), Some(id.as_str())),
         };
-        let rows: Vec<(i64, String, String, Option<String>, bool)> = self
-            .store
-            .sqlite()
-            .prepare(
-                "SELECT sc.tenant_id, sc.id, sc.integration, sc.notified_status,
-                        c.name IS NOT NULL
-                 FROM service_connections sc
-                 LEFT JOIN connections c ON c.name = 't' || sc.tenant_id || ':' || sc.id
-                 WHERE (?1 IS NULL OR sc.tenant_id = ?1) AND (?2 IS NULL OR sc.id = ?2)
-                 ORDER BY sc.tenant_id, sc.id",
-            )?
-            .query_map(params![tenant, id], |row| {
+        // The casts: PostgreSQL cannot tell a parameter's type from `IS NULL` alone.
+        let rows: Vec<(i64, String, String, Option<String>, bool)> = self.store.db().query(
+            "SELECT sc.tenant_id, sc.id, sc.integration, sc.notified_status,
+                    c.name IS NOT NULL
+             FROM service_connections sc
+             LEFT JOIN connections c ON c.name = 't' || sc.tenant_id || ':' || sc.id
+             WHERE (CAST(?1 AS BIGINT) IS NULL OR sc.tenant_id = ?1)
+               AND (CAST(?2 AS TEXT) IS NULL OR sc.id = ?2)
+             ORDER BY sc.tenant_id, sc.id",
+            params![tenant, id],
+            |row| {
                 Ok((
                     row.get(0)?,
                     row.get(1)?,
@@ -722,8 +858,8 @@ impl Notifications {
                     row.get(3)?,
                     row.get(4)?,
                 ))
-            })?
-            .collect::<Result<_, _>>()?;
+            },
+        )?;
         let now = crate::store::now();
         let mut changes = Vec::new();
         for (tenant, id, integration, notified, stored) in rows {
@@ -741,30 +877,36 @@ impl Notifications {
             };
             let observed = observe(connection.as_ref(), now);
             let previous = notified.as_deref().and_then(Status::parse);
-            if previous != Some(observed.status) {
-                changes.push(Change {
-                    tenant,
-                    id,
-                    integration,
-                    observed,
-                    previous,
-                });
+            if previous == Some(observed.status) {
+                // Told, by this process or another: an event kept for it is done with
+                // (unless it is on its way from here, and may be tried again).
+                if !self.in_flight.contains(&tenant) {
+                    self.events.remove(&(tenant, id));
+                }
+                continue;
             }
+            changes.push(Change {
+                tenant,
+                id,
+                integration,
+                observed,
+                previous,
+                notified,
+                stored: connection
+                    .as_ref()
+                    .map(|connection| (connection.created_at, connection.token_writes)),
+            });
         }
         Ok(changes)
     }
 
     /// Tenant `tenant`'s webhook: its URL and opened secret, if it has one.
     fn webhook(&self, tenant: i64) -> Result<Option<(String, String)>, StoreError> {
-        let Some((url, secret)) = self
-            .store
-            .sqlite()
-            .query_row(
-                "SELECT url, secret FROM webhooks WHERE tenant_id = ?1",
-                [tenant],
-                |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
-            )
-            .optional()?
+        let Some((url, secret)) = self.store.db().query_opt(
+            "SELECT url, secret FROM webhooks WHERE tenant_id = ?1",
+            params![tenant],
+            |row| Ok((row.get::<String>(0)?, row.get::<String>(1)?)),
+        )?
         else {
             return Ok(None);
         };
@@ -784,78 +926,149 @@ impl Notifications {
         )))
     }
 
-    /// The event for `change`: the one made for it before (the same id for every attempt),
-    /// or a new one.
+    /// Claims `change` for this process: moves its `notified_status` from the value read to
+    /// the new status, unless it changed meanwhile (another process claimed or told it, or
+    /// the connection's row is gone). Whether this process is to send it.
+    fn claim(&self, change: &Change) -> Result<bool, StoreError> {
+        move_notified(
+            self.store.db(),
+            change.tenant,
+            &change.id,
+            change.notified.as_deref(),
+            Some(change.observed.status.name()),
+        )
+    }
+
+    /// The event for `change`, just claimed: the one this process made for it before (the
+    /// same id and time for its every attempt), or a new one. A `removed` event is always
+    /// new: nothing in the store tells one removal of a connection from the next.
     fn event(&mut self, change: Change) -> Event {
         let key = (change.tenant, change.id.clone());
-        if let Some(event) = self.events.get(&key)
-            && event.observed == change.observed
-            && event.previous == change.previous
-            && event.integration == change.integration
+        if let Some(made) = self.events.get(&key)
+            && change.observed.status != Status::Removed
+            && made.stored == change.stored
+            && made.event.observed == change.observed
+            && made.event.previous == change.previous
+            && made.event.integration == change.integration
         {
-            return event.clone();
+            return made.event.clone();
         }
+        // The store's time of the change (a mark, an expiry) makes the id the same in every
+        // process; without it (`connected`, `removed`), random bits make it this process's.
+        let at = change.observed.since.unwrap_or_else(crate::store::now);
+        let nonce = change.observed.since.is_none().then(nonce);
         let event = Event {
-            // The system's random source failing is all but impossible; the time then
-            // still makes the id unique.
-            id: format!(
-                "evt_{}",
-                random_token().unwrap_or_else(|_| format!(
-                    "{:x}",
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .unwrap_or_default()
-                        .as_nanos()
-                ))
-            ),
-            at: change.observed.since.unwrap_or_else(crate::store::now),
+            id: event_id(&change, at, nonce.as_deref()),
+            at,
             connection: change.id,
             integration: change.integration,
             observed: change.observed,
             previous: change.previous,
         };
-        self.events.insert(key, event.clone());
+        if event.observed.status == Status::Removed {
+            self.events.remove(&key);
+        } else {
+            self.events.insert(
+                key,
+                Made {
+                    event: event.clone(),
+                    stored: change.stored,
+                },
+            );
+        }
         event
     }
 
-    /// Records that tenant `tenant` was told (or, without a webhook, needs not be told) that
-    /// connection `id` is `status`; a removed connection's row goes once told, unless the
-    /// connection was made again meanwhile.
-    fn settle(&mut self, tenant: i64, id: &str, status: Status) {
-        if self
-            .events
-            .get(&(tenant, id.to_owned()))
-            .is_some_and(|event| event.observed.status == status)
-        {
-            self.events.remove(&(tenant, id.to_owned()));
-        }
-        let db = self.store.sqlite();
-        let settled = db
-            .execute(
-                "UPDATE service_connections SET notified_status = ?3
-                 WHERE tenant_id = ?1 AND id = ?2",
-                params![tenant, id, status.name()],
-            )
-            .and_then(|_| {
-                if status != Status::Removed {
-                    return Ok(0);
-                }
-                db.execute(
-                    "DELETE FROM service_connections WHERE tenant_id = ?1 AND id = ?2
-                     AND NOT EXISTS (SELECT 1 FROM connections WHERE name = ?3)",
-                    params![tenant, id, internal_name(TenantId(tenant), id)],
-                )
-            });
+    /// Records that tenant `tenant` needs not be told of `change` (it has no webhook, or one
+    /// this service may not send to): `notified_status` becomes the new status (unless it
+    /// changed meanwhile), and a removed connection's row goes.
+    fn settle(&mut self, change: &Change) {
+        self.events.remove(&(change.tenant, change.id.clone()));
+        let settled = self.claim(change).and_then(|_| {
+            if change.observed.status == Status::Removed {
+                self.delete_removed(change.tenant, &change.id)?;
+            }
+            Ok(())
+        });
         if let Err(error) = settled {
-            tracing::error!(tenant, connection = id, %error, "webhooks: could not record what was told");
+            tracing::error!(
+                tenant = change.tenant,
+                connection = change.id.as_str(),
+                %error,
+                "webhooks: could not record what was told"
+            );
         }
     }
 
-    /// Delivers tenant `tenant`'s `events` in order on a thread of their own, stopping at
-    /// the first that fails; reports back with [`Wake::Done`].
-    fn send(&mut self, tenant: i64, url: String, secret: String, events: Vec<Event>) {
+    /// `event` was delivered to tenant `tenant` (its claim recorded it as told): forgets it,
+    /// and a removed connection's row goes.
+    fn told(&mut self, tenant: i64, event: &Event) {
+        self.forget(tenant, event);
+        if event.observed.status == Status::Removed
+            && let Err(error) = self.delete_removed(tenant, &event.connection)
+        {
+            tracing::error!(
+                tenant,
+                connection = event.connection.as_str(),
+                %error,
+                "webhooks: could not delete a removed connection's row"
+            );
+        }
+    }
+
+    /// Puts back the `notified_status` that an undelivered event's claim replaced, unless it
+    /// changed since (another process told a newer status: that one stands), so that the
+    /// next sweep (of any process) tries the change again.
+    fn release(&mut self, tenant: i64, claimed: &Claimed) {
+        let event = &claimed.event;
+        match move_notified(
+            self.store.db(),
+            tenant,
+            &event.connection,
+            Some(event.observed.status.name()),
+            claimed.from.as_deref(),
+        ) {
+            Ok(true) => {}
+            Ok(false) => self.forget(tenant, event),
+            Err(error) => tracing::error!(
+                tenant,
+                connection = event.connection.as_str(),
+                event = event.id.as_str(),
+                %error,
+                "webhooks: could not release an undelivered event; it stays recorded as told"
+            ),
+        }
+    }
+
+    /// Drops the event kept for `event`'s connection if it is `event`.
+    fn forget(&mut self, tenant: i64, event: &Event) {
+        let key = (tenant, event.connection.clone());
+        if self
+            .events
+            .get(&key)
+            .is_some_and(|made| made.event.id == event.id)
+        {
+            self.events.remove(&key);
+        }
+    }
+
+    /// Deletes tenant `tenant`'s connection `id`'s row once its removal was told, unless the
+    /// connection was made again meanwhile.
+    fn delete_removed(&self, tenant: i64, id: &str) -> Result<usize, StoreError> {
+        self.store.db().execute(
+            "DELETE FROM service_connections WHERE tenant_id = ?1 AND id = ?2
+             AND NOT EXISTS (SELECT 1 FROM connections WHERE name = ?3)",
+            params![tenant, id, internal_name(TenantId(tenant), id)],
+        )
+    }
+
+    /// Delivers tenant `tenant`'s `events` (claimed) in order on a thread of their own,
+    /// stopping at the first that fails; reports back with [`Wake::Done`].
+    fn send(&mut self, tenant: i64, url: String, secret: String, events: Vec<Claimed>) {
         let wake = self.wake.clone();
         let dispatch = tracing::dispatcher::get_default(|dispatch| dispatch.clone());
+        // Released if the thread cannot start.
+        let kept = events.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("connector-webhook-{tenant}"))
             .spawn(move || {
@@ -863,14 +1076,11 @@ impl Notifications {
                 let origin = url::Url::parse(&url)
                     .map(|url| url.origin().ascii_serialization())
                     .unwrap_or_default();
-                let mut delivered = Delivered {
-                    tenant,
-                    events: Vec::new(),
-                    failed: false,
-                };
+                let mut sent = 0;
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    for event in events {
-                        let body = event_body(&event);
+                    for claimed in &events {
+                        let event = &claimed.event;
+                        let body = event_body(event);
                         match deliver(&url, &secret, &event.id, &body, &mut std::thread::sleep) {
                             Ok(attempts) => {
                                 tracing::info!(
@@ -881,7 +1091,7 @@ impl Notifications {
                                     attempts,
                                     "webhook: delivered"
                                 );
-                                delivered.events.push(event);
+                                sent += 1;
                             }
                             Err((attempts, why)) => {
                                 tracing::warn!(
@@ -893,7 +1103,6 @@ impl Notifications {
                                     last = why.as_str(),
                                     "webhook: not delivered; tried again at the next sweep"
                                 );
-                                delivered.failed = true;
                                 break;
                             }
                         }
@@ -901,14 +1110,22 @@ impl Notifications {
                 }));
                 if outcome.is_err() {
                     tracing::error!(tenant, "webhook: a delivery panicked");
-                    delivered.failed = true;
                 }
-                let _ = wake.send(Wake::Done(delivered));
+                let mut delivered = events;
+                let undelivered = delivered.split_off(sent.min(delivered.len()));
+                let _ = wake.send(Wake::Done(Delivered {
+                    tenant,
+                    delivered,
+                    undelivered,
+                }));
             });
         if let Err(error) = spawned {
             tracing::error!(tenant, %error, "webhook: could not start a delivery thread");
             self.in_flight.remove(&tenant);
             self.held_back.insert(tenant);
+            for claimed in &kept {
+                self.release(tenant, claimed);
+            }
         }
     }
 }
@@ -916,7 +1133,7 @@ impl Notifications {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Grant, SecretSource};
+    use crate::store::{Grant, Reauthorization, SecretSource};
     use crate::types::TokenSet;
 
     #[test]
@@ -1023,6 +1240,7 @@ mod tests {
             updated_at: 0,
             token_writes: 1,
             state,
+            refresh_interrupted_at: None,
         }
     }
 
@@ -1124,5 +1342,171 @@ mod tests {
         assert_eq!(body["status"], "removed");
         assert_eq!(body["previous_status"], serde_json::Value::Null);
         assert!(body.get("reason").is_none() && body.get("error").is_none());
+    }
+
+    /// A notifier's state on `store`, as one process of the service has it.
+    fn notifications(store: Store) -> Notifications {
+        Notifications {
+            store,
+            wake: mpsc::channel().0,
+            in_flight: HashSet::new(),
+            held_back: HashSet::new(),
+            deferred: BTreeSet::new(),
+            events: HashMap::new(),
+            origins: Vec::new(),
+        }
+    }
+
+    /// Tenant `tenant`'s connection `id`'s `notified_status`, or `None` when it has no row.
+    fn notified(store: &Store, tenant: i64, id: &str) -> Option<Option<String>> {
+        store
+            .db()
+            .query_opt(
+                "SELECT notified_status FROM service_connections
+                 WHERE tenant_id = ?1 AND id = ?2",
+                params![tenant, id],
+                |row| row.get(0),
+            )
+            .unwrap()
+    }
+
+    /// Two processes' notifiers on the store at `path` (a new one): one claim per change,
+    /// released claims are claimed again, and event ids follow the module's rules.
+    fn claims_flow(path: &std::path::Path) {
+        let (one, two) = (Store::open(path).unwrap(), Store::open(path).unwrap());
+        super::super::tenants::migrate(&one).unwrap();
+        let tenant = super::super::tenants::add(&one, "acme").unwrap().0.id;
+        let name = internal_name(TenantId(tenant), "c");
+        let connection = stored(ConnectionState::Active, None, true);
+        one.save(
+            &name,
+            &connection.config,
+            &connection.secret,
+            Grant::AuthorizationCode,
+            &connection.tokens,
+        )
+        .unwrap();
+        super::super::connections::record(&one, TenantId(tenant), "c", "i").unwrap();
+        let (mut one, mut two) = (notifications(one), notifications(two));
+
+        // Both see the change; one claim succeeds.
+        let seen = one.changes(None).unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(
+            (seen[0].observed.status, seen[0].previous, &seen[0].notified),
+            (Status::Connected, None, &None)
+        );
+        let theirs = two.changes(Some(&Scope::Tenant(tenant))).unwrap();
+        assert_eq!(theirs.len(), 1);
+        assert!(one.claim(&seen[0]).unwrap());
+        assert!(!two.claim(&theirs[0]).unwrap());
+        assert!(!one.claim(&seen[0]).unwrap(), "claimed once");
+        assert_eq!(
+            notified(&one.store, tenant, "c"),
+            Some(Some("connected".into()))
+        );
+        assert!(
+            two.changes(None).unwrap().is_empty(),
+            "nothing left to tell"
+        );
+
+        // Not delivered: released, claimed again by the other process. Its `connected`
+        // event is its own; the first process keeps its event (same id) for its retries.
+        let event = one.event(seen[0].clone());
+        assert_eq!(event.id, one.event(seen[0].clone()).id);
+        assert_eq!(event.id.len(), "evt_".len() + 43);
+        let claimed = Claimed {
+            event: event.clone(),
+            from: None,
+        };
+        one.release(tenant, &claimed);
+        assert_eq!(notified(&one.store, tenant, "c"), Some(None));
+        let again = two.changes(None).unwrap();
+        assert_eq!(again.len(), 1);
+        assert!(two.claim(&again[0]).unwrap());
+        let theirs = two.event(again[0].clone());
+        assert_ne!(theirs.id, event.id);
+        two.told(tenant, &theirs);
+        // Releasing what another process told since changes nothing.
+        one.release(tenant, &claimed);
+        assert_eq!(
+            notified(&one.store, tenant, "c"),
+            Some(Some("connected".into()))
+        );
+        assert!(one.changes(None).unwrap().is_empty());
+        assert!(one.events.is_empty(), "told elsewhere: forgotten");
+
+        // Marked: the event is the same, id included, in every process.
+        one.store
+            .mark_needs_reauthorization(&name, &Reauthorization::Revoked)
+            .unwrap();
+        let (mine, theirs) = (one.changes(None).unwrap(), two.changes(None).unwrap());
+        assert_eq!(mine[0].previous, Some(Status::Connected));
+        let (mine, theirs) = (one.event(mine[0].clone()), two.event(theirs[0].clone()));
+        assert_eq!(mine, theirs);
+        assert_eq!(Some(mine.at), mine.observed.since);
+
+        // Removed, with no webhook: recorded as told, and the row goes.
+        one.store.remove(&name).unwrap();
+        let removed = one.changes(None).unwrap();
+        assert_eq!(removed[0].observed.status, Status::Removed);
+        assert_eq!(removed[0].previous, Some(Status::Connected));
+        let (first, second) = (one.event(removed[0].clone()), one.event(removed[0].clone()));
+        assert_ne!(first.id, second.id, "a removal's id is new at every claim");
+        one.look(None).unwrap();
+        assert_eq!(notified(&one.store, tenant, "c"), None);
+    }
+
+    #[test]
+    fn one_process_claims_each_change_and_a_release_lets_another_retry() {
+        let dir =
+            std::env::temp_dir().join(format!("connector-webhooks-claims-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        claims_flow(&dir.join("store.db"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    #[ignore = "needs a PostgreSQL server: CONNECTOR_TEST_POSTGRES_URL"]
+    fn claims_work_in_postgres() {
+        claims_flow(&super::super::tenants::tests::empty_postgres(
+            "webhook_claims",
+        ));
+    }
+
+    #[test]
+    fn event_ids_name_one_change() {
+        let change = Change {
+            tenant: 1,
+            id: "c".into(),
+            integration: "i".into(),
+            observed: Observed {
+                status: Status::NeedsReauthorization,
+                reason: Some("revoked"),
+                error: None,
+                since: Some(5),
+            },
+            previous: Some(Status::Connected),
+            notified: Some("connected".into()),
+            stored: Some((1, 2)),
+        };
+        let id = event_id(&change, 5, None);
+        assert_eq!(id, event_id(&change, 5, None));
+        assert!(id.starts_with("evt_") && id.len() == 4 + 43, "{id}");
+        let differs = |change: Change| assert_ne!(event_id(&change, 5, None), id);
+        differs(Change {
+            tenant: 2,
+            ..change.clone()
+        });
+        differs(Change {
+            stored: Some((1, 3)),
+            ..change.clone()
+        });
+        differs(Change {
+            previous: None,
+            ..change.clone()
+        });
+        assert_ne!(event_id(&change, 6, None), id);
+        assert_ne!(event_id(&change, 5, Some("n")), id);
     }
 }

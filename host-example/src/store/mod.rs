@@ -49,14 +49,21 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection as Db, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
+
+pub mod db;
+pub mod postgres;
+
+pub use db::{Backend, Db};
+
+use crate::sql_params as params;
 
 use crate::seal::{self, SealError, SealingKey};
 use crate::types::{ConnectionConfig, TokenSet};
 
-/// The schema version this code writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 4;
+/// The schema version this code writes (SQLite's `PRAGMA user_version`, PostgreSQL's
+/// `store_schema` table).
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The schema's history: the statements that bring a store from the previous version to
 /// each version. A store is migrated in one transaction, so a failed migration leaves it as
@@ -97,7 +104,32 @@ const MIGRATIONS: &[(i64, &str)] = &[
         "ALTER TABLE connections ADD COLUMN reauthorization TEXT;
          ALTER TABLE connections ADD COLUMN reauthorization_since INTEGER;",
     ),
+    // A refresh in flight: set (Unix seconds) before a refresh request is sent, cleared when
+    // its answer is handled. Found set by the next refresh, it means the last one ended
+    // without knowing whether the server rotated the refresh token (a crash, a timeout).
+    (
+        5,
+        "ALTER TABLE connections ADD COLUMN refresh_started_at INTEGER;",
+    ),
 ];
+
+/// The PostgreSQL store's schema at [`SCHEMA_VERSION`], created in one transaction by the
+/// first process to open a new database. Names sort bytewise (`COLLATE "C"`), as in
+/// SQLite, so listing pages by name prefix reads the same rows from both.
+const POSTGRES_SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS connections (
+        name                  TEXT COLLATE \"C\" PRIMARY KEY NOT NULL,
+        config                TEXT NOT NULL,
+        secret                TEXT NOT NULL,
+        grant_type            TEXT NOT NULL,
+        tokens                TEXT NOT NULL,
+        created_at            BIGINT NOT NULL,
+        updated_at            BIGINT NOT NULL,
+        token_writes          BIGINT NOT NULL DEFAULT 0,
+        reauthorization       TEXT,
+        reauthorization_since BIGINT,
+        refresh_started_at    BIGINT
+    );";
 
 /// The environment variable naming the store file.
 pub const STORE_ENV: &str = "CONNECTOR_STORE";
@@ -119,8 +151,11 @@ pub enum StoreError {
     Busy,
     /// The file is not an SQLite database, or is damaged.
     NotADatabase,
-    /// Any other SQLite failure.
-    Database(rusqlite::Error),
+    /// Any other database failure.
+    Database(String),
+    /// The PostgreSQL server cannot be reached, or the session with it was lost: nothing
+    /// that failed was committed; retry.
+    Unavailable(String),
     /// The file was written by a newer version of this program.
     NewerSchema(i64),
     /// A stored record does not decode (the named column of the named connection).
@@ -169,6 +204,7 @@ impl std::fmt::Display for StoreError {
                 f.write_str("the store file is not an oauth-connector store, or it is damaged")
             }
             Self::Database(error) => write!(f, "store database error: {error}"),
+            Self::Unavailable(why) => write!(f, "{why}; nothing was changed; retry"),
             Self::NewerSchema(version) => write!(
                 f,
                 "the store has schema version {version}, newer than this program's {SCHEMA_VERSION}"
@@ -275,8 +311,16 @@ impl From<rusqlite::Error> for StoreError {
             Some(ErrorCode::DiskFull) => Self::Full,
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Self::Busy,
             Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => Self::NotADatabase,
-            _ => Self::Database(error),
+            _ => Self::Database(error.to_string()),
         }
+    }
+}
+
+impl StoreError {
+    /// Whether the same operation may succeed when tried again, unchanged: the database was
+    /// busy, locked, or unreachable for a moment.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Busy | Self::Unavailable(_))
     }
 }
 
@@ -373,6 +417,30 @@ pub enum Reauthorization {
     /// The server answered a refresh with this OAuth error code (RFC 6749 §5.2; for example
     /// `invalid_grant`: the grant was revoked or expired at the server).
     RefreshRefused(String),
+    /// A refresh ended without its answer being stored (the process died, or the answer
+    /// was lost on the way), and the server then refused the refresh token it had been
+    /// sent with this error code: the server had rotated it, and the new one was lost.
+    RefreshInterrupted(String),
+}
+
+impl Reauthorization {
+    /// Its name in the service's API and webhooks: `revoked`, `refresh-refused` or
+    /// `refresh-interrupted`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Revoked => "revoked",
+            Self::RefreshRefused(_) => "refresh-refused",
+            Self::RefreshInterrupted(_) => "refresh-interrupted",
+        }
+    }
+
+    /// The server's OAuth error code, when the server refused.
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            Self::Revoked => None,
+            Self::RefreshRefused(code) | Self::RefreshInterrupted(code) => Some(code),
+        }
+    }
 }
 
 /// Whether a connection can be used.
@@ -410,6 +478,9 @@ pub struct StoredConnection {
     pub token_writes: u64,
     /// Whether it can be used, or must be connected again.
     pub state: ConnectionState,
+    /// When a refresh whose answer was never stored began (Unix seconds): the process
+    /// refreshing died, or lost the answer; `None` when no refresh is unaccounted for.
+    pub refresh_interrupted_at: Option<u64>,
 }
 
 impl std::fmt::Debug for StoredConnection {
@@ -442,6 +513,48 @@ pub struct Store {
     /// The key that seals the `secret` and `tokens` columns; `None`: they are written in
     /// clear (and sealed ones are refused).
     key: Option<SealingKey>,
+}
+
+/// A connection's refresh lock held in the PostgreSQL store ([`Store::lock_in_database`]),
+/// released when dropped.
+pub struct DatabaseLock<'a> {
+    store: &'a Store,
+    key: String,
+}
+
+impl Drop for DatabaseLock<'_> {
+    fn drop(&mut self) {
+        let Db::Postgres(pg) = &self.store.db else {
+            return;
+        };
+        let unlocked = self.store.db.query_one(
+            "SELECT pg_advisory_unlock(hashtextextended(?1, 0))",
+            params![self.key],
+            |row| row.get::<bool>(0),
+        );
+        pg.borrow_mut().unpin();
+        if !matches!(unlocked, Ok(true)) {
+            // The session was lost (and the lock with it), or the lock was not held: either
+            // way it is not held now; the session is replaced at the next statement.
+            tracing::warn!(error = ?unlocked.err().map(|e| e.to_string()), "a connection's refresh lock was already released");
+        }
+    }
+}
+
+/// The advisory lock that serializes creating the PostgreSQL store's schema.
+const SCHEMA_LOCK: i64 = 0x6f61_7574_6873_6368; // "oauthsch"
+
+/// Where rescue files of the PostgreSQL store at `shown` (its URL without the password) are
+/// kept on this machine: beside the default store path (or in the temporary directory),
+/// named after a hash of the URL, so each database has its own.
+fn postgres_rescue_base(shown: &str) -> PathBuf {
+    let digest = ring::digest::digest(&ring::digest::SHA256, shown.as_bytes());
+    let name = format!("postgres-{}.db", seal::hex(&digest.as_ref()[..8]));
+    default_path()
+        .filter(|path| !path.to_str().is_some_and(postgres::is_url))
+        .and_then(|path| path.parent().map(Path::to_path_buf))
+        .unwrap_or_else(std::env::temp_dir)
+        .join(name)
 }
 
 /// The default store path: `$CONNECTOR_STORE`, else the platform's data directory
@@ -505,6 +618,9 @@ impl Store {
     }
 
     fn open_with(path: &Path, key: Option<SealingKey>) -> Result<Self, StoreError> {
+        if let Some(url) = path.to_str().filter(|path| postgres::is_url(path)) {
+            return Self::open_postgres(url, key);
+        }
         let io = |error| StoreError::Io(path.to_owned(), error);
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             create_private_dir(parent).map_err(io)?;
@@ -520,7 +636,7 @@ impl Store {
             check_path(&dir, Kind::Directory).map_err(refused(&dir))?;
         }
         probe_once(&canonical)?;
-        let mut db = Db::open(&canonical)?;
+        let mut db = rusqlite::Connection::open(&canonical)?;
         db.busy_timeout(BUSY_TIMEOUT)?;
         // Processes opening a new store at the same moment contend for the switch to WAL and
         // the first migration, and SQLite answers some of those contentions with an
@@ -543,11 +659,12 @@ impl Store {
         for companion in companions(&canonical) {
             check_path(&companion, Kind::File).map_err(refused(&companion))?;
         }
+        let db = Db::Sqlite(db);
         check_key(&db, key.as_ref())?;
         if key.is_some() {
             // Freed cells (values in clear, or under a retired key) are zeroed; see the
             // module's documentation for what else may linger.
-            db.query_row("PRAGMA secure_delete = ON", [], |row| row.get::<_, i64>(0))?;
+            db.query_one("PRAGMA secure_delete = ON", &[], |row| row.get::<i64>(0))?;
         }
         tracing::debug!(
             path = %path.display(),
@@ -559,6 +676,51 @@ impl Store {
             db,
             path: path.to_owned(),
             canonical,
+            key,
+        })
+    }
+
+    /// Opens the PostgreSQL store at `url` (its password from the URL or `PGPASSWORD`),
+    /// creating its tables at the current schema when the database has none. The one
+    /// process that creates them holds a transaction-scoped advisory lock meanwhile, so
+    /// replicas starting together create them once. Rescue files (tokens a refresh could not
+    /// store) go to a private directory of this machine's, named after the database (see
+    /// [`postgres_rescue_base`]).
+    fn open_postgres(url: &str, key: Option<SealingKey>) -> Result<Self, StoreError> {
+        let password = std::env::var("PGPASSWORD").ok().filter(|p| !p.is_empty());
+        let pg = postgres::Pg::connect(url, password)?;
+        let shown = pg.shown().to_owned();
+        let db = Db::Postgres(std::cell::RefCell::new(pg));
+        let version = db.transaction(|db| {
+            db.query_one(
+                "SELECT pg_advisory_xact_lock(?1)",
+                params![SCHEMA_LOCK],
+                |_| Ok(()),
+            )?;
+            db.batch("CREATE TABLE IF NOT EXISTS store_schema (version BIGINT NOT NULL)")?;
+            let version = db.query_opt("SELECT version FROM store_schema", &[], |row| {
+                row.get::<i64>(0)
+            })?;
+            match version {
+                Some(version) if version > SCHEMA_VERSION => Err(StoreError::NewerSchema(version)),
+                Some(version) => Ok(version),
+                None => {
+                    tracing::debug!(to = SCHEMA_VERSION, "creating the store's schema");
+                    db.batch(POSTGRES_SCHEMA)?;
+                    db.execute(
+                        "INSERT INTO store_schema (version) VALUES (?1)",
+                        params![SCHEMA_VERSION],
+                    )?;
+                    Ok(SCHEMA_VERSION)
+                }
+            }
+        })?;
+        check_key(&db, key.as_ref())?;
+        tracing::debug!(store = %shown, schema = version, key = key.as_ref().map(SealingKey::id), "store open");
+        Ok(Self {
+            db,
+            canonical: postgres_rescue_base(&shown),
+            path: PathBuf::from(shown),
             key,
         })
     }
@@ -634,43 +796,49 @@ impl Store {
         to: Option<&SealingKey>,
         others: &[Reseal],
     ) -> Result<usize, StoreError> {
-        self.db
-            .query_row("PRAGMA secure_delete = ON", [], |row| row.get::<_, i64>(0))?;
-        let transaction = rusqlite::Transaction::new_unchecked(
-            &self.db,
-            rusqlite::TransactionBehavior::Immediate,
-        )?;
-        let rows = transaction
-            .prepare("SELECT name, secret, tokens FROM connections ORDER BY name")?
-            .query_map([], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut rewritten = 0;
-        for (name, secret, tokens) in rows {
-            let new_secret = reseal(from, to, &name, SECRET, &secret)?;
-            let new_tokens = reseal(from, to, &name, TOKENS, &tokens)?;
-            if new_secret.is_none() && new_tokens.is_none() {
-                continue;
-            }
-            transaction.execute(
-                "UPDATE connections SET secret = ?2, tokens = ?3 WHERE name = ?1",
-                params![
-                    name,
-                    new_secret.unwrap_or(secret),
-                    new_tokens.unwrap_or(tokens)
-                ],
+        let sqlite = self.db.backend() == Backend::Sqlite;
+        if sqlite {
+            self.db
+                .query_one("PRAGMA secure_delete = ON", &[], |row| row.get::<i64>(0))?;
+        }
+        let rewritten = self.db.transaction(|db| {
+            let rows = db.query(
+                "SELECT name, secret, tokens FROM connections ORDER BY name",
+                &[],
+                |row| {
+                    Ok((
+                        row.get::<String>(0)?,
+                        row.get::<String>(1)?,
+                        row.get::<String>(2)?,
+                    ))
+                },
             )?;
-            rewritten += 1;
+            let mut rewritten = 0;
+            for (name, secret, tokens) in rows {
+                let new_secret = reseal(from, to, &name, SECRET, &secret)?;
+                let new_tokens = reseal(from, to, &name, TOKENS, &tokens)?;
+                if new_secret.is_none() && new_tokens.is_none() {
+                    continue;
+                }
+                db.execute(
+                    "UPDATE connections SET secret = ?2, tokens = ?3 WHERE name = ?1",
+                    params![
+                        name,
+                        new_secret.unwrap_or(secret),
+                        new_tokens.unwrap_or(tokens)
+                    ],
+                )?;
+                rewritten += 1;
+            }
+            for reseal in others {
+                rewritten += reseal(db, from, to)?;
+            }
+            Ok::<_, StoreError>(rewritten)
+        })?;
+        if !sqlite {
+            // PostgreSQL's old row versions are its own (VACUUM reclaims them in time).
+            return Ok(rewritten);
         }
-        for reseal in others {
-            rewritten += reseal(&transaction, from, to)?;
-        }
-        transaction.commit()?;
         // Committed. What the rows held before (in clear, or under the old key) may remain
         // in the file's unused space (`secure_delete` zeroes freed cells, not every byte a
         // b-tree rebalance leaves behind) and in the write-ahead log: rebuild the file, then
@@ -678,12 +846,12 @@ impl Store {
         // they were written leave the same behind. (The rebuild's copy is kept in memory, not
         // in a temporary file.) Either failing (another process holds the store) is only
         // logged: the rewrite itself is done, and the next `seal_all` completes it.
-        if let Err(error) = self.db.execute_batch("PRAGMA temp_store = MEMORY; VACUUM;") {
+        if let Err(error) = self.db.batch("PRAGMA temp_store = MEMORY; VACUUM;") {
             tracing::warn!(%error, "could not rebuild the store after rewriting its secrets");
         }
         if let Err(error) = self
             .db
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .query_opt("PRAGMA wal_checkpoint(TRUNCATE)", &[], |_| Ok(()))
         {
             tracing::warn!(%error, "could not truncate the store's write-ahead log");
         }
@@ -699,9 +867,9 @@ impl Store {
         }
     }
 
-    /// The SQLite connection, for modules that keep their own tables in the same file (the
-    /// service's tenants, integrations and connect sessions).
-    pub(crate) fn sqlite(&self) -> &Db {
+    /// The database, for modules that keep their own tables in it (the service's tenants,
+    /// integrations and connect sessions).
+    pub(crate) fn db(&self) -> &Db {
         &self.db
     }
 
@@ -737,8 +905,8 @@ impl Store {
                  (name, config, secret, grant_type, tokens, created_at, updated_at, token_writes)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1)
              ON CONFLICT(name) DO UPDATE SET config = ?2, secret = ?3, grant_type = ?4, tokens = ?5,
-                 updated_at = ?6, token_writes = token_writes + 1,
-                 reauthorization = NULL, reauthorization_since = NULL",
+                 updated_at = ?6, token_writes = connections.token_writes + 1,
+                 reauthorization = NULL, reauthorization_since = NULL, refresh_started_at = NULL",
             params![
                 name,
                 to_json(&config),
@@ -754,7 +922,8 @@ impl Store {
     /// Replaces a connection's token set.
     pub fn update_tokens(&self, name: &str, tokens: &TokenSet) -> Result<(), StoreError> {
         let changed = self.db.execute(
-            "UPDATE connections SET tokens = ?2, updated_at = ?3, token_writes = token_writes + 1
+            "UPDATE connections SET tokens = ?2, updated_at = ?3, token_writes = token_writes + 1,
+                 refresh_started_at = NULL
              WHERE name = ?1",
             params![
                 name,
@@ -786,42 +955,96 @@ impl Store {
         Ok(())
     }
 
+    /// Records, committed, that a refresh of `name` is about to be sent (see
+    /// [`StoredConnection::refresh_interrupted_at`]); storing its tokens
+    /// ([`Store::update_tokens`]) or [`Store::refresh_settled`] clears the record.
+    pub fn refresh_started(&self, name: &str) -> Result<(), StoreError> {
+        self.db.execute(
+            "UPDATE connections SET refresh_started_at = ?2 WHERE name = ?1",
+            params![name, now() as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Clears the record of [`Store::refresh_started`]: the refresh's outcome is known
+    /// (the server refused it, or nothing was sent).
+    pub fn refresh_settled(&self, name: &str) -> Result<(), StoreError> {
+        self.db.execute(
+            "UPDATE connections SET refresh_started_at = NULL WHERE name = ?1",
+            params![name],
+        )?;
+        Ok(())
+    }
+
+    /// Takes connection `name`'s refresh lock in the PostgreSQL store: a session-level
+    /// advisory lock, waited for at most `timeout` ([`StoreError::Busy`] past it, with
+    /// nothing changed). The server releases it when the session ends, so a process that
+    /// dies holding it (killed, or cut off) never blocks the others. Held until the guard is
+    /// dropped; meanwhile a lost session is an error, not silently replaced (the lock went
+    /// with it). `None` for the SQLite store, whose locks are files beside it.
+    pub fn lock_in_database(
+        &self,
+        name: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Option<DatabaseLock<'_>>, StoreError> {
+        let Db::Postgres(pg) = &self.db else {
+            return Ok(None);
+        };
+        let key = format!("oauth-connector/connection/{name}");
+        self.db.batch(&format!(
+            "SET lock_timeout = {}",
+            timeout.as_millis().clamp(1, i32::MAX as u128)
+        ))?;
+        let locked = self.db.query_one(
+            "SELECT pg_advisory_lock(hashtextextended(?1, 0))",
+            params![key],
+            |_| Ok(()),
+        );
+        let reset = self.db.batch("RESET lock_timeout");
+        locked?;
+        pg.borrow_mut().pin();
+        if let Err(error) = reset {
+            drop(DatabaseLock { store: self, key });
+            return Err(error);
+        }
+        Ok(Some(DatabaseLock { store: self, key }))
+    }
+
     /// Whether a connection named `name` is stored (its row is not decoded).
     pub fn contains(&self, name: &str) -> Result<bool, StoreError> {
         Ok(self
             .db
-            .query_row("SELECT 1 FROM connections WHERE name = ?1", [name], |_| {
-                Ok(())
-            })
-            .optional()?
+            .query_opt(
+                "SELECT 1 FROM connections WHERE name = ?1",
+                params![name],
+                |_| Ok(()),
+            )?
             .is_some())
     }
 
     /// Reads one connection.
     pub fn get(&self, name: &str) -> Result<StoredConnection, StoreError> {
         self.db
-            .query_row(
+            .query_opt(
                 "SELECT name, config, secret, grant_type, tokens, created_at, updated_at, token_writes,
-                        reauthorization, reauthorization_since
+                        reauthorization, reauthorization_since, refresh_started_at
                  FROM connections WHERE name = ?1",
-                [name],
+                params![name],
                 row_to_raw,
-            )
-            .optional()?
+            )?
             .ok_or_else(|| StoreError::NotFound(name.to_owned()))?
             .decode(self.key.as_ref())
     }
 
     /// Every connection, by name.
     pub fn list(&self) -> Result<Vec<StoredConnection>, StoreError> {
-        let mut statement = self.db.prepare(
+        let raws = self.db.query(
             "SELECT name, config, secret, grant_type, tokens, created_at, updated_at, token_writes,
-                    reauthorization, reauthorization_since
+                    reauthorization, reauthorization_since, refresh_started_at
              FROM connections ORDER BY name",
+            &[],
+            row_to_raw,
         )?;
-        let raws = statement
-            .query_map([], row_to_raw)?
-            .collect::<Result<Vec<_>, _>>()?;
         raws.into_iter()
             .map(|raw| raw.decode(self.key.as_ref()))
             .collect()
@@ -844,24 +1067,21 @@ impl Store {
             upper
         });
         let after = after.map(|after| format!("{prefix}{after}"));
-        let mut statement = self.db.prepare(
+        let raws = self.db.query(
             "SELECT name, config, secret, grant_type, tokens, created_at, updated_at, token_writes,
-                    reauthorization, reauthorization_since
+                    reauthorization, reauthorization_since, refresh_started_at
              FROM connections
-             WHERE name >= ?1 AND (?2 IS NULL OR name > ?2) AND (?3 IS NULL OR name < ?3)
+             WHERE name >= ?1 AND (CAST(?2 AS TEXT) IS NULL OR name > ?2)
+                 AND (CAST(?3 AS TEXT) IS NULL OR name < ?3)
              ORDER BY name LIMIT ?4",
+            params![
+                prefix,
+                after,
+                upper,
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            row_to_raw,
         )?;
-        let raws = statement
-            .query_map(
-                rusqlite::params![
-                    prefix,
-                    after,
-                    upper,
-                    i64::try_from(limit).unwrap_or(i64::MAX)
-                ],
-                row_to_raw,
-            )?
-            .collect::<Result<Vec<_>, _>>()?;
         raws.into_iter()
             .map(|raw| raw.decode(self.key.as_ref()))
             .collect()
@@ -871,7 +1091,7 @@ impl Store {
     pub fn remove(&self, name: &str) -> Result<(), StoreError> {
         let changed = self
             .db
-            .execute("DELETE FROM connections WHERE name = ?1", [name])?;
+            .execute("DELETE FROM connections WHERE name = ?1", params![name])?;
         if changed == 0 {
             return Err(StoreError::NotFound(name.to_owned()));
         }
@@ -890,6 +1110,7 @@ struct RawRow {
     token_writes: i64,
     reauthorization: Option<String>,
     reauthorization_since: Option<i64>,
+    refresh_started_at: Option<i64>,
 }
 
 /// How long a store operation waits for another process's lock before `Busy`.
@@ -899,7 +1120,7 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// schema version. WAL: readers never wait for the writer, which matters
 /// when many processes share the store. synchronous=FULL: a committed token set survives
 /// power loss, so a rotated refresh token is durable once `update_tokens` returns.
-fn prepare(db: &mut Db) -> Result<i64, StoreError> {
+fn prepare(db: &mut rusqlite::Connection) -> Result<i64, StoreError> {
     // The pragma answers with the mode in force (a file system without shared memory keeps
     // `delete`); either works.
     db.query_row("PRAGMA journal_mode = WAL", [], |row| {
@@ -912,7 +1133,7 @@ fn prepare(db: &mut Db) -> Result<i64, StoreError> {
 /// Brings the store's schema to [`SCHEMA_VERSION`] in one immediate transaction, reading the
 /// version inside it, so that processes opening a new or older store at the same time
 /// migrate it exactly once. Returns the version.
-fn migrate(db: &mut Db) -> Result<i64, StoreError> {
+fn migrate(db: &mut rusqlite::Connection) -> Result<i64, StoreError> {
     let transaction = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let version: i64 = transaction.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if version > SCHEMA_VERSION {
@@ -936,7 +1157,7 @@ fn migrate(db: &mut Db) -> Result<i64, StoreError> {
     Ok(SCHEMA_VERSION)
 }
 
-fn row_to_raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+fn row_to_raw(row: &db::Row<'_>) -> Result<RawRow, StoreError> {
     Ok(RawRow {
         name: row.get(0)?,
         config: row.get(1)?,
@@ -948,6 +1169,7 @@ fn row_to_raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
         token_writes: row.get(7)?,
         reauthorization: row.get(8)?,
         reauthorization_since: row.get(9)?,
+        refresh_started_at: row.get(10)?,
     })
 }
 
@@ -973,6 +1195,7 @@ impl RawRow {
             updated_at: self.updated_at.max(0) as u64,
             token_writes: self.token_writes.max(0) as u64,
             state,
+            refresh_interrupted_at: self.refresh_started_at.map(|at| at.max(0) as u64),
             name: self.name,
         })
     }
@@ -1062,15 +1285,21 @@ fn reseal(
 /// [`StoreError::Sealed`] ([`SealError::WrongKey`], naming the first such connection) when
 /// another key sealed one. Reads only: run before anything is written.
 fn check_key(db: &Db, key: Option<&SealingKey>) -> Result<(), StoreError> {
-    let mut statement = db.prepare(
+    let heads = db.query(
         "SELECT name, substr(secret, 1, 32), substr(tokens, 1, 32) FROM connections
          WHERE substr(secret, 1, 7) = 'sealed:' OR substr(tokens, 1, 7) = 'sealed:'
          ORDER BY name",
+        &[],
+        |row| {
+            Ok((
+                row.get::<String>(0)?,
+                row.get::<String>(1)?,
+                row.get::<String>(2)?,
+            ))
+        },
     )?;
-    let mut rows = statement.query([])?;
-    while let Some(row) = rows.next()? {
-        let name: String = row.get(0)?;
-        for (column, head) in [(SECRET, row.get::<_, String>(1)?), (TOKENS, row.get(2)?)] {
+    for (name, secret, tokens) in heads {
+        for (column, head) in [(SECRET, secret), (TOKENS, tokens)] {
             if !seal::is_sealed(&head) {
                 continue;
             }
