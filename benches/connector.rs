@@ -41,6 +41,12 @@ use oauth_connector::client_auth::AuthContext;
 use oauth_connector::{lifecycle, profile, token};
 use wasmtime::component::Component;
 
+/// The throwaway PostgreSQL cluster of the fleet tests (`initdb` + `pg_ctl` on a free port),
+/// for the service benchmark on a PostgreSQL store. Only `start` and `url` are used here.
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/e2e/postgres.rs"]
+mod postgres;
+
 const TOKEN_JSON: &str = r#"{"access_token":"ya29.a0AfH6SMBx3f-example-access-token-value","token_type":"Bearer","expires_in":3599,"refresh_token":"1//0gexample-refresh-token-value","scope":"openid https://www.googleapis.com/auth/userinfo.email","id_token":"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJl"}"#;
 
 fn main() {
@@ -72,6 +78,7 @@ fn main() {
     cli_token_vs_list(&mut report, &cli, if full { 31 } else { 1 });
     cli_storm(&mut report, &cli, &storm_server, if full { 3 } else { 1 });
     service_token(&mut report, &cli, if full { 200 } else { 1 });
+    service_token_postgres(&mut report, &cli, if full { 200 } else { 1 });
 
     criterion.final_summary();
     if full {
@@ -106,6 +113,8 @@ struct Report {
     cli_storm: Vec<CliStormRun>,
     /// The service's `/token` and a static file under 64 concurrent clients.
     service: Option<ServiceLoad>,
+    /// The service's `/token` on PostgreSQL, with 1 and 3 replicas.
+    postgres: Option<PostgresLoad>,
 }
 
 impl Report {
@@ -1222,10 +1231,11 @@ fn start_service(cli: &CliFixture, store: &Path, key: &str) -> Service {
 }
 
 /// `clients` keep-alive clients, each sending `per_client` requests as fast as answers come;
-/// every answer must be `status` with a body containing `expect`.
+/// every answer must be `status` with a body containing `expect`. Client `i` keeps its
+/// connection to `addresses[i % addresses.len()]` (round-robin over replicas).
 #[allow(clippy::too_many_arguments)]
 fn load(
-    address: std::net::SocketAddr,
+    addresses: &[std::net::SocketAddr],
     clients: usize,
     per_client: usize,
     method: &str,
@@ -1237,8 +1247,8 @@ fn load(
     let start = Barrier::new(clients + 1);
     let (elapsed, mut latencies) = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..clients)
-            .map(|_| {
-                let start = &start;
+            .map(|i| {
+                let (start, address) = (&start, addresses[i % addresses.len()]);
                 scope.spawn(move || {
                     let mut client = KeepAlive::connect(address);
                     let mut latencies = Vec::with_capacity(per_client);
@@ -1272,66 +1282,103 @@ fn load(
     }
 }
 
+/// The sealing key every service of the benchmark runs with (`CONNECTOR_KEY`).
+fn service_sealing_key() -> String {
+    "5e".repeat(32)
+}
+
+/// The token endpoint of the service benchmarks: every request gets a token valid for an
+/// hour, so that `/token` never refreshes and the endpoint sees exactly one request.
+fn service_token_server() -> LoopbackServer {
+    LoopbackServer::start(|_| {
+        Reply::json(
+            200,
+            r#"{"access_token":"bench-service-token","token_type":"Bearer","expires_in":3600}"#,
+        )
+    })
+}
+
+/// `connector-host --store STORE tenants add bench`, sealed by `key`: the tenant's API key.
+fn add_bench_tenant(cli: &CliFixture, store: &Path, key: &str) -> String {
+    let output = cli
+        .command(store, &["tenants", "add", "bench"])
+        .env(connector_host::seal::KEY_ENV, key)
+        .output()
+        .expect("run connector-host tenants add");
+    assert!(output.status.success(), "{output:?}");
+    let out = String::from_utf8(output.stdout).unwrap();
+    out.lines().last().expect("the key's line").to_owned()
+}
+
+/// Through the service at `address`: the client-credentials integration `api`, whose token
+/// endpoint is `token_server`, and its connection `c1`.
+fn create_bench_connection(
+    address: std::net::SocketAddr,
+    tenant_key: &str,
+    token_server: &LoopbackServer,
+) {
+    let mut client = KeepAlive::connect(address);
+    let integration = format!(
+        r#"{{"id":"api","profile":{},"grant":"client-credentials","client_id":"bench-client","client_secret":"bench-secret"}}"#,
+        profile_json(&token_server.url(""))
+    );
+    let created = client.send("POST", "/v1/integrations", Some(tenant_key), &integration);
+    assert_eq!(created.0, 201, "{}", created.1);
+    let connected = client.send(
+        "POST",
+        "/v1/connections",
+        Some(tenant_key),
+        r#"{"integration":"api","connection":"c1"}"#,
+    );
+    assert_eq!(connected.0, 201, "{}", connected.1);
+}
+
+/// `POST /v1/connections/c1/token` by [`SERVICE_CLIENTS`] keep-alive clients, spread
+/// round-robin over `addresses`, `per_client` requests each.
+fn token_load(
+    addresses: &[std::net::SocketAddr],
+    per_client: usize,
+    tenant_key: &str,
+) -> Throughput {
+    load(
+        addresses,
+        SERVICE_CLIENTS,
+        per_client,
+        "POST",
+        "/v1/connections/c1/token",
+        Some(tenant_key),
+        200,
+        "bench-service-token",
+    )
+}
+
+/// Prints one service figure to stderr.
+fn print_service_line(name: &str, figures: &Throughput) {
+    eprintln!(
+        "service {name}: {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms ({} requests, \
+         {SERVICE_CLIENTS} clients)",
+        figures.per_second,
+        millis(figures.p50),
+        millis(figures.p99),
+        figures.requests
+    );
+}
+
 /// `POST /v1/connections/{id}/token` for a valid token (no refresh) from 64 concurrent
 /// clients of one `connector-host serve` (sealed store, as it runs by default), next to a
 /// static file the same server serves: requests per second and latency.
 fn service_token(report: &mut Report, cli: &CliFixture, per_client: usize) {
     let store = cli.dir.join("service.db");
-    let key = "5e".repeat(32);
-    let token_server = LoopbackServer::start(|_| {
-        Reply::json(
-            200,
-            r#"{"access_token":"bench-service-token","token_type":"Bearer","expires_in":3600}"#,
-        )
-    });
-    let tenant_key = {
-        let output = cli
-            .command(&store, &["tenants", "add", "bench"])
-            .env(connector_host::seal::KEY_ENV, &key)
-            .output()
-            .expect("run connector-host tenants add");
-        assert!(output.status.success(), "{output:?}");
-        let out = String::from_utf8(output.stdout).unwrap();
-        out.lines().last().expect("the key's line").to_owned()
-    };
+    let key = service_sealing_key();
+    let token_server = service_token_server();
+    let tenant_key = add_bench_tenant(cli, &store, &key);
     let service = start_service(cli, &store, &key);
-    let mut client = KeepAlive::connect(service.address);
-    let integration = format!(
-        r#"{{"id":"api","profile":{},"grant":"client-credentials","client_id":"bench-client","client_secret":"bench-secret"}}"#,
-        profile_json(&token_server.url(""))
-    );
-    let created = client.send("POST", "/v1/integrations", Some(&tenant_key), &integration);
-    assert_eq!(created.0, 201, "{}", created.1);
-    let connected = client.send(
-        "POST",
-        "/v1/connections",
-        Some(&tenant_key),
-        r#"{"integration":"api","connection":"c1"}"#,
-    );
-    assert_eq!(connected.0, 201, "{}", connected.1);
+    create_bench_connection(service.address, &tenant_key, &token_server);
     // Warm-up: every store thread opens the store and instantiates once.
-    load(
-        service.address,
-        SERVICE_CLIENTS,
-        2,
-        "POST",
-        "/v1/connections/c1/token",
-        Some(&tenant_key),
-        200,
-        "bench-service-token",
-    );
-    let token = load(
-        service.address,
-        SERVICE_CLIENTS,
-        per_client,
-        "POST",
-        "/v1/connections/c1/token",
-        Some(&tenant_key),
-        200,
-        "bench-service-token",
-    );
+    token_load(&[service.address], 2, &tenant_key);
+    let token = token_load(&[service.address], per_client, &tenant_key);
     let baseline = load(
-        service.address,
+        &[service.address],
         SERVICE_CLIENTS,
         per_client,
         "GET",
@@ -1345,17 +1392,73 @@ fn service_token(report: &mut Report, cli: &CliFixture, per_client: usize) {
         1,
         "a valid token was fetched once and never refreshed"
     );
-    for (name, figures) in [("token", &token), ("static file", &baseline)] {
-        eprintln!(
-            "service {name}: {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms ({} requests, \
-             {SERVICE_CLIENTS} clients)",
-            figures.per_second,
-            millis(figures.p50),
-            millis(figures.p99),
-            figures.requests
-        );
-    }
+    print_service_line("token", &token);
+    print_service_line("static file", &baseline);
     report.service = Some(ServiceLoad { token, baseline });
+}
+
+/// The target of a figure the issue asks to report without a target (the PostgreSQL rows,
+/// next to the SQLite figure).
+const NO_TARGET: &str = "— (reported next to SQLite)";
+
+/// The replica counts of the PostgreSQL service benchmark, in the order they are measured.
+const PG_REPLICAS: [usize; 2] = [1, 3];
+
+/// `/token` on a PostgreSQL store: for each replica count, how it fared.
+struct PostgresLoad {
+    /// (replicas, figures), in the order of [`PG_REPLICAS`].
+    runs: Vec<(usize, Throughput)>,
+    /// Requests the token endpoint saw over all runs (1: fetched once, never refreshed).
+    token_requests: usize,
+}
+
+/// `POST /v1/connections/{id}/token` for a valid token from 64 concurrent keep-alive clients,
+/// as [`service_token`] measures it, but on a PostgreSQL store (a throwaway cluster): first
+/// with one `serve` replica, then with three sharing the database, the clients spread
+/// round-robin over them (each keeps its connection to one replica). One tenant, integration
+/// and connection `c1`, created through replica 1; every replica runs with the same sealing
+/// key. The token endpoint must see exactly one request over both runs.
+fn service_token_postgres(report: &mut Report, cli: &CliFixture, per_client: usize) {
+    // Declared first, so that it is dropped (stopped and removed) after the replicas.
+    let cluster = postgres::PgCluster::start();
+    let url = cluster.url();
+    let store = Path::new(&url);
+    let key = service_sealing_key();
+    let token_server = service_token_server();
+    let tenant_key = add_bench_tenant(cli, store, &key);
+    let mut replicas = vec![start_service(cli, store, &key)];
+    create_bench_connection(replicas[0].address, &tenant_key, &token_server);
+    let mut runs = vec![];
+    for count in PG_REPLICAS {
+        while replicas.len() < count {
+            replicas.push(start_service(cli, store, &key));
+        }
+        let addresses: Vec<std::net::SocketAddr> =
+            replicas.iter().map(|replica| replica.address).collect();
+        // Warm-up: every replica's store threads open their database sessions and
+        // instantiate once.
+        token_load(&addresses, 2, &tenant_key);
+        let token = token_load(&addresses, per_client, &tenant_key);
+        let name = format!(
+            "token, PostgreSQL, {count} replica{}",
+            if count == 1 { "" } else { "s" }
+        );
+        print_service_line(&name, &token);
+        runs.push((count, token));
+    }
+    let token_requests = token_server.requests().len();
+    eprintln!(
+        "service PostgreSQL: {token_requests} token endpoint request(s) over all runs \
+         (expected 1: valid token, never refreshed)"
+    );
+    assert_eq!(
+        token_requests, 1,
+        "a valid token was fetched once and never refreshed, across all replicas"
+    );
+    report.postgres = Some(PostgresLoad {
+        runs,
+        token_requests,
+    });
 }
 
 fn median_duration(samples: &mut [Duration]) -> Duration {
@@ -1627,7 +1730,60 @@ impl Report {
             self.get("cli-call-rss")
         );
         self.cli_sections(&mut md);
+        self.service_section(&mut md);
         md
+    }
+
+    /// Section 9: the service's `/token` under concurrent clients, on SQLite and PostgreSQL.
+    fn service_section(&self, md: &mut String) {
+        let _ = writeln!(
+            md,
+            "\n## 9. The service: `/token` under {SERVICE_CLIENTS} concurrent clients\n"
+        );
+        let _ = writeln!(
+            md,
+            "`connector-host serve` (sealed store) answering `POST /v1/connections/c1/token` for a valid client-credentials token (no refresh) to {SERVICE_CLIENTS} concurrent keep-alive clients, next to a static file the same SQLite-backed server serves. PostgreSQL: a throwaway local cluster (fsync off), every replica started with the same sealing key, the clients spread round-robin over the replicas (each keeps its connection to one), all on the one connection.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| store | replicas | requests | requests/s | p50 | p99 | requests/s / SQLite `/token` | p99 / SQLite `/token` |\n|---|---|---|---|---|---|---|---|"
+        );
+        let sqlite = self.service.as_ref().map(|load| &load.token);
+        let row = |md: &mut String, store: &str, replicas: usize, figures: &Throughput| {
+            let ratio = |r: Option<f64>| {
+                r.filter(|r| r.is_finite())
+                    .map_or("n/a".into(), |r| format!("{r:.2}×"))
+            };
+            let _ = writeln!(
+                md,
+                "| {store} | {replicas} | {} | {:.0} | {:.2} ms | {:.2} ms | {} | {} |",
+                figures.requests,
+                figures.per_second,
+                millis(figures.p50),
+                millis(figures.p99),
+                ratio(sqlite.map(|base| figures.per_second / base.per_second)),
+                ratio(sqlite.map(|base| figures.p99.as_secs_f64() / base.p99.as_secs_f64())),
+            );
+        };
+        if let Some(ServiceLoad { token, baseline }) = &self.service {
+            row(md, "SQLite, static file (baseline)", 1, baseline);
+            row(md, "SQLite", 1, token);
+        }
+        if let Some(postgres) = &self.postgres {
+            for (replicas, figures) in &postgres.runs {
+                row(md, "PostgreSQL", *replicas, figures);
+            }
+            let _ = writeln!(
+                md,
+                "\nToken endpoint requests over the PostgreSQL runs: {} (the token was fetched once and never refreshed).",
+                postgres.token_requests
+            );
+        }
+        let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+        let _ = writeln!(
+            md,
+            "\nThe replicas, PostgreSQL and the {SERVICE_CLIENTS} client threads all share this machine's {cores} cores: the 3-replica figure measures the cost of coordinating replicas through one database, not scale-out."
+        );
     }
 
     /// Sections 7 and 8: the CLI as processes, and the component's imports.
@@ -1776,6 +1932,45 @@ impl Report {
             None => (service_label, "n/a".into(), service_target, None),
         });
 
+        let sqlite = self.service.as_ref().map(|load| &load.token);
+        for replicas in PG_REPLICAS {
+            let label = format!(
+                "service `/token` on PostgreSQL, {replicas} replica{}, {SERVICE_CLIENTS} concurrent clients",
+                if replicas == 1 { "" } else { "s" }
+            );
+            let run = self.postgres.as_ref().and_then(|postgres| {
+                let (_, figures) = postgres.runs.iter().find(|(r, _)| *r == replicas)?;
+                Some((figures, postgres.token_requests))
+            });
+            let measured = match run {
+                Some((figures, token_requests)) => {
+                    let versus = sqlite.map_or(String::new(), |base| {
+                        format!(
+                            " ({:.2}× SQLite's {:.0})",
+                            figures.per_second / base.per_second,
+                            base.per_second
+                        )
+                    });
+                    let p99_versus = sqlite.map_or(String::new(), |base| {
+                        format!(
+                            " ({:.2}× SQLite's {:.2} ms)",
+                            figures.p99.as_secs_f64() / base.p99.as_secs_f64(),
+                            millis(base.p99)
+                        )
+                    });
+                    format!(
+                        "{:.0} requests/s{versus}, p50 {:.2} ms, p99 {:.2} ms{p99_versus}; \
+                         token endpoint requests over both runs: {token_requests}",
+                        figures.per_second,
+                        millis(figures.p50),
+                        millis(figures.p99),
+                    )
+                }
+                None => "n/a".into(),
+            };
+            rows.push((label, measured, NO_TARGET, None));
+        }
+
         let bytes = self.get("component-bytes").parse::<u64>().ok();
         rows.push((
             "component size (`--profile component`)".into(),
@@ -1882,6 +2077,7 @@ impl Report {
             let met = match ok {
                 Some(true) => "yes",
                 Some(false) => "no",
+                None if target == NO_TARGET => "—",
                 None => "n/a",
             };
             let _ = writeln!(md, "| {label} | {measured} | {target} | {met} |");

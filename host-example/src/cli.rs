@@ -262,6 +262,11 @@ enum Command {
         /// Without any, a webhook may be any https URL.
         #[arg(long = "webhook-origin", value_name = "ORIGIN")]
         webhook_origins: Vec<String>,
+        /// How many store threads serve requests, each with its own store session: with a
+        /// PostgreSQL store, the replica's pool of database sessions (3 more serve its
+        /// background work). Default: 4 per core, at least 4 and at most 32.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+        store_threads: Option<u16>,
         /// Keep secrets and tokens in the store in clear, without a key: for development
         /// only. Without it, `serve` needs --key-file or $CONNECTOR_KEY.
         #[arg(long)]
@@ -764,6 +769,7 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             keep_alive_interval,
             keep_alive_after,
             ref webhook_origins,
+            store_threads,
             no_encryption,
         } => {
             let key = match (sealing_key()?, no_encryption) {
@@ -789,6 +795,7 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                 keep_alive_after: (keep_alive_after > 0)
                     .then(|| Duration::from_secs(keep_alive_after)),
                 webhook_origins: webhook_origins.clone(),
+                store_threads: store_threads.map_or_else(crate::serve::store_threads, usize::from),
             };
             let runtime = load_runtime()?;
             let out = &mut *io.out;

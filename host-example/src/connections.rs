@@ -15,7 +15,10 @@
 //!   exclusive lock on a per-connection lock file beside the store (`flock` on Unix). The
 //!   lock belongs to the store, not to the path it was opened by: it lives beside the
 //!   store's resolved path ([`Store::canonical_path`]), so a symbolic link to the store (or
-//!   through a linked directory) finds the same lock;
+//!   through a linked directory) finds the same lock. In a PostgreSQL store the lock is the
+//!   database's, shared by every replica ([`Store::lock_in_database`]): a session-level
+//!   advisory lock, which the server releases when the session ends, so a replica that dies
+//!   holding it (killed, cut off) blocks no one;
 //! - waiting for the lock is bounded ([`DEFAULT_LOCK_TIMEOUT`], see
 //!   [`Connections::with_lock_timeout`]): a lock held past it (a hung process) ends the wait
 //!   with [`ConnectionError::LockTimeout`], which changed nothing and may be retried. Giving
@@ -28,7 +31,14 @@
 //!
 //! The one window in which a rotated refresh token can be lost is between the server's answer
 //! arriving and the commit returning (a crash there loses it). `RefreshOutcome::window`
-//! measures it on every refresh.
+//! measures it on every refresh. The window is not silent: before a refresh-token request is
+//! sent, the refresh is recorded in the store ([`Store::refresh_started`], committed), and
+//! only storing its tokens, or an answer from the server, clears the record. Whoever
+//! refreshes next and finds the record tries the stored refresh token once more (a server
+//! that never handled the lost request, or one with a reuse grace period, accepts it); if
+//! the server refuses, the connection is marked
+//! [`Reauthorization::RefreshInterrupted`], with the server's error, instead of failing the
+//! same way on every use.
 //!
 //! When the commit fails (a full disk, a store locked too long, a broken file), the new
 //! tokens are written to a rescue file beside the store (`<store>.unsaved/`) and handed to
@@ -1375,6 +1385,7 @@ mod tests {
             updated_at: 0,
             token_writes: 1,
             state,
+            refresh_interrupted_at: None,
         };
         let now = 1_000_000;
         let code = Grant::AuthorizationCode;

@@ -129,6 +129,25 @@ fn three_replicas_refresh_once_per_expiry_and_finish_each_others_flows() {
         "{shown}"
     );
 
+    // The database never sees a secret or token in clear: every sealed column is an
+    // envelope under the fleet's key, in every row.
+    for sql in [
+        "SELECT secret || '|' || tokens FROM connections",
+        "SELECT client_secret FROM integrations",
+    ] {
+        let values = fleet.cluster.psql(sql);
+        let values: Vec<&str> = values.lines().flat_map(|line| line.split('|')).collect();
+        assert!(!values.is_empty(), "{sql}");
+        for value in values {
+            assert!(value.starts_with("sealed:"), "{sql}: {value}");
+            assert!(value.contains(fleet.sealing_key.id()), "{sql}: {value}");
+        }
+    }
+    let stored = fleet.open().get("t1:conn").unwrap();
+    let dump = fleet.cluster.psql("SELECT * FROM connections");
+    assert!(!dump.contains(&stored.tokens.access_token));
+    assert!(!dump.contains(stored.tokens.refresh_token.as_deref().unwrap()));
+
     // Several expiries; each time 3 × 64 concurrent `/token`: one refresh fleet-wide.
     let mut previous = fleet.open().get("t1:conn").unwrap();
     for round in 0..3 {
@@ -435,4 +454,85 @@ fn a_database_restart_under_load_fails_retryably_and_recovers_by_itself() {
     let after = fleet.open().get("t1:conn").unwrap();
     assert_eq!(after.tokens, before.tokens, "nothing lost or changed");
     assert_eq!(after.token_writes, before.token_writes);
+}
+
+#[test]
+fn the_cli_uses_the_fleet_store_and_never_shows_its_password() {
+    let server = server_with(&[]);
+    let fleet = Fleet::new("fleet-cli");
+    let replica = fleet.replica(&[]);
+    let (status, body) = replica.api(
+        HttpMethod::Post,
+        "/v1/integrations",
+        &fleet.key,
+        Some(json!({
+            "id": "svc",
+            "issuer": server.issuer,
+            "grant": "client-credentials",
+            "client_id": "service-client",
+            "client_secret": "service-secret",
+        })),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = replica.api(
+        HttpMethod::Post,
+        "/v1/connections",
+        &fleet.key,
+        Some(json!({"integration": "svc", "connection": "machine"})),
+    );
+    assert_eq!(status, 201, "{body}");
+
+    // The CLI on the same database, with the password in the URL (as a test may; the README
+    // says to use PGPASSWORD): what the service stored, and never the password.
+    let password = fleet
+        .store
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('@')
+        .next()
+        .unwrap();
+    assert_eq!(password.len(), 32, "{}", fleet.store);
+    let run = |args: &[&str]| {
+        let mut all = vec![
+            "--store",
+            fleet.store.as_str(),
+            "--key-file",
+            fleet.key_file.as_str(),
+        ];
+        all.extend_from_slice(args);
+        let ran = crate::connect::cli(&all, &[]);
+        for text in [&ran.out, &ran.err, &ran.log] {
+            assert!(!text.contains(password), "{text}");
+        }
+        ran
+    };
+    let listed = run(&["list"]);
+    assert_eq!(listed.code, 0, "{}", listed.err);
+    assert!(listed.out.contains("t1:machine"), "{}", listed.out);
+    let token = run(&["-v", "token", "t1:machine"]);
+    assert_eq!(token.code, 0, "{}", token.err);
+    let (_, served) = replica.api(
+        HttpMethod::Post,
+        "/v1/connections/machine/token",
+        &fleet.key,
+        None,
+    );
+    assert_eq!(token.out.trim(), served["access_token"].as_str().unwrap());
+
+    // A wrong password: a clear error naming the database, without any password.
+    let wrong = fleet.store.replace(password, "not-the-password");
+    let refused = crate::connect::cli(&["--store", &wrong, "list"], &[]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.err.contains("postgres://connector:***@127.0.0.1:"),
+        "{}",
+        refused.err
+    );
+    assert!(
+        refused.err.contains("password authentication failed"),
+        "{}",
+        refused.err
+    );
+    assert!(!refused.err.contains("not-the-password"), "{}", refused.err);
 }

@@ -102,6 +102,18 @@ impl PgCluster {
         self.check(&output, "pg_ctl start (again)");
     }
 
+    /// The answer of `sql` (one statement) in the `connector` database, as `psql -XAt`
+    /// prints it: rows on lines, columns separated by `|`.
+    pub fn psql(&self, sql: &str) -> String {
+        let output = self
+            .tool("psql")
+            .args([self.url().as_str(), "-XAtc", sql])
+            .output()
+            .expect("run psql");
+        self.check(&output, "psql");
+        String::from_utf8(output.stdout).expect("psql prints UTF-8")
+    }
+
     /// `initdb`: the `connector` superuser with its password (SCRAM), UTF-8, and the settings
     /// of a test server appended to `postgresql.conf` (all but the port).
     fn init(&self) {

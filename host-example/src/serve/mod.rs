@@ -5,12 +5,17 @@
 //! per-connection lock, retries, calls and storage are the CLI's, so both front ends behave
 //! the same. A tenant's connection `NAME` is the store's connection `t<tenant id>:NAME`.
 //!
-//! Component calls and SQLite are blocking: each request's work runs on a pool of store
-//! threads ([`State::blocking`]), each with its own open store ([`Connections`]); the async
-//! side only routes, parses and waits. A token refresh or an API call waits on the network,
-//! so the pool is larger than the machine's cores ([`store_threads`]). Refreshes stay
-//! single-flight across threads and processes through the store's lock files. The one
-//! [`Runtime`] (engine and precompiled component) is shared by the whole process.
+//! Component calls and the store are blocking: each request's work runs on a pool of store
+//! threads ([`State::blocking`]), each with its own open store ([`Connections`]): its own
+//! SQLite connection, or its own PostgreSQL session (so the pool's size bounds a replica's
+//! sessions). The async side only routes, parses and waits. A token refresh or an API call
+//! waits on the network, so the pool is larger than the machine's cores
+//! ([`store_threads`], `--store-threads`). Refreshes stay single-flight across threads and
+//! processes through the store's lock files, and across a fleet of replicas on one
+//! PostgreSQL database through its advisory locks ([`crate::connections`]); connect
+//! sessions, pending flows included, live in the database, so any replica completes a
+//! callback. The one [`Runtime`] (engine and precompiled component) is shared by the whole
+//! process.
 //!
 //! Two background threads, each with its own open store, run beside the store threads: the
 //! keep-alive sweep, which refreshes connections before their refresh tokens idle out
@@ -55,7 +60,8 @@ pub struct ServeOptions {
     /// the connect URLs and the one callback (`<public-url>/oauth/callback`); `None`: the
     /// bound address, `http://<ip>:<port>`.
     pub public_url: Option<String>,
-    /// The store file (connections and the service's tables).
+    /// The store (connections and the service's tables): a file, or a PostgreSQL URL
+    /// ([`crate::store::postgres::is_url`]).
     pub store: PathBuf,
     /// Origins (besides the public URL's) that a connect session's `return_to` may be on.
     pub return_origins: Vec<String>,
@@ -72,6 +78,9 @@ pub struct ServeOptions {
     pub keep_alive_after: Option<Duration>,
     /// The origins webhooks may be sent to; empty: any `https` URL ([`webhooks`]).
     pub webhook_origins: Vec<String>,
+    /// How many store threads serve requests ([`store_threads`] by default): with a
+    /// PostgreSQL store, the replica's pool of database sessions.
+    pub store_threads: usize,
 }
 
 /// Why the service could not start.
@@ -456,7 +465,7 @@ pub fn serve(
         runtime,
         options.store.clone(),
         options.key.clone(),
-        store_threads(),
+        options.store_threads,
     )?;
     let listener = std::net::TcpListener::bind(options.listen)
         .map_err(|error| ServeError::Listen(options.listen, error))?;

@@ -873,6 +873,16 @@ impl Store {
         &self.db
     }
 
+    /// The SQLite connection of a store that is an SQLite file, for tests that write what
+    /// the store itself never would.
+    #[cfg(test)]
+    pub(crate) fn sqlite_for_tests(&self) -> &rusqlite::Connection {
+        match &self.db {
+            Db::Sqlite(db) => db,
+            Db::Postgres(_) => panic!("an SQLite store was expected"),
+        }
+    }
+
     /// The file's path, as given to [`Store::open`].
     pub fn path(&self) -> &Path {
         &self.path
@@ -1873,7 +1883,7 @@ mod tests {
     /// The raw text of a column of a connection, as stored.
     fn raw(store: &Store, name: &str, column: &str) -> String {
         store
-            .db
+            .sqlite_for_tests()
             .query_row(
                 &format!("SELECT {column} FROM connections WHERE name = ?1"),
                 [name],
@@ -2145,7 +2155,7 @@ mod tests {
             save_confidential(&store, name, ACCESS_TOKEN);
         }
         store
-            .db
+            .sqlite_for_tests()
             .execute(
                 "UPDATE connections SET tokens = (SELECT tokens FROM connections WHERE name = 'a')
                  WHERE name = 'c'",
@@ -2173,7 +2183,7 @@ mod tests {
         save_confidential(&store, "a", ACCESS_TOKEN);
         save_confidential(&store, "b", "other");
         store
-            .db
+            .sqlite_for_tests()
             .execute(
                 "UPDATE connections SET tokens = (SELECT tokens FROM connections WHERE name = 'a')
                  WHERE name = 'b'",
@@ -2185,7 +2195,7 @@ mod tests {
         assert!(tampered(store.list().map(drop), "token set"));
         assert_eq!(store.get("a").unwrap().tokens, secret_tokens(ACCESS_TOKEN));
         store
-            .db
+            .sqlite_for_tests()
             .execute(
                 "UPDATE connections SET secret = tokens WHERE name = 'a'",
                 [],
@@ -2387,7 +2397,7 @@ mod tests {
 
         let path = temp_path("newer");
         drop(Store::open(&path).unwrap());
-        Db::open(&path)
+        rusqlite::Connection::open(&path)
             .unwrap()
             .execute_batch("PRAGMA user_version = 99")
             .unwrap();
@@ -2403,7 +2413,7 @@ mod tests {
         let store = Store::open(&path).unwrap();
         save_public(&store, "c", &tokens("at")).unwrap();
         store
-            .db
+            .sqlite_for_tests()
             .execute("UPDATE connections SET tokens = '{' WHERE name = 'c'", [])
             .unwrap();
         assert!(
@@ -2415,11 +2425,11 @@ mod tests {
     fn write_version_1_store(path: &Path) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         new_private_file(path).unwrap();
-        let db = Db::open(path).unwrap();
+        let db = rusqlite::Connection::open(path).unwrap();
         db.execute_batch(MIGRATIONS[0].1).unwrap();
         db.execute(
             "INSERT INTO connections VALUES ('old', ?1, ?2, '\"authorization-code\"', ?3, 1, 2)",
-            params![
+            rusqlite::params![
                 to_json(&config()),
                 to_json(&SecretSource::Stored("s".into())),
                 to_json(&tokens("at-v1"))
@@ -2435,7 +2445,7 @@ mod tests {
         write_version_1_store(&path);
         let store = Store::open(&path).unwrap();
         let version: i64 = store
-            .db
+            .sqlite_for_tests()
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
@@ -2466,12 +2476,12 @@ mod tests {
         let client = old_config["client"].as_object_mut().unwrap();
         assert!(client.remove("auth_method").is_some());
         {
-            let db = Db::open(&path).unwrap();
+            let db = rusqlite::Connection::open(&path).unwrap();
             db.execute_batch(MIGRATIONS[0].1).unwrap();
             db.execute_batch(MIGRATIONS[1].1).unwrap();
             db.execute(
                 "INSERT INTO connections VALUES ('old', ?1, ?2, '\"authorization-code\"', ?3, 1, 2, 1)",
-                params![
+                rusqlite::params![
                     old_config.to_string(),
                     to_json(&SecretSource::Stored("s".into())),
                     to_json(&tokens("at-v1"))
@@ -2491,6 +2501,55 @@ mod tests {
         assert_eq!(old.state, ConnectionState::Active);
     }
 
+    #[test]
+    fn a_refresh_in_flight_is_recorded_until_its_outcome_is_known() {
+        let path = temp_path("in-flight");
+        let store = Store::open(&path).unwrap();
+        store
+            .save(
+                "c",
+                &config(),
+                &SecretSource::None,
+                Grant::AuthorizationCode,
+                &tokens("at"),
+            )
+            .unwrap();
+        assert_eq!(store.get("c").unwrap().refresh_interrupted_at, None);
+        store.refresh_started("c").unwrap();
+        let recorded = store.get("c").unwrap().refresh_interrupted_at;
+        assert!(
+            recorded.is_some_and(|at| at.abs_diff(now()) <= 5),
+            "{recorded:?}"
+        );
+        // Seen by every other opener of the store, at once (committed).
+        assert_eq!(
+            Store::open(&path)
+                .unwrap()
+                .get("c")
+                .unwrap()
+                .refresh_interrupted_at,
+            recorded
+        );
+        // Storing the refreshed tokens settles it, and so does a known outcome.
+        store.update_tokens("c", &tokens("at-2")).unwrap();
+        assert_eq!(store.get("c").unwrap().refresh_interrupted_at, None);
+        store.refresh_started("c").unwrap();
+        store.refresh_settled("c").unwrap();
+        assert_eq!(store.get("c").unwrap().refresh_interrupted_at, None);
+        // Connecting again, too.
+        store.refresh_started("c").unwrap();
+        store
+            .save(
+                "c",
+                &config(),
+                &SecretSource::None,
+                Grant::AuthorizationCode,
+                &tokens("at-3"),
+            )
+            .unwrap();
+        assert_eq!(store.get("c").unwrap().refresh_interrupted_at, None);
+    }
+
     /// A connection stored at schema version 3 (before connections had a state) loads as
     /// active, and the migrated store takes marks.
     #[test]
@@ -2499,13 +2558,13 @@ mod tests {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         new_private_file(&path).unwrap();
         {
-            let db = Db::open(&path).unwrap();
+            let db = rusqlite::Connection::open(&path).unwrap();
             for (_, statements) in MIGRATIONS.iter().filter(|(version, _)| *version <= 3) {
                 db.execute_batch(statements).unwrap();
             }
             db.execute(
                 "INSERT INTO connections VALUES ('old', ?1, ?2, '\"authorization-code\"', ?3, 1, 2, 3)",
-                params![
+                rusqlite::params![
                     to_json(&config()),
                     to_json(&SecretSource::Stored("s".into())),
                     to_json(&tokens("at-v3"))
@@ -2516,12 +2575,13 @@ mod tests {
         }
         let store = Store::open(&path).unwrap();
         let version: i64 = store
-            .db
+            .sqlite_for_tests()
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
-        assert_eq!(version, 4);
+        assert_eq!(version, SCHEMA_VERSION);
         let old = store.get("old").unwrap();
         assert_eq!(old.state, ConnectionState::Active);
+        assert_eq!(old.refresh_interrupted_at, None, "no refresh in flight");
         assert_eq!(
             (old.tokens, old.token_writes, old.created_at, old.updated_at),
             (tokens("at-v3"), 3, 1, 2)
@@ -2597,7 +2657,7 @@ mod tests {
         let store = Store::open(&path).unwrap();
         save_public(&store, "c", &tokens("at")).unwrap();
         store
-            .db
+            .sqlite_for_tests()
             .execute(
                 "UPDATE connections SET reauthorization = 'nonsense' WHERE name = 'c'",
                 [],
@@ -2611,12 +2671,12 @@ mod tests {
         let path = temp_path("v1-conflict");
         write_version_1_store(&path);
         // A column the migration is about to add: the ALTER fails, the transaction rolls back.
-        Db::open(&path)
+        rusqlite::Connection::open(&path)
             .unwrap()
             .execute_batch("ALTER TABLE connections ADD COLUMN token_writes TEXT")
             .unwrap();
         assert!(matches!(Store::open(&path), Err(StoreError::Database(_))));
-        let db = Db::open(&path).unwrap();
+        let db = rusqlite::Connection::open(&path).unwrap();
         let version: i64 = db
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
@@ -2674,11 +2734,11 @@ mod tests {
         save_public(&store, "kept", &tokens("at")).unwrap();
         // Simulate a full disk: the database may not grow past its current size.
         let pages: i64 = store
-            .db
+            .sqlite_for_tests()
             .query_row("PRAGMA page_count", [], |row| row.get(0))
             .unwrap();
         let _: i64 = store
-            .db
+            .sqlite_for_tests()
             .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |row| {
                 row.get(0)
             })
@@ -2713,10 +2773,10 @@ mod tests {
         let path = temp_path("busy");
         let store = Store::open(&path).unwrap();
         save_public(&store, "c", &tokens("at")).unwrap();
-        let other = Db::open(&path).unwrap();
+        let other = rusqlite::Connection::open(&path).unwrap();
         other.execute_batch("BEGIN EXCLUSIVE").unwrap();
         store
-            .db
+            .sqlite_for_tests()
             .busy_timeout(std::time::Duration::from_millis(100))
             .unwrap();
         assert!(matches!(
