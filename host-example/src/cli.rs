@@ -263,7 +263,7 @@ enum Command {
         #[arg(long = "webhook-origin", value_name = "ORIGIN")]
         webhook_origins: Vec<String>,
         /// How many store threads serve requests, each with its own store session: with a
-        /// PostgreSQL store, the replica's pool of database sessions (3 more serve its
+        /// PostgreSQL store, the replica's pool of database sessions (2 more serve its
         /// background work). Default: 4 per core, at least 4 and at most 32.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
         store_threads: Option<u16>,

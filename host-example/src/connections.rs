@@ -706,10 +706,11 @@ impl<'a> Connections<'a> {
                 }
                 // The server's answer settles it; without one (the request may have reached
                 // the server), the record stays for whoever refreshes next.
-                if at_stake && !outcome_unknown(&error) {
-                    if let Err(error) = self.store.refresh_settled(name) {
-                        tracing::warn!(connection = name, %error, "could not clear the refresh record");
-                    }
+                if at_stake
+                    && !outcome_unknown(&error)
+                    && let Err(error) = self.store.refresh_settled(name)
+                {
+                    tracing::warn!(connection = name, %error, "could not clear the refresh record");
                 }
                 return Err(error.into());
             }

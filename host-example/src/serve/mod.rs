@@ -129,7 +129,8 @@ pub struct State {
     /// Valid tokens `/token` handed out recently, while the database is unchanged.
     pub tokens: token_cache::TokenCache,
     /// A connection kept only to read the database's `data_version` ([`State::data_version`]).
-    version_probe: std::sync::Mutex<crate::store::Store>,
+    /// `None` for a PostgreSQL store ([`State::data_version`]).
+    version_probe: Option<std::sync::Mutex<crate::store::Store>>,
     /// The store threads' queue.
     jobs: std::sync::mpsc::Sender<Job>,
     /// Stores for checking API keys where the request is handled ([`State::authenticate`]),
@@ -199,13 +200,12 @@ impl State {
     /// index, no table. `None` for the PostgreSQL store, which has no such counter: another
     /// replica's change would go unseen, so `/token` keeps nothing in memory there.
     pub fn data_version(&self) -> Result<Option<i64>, ApiError> {
-        let store = self
-            .version_probe
+        let Some(probe) = &self.version_probe else {
+            return Ok(None);
+        };
+        let store = probe
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if store.db().backend() != crate::store::Backend::Sqlite {
-            return Ok(None);
-        }
         Ok(Some(store.db().query_one(
             "PRAGMA data_version",
             &[],
@@ -477,10 +477,13 @@ pub fn serve(
     // The webhook notifier and the keep-alive sweep, each on a thread of its own with its
     // own open store (the store threads prepared the tables).
     let tokens = token_cache::TokenCache::default();
-    let version_probe = std::sync::Mutex::new(
-        crate::store::Store::open_with_key(&options.store, options.key.clone())
-            .map_err(ServeError::Store)?,
-    );
+    let version_probe = match options.store.to_str() {
+        Some(url) if crate::store::postgres::is_url(url) => None,
+        _ => Some(std::sync::Mutex::new(
+            crate::store::Store::open_with_key(&options.store, options.key.clone())
+                .map_err(ServeError::Store)?,
+        )),
+    };
     let changes = webhooks::start(
         options.store.clone(),
         options.key.clone(),

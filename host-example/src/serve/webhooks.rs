@@ -1427,8 +1427,6 @@ mod tests {
         let theirs = two.event(again[0].clone());
         assert_ne!(theirs.id, event.id);
         two.told(tenant, &theirs);
-        // Releasing what another process told since changes nothing.
-        one.release(tenant, &claimed);
         assert_eq!(
             notified(&one.store, tenant, "c"),
             Some(Some("connected".into()))
@@ -1442,19 +1440,59 @@ mod tests {
             .unwrap();
         let (mine, theirs) = (one.changes(None).unwrap(), two.changes(None).unwrap());
         assert_eq!(mine[0].previous, Some(Status::Connected));
-        let (mine, theirs) = (one.event(mine[0].clone()), two.event(theirs[0].clone()));
-        assert_eq!(mine, theirs);
-        assert_eq!(Some(mine.at), mine.observed.since);
+        let event = one.event(mine[0].clone());
+        assert_eq!(event, two.event(theirs[0].clone()));
+        assert_eq!(Some(event.at), event.observed.since);
 
-        // Removed, with no webhook: recorded as told, and the row goes.
+        // Claimed here, then removed and claimed by the other process: this one's release
+        // leaves the newer status alone.
+        assert!(one.claim(&mine[0]).unwrap());
         one.store.remove(&name).unwrap();
-        let removed = one.changes(None).unwrap();
-        assert_eq!(removed[0].observed.status, Status::Removed);
-        assert_eq!(removed[0].previous, Some(Status::Connected));
-        let (first, second) = (one.event(removed[0].clone()), one.event(removed[0].clone()));
+        let removed = two.changes(None).unwrap();
+        assert_eq!(
+            (removed[0].observed.status, removed[0].previous),
+            (Status::Removed, Some(Status::NeedsReauthorization))
+        );
+        assert!(two.claim(&removed[0]).unwrap());
+        one.release(
+            tenant,
+            &Claimed {
+                event,
+                from: mine[0].notified.clone(),
+            },
+        );
+        assert_eq!(
+            notified(&one.store, tenant, "c"),
+            Some(Some("removed".into()))
+        );
+        assert!(one.events.is_empty());
+        let (first, second) = (two.event(removed[0].clone()), two.event(removed[0].clone()));
         assert_ne!(first.id, second.id, "a removal's id is new at every claim");
-        one.look(None).unwrap();
+        // Told: the row goes.
+        two.told(tenant, &second);
         assert_eq!(notified(&one.store, tenant, "c"), None);
+
+        // A tenant without a webhook: changes are recorded as told, and a removed
+        // connection's row goes.
+        let name = internal_name(TenantId(tenant), "d");
+        one.store
+            .save(
+                &name,
+                &connection.config,
+                &connection.secret,
+                Grant::AuthorizationCode,
+                &connection.tokens,
+            )
+            .unwrap();
+        super::super::connections::record(&one.store, TenantId(tenant), "d", "i").unwrap();
+        one.look(None).unwrap();
+        assert_eq!(
+            notified(&one.store, tenant, "d"),
+            Some(Some("connected".into()))
+        );
+        one.store.remove(&name).unwrap();
+        two.look(None).unwrap();
+        assert_eq!(notified(&one.store, tenant, "d"), None);
     }
 
     #[test]

@@ -178,8 +178,9 @@ impl FromColumn for Vec<u8> {
 pub enum Db {
     /// The SQLite file.
     Sqlite(rusqlite::Connection),
-    /// A PostgreSQL session, reconnected when it was lost.
-    Postgres(RefCell<Pg>),
+    /// A PostgreSQL session, reconnected when it was lost (boxed: its statement caches
+    /// would make every `Db` large).
+    Postgres(Box<RefCell<Pg>>),
 }
 
 impl rusqlite::ToSql for Param<'_> {

@@ -690,7 +690,7 @@ impl Store {
         let password = std::env::var("PGPASSWORD").ok().filter(|p| !p.is_empty());
         let pg = postgres::Pg::connect(url, password)?;
         let shown = pg.shown().to_owned();
-        let db = Db::Postgres(std::cell::RefCell::new(pg));
+        let db = Db::Postgres(Box::new(std::cell::RefCell::new(pg)));
         let version = db.transaction(|db| {
             db.query_one(
                 "SELECT pg_advisory_xact_lock(?1)",
