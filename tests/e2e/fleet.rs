@@ -536,3 +536,34 @@ fn the_cli_uses_the_fleet_store_and_never_shows_its_password() {
     );
     assert!(!refused.err.contains("not-the-password"), "{}", refused.err);
 }
+
+#[test]
+fn unfinished_connect_sessions_are_swept_once_expired() {
+    let server = server_with(&[]);
+    let fleet = Fleet::new("fleet-sweep");
+    let replica = fleet.replica(&["--session-ttl", "1"]);
+    create_code_integration(&replica, &server, &fleet.key);
+    let begin = |connection: &str| {
+        let (status, session) = replica.api(
+            HttpMethod::Post,
+            "/v1/connect-sessions",
+            &fleet.key,
+            Some(json!({"integration": "oidc", "connection": connection})),
+        );
+        assert_eq!(status, 201, "{session}");
+        // Opened, so that its pending flow (state, sealed PKCE verifier) is stored too.
+        let url = session["url"].as_str().unwrap();
+        let opened = replica.send(HttpMethod::Get, url, None, None);
+        assert_eq!(opened.status, 302);
+    };
+    let sessions = || {
+        fleet
+            .cluster
+            .psql("SELECT connection FROM connect_sessions ORDER BY 1")
+    };
+    begin("first");
+    assert_eq!(sessions(), "first\n");
+    std::thread::sleep(Duration::from_millis(2_100));
+    begin("second");
+    assert_eq!(sessions(), "second\n", "the expired session went");
+}

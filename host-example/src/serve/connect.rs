@@ -114,6 +114,12 @@ pub fn create_session(
     let token = random_token().map_err(|error| ApiError::internal(&error))?;
     let now = crate::store::now();
     let expires_at = now + state.session_ttl.as_secs();
+    // Sessions nobody finished (and their pending flows' PKCE verifiers) go as new ones
+    // come: a session is never used past its expiry anyway.
+    store.db().execute(
+        "DELETE FROM connect_sessions WHERE expires_at <= ?1",
+        params![now as i64],
+    )?;
     store.db().execute(
         "INSERT INTO connect_sessions
              (token_hash, tenant_id, integration, connection, scopes, return_to,
