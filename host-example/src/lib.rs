@@ -38,6 +38,13 @@ pub mod signer;
 pub mod store;
 pub mod transport;
 
+/// A throwaway PostgreSQL cluster for the PostgreSQL store's tests: the end-to-end tests'
+/// harness, shared.
+#[cfg(all(test, unix))]
+#[path = "../../tests/e2e/postgres.rs"]
+#[allow(dead_code, reason = "the end-to-end tests use more of it")]
+pub(crate) mod test_postgres;
+
 pub use bindings::types;
 pub use runtime::Allocation;
 pub use runtime::{CallError, LimitExceeded, Runtime, SandboxLimits, Session};

@@ -1171,9 +1171,9 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "needs a PostgreSQL server: CONNECTOR_TEST_POSTGRES_URL"]
     fn web_sessions_work_in_postgres() {
-        let path = super::super::tenants::tests::empty_postgres("pages_sessions");
+        let cluster = crate::test_postgres::PgCluster::start();
+        let path = super::super::tenants::tests::empty_postgres(&cluster, "pages_sessions");
         sessions_flow(&Store::open(&path).unwrap());
     }
 

@@ -871,15 +871,14 @@ pub(super) mod tests {
 
     use super::*;
 
-    /// The environment variable naming a PostgreSQL server (a URL) where the tests marked
-    /// `ignore` may create and drop databases; run them with `cargo test -- --ignored`.
-    const POSTGRES_ENV: &str = "CONNECTOR_TEST_POSTGRES_URL";
-
-    /// A new, empty PostgreSQL database named after `label` (dropped first if it exists) on
-    /// the server [`POSTGRES_ENV`] names: its URL, as a store path.
-    pub(in crate::serve) fn empty_postgres(label: &str) -> PathBuf {
-        let url = std::env::var(POSTGRES_ENV)
-            .unwrap_or_else(|_| panic!("set {POSTGRES_ENV} to a PostgreSQL server's URL"));
+    /// A new, empty PostgreSQL database named after `label` (dropped first if it exists) in
+    /// `cluster` (a throwaway one, [`crate::test_postgres::PgCluster`]): its URL, as a store
+    /// path.
+    pub(in crate::serve) fn empty_postgres(
+        cluster: &crate::test_postgres::PgCluster,
+        label: &str,
+    ) -> PathBuf {
+        let url = cluster.url();
         let database = format!("connector_test_{label}");
         let mut server = postgres::Client::connect(&url, postgres::NoTls).unwrap();
         server
@@ -1288,19 +1287,19 @@ pub(super) mod tests {
     }
 
     #[test]
-    #[ignore = "needs a PostgreSQL server: CONNECTOR_TEST_POSTGRES_URL"]
     fn the_service_tables_work_in_postgres() {
-        let path = empty_postgres("tenants_keys");
+        let cluster = crate::test_postgres::PgCluster::start();
+        let path = empty_postgres(&cluster, "tenants_keys");
         let store = Store::open(&path).unwrap();
         keys_flow(&store);
         // PostgreSQL's identity skips the ids of refused names: the key carries the real one.
         let (tenant, key) = add(&store, "gamma").unwrap();
         assert_eq!(authenticate(&store, &key.0).unwrap(), Some(tenant.id));
         drop(store);
-        let store = Store::open(&empty_postgres("tenants_schema")).unwrap();
+        let store = Store::open(&empty_postgres(&cluster, "tenants_schema")).unwrap();
         schema_flow(&store);
         drop(store);
-        sealing_flow(&empty_postgres("tenants_sealed"));
+        sealing_flow(&empty_postgres(&cluster, "tenants_sealed"));
     }
 
     #[test]

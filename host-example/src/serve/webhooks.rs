@@ -1505,9 +1505,10 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "needs a PostgreSQL server: CONNECTOR_TEST_POSTGRES_URL"]
     fn claims_work_in_postgres() {
+        let cluster = crate::test_postgres::PgCluster::start();
         claims_flow(&super::super::tenants::tests::empty_postgres(
+            &cluster,
             "webhook_claims",
         ));
     }
