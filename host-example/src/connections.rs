@@ -224,6 +224,20 @@ impl std::fmt::Display for ConnectionError {
                 })
             ),
             Self::Lock(path, error) => write!(f, "cannot lock {}: {error}", path.display()),
+            Self::LockTimeout { path, waited }
+                if path.to_str().is_some_and(crate::store::postgres::is_url) =>
+            {
+                write!(
+                    f,
+                    "gave up after {:.1} s waiting for the connection's lock in {}: another \
+                     replica or process held it all that time (a refresh in progress, or one \
+                     that hangs; `SELECT pid, application_name, query_start FROM pg_locks JOIN \
+                     pg_stat_activity USING (pid) WHERE locktype = 'advisory'` shows who); \
+                     nothing was changed, try again",
+                    waited.as_secs_f64(),
+                    path.display()
+                )
+            }
             Self::LockTimeout { path, waited } => write!(
                 f,
                 "gave up after {:.1} s waiting for the connection's lock {}: another process \

@@ -1680,6 +1680,66 @@ mod tests {
     use super::*;
     use crate::types::{Client, ProviderProfile};
 
+    #[cfg(unix)]
+    #[test]
+    fn the_postgres_refresh_lock_is_bounded_and_dies_with_its_session() {
+        use std::time::{Duration, Instant};
+        let cluster = crate::test_postgres::PgCluster::start();
+        let url = cluster.url();
+        let (first, second) = (
+            Store::open(Path::new(&url)).unwrap(),
+            Store::open(Path::new(&url)).unwrap(),
+        );
+        assert!(
+            !first
+                .path()
+                .to_str()
+                .unwrap()
+                .contains(url.split(':').nth(2).unwrap())
+        );
+        let held = first.lock_in_database("c", Duration::from_secs(1)).unwrap();
+        assert!(held.is_some());
+        // Another session waits at most its timeout, then gives up: nothing is taken.
+        let started = Instant::now();
+        assert!(matches!(
+            second.lock_in_database("c", Duration::from_millis(200)),
+            Err(StoreError::Busy)
+        ));
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(200) && waited < Duration::from_secs(5),
+            "{waited:?}"
+        );
+        // Another connection's lock is another lock.
+        assert!(
+            second
+                .lock_in_database("d", Duration::from_millis(200))
+                .unwrap()
+                .is_some()
+        );
+        // Released: taken at once.
+        drop(held);
+        let again = second
+            .lock_in_database("c", Duration::from_millis(200))
+            .unwrap();
+        // A session that ends (its process killed, or cut off) releases what it held.
+        drop(again);
+        let holder = first
+            .lock_in_database("c", Duration::from_secs(1))
+            .unwrap()
+            .unwrap();
+        std::mem::forget(holder);
+        drop(first);
+        let started = Instant::now();
+        assert!(
+            second
+                .lock_in_database("c", Duration::from_secs(5))
+                .unwrap()
+                .is_some()
+        );
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
     #[test]
     fn a_grants_name_is_its_stored_form() {
         for grant in [
