@@ -725,7 +725,7 @@ fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             (Some(name), Ok(path)) => anyhow!(
                 "no connection named `{name}` in the store {} (`connector-host list` shows \
                  its connections; pass --store FILE for another store)",
-                path.display()
+                store::shown(&path)
             ),
             _ => error,
         }

@@ -520,6 +520,16 @@ fn the_cli_uses_the_fleet_store_and_never_shows_its_password() {
     );
     assert_eq!(token.out.trim(), served["access_token"].as_str().unwrap());
 
+    let missing = run(&["show", "t1:nobody"]);
+    assert_eq!(missing.code, 1, "{}", missing.err);
+    assert!(
+        missing.err.contains(
+            "no connection named `t1:nobody` in the store postgres://connector:***@127.0.0.1:"
+        ),
+        "{}",
+        missing.err
+    );
+
     // A wrong password: a clear error naming the database, without any password.
     let wrong = fleet.store.replace(password, "not-the-password");
     let refused = crate::connect::cli(&["--store", &wrong, "list"], &[]);

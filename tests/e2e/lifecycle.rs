@@ -140,12 +140,14 @@ fn refresh_token(store: &str) -> String {
         .expect("a refresh token")
 }
 
-/// Makes every write to the store's connections fail, as a full or broken disk would.
-/// Dropping the returned connection does not lift it; [`allow_writes`] does.
+/// Makes every write of the store's token sets fail, as a disk that fills up (or breaks)
+/// between the refresh's record and its tokens would. The record itself (written before the
+/// refresh is sent) still goes in: a store that cannot take even that is not refreshed at
+/// all. Dropping the returned connection does not lift it; [`allow_writes`] does.
 fn refuse_writes(store: &str) -> rusqlite::Connection {
     let db = rusqlite::Connection::open(store).unwrap();
     db.execute_batch(
-        "CREATE TRIGGER refuse_writes BEFORE UPDATE ON connections
+        "CREATE TRIGGER refuse_writes BEFORE UPDATE OF tokens ON connections
          BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END;",
     )
     .unwrap();
@@ -204,16 +206,63 @@ fn a_refresh_that_cannot_be_stored_hands_the_tokens_back() {
     );
     let stored = connections.store().get("conn").unwrap();
     assert_eq!((&stored.tokens, stored.token_writes), (&before, 1));
+    assert!(
+        stored.refresh_interrupted_at.is_some(),
+        "the refresh stays on record until its tokens are stored"
+    );
 
     // The caller may store them itself once the store accepts writes again; the rescue
     // file, holding the same tokens, is then discarded on the next use.
     allow_writes(&db);
     connections.store().update_tokens("conn", &rotated).unwrap();
+    assert_eq!(
+        connections
+            .store()
+            .get("conn")
+            .unwrap()
+            .refresh_interrupted_at,
+        None
+    );
     wait_for_expiry();
     let outcome = connections.valid_tokens("conn").unwrap();
     assert!(outcome.refreshed);
     assert_eq!(connections.store().get("conn").unwrap().token_writes, 3);
     assert!(!rescue.exists());
+}
+
+/// A store that cannot record a refresh before it is sent (every write refused) is not
+/// refreshed at all: nothing is sent, so no rotated refresh token can be lost.
+#[test]
+fn a_refresh_that_cannot_be_recorded_is_not_sent() {
+    let (server, dir) = (short_lived_server(), TempDir::new("unrecorded"));
+    let store = connect_basic(&server, &dir.0);
+    let before = stored(&store);
+    let db = rusqlite::Connection::open(&store).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refuse_writes BEFORE UPDATE ON connections
+         BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END;",
+    )
+    .unwrap();
+    wait_for_expiry();
+    server.reset_stats();
+    let runtime = Runtime::load_built().unwrap();
+    let env = |_: &str| None;
+    let connections = Connections::open(&runtime, Path::new(&store), &env).unwrap();
+    let error = connections.valid_tokens("conn").unwrap_err();
+    assert!(
+        matches!(&error, ConnectionError::Store(StoreError::Database(message)) if message.contains("simulated write failure")),
+        "{error:?}"
+    );
+    assert_eq!(server.token_requests()["token_requests"], 0, "nothing sent");
+    let after = stored(&store);
+    assert_eq!(
+        (after.tokens, after.token_writes),
+        (before.tokens, before.token_writes)
+    );
+    assert_eq!(after.refresh_interrupted_at, None);
+    // Writable again: the refresh goes through.
+    allow_writes(&db);
+    assert!(connections.valid_tokens("conn").unwrap().refreshed);
 }
 
 /// The CLI: a refresh that cannot be stored exits with an error naming the rescue file;

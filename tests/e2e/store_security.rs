@@ -326,7 +326,7 @@ fn a_partial_symlink_in_the_rescue_directory_is_not_followed() {
     expire(&store);
     let db = rusqlite::Connection::open(&store).unwrap();
     db.execute_batch(
-        "CREATE TRIGGER refuse_writes BEFORE UPDATE ON connections
+        "CREATE TRIGGER refuse_writes BEFORE UPDATE OF tokens ON connections
          BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END;",
     )
     .unwrap();

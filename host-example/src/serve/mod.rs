@@ -51,8 +51,8 @@ pub const BODY_LIMIT: usize = 1 << 20;
 /// How long a connect session's URL can be used, by default.
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(600);
 
-/// How the service runs.
-#[derive(Clone, Debug)]
+/// How the service runs. `Debug` shows the store without a PostgreSQL URL's password.
+#[derive(Clone)]
 pub struct ServeOptions {
     /// The address to listen on (port 0 picks a free one).
     pub listen: SocketAddr,
@@ -81,6 +81,23 @@ pub struct ServeOptions {
     /// How many store threads serve requests ([`store_threads`] by default): with a
     /// PostgreSQL store, the replica's pool of database sessions.
     pub store_threads: usize,
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("store", &crate::store::shown(&self.store))
+            .field("return_origins", &self.return_origins)
+            .field("session_ttl", &self.session_ttl)
+            .field("key", &self.key)
+            .field("keep_alive_interval", &self.keep_alive_interval)
+            .field("keep_alive_after", &self.keep_alive_after)
+            .field("webhook_origins", &self.webhook_origins)
+            .field("store_threads", &self.store_threads)
+            .finish()
+    }
 }
 
 /// Why the service could not start.

@@ -557,6 +557,15 @@ fn postgres_rescue_base(shown: &str) -> PathBuf {
         .join(name)
 }
 
+/// The store at `path` as messages and logs show it: a file's path, or a PostgreSQL URL
+/// without its password.
+pub fn shown(path: &Path) -> String {
+    match path.to_str() {
+        Some(url) if postgres::is_url(url) => postgres::redacted(url),
+        _ => path.display().to_string(),
+    }
+}
+
 /// The default store path: `$CONNECTOR_STORE`, else the platform's data directory
 /// (`$XDG_DATA_HOME` or `~/.local/share` on Linux, `~/Library/Application Support` on macOS,
 /// `%APPDATA%` on Windows) + `oauth-connector/connections.db`.
