@@ -33,11 +33,12 @@
 //! ```
 //!
 //! `previous_status` is null for a connection's first event; `reason` (`revoked`,
-//! `refresh-refused` or `expired`) comes with `needs-reauthorization` only, `error` with
-//! `refresh-refused` only; `at` is when the change happened (when the service first saw it,
-//! unless the store knows better). The HMAC key is the secret's UTF-8 bytes, `whsec_`
-//! included; a receiver recomputes it over the raw body, compares in constant time and
-//! refuses an old `t` (replays). The body holds no token.
+//! `refresh-refused`, `refresh-interrupted` or `expired`) comes with `needs-reauthorization`
+//! only, `error` with `refresh-refused` and `refresh-interrupted` only; `at` is when the
+//! change happened (when the service first saw it, unless the store knows better). The HMAC
+//! key is the secret's UTF-8 bytes, `whsec_` included; a receiver recomputes it over the
+//! raw body, compares in constant time and refuses an old `t` (replays). The body holds no
+//! token.
 //!
 //! **Delivery.** Events are level-triggered: the service compares the current status with the
 //! last one told (`notified_status`), so changes between two looks are coalesced (a receiver
@@ -336,9 +337,10 @@ impl Status {
 pub struct Observed {
     /// The coarse status.
     pub status: Status,
-    /// Why it needs re-authorization: `revoked`, `refresh-refused` or `expired`.
+    /// Why it needs re-authorization: `revoked`, `refresh-refused`, `refresh-interrupted` or
+    /// `expired`.
     pub reason: Option<&'static str>,
-    /// The server's error code, for `refresh-refused`.
+    /// The server's error code, for `refresh-refused` and `refresh-interrupted`.
     pub error: Option<String>,
     /// Since when, when the store knows (Unix seconds).
     pub since: Option<u64>,
