@@ -5,7 +5,6 @@
 //! fleet-wide, a connect flow begun on one replica finished on another, a replica killed
 //! while it refreshes costs nothing silently, and a database restart is survived.
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use connector_host::seal::SealingKey;
@@ -159,18 +158,7 @@ fn three_replicas_refresh_once_per_expiry_and_finish_each_others_flows() {
             "fleet round {round}: 192 concurrent /token on 3 replicas answered in {:.0} ms",
             started.elapsed().as_secs_f64() * 1e3
         );
-        let distinct: BTreeSet<&str> = answers
-            .iter()
-            .map(|(status, body)| {
-                assert_eq!(*status, 200, "round {round}: {body}");
-                body["access_token"].as_str().unwrap()
-            })
-            .collect();
-        assert_eq!(
-            distinct.len(),
-            1,
-            "round {round}: one refreshed token for all"
-        );
+        let token = the_one_token(&answers, &format!("round {round}"));
         assert_eq!(
             server.token_requests(),
             json!({"token_requests": 1, "by_grant": {"refresh_token": 1}}),
@@ -187,7 +175,6 @@ fn three_replicas_refresh_once_per_expiry_and_finish_each_others_flows() {
             "rotated"
         );
         assert_eq!(stored.refresh_interrupted_at, None);
-        let token = distinct.into_iter().next().unwrap();
         assert_eq!(stored.tokens.access_token, token);
         assert_eq!(userinfo(&server, token), (200, ALICE.to_owned()));
         previous = stored;
@@ -366,20 +353,7 @@ fn a_database_restart_under_load_fails_retryably_and_recovers_by_itself() {
     let server = server_with(&[]);
     let fleet = Fleet::new("fleet-restart");
     let replicas = [fleet.replica(&[]), fleet.replica(&[])];
-    let (status, body) = replicas[0].api(
-        HttpMethod::Post,
-        "/v1/integrations",
-        &fleet.key,
-        Some(json!({
-            "id": "svc",
-            "issuer": server.issuer,
-            "grant": "client-credentials",
-            "client_id": "service-client",
-            "client_secret": "service-secret",
-            "scopes": ["api:read"],
-        })),
-    );
-    assert_eq!(status, 201, "{body}");
+    create_service_integration(&replicas[0], &server, &fleet.key);
     let (status, body) = replicas[1].api(
         HttpMethod::Post,
         "/v1/connections",
@@ -461,19 +435,7 @@ fn the_cli_uses_the_fleet_store_and_never_shows_its_password() {
     let server = server_with(&[]);
     let fleet = Fleet::new("fleet-cli");
     let replica = fleet.replica(&[]);
-    let (status, body) = replica.api(
-        HttpMethod::Post,
-        "/v1/integrations",
-        &fleet.key,
-        Some(json!({
-            "id": "svc",
-            "issuer": server.issuer,
-            "grant": "client-credentials",
-            "client_id": "service-client",
-            "client_secret": "service-secret",
-        })),
-    );
-    assert_eq!(status, 201, "{body}");
+    create_service_integration(&replica, &server, &fleet.key);
     let (status, body) = replica.api(
         HttpMethod::Post,
         "/v1/connections",

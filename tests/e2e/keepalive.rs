@@ -589,20 +589,7 @@ fn deliveries_are_retried_and_a_failing_receiver_holds_up_no_other_tenant() {
     let acme_secret = put_webhook(&service, &acme, &flaky.url);
     let beta_secret = put_webhook(&service, &beta, &down.url);
     for key in [&acme, &beta] {
-        let (status, body) = service.api(
-            HttpMethod::Post,
-            "/v1/integrations",
-            key,
-            Some(json!({
-                "id": "svc",
-                "issuer": server.issuer,
-                "grant": "client-credentials",
-                "client_id": "service-client",
-                "client_secret": "service-secret",
-                "scopes": ["api:read"],
-            })),
-        );
-        assert_eq!(status, 201, "{body}");
+        create_service_integration(&service, &server, key);
     }
     let connect = |key: &str, connection: &str| {
         let (status, body) = service.api(

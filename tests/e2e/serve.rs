@@ -251,20 +251,7 @@ fn client_credentials_and_sixty_four_concurrent_tokens_refresh_once() {
     let (service, _, sealing_key) = start_sealed(&dir.0, &store, &[]);
 
     // Client credentials: connected without a browser.
-    let (status, body) = service.api(
-        HttpMethod::Post,
-        "/v1/integrations",
-        &key,
-        Some(json!({
-            "id": "svc",
-            "issuer": server.issuer,
-            "grant": "client-credentials",
-            "client_id": "service-client",
-            "client_secret": "service-secret",
-            "scopes": ["api:read"],
-        })),
-    );
-    assert_eq!(status, 201, "{body}");
+    create_service_integration(&service, &server, &key);
     let (status, body) = service.api(
         HttpMethod::Post,
         "/v1/connect-sessions",
@@ -346,18 +333,7 @@ fn client_credentials_and_sixty_four_concurrent_tokens_refresh_once() {
         "serve storm: {CALLERS} concurrent /token on an expired connection answered in {:.0} ms",
         released.unwrap().elapsed().as_secs_f64() * 1e3
     );
-    let distinct: BTreeSet<&str> = tokens
-        .iter()
-        .map(|(status, token)| {
-            assert_eq!(*status, 200, "{token}");
-            token["access_token"].as_str().unwrap()
-        })
-        .collect();
-    assert_eq!(
-        distinct.len(),
-        1,
-        "every caller got the one refreshed token"
-    );
+    let refreshed = the_one_token(&tokens, "serve storm");
     assert_eq!(
         server.token_requests(),
         json!({"token_requests": 1, "by_grant": {"refresh_token": 1}}),
@@ -368,7 +344,6 @@ fn client_credentials_and_sixty_four_concurrent_tokens_refresh_once() {
         .get(name)
         .unwrap();
     assert_eq!(after.token_writes, before.token_writes + 1);
-    let refreshed = distinct.into_iter().next().unwrap();
     assert_ne!(refreshed, before.tokens.access_token);
     assert_eq!(userinfo(&server, refreshed), (200, ALICE.to_owned()));
     let (_, shown) = service.api(HttpMethod::Get, "/v1/connections/conn", &key, None);

@@ -246,6 +246,38 @@ pub fn userinfo(server: &OidcServer, token: &str) -> (u16, String) {
     (response.status, String::from_utf8(response.body).unwrap())
 }
 
+/// Creates the client-credentials integration `svc` by issuer (service-client, scope
+/// `api:read`).
+pub fn create_service_integration(service: &Service, server: &OidcServer, key: &str) {
+    let (status, body) = service.api(
+        HttpMethod::Post,
+        "/v1/integrations",
+        key,
+        Some(json!({
+            "id": "svc",
+            "issuer": server.issuer,
+            "grant": "client-credentials",
+            "client_id": "service-client",
+            "client_secret": "service-secret",
+            "scopes": ["api:read"],
+        })),
+    );
+    assert_eq!(status, 201, "{body}");
+}
+
+/// The one access token every answer of a `/token` storm carries (each must be 200).
+pub fn the_one_token<'a>(answers: &'a [(u16, Value)], what: &str) -> &'a str {
+    let distinct: std::collections::BTreeSet<&str> = answers
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 200, "{what}: {body}");
+            body["access_token"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(distinct.len(), 1, "{what}: one token for every caller");
+    distinct.into_iter().next().unwrap()
+}
+
 /// Creates the code integration `oidc` by issuer (basic-client).
 pub fn create_code_integration(service: &Service, server: &OidcServer, key: &str) -> Value {
     let (status, body) = service.api(

@@ -150,11 +150,61 @@ pub struct State {
     version_probe: Option<std::sync::Mutex<crate::store::Store>>,
     /// The store threads' queue.
     jobs: std::sync::mpsc::Sender<Job>,
+    /// API keys found valid recently, on a PostgreSQL store ([`State::authenticate`]).
+    recent_keys: RecentKeys,
     /// Stores for checking API keys where the request is handled ([`State::authenticate`]),
     /// opened on demand and kept.
     key_checkers: std::sync::Mutex<Vec<crate::store::Store>>,
     /// The store file, and the key it is sealed with.
     store: (PathBuf, Option<crate::seal::SealingKey>),
+}
+
+/// How long a replica on a PostgreSQL store takes an API key it found valid as valid
+/// without asking the database again: a key replaced (`tenants rotate-key`) may still be
+/// taken for this long by replicas that checked it just before.
+pub const RECENT_KEY_TTL: Duration = Duration::from_secs(1);
+
+/// API keys found valid in the last [`RECENT_KEY_TTL`], by their SHA-256 (the keys
+/// themselves are not kept), with their tenant. Only valid keys are kept: an invalid one is
+/// looked up every time.
+#[derive(Default)]
+pub struct RecentKeys(
+    std::sync::Mutex<std::collections::HashMap<[u8; 32], (i64, std::time::Instant)>>,
+);
+
+impl RecentKeys {
+    /// How many keys are kept at most; beyond it, all are forgotten.
+    const CAPACITY: usize = 4_096;
+
+    /// What a key is kept under.
+    fn digest(key: &str) -> [u8; 32] {
+        let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+        digest.as_ref().try_into().expect("SHA-256 is 32 bytes")
+    }
+
+    /// The tenant of the key with `digest`, if it was found valid less than
+    /// [`RECENT_KEY_TTL`] before `now`.
+    fn get(&self, digest: &[u8; 32], now: std::time::Instant) -> Option<i64> {
+        let keys = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let &(tenant, checked_at) = keys.get(digest)?;
+        (now.saturating_duration_since(checked_at) < RECENT_KEY_TTL).then_some(tenant)
+    }
+
+    /// Keeps that the key with `digest` was `tenant`'s when checked at `checked_at` (when
+    /// the check began: the time it took counts against the key's time).
+    fn put(&self, digest: [u8; 32], tenant: i64, checked_at: std::time::Instant) {
+        let mut keys = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if keys.len() >= Self::CAPACITY {
+            keys.clear();
+        }
+        keys.insert(digest, (tenant, checked_at));
+    }
 }
 
 /// The shared state, as handlers receive it.
@@ -179,7 +229,8 @@ impl State {
     /// thread and back, which every request would otherwise pay twice. The PostgreSQL
     /// client blocks on a runtime of its own, which cannot run on the service's async
     /// threads: there the check goes to a store thread, whose sessions are the replica's
-    /// bounded pool.
+    /// bounded pool, and a key found valid is taken as valid for [`RECENT_KEY_TTL`]
+    /// without asking again ([`RecentKeys`]).
     pub async fn authenticate(&self, key: &str) -> Result<Option<i64>, ApiError> {
         if self
             .store
@@ -187,10 +238,19 @@ impl State {
             .to_str()
             .is_some_and(crate::store::postgres::is_url)
         {
+            let digest = RecentKeys::digest(key);
+            if let Some(tenant) = self.recent_keys.get(&digest, std::time::Instant::now()) {
+                return Ok(Some(tenant));
+            }
             let key = key.to_owned();
-            return self
+            let checked_at = std::time::Instant::now();
+            let tenant = self
                 .blocking(move |connections| Ok(tenants::authenticate(connections.store(), &key)?))
-                .await;
+                .await?;
+            if let Some(tenant) = tenant {
+                self.recent_keys.put(digest, tenant, checked_at);
+            }
+            return Ok(tenant);
         }
         let taken = self
             .key_checkers
@@ -530,6 +590,7 @@ pub fn serve(
         version_probe,
         jobs,
         key_checkers: std::sync::Mutex::new(Vec::new()),
+        recent_keys: RecentKeys::default(),
         store: (options.store.clone(), options.key.clone()),
     });
     // The caller's log subscriber (the CLI's is the calling thread's) for every thread of
@@ -551,4 +612,27 @@ pub fn serve(
             .await
             .map_err(ServeError::Io)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    #[test]
+    fn a_valid_key_is_taken_as_valid_for_one_second_only() {
+        let recent = RecentKeys::default();
+        let (key, other) = (RecentKeys::digest("ck_1_a"), RecentKeys::digest("ck_1_b"));
+        let checked = Instant::now();
+        assert_eq!(recent.get(&key, checked), None);
+        recent.put(key, 1, checked);
+        assert_eq!(recent.get(&key, checked + Duration::from_millis(999)), Some(1));
+        assert_eq!(recent.get(&key, checked + RECENT_KEY_TTL), None, "asked again");
+        assert_eq!(recent.get(&other, checked), None, "another key is another key");
+        for n in 0..RecentKeys::CAPACITY {
+            recent.put(RecentKeys::digest(&n.to_string()), 2, checked);
+        }
+        assert_eq!(recent.get(&key, checked), None, "forgotten at capacity");
+    }
 }
