@@ -627,9 +627,20 @@ mod tests {
         let checked = Instant::now();
         assert_eq!(recent.get(&key, checked), None);
         recent.put(key, 1, checked);
-        assert_eq!(recent.get(&key, checked + Duration::from_millis(999)), Some(1));
-        assert_eq!(recent.get(&key, checked + RECENT_KEY_TTL), None, "asked again");
-        assert_eq!(recent.get(&other, checked), None, "another key is another key");
+        assert_eq!(
+            recent.get(&key, checked + Duration::from_millis(999)),
+            Some(1)
+        );
+        assert_eq!(
+            recent.get(&key, checked + RECENT_KEY_TTL),
+            None,
+            "asked again"
+        );
+        assert_eq!(
+            recent.get(&other, checked),
+            None,
+            "another key is another key"
+        );
         for n in 0..RecentKeys::CAPACITY {
             recent.put(RecentKeys::digest(&n.to_string()), 2, checked);
         }
