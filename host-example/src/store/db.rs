@@ -174,6 +174,16 @@ impl FromColumn for Vec<u8> {
     }
 }
 
+/// A transaction [`Db::transaction`] began, rolled back when dropped before its commit.
+struct OpenTransaction<'a>(&'a Db);
+
+impl Drop for OpenTransaction<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.batch("ROLLBACK");
+        self.0.in_transaction(false);
+    }
+}
+
 /// An open database: the store's SQLite file, or a session with the PostgreSQL server.
 pub enum Db {
     /// The SQLite file.
@@ -309,15 +319,15 @@ impl Db {
             Backend::Postgres => "BEGIN",
         })?;
         self.in_transaction(true);
-        let done = match work(self) {
-            Ok(value) => self.batch("COMMIT").map(|()| value).map_err(E::from),
-            Err(error) => Err(error),
-        };
-        if done.is_err() {
-            let _ = self.batch("ROLLBACK");
-        }
+        // Rolled back unless committed: also when `work` panics (a store thread catches the
+        // panic and goes on with this connection, which must not stay inside the
+        // transaction).
+        let open = OpenTransaction(self);
+        let value = work(self)?;
+        self.batch("COMMIT")?;
+        std::mem::forget(open);
         self.in_transaction(false);
-        done
+        Ok(value)
     }
 
     /// Tells a PostgreSQL session that a transaction began or ended: a session lost inside

@@ -2571,6 +2571,42 @@ mod tests {
     }
 
     #[test]
+    fn a_transaction_is_rolled_back_on_error_and_on_panic() {
+        let store = Store::open(&temp_path("transaction")).unwrap();
+        let insert = |db: &Db, name: &str| {
+            db.execute(
+                "INSERT INTO connections (name, config, secret, grant_type, tokens, created_at,
+                     updated_at)
+                 VALUES (?1, '{}', '{}', '\"device\"', '{}', 0, 0)",
+                params![name],
+            )
+        };
+        let failed = store.db().transaction(|db| {
+            insert(db, "a")?;
+            Err::<(), _>(StoreError::Busy)
+        });
+        assert!(matches!(failed, Err(StoreError::Busy)));
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            store.db().transaction(|db| {
+                insert(db, "b")?;
+                panic!("a bug inside a transaction");
+                #[allow(unreachable_code)]
+                Ok::<(), StoreError>(())
+            })
+        }));
+        assert!(panicked.is_err());
+        // Neither row was kept, and the connection is not left inside a transaction.
+        store.db().transaction(|db| insert(db, "c")).unwrap();
+        let names = store
+            .db()
+            .query("SELECT name FROM connections ORDER BY name", &[], |row| {
+                row.get::<String>(0)
+            })
+            .unwrap();
+        assert_eq!(names, ["c"]);
+    }
+
+    #[test]
     fn a_refresh_in_flight_is_recorded_until_its_outcome_is_known() {
         let path = temp_path("in-flight");
         let store = Store::open(&path).unwrap();
