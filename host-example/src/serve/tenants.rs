@@ -170,45 +170,22 @@ pub fn migrate(store: &Store) -> Result<(), StoreError> {
 /// [`SERVICE_SCHEMA_VERSION`] in one transaction, under an advisory lock so that replicas
 /// starting together create them once.
 fn migrate_postgres(store: &Store) -> Result<(), StoreError> {
-    let db = store.db();
-    // Already there (every start but the first): no lock needed.
-    if has_tables(db)? {
-        let version = db.query_opt("SELECT version FROM service_schema", &[], |row| {
-            row.get::<i64>(0)
-        })?;
-        if version == Some(SERVICE_SCHEMA_VERSION) {
-            return Ok(());
-        }
+    let found = store.db().postgres_schema(
+        SERVICE_SCHEMA_LOCK,
+        "service_schema",
+        SERVICE_SCHEMA_VERSION,
+        POSTGRES_TABLES,
+        "the service's tables",
+    )?;
+    match found {
+        SERVICE_SCHEMA_VERSION => Ok(()),
+        newer if newer > SERVICE_SCHEMA_VERSION => Err(newer_schema(store, newer)),
+        // Only this version was ever created in PostgreSQL: an older one is not ours.
+        older => Err(StoreError::Database(format!(
+            "its service tables have schema version {older}, which no connector-host creates \
+             in PostgreSQL"
+        ))),
     }
-    db.transaction(|db| {
-        db.query_one(
-            "SELECT pg_advisory_xact_lock(?1)",
-            params![SERVICE_SCHEMA_LOCK],
-            |_| Ok(()),
-        )?;
-        db.batch("CREATE TABLE IF NOT EXISTS service_schema (version BIGINT NOT NULL)")?;
-        let version = db.query_opt("SELECT version FROM service_schema", &[], |row| {
-            row.get::<i64>(0)
-        })?;
-        match version {
-            Some(SERVICE_SCHEMA_VERSION) => Ok(()),
-            Some(newer) if newer > SERVICE_SCHEMA_VERSION => Err(newer_schema(store, newer)),
-            // Only this version was ever created in PostgreSQL: an older one is not ours.
-            Some(older) => Err(StoreError::Database(format!(
-                "its service tables have schema version {older}, which no connector-host \
-                 creates in PostgreSQL"
-            ))),
-            None => {
-                tracing::debug!(to = SERVICE_SCHEMA_VERSION, "creating the service's tables");
-                db.batch(POSTGRES_TABLES)?;
-                db.execute(
-                    "INSERT INTO service_schema (version) VALUES (?1)",
-                    params![SERVICE_SCHEMA_VERSION],
-                )?;
-                Ok(())
-            }
-        }
-    })
 }
 
 /// The error for a store whose service schema is version `newer`.

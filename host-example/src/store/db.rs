@@ -330,6 +330,44 @@ impl Db {
         Ok(value)
     }
 
+    /// PostgreSQL: the schema version recorded in `table` (its one `version` row), after
+    /// creating the table and running `ddl` at `version` when there is none (a new
+    /// database; `what` names it in the log). In one transaction, under the
+    /// transaction-scoped advisory lock `lock`, so that processes starting together create
+    /// the schema once. Returns the version found, or `version` when this call created it.
+    pub fn postgres_schema(
+        &self,
+        lock: i64,
+        table: &str,
+        version: i64,
+        ddl: &str,
+        what: &str,
+    ) -> Result<i64, StoreError> {
+        self.transaction(|db| {
+            db.query_one(
+                "SELECT pg_advisory_xact_lock(?1)",
+                crate::sql_params![lock],
+                |_| Ok(()),
+            )?;
+            db.batch(&format!(
+                "CREATE TABLE IF NOT EXISTS {table} (version BIGINT NOT NULL)"
+            ))?;
+            let found = db.query_opt(&format!("SELECT version FROM {table}"), &[], |row| {
+                row.get::<i64>(0)
+            })?;
+            if let Some(found) = found {
+                return Ok(found);
+            }
+            tracing::debug!(to = version, "creating {what}");
+            db.batch(ddl)?;
+            db.execute(
+                &format!("INSERT INTO {table} (version) VALUES (?1)"),
+                crate::sql_params![version],
+            )?;
+            Ok(version)
+        })
+    }
+
     /// Tells a PostgreSQL session that a transaction began or ended: a session lost inside
     /// one is not silently replaced (the transaction's work is gone with it).
     fn in_transaction(&self, inside: bool) {

@@ -700,30 +700,16 @@ impl Store {
         let pg = postgres::Pg::connect(url, password)?;
         let shown = pg.shown().to_owned();
         let db = Db::Postgres(Box::new(std::cell::RefCell::new(pg)));
-        let version = db.transaction(|db| {
-            db.query_one(
-                "SELECT pg_advisory_xact_lock(?1)",
-                params![SCHEMA_LOCK],
-                |_| Ok(()),
-            )?;
-            db.batch("CREATE TABLE IF NOT EXISTS store_schema (version BIGINT NOT NULL)")?;
-            let version = db.query_opt("SELECT version FROM store_schema", &[], |row| {
-                row.get::<i64>(0)
-            })?;
-            match version {
-                Some(version) if version > SCHEMA_VERSION => Err(StoreError::NewerSchema(version)),
-                Some(version) => Ok(version),
-                None => {
-                    tracing::debug!(to = SCHEMA_VERSION, "creating the store's schema");
-                    db.batch(POSTGRES_SCHEMA)?;
-                    db.execute(
-                        "INSERT INTO store_schema (version) VALUES (?1)",
-                        params![SCHEMA_VERSION],
-                    )?;
-                    Ok(SCHEMA_VERSION)
-                }
-            }
-        })?;
+        let version = db.postgres_schema(
+            SCHEMA_LOCK,
+            "store_schema",
+            SCHEMA_VERSION,
+            POSTGRES_SCHEMA,
+            "the store's schema",
+        )?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema(version));
+        }
         check_key(&db, key.as_ref())?;
         tracing::debug!(store = %shown, schema = version, key = key.as_ref().map(SealingKey::id), "store open");
         Ok(Self {
