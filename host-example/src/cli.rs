@@ -61,7 +61,8 @@ struct Cli {
     /// The connection store: an SQLite file (default: $CONNECTOR_STORE, else the platform's
     /// data directory), or a PostgreSQL database shared by a fleet,
     /// `postgres://USER@HOST:PORT/DB` (its password in $PGPASSWORD, not in the URL, which
-    /// other users can see in the process list).
+    /// other users can see in the process list; `?sslmode=require` for TLS, the server
+    /// verified against the Mozilla roots and $PGSSLROOTCERT).
     #[arg(long, global = true, value_name = "FILE|URL")]
     store: Option<PathBuf>,
     /// The key file that seals the store's secrets and tokens (default: $CONNECTOR_KEY, 64

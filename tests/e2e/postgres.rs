@@ -39,6 +39,29 @@ impl PgCluster {
     /// A fresh cluster, running, with the database `connector` created: `initdb`, then
     /// `pg_ctl start` on a free port; returns once the server accepts connections.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// [`PgCluster::start`], with TLS on: the server's certificate (for `127.0.0.1`) is
+    /// signed by a test CA of its own, whose certificate is [`PgCluster::ca_file`].
+    #[allow(
+        dead_code,
+        reason = "the library's TLS test uses it, the end-to-end tests do not"
+    )]
+    pub fn start_with_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    /// The test CA's certificate (PEM) of a cluster started with TLS.
+    #[allow(
+        dead_code,
+        reason = "the library's TLS test uses it, the end-to-end tests do not"
+    )]
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    fn start_with(tls: bool) -> Self {
         let user = server_user();
         let dir = fresh_dir();
         if let Some((uid, gid)) = user {
@@ -53,6 +76,9 @@ impl PgCluster {
             user,
         };
         cluster.init();
+        if tls {
+            cluster.certificates();
+        }
         cluster.start_on_a_free_port();
         let created = cluster
             .tool("createdb")
@@ -149,6 +175,78 @@ impl PgCluster {
              full_page_writes = off\n",
             self.dir.display()
         ));
+    }
+
+    /// A test CA and a server certificate for `127.0.0.1` it signs (P-256, two days), made
+    /// with `openssl`; TLS turned on with them.
+    fn certificates(&self) {
+        let ext = self.dir.join("server.ext");
+        std::fs::write(&ext, "subjectAltName = IP:127.0.0.1\n").unwrap();
+        let key = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        let steps: [(&str, Vec<&str>); 3] = [
+            (
+                "make the test CA",
+                [
+                    &["req", "-x509", "-subj", "/CN=oauth-connector test CA"][..],
+                    &key,
+                    &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2"],
+                ]
+                .concat(),
+            ),
+            (
+                "make the server's key",
+                [
+                    &["req", "-subj", "/CN=127.0.0.1"][..],
+                    &key,
+                    &["-keyout", "data/server.key", "-out", "server.csr"],
+                ]
+                .concat(),
+            ),
+            (
+                "sign the server's certificate",
+                vec![
+                    "x509",
+                    "-req",
+                    "-in",
+                    "server.csr",
+                    "-CA",
+                    "ca.pem",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-out",
+                    "data/server.crt",
+                    "-days",
+                    "2",
+                    "-extfile",
+                    "server.ext",
+                ],
+            ),
+        ];
+        for (what, args) in steps {
+            let output = Command::new("openssl")
+                .args(&args)
+                .current_dir(&self.dir)
+                .output()
+                .unwrap_or_else(|error| panic!("run openssl ({what}): {error}"));
+            self.check(&output, what);
+        }
+        // The server refuses a key file others can read, or that is not its own.
+        let key = self.dir.join("data/server.key");
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        if let Some((uid, gid)) = self.user {
+            for file in ["data/server.key", "data/server.crt"] {
+                std::os::unix::fs::chown(self.dir.join(file), Some(uid), Some(gid)).unwrap();
+            }
+        }
+        self.append_conf("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
     }
 
     /// Picks a free port and starts the server on it; another port if the server could not

@@ -689,7 +689,9 @@ impl Store {
         })
     }
 
-    /// Opens the PostgreSQL store at `url` (its password from the URL or `PGPASSWORD`),
+    /// Opens the PostgreSQL store at `url` (its password from the URL or `PGPASSWORD`; TLS
+    /// as its `sslmode` says, servers verified against the Mozilla roots and
+    /// `$PGSSLROOTCERT`, see [`postgres`]),
     /// creating its tables at the current schema when the database has none. The one
     /// process that creates them holds a transaction-scoped advisory lock meanwhile, so
     /// replicas starting together create them once. Rescue files (tokens a refresh could not
@@ -697,7 +699,8 @@ impl Store {
     /// [`postgres_rescue_base`]).
     fn open_postgres(url: &str, key: Option<SealingKey>) -> Result<Self, StoreError> {
         let password = std::env::var("PGPASSWORD").ok().filter(|p| !p.is_empty());
-        let pg = postgres::Pg::connect(url, password)?;
+        let roots = std::env::var_os("PGSSLROOTCERT").filter(|path| !path.is_empty());
+        let pg = postgres::Pg::connect(url, password, roots.as_deref().map(Path::new))?;
         let shown = pg.shown().to_owned();
         let db = Db::Postgres(Box::new(std::cell::RefCell::new(pg)));
         let version = db.postgres_schema(

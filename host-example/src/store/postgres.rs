@@ -15,14 +15,22 @@
 //! ([`Pg::pin`]): the lock went with the session, and whoever holds it must find out.
 //!
 //! The password is taken from the URL or from `PGPASSWORD`; the URL shown in messages and
-//! logs ([`redacted`]) never carries it. Connections are made without TLS: put the database
-//! on a private network or a local socket (TLS is a planned addition).
+//! logs ([`redacted`]) never carries it.
+//!
+//! **TLS** follows the URL's `sslmode`: `disable` (plain), `prefer` (the default: TLS when
+//! the server offers it, plain when it does not) or `require` (TLS or no connection). A TLS
+//! session always verifies the server: its certificate must chain to the Mozilla roots or to
+//! a certificate in the PEM file `$PGSSLROOTCERT` (as libpq names it), and name the URL's
+//! host. A certificate that does not verify fails the connection, also with `prefer`
+//! (libpq's `prefer` would accept any certificate; an unverified TLS session is a
+//! man-in-the-middle's). Client certificates are not supported.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
-use postgres::{Client, NoTls, Statement};
+use postgres::{Client, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::StoreError;
 use super::db::{Param, ToParam};
@@ -61,6 +69,8 @@ pub struct Pg {
     /// The URL without its password.
     shown: String,
     client: Option<Client>,
+    /// How sessions are encrypted (when the URL's `sslmode` asks for it).
+    tls: MakeRustlsConnect,
     /// Statements prepared on the current session, by their PostgreSQL text.
     statements: HashMap<String, Statement>,
     /// Statements' PostgreSQL text, by their SQLite text.
@@ -81,8 +91,14 @@ impl std::fmt::Debug for Pg {
 
 impl Pg {
     /// A session with the database at `url` (its password, when the URL has none, from
-    /// `password`), connected now: a wrong URL, password or database fails here.
-    pub fn connect(url: &str, password: Option<String>) -> Result<Self, StoreError> {
+    /// `password`; TLS sessions verified against the Mozilla roots and the PEM
+    /// certificates in `roots`), connected now: a wrong URL, password, database or
+    /// certificate fails here.
+    pub fn connect(
+        url: &str,
+        password: Option<String>,
+        roots: Option<&std::path::Path>,
+    ) -> Result<Self, StoreError> {
         let shown = redacted(url);
         let mut config: postgres::Config = url.parse().map_err(|error| {
             StoreError::Database(format!("{shown} is not a PostgreSQL URL: {error}"))
@@ -100,10 +116,13 @@ impl Pg {
                 "-c statement_timeout={timeout} -c lock_timeout={timeout} \
                  -c idle_in_transaction_session_timeout={timeout}"
             ));
+        let tls = tls(roots)
+            .map_err(|why| StoreError::Database(format!("cannot set up TLS for {shown}: {why}")))?;
         let mut pg = Self {
             config,
             shown,
             client: None,
+            tls,
             statements: HashMap::new(),
             rewritten: HashMap::new(),
             in_transaction: false,
@@ -138,7 +157,7 @@ impl Pg {
             self.statements.clear();
             let client = self
                 .config
-                .connect(NoTls)
+                .connect(self.tls.clone())
                 .map_err(|error| unavailable(&self.shown, &error))?;
             self.client = Some(client);
         }
@@ -238,6 +257,39 @@ impl Pg {
         }
         from_error(&self.shown, &error)
     }
+}
+
+/// The TLS settings of every session: rustls (ring), verifying servers against the Mozilla
+/// roots and the certificates of the PEM file `roots`.
+fn tls(roots: Option<&std::path::Path>) -> Result<MakeRustlsConnect, String> {
+    use rustls_pki_types::pem::PemObject as _;
+    let mut store = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = roots {
+        let shown = path.display();
+        let pem = std::fs::read(path).map_err(|error| format!("reading {shown}: {error}"))?;
+        let mut added = 0;
+        for certificate in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
+            let certificate =
+                certificate.map_err(|error| format!("{shown} is not PEM certificates: {error}"))?;
+            store
+                .add(certificate)
+                .map_err(|error| format!("a certificate in {shown}: {error}"))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(format!("{shown} holds no PEM certificate"));
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|error| error.to_string())?
+    .with_root_certificates(store)
+    .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
 }
 
 /// `error`, which left the session unusable, as [`StoreError::Unavailable`].
@@ -392,6 +444,66 @@ mod tests {
             rewrite("SELECT a FROM t WHERE b = ?1 AND c = '?2' AND d = ?12 OR e = ?"),
             "SELECT a FROM t WHERE b = $1 AND c = '?2' AND d = $12 OR e = ?"
         );
+    }
+
+    /// Whether the session's connection is encrypted (`pg_stat_ssl`).
+    #[cfg(unix)]
+    fn encrypted(pg: &mut Pg) -> bool {
+        let rows = pg
+            .query(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .unwrap();
+        rows[0].get::<_, bool>(0)
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn tls_is_used_as_sslmode_says_and_the_server_is_always_verified() {
+        let cluster = crate::test_postgres::PgCluster::start_with_tls();
+        let ca = cluster.ca_file();
+        let url = cluster.url();
+        for (mode, tls) in [
+            ("", true),
+            ("?sslmode=prefer", true),
+            ("?sslmode=require", true),
+            ("?sslmode=disable", false),
+        ] {
+            let mut pg = Pg::connect(&format!("{url}{mode}"), None, Some(&ca)).unwrap();
+            assert_eq!(encrypted(&mut pg), tls, "{mode}");
+        }
+        // A certificate that does not chain to a trusted root: no connection, even when TLS
+        // was only preferred.
+        for mode in ["", "?sslmode=require"] {
+            let error = Pg::connect(&format!("{url}{mode}"), None, None).unwrap_err();
+            let message = error.to_string();
+            assert!(matches!(error, StoreError::Unavailable(_)), "{message}");
+            assert!(message.contains("certificate"), "{message}");
+            assert!(
+                message.contains("postgres://connector:***@127.0.0.1:"),
+                "{message}"
+            );
+        }
+        // Not a certificate file: a clear error naming it.
+        let not_pem = cluster.ca_file().with_file_name("not.pem");
+        std::fs::write(&not_pem, "hello").unwrap();
+        let error = Pg::connect(&url, None, Some(&not_pem))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("holds no PEM certificate") && error.contains("not.pem"),
+            "{error}"
+        );
+
+        // A server without TLS: `prefer` goes plain, `require` refuses.
+        let plain = crate::test_postgres::PgCluster::start();
+        let mut pg = Pg::connect(&plain.url(), None, Some(&ca)).unwrap();
+        assert!(!encrypted(&mut pg));
+        let error = Pg::connect(&format!("{}?sslmode=require", plain.url()), None, Some(&ca))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("TLS") || error.contains("SSL"), "{error}");
     }
 
     #[test]
