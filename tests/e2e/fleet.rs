@@ -539,3 +539,66 @@ fn unfinished_connect_sessions_are_swept_once_expired() {
     begin("second");
     assert_eq!(sessions(), "second\n", "the expired session went");
 }
+
+#[test]
+fn a_refresh_the_database_refuses_to_store_is_kept_aside_and_recovered() {
+    let server = server_with(&[]);
+    let fleet = Fleet::new("fleet-rescue");
+    let replica = fleet.replica(&[]);
+    let said = connect_across(&replica, &server, &fleet.key);
+    assert!(said.contains("callback /oauth/callback -> 200"), "{said}");
+    fleet.expire("t1:conn");
+    let before = fleet.open().get("t1:conn").unwrap();
+    // The database takes the refresh's record, then refuses its tokens (as a full disk or a
+    // failing database would, between the two).
+    fleet.cluster.psql(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'simulated write failure'; END $$",
+    );
+    fleet.cluster.psql(
+        "CREATE TRIGGER refuse_writes BEFORE UPDATE OF tokens ON connections \
+         FOR EACH ROW EXECUTE FUNCTION refuse()",
+    );
+    server.reset_stats();
+    let (status, body) = replica.api(
+        HttpMethod::Post,
+        "/v1/connections/conn/token",
+        &fleet.key,
+        None,
+    );
+    assert_ne!(status, 200, "{body}");
+    assert_eq!(
+        server.token_requests(),
+        json!({"token_requests": 1, "by_grant": {"refresh_token": 1}}),
+    );
+    let stored = fleet.open().get("t1:conn").unwrap();
+    assert_eq!(stored.tokens, before.tokens, "not stored");
+    assert!(stored.refresh_interrupted_at.is_some(), "on record");
+
+    // Writable again: the same replica's next use stores the rotated tokens it kept aside,
+    // with no second refresh, and they work.
+    fleet
+        .cluster
+        .psql("DROP TRIGGER refuse_writes ON connections");
+    let (status, token) = replica.api(
+        HttpMethod::Post,
+        "/v1/connections/conn/token",
+        &fleet.key,
+        None,
+    );
+    assert_eq!(status, 200, "{token}");
+    assert_eq!(
+        server.token_requests()["token_requests"],
+        1,
+        "no second refresh"
+    );
+    let recovered = fleet.open().get("t1:conn").unwrap();
+    assert_ne!(
+        recovered.tokens.refresh_token, before.tokens.refresh_token,
+        "the rotated one"
+    );
+    assert_eq!(recovered.refresh_interrupted_at, None);
+    let access = token["access_token"].as_str().unwrap();
+    assert_eq!(recovered.tokens.access_token, access);
+    assert_eq!(userinfo(&server, access), (200, ALICE.to_owned()));
+}

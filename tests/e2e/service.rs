@@ -44,6 +44,8 @@ impl Service {
             ])
             .env("SERVE_ARGS", serde_json::to_string(&args).unwrap())
             .env(CACHE_ENV, cache)
+            // Where a PostgreSQL store's rescue files go: the test's directory, not $HOME.
+            .env("XDG_DATA_HOME", cache.with_file_name("data"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -715,9 +715,18 @@ impl Store {
         }
         check_key(&db, key.as_ref())?;
         tracing::debug!(store = %shown, schema = version, key = key.as_ref().map(SealingKey::id), "store open");
+        let canonical = postgres_rescue_base(&shown);
+        // The rescue directory's parent, so that tokens a failed commit leaves aside have
+        // somewhere to go; best effort (a read-only home only loses that fallback, which the
+        // failure itself then reports).
+        if let Some(parent) = canonical.parent()
+            && let Err(error) = create_private_dir(parent)
+        {
+            tracing::debug!(dir = %parent.display(), %error, "no directory for rescue files");
+        }
         Ok(Self {
             db,
-            canonical: postgres_rescue_base(&shown),
+            canonical,
             path: PathBuf::from(shown),
             key,
         })
