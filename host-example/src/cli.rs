@@ -1433,8 +1433,7 @@ fn retry_line(notice: &RetryNotice) -> String {
 /// The store at `path` for a command that only reads: a mistyped path is an error, never a
 /// new, empty store.
 fn open_existing(path: &std::path::Path, key: Option<SealingKey>) -> anyhow::Result<Store> {
-    let database = path.to_str().is_some_and(store::postgres::is_url);
-    if !database && !path.try_exists().unwrap_or(true) {
+    if store::database_url(path).is_none() && !path.try_exists().unwrap_or(true) {
         bail!(
             "no store at {} (connect first, or pass the right --store)",
             path.display()

@@ -224,9 +224,7 @@ impl std::fmt::Display for ConnectionError {
                 })
             ),
             Self::Lock(path, error) => write!(f, "cannot lock {}: {error}", path.display()),
-            Self::LockTimeout { path, waited }
-                if path.to_str().is_some_and(crate::store::postgres::is_url) =>
-            {
+            Self::LockTimeout { path, waited } if crate::store::database_url(path).is_some() => {
                 write!(
                     f,
                     "gave up after {:.1} s waiting for the connection's lock in {}: another \

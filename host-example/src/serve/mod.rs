@@ -61,7 +61,7 @@ pub struct ServeOptions {
     /// bound address, `http://<ip>:<port>`.
     pub public_url: Option<String>,
     /// The store (connections and the service's tables): a file, or a PostgreSQL URL
-    /// ([`crate::store::postgres::is_url`]).
+    /// ([`crate::store::database_url`]).
     pub store: PathBuf,
     /// Origins (besides the public URL's) that a connect session's `return_to` may be on.
     pub return_origins: Vec<String>,
@@ -232,12 +232,7 @@ impl State {
     /// bounded pool, and a key found valid is taken as valid for [`RECENT_KEY_TTL`]
     /// without asking again ([`RecentKeys`]).
     pub async fn authenticate(&self, key: &str) -> Result<Option<i64>, ApiError> {
-        if self
-            .store
-            .0
-            .to_str()
-            .is_some_and(crate::store::postgres::is_url)
-        {
+        if crate::store::database_url(&self.store.0).is_some() {
             let digest = RecentKeys::digest(key);
             if let Some(tenant) = self.recent_keys.get(&digest, std::time::Instant::now()) {
                 return Ok(Some(tenant));
@@ -554,9 +549,9 @@ pub fn serve(
     // The webhook notifier and the keep-alive sweep, each on a thread of its own with its
     // own open store (the store threads prepared the tables).
     let tokens = token_cache::TokenCache::default();
-    let version_probe = match options.store.to_str() {
-        Some(url) if crate::store::postgres::is_url(url) => None,
-        _ => Some(std::sync::Mutex::new(
+    let version_probe = match crate::store::database_url(&options.store) {
+        Some(_) => None,
+        None => Some(std::sync::Mutex::new(
             crate::store::Store::open_with_key(&options.store, options.key.clone())
                 .map_err(ServeError::Store)?,
         )),

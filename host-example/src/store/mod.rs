@@ -551,18 +551,24 @@ fn postgres_rescue_base(shown: &str) -> PathBuf {
     let digest = ring::digest::digest(&ring::digest::SHA256, shown.as_bytes());
     let name = format!("postgres-{}.db", seal::hex(&digest.as_ref()[..8]));
     default_path()
-        .filter(|path| !path.to_str().is_some_and(postgres::is_url))
+        .filter(|path| database_url(path).is_none())
         .and_then(|path| path.parent().map(Path::to_path_buf))
         .unwrap_or_else(std::env::temp_dir)
         .join(name)
 }
 
+/// The PostgreSQL URL `path` is, when the store it names is a PostgreSQL database
+/// (`postgres://…` or `postgresql://…`) rather than a file.
+pub fn database_url(path: &Path) -> Option<&str> {
+    path.to_str().filter(|path| postgres::is_url(path))
+}
+
 /// The store at `path` as messages and logs show it: a file's path, or a PostgreSQL URL
 /// without its password.
 pub fn shown(path: &Path) -> String {
-    match path.to_str() {
-        Some(url) if postgres::is_url(url) => postgres::redacted(url),
-        _ => path.display().to_string(),
+    match database_url(path) {
+        Some(url) => postgres::redacted(url),
+        None => path.display().to_string(),
     }
 }
 
@@ -627,7 +633,7 @@ impl Store {
     }
 
     fn open_with(path: &Path, key: Option<SealingKey>) -> Result<Self, StoreError> {
-        if let Some(url) = path.to_str().filter(|path| postgres::is_url(path)) {
+        if let Some(url) = database_url(path) {
             return Self::open_postgres(url, key);
         }
         let io = |error| StoreError::Io(path.to_owned(), error);
