@@ -7,7 +7,8 @@
 #![no_main]
 
 use fuzz_support::{
-    CLIENT_SECRET, CODE_VERIFIER, check_error, check_excerpt, http_response, nested_credentials,
+    CLIENT_SECRET, CODE_VERIFIER, check_error, check_excerpt, checkable, http_response,
+    nested_credentials,
 };
 use libfuzzer_sys::fuzz_target;
 use oauth_connector::error::{Error, ServerUnavailable};
@@ -94,7 +95,30 @@ fuzz_target!(|data: &[u8]| {
         Err(Error::ServerUnavailable(_)) => assert!(retryable),
         Err(Error::ServerSaidNo(said)) => {
             assert!(!retryable);
-            assert_eq!(Some(said), error.as_ref());
+            // The server's refusal, its description and URI scrubbed of the request's
+            // secrets and cut to the bound.
+            let sent = error.as_ref().expect("a refusal is an `error` body");
+            assert_eq!(said.code, sent.code);
+            for (got, sent) in [
+                (&said.description, &sent.description),
+                (&said.uri, &sent.uri),
+            ] {
+                assert_eq!(got.is_some(), sent.is_some());
+                let (Some(got), Some(sent)) = (got, sent) else {
+                    continue;
+                };
+                assert!(got.len() <= token::MAX_ERROR_TEXT_BYTES, "{got:?}");
+                if secrets
+                    .iter()
+                    .all(|secret| secret.is_empty() || !sent.contains(secret))
+                {
+                    let kept = sent.floor_char_boundary(token::MAX_ERROR_TEXT_BYTES);
+                    assert_eq!(got, &sent[..kept], "nothing to scrub");
+                }
+                for secret in secrets.iter().filter(|secret| checkable(secret)) {
+                    assert!(!got.contains(secret), "secret {secret:?} in {got:?}");
+                }
+            }
         }
         Err(Error::InvalidResponse(invalid)) => {
             assert!(!retryable);
