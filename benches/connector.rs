@@ -518,7 +518,7 @@ fn operations(c: &mut Criterion) {
                 state: state.try_into().unwrap(),
                 verifier: verifier.try_into().unwrap(),
             };
-            authorize::begin(black_box(&core), now(), &random).unwrap()
+            authorize::begin(black_box(&core), now(), &random, None).unwrap()
         })
     });
     let mut session = runtime.instantiate(Canned::unused()).unwrap();

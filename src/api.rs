@@ -24,6 +24,15 @@ pub fn authorize_request(
         headers.push(KeyValue::new(name, value));
     };
     match &profile.token_placement {
+        // A DPoP-bound token goes with its own scheme (RFC 9449 §7.1); the proof is added
+        // by `dpop::exchange`.
+        TokenPlacement::AuthorizationHeader if tokens.token_type == "dpop" => {
+            set_header(
+                &mut request.headers,
+                "Authorization",
+                format!("DPoP {token}"),
+            );
+        }
         TokenPlacement::AuthorizationHeader => {
             set_header(
                 &mut request.headers,
@@ -100,6 +109,7 @@ mod tests {
             scopes: vec![],
             obtained_at: 0,
             extras: vec![],
+            dpop_key_thumbprint: None,
         }
     }
 

@@ -7,12 +7,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::callback::AuthorizationCode;
 use crate::client_auth::{AuthContext, JTI_RANDOM_BYTES, KeyCheckOnly, Signer};
+use crate::dpop::Prover;
 use crate::endpoint::parse_endpoint;
 use crate::error::{ConfigError, Error};
 use crate::form::{self, push_pair};
+use crate::http::{HttpRequest, HttpResponse};
 use crate::pkce::{self, VERIFIER_RANDOM_BYTES};
-use crate::profile::{ConnectionConfig, KeyValue};
+use crate::profile::{ConnectionConfig, KeyValue, RequestKind};
 use crate::secret::{PkceVerifier, Secret};
+use crate::token::{invalid_answer, json_answer};
 
 /// Random bytes behind one `state`: 256 bits, well over the 128 the flow needs
 /// (RFC 6749 §10.10 asks for a guessing probability at most 2^-128).
@@ -65,6 +68,9 @@ pub struct AuthorizationRequest {
     pub url: String,
     /// The record to keep until the callback.
     pub pending: PendingAuthorization,
+    /// Where the flow's own parameters start in `url` (after the endpoint's own query):
+    /// what a pushed authorization request sends.
+    pub params_at: usize,
 }
 
 /// Builds the authorize URL and the pending record (RFC 6749 §4.1.1).
@@ -73,13 +79,24 @@ pub struct AuthorizationRequest {
 /// `redirect_uri`, `scope`, `state`, `code_challenge`, `code_challenge_method`, then the
 /// profile's extra parameters, then the caller's. A caller parameter with the same name as a
 /// profile parameter replaces it in place, so nothing is sent twice.
+///
+/// Then `resource` for each of the connection's resources (RFC 8707) and `dpop_jkt` when
+/// given (RFC 9449 §10). A profile that requires pushed authorization requests (RFC 9126 §5)
+/// needs its endpoint: the URL built here is then only the push's parameters (see
+/// [`push_request`]).
 pub fn begin(
     config: &ConnectionConfig,
     now: u64,
     random: &BeginRandom,
+    dpop_jkt: Option<&str>,
 ) -> Result<AuthorizationRequest, Error> {
     let profile = &config.profile;
     profile.validate()?;
+    if profile.requires_pushed_authorization_requests
+        && profile.pushed_authorization_request_url.is_none()
+    {
+        return Err(ConfigError::MissingEndpoint("pushed-authorization-request-url".into()).into());
+    }
     let authorize_url = profile
         .authorize_url
         .as_deref()
@@ -138,8 +155,15 @@ pub fn begin(
     for (name, value) in extras {
         push_pair(&mut url, query, name, value);
     }
+    for resource in &config.resources {
+        push_pair(&mut url, query, "resource", resource);
+    }
+    if let Some(thumbprint) = dpop_jkt {
+        push_pair(&mut url, query, "dpop_jkt", thumbprint);
+    }
 
     Ok(AuthorizationRequest {
+        params_at: query + own_query.map_or(0, |len| len + usize::from(len > 0)),
         url,
         pending: PendingAuthorization {
             state,
@@ -193,7 +217,7 @@ pub fn check(config: &ConnectionConfig, now: u64, signer: &dyn Signer) -> Result
         state: [0; STATE_RANDOM_BYTES],
         verifier: [0; VERIFIER_RANDOM_BYTES],
     };
-    let request = begin(config, now, &stand_in)?;
+    let request = begin(config, now, &stand_in, None)?;
     let code = AuthorizationCode {
         code: Secret::new("check"),
     };
@@ -202,7 +226,65 @@ pub fn check(config: &ConnectionConfig, now: u64, signer: &dyn Signer) -> Result
         random: &|| Some([0; JTI_RANDOM_BYTES]),
         signer: &KeyCheckOnly(signer),
     };
+    Prover::for_connection(config, None, &auth)?;
+    push_request(config, &request, &auth)?;
     crate::token_request::code_exchange(config, &request.pending, &code, &auth).map(drop)
+}
+
+/// The pushed authorization request (RFC 9126 §2.1) for `request`, when the profile has a
+/// `pushed-authorization-request-url`: the flow's parameters as a form POST with client
+/// authentication and the `pushed-authorization` extras' headers. `None`: no push, the URL
+/// is used as it is.
+pub fn push_request(
+    config: &ConnectionConfig,
+    request: &AuthorizationRequest,
+    auth: &AuthContext<'_>,
+) -> Result<Option<HttpRequest>, Error> {
+    let Some(endpoint) = &config.profile.pushed_authorization_request_url else {
+        return Ok(None);
+    };
+    let params = form::decode(&request.url.as_bytes()[request.params_at..]);
+    let push = crate::token_request::authenticated_post(
+        config,
+        ("pushed-authorization-request-url", endpoint),
+        params,
+        Some(RequestKind::PushedAuthorization),
+        auth,
+    )?;
+    Ok(Some(push))
+}
+
+/// The authorize URL after a push (RFC 9126 §4): the endpoint (its own query kept) with
+/// `client_id` and the `request_uri` the server returned (§2.2). The server's refusal is
+/// typed as for token requests.
+pub fn pushed(
+    config: &ConnectionConfig,
+    mut request: AuthorizationRequest,
+    response: &HttpResponse,
+    now: u64,
+) -> Result<AuthorizationRequest, Error> {
+    let secrets = config.secrets(&[]);
+    let fields = json_answer(response, &secrets, now)?;
+    let request_uri = match fields.get("request_uri") {
+        Some(serde_json::Value::String(uri)) if !uri.is_empty() => uri,
+        _ => return Err(invalid_answer(response, "no `request_uri`", &secrets)),
+    };
+    // Back to the endpoint and its own query (`begin` always wrote a `?`; the endpoint has
+    // no fragment), then the two parameters.
+    request.url.truncate(request.params_at);
+    if request.url.ends_with('&') {
+        request.url.pop();
+    }
+    let query = request.url.find('?').map_or(request.url.len(), |at| at + 1);
+    push_pair(
+        &mut request.url,
+        query,
+        "client_id",
+        &config.client.client_id,
+    );
+    push_pair(&mut request.url, query, "request_uri", request_uri);
+    request.params_at = request.url.len();
+    Ok(request)
 }
 
 #[cfg(test)]
@@ -241,15 +323,17 @@ mod tests {
             token_requests: TokenRequestExtras::default(),
             variables: vec![],
             offline_access: false,
+            resources: vec![],
+            dpop: false,
         }
     }
 
     fn url_of(config: &ConnectionConfig) -> String {
-        begin(config, NOW, &RANDOM).unwrap().url
+        begin(config, NOW, &RANDOM, None).unwrap().url
     }
 
     fn config_error(config: &ConnectionConfig) -> ConfigError {
-        match begin(config, NOW, &RANDOM) {
+        match begin(config, NOW, &RANDOM, None) {
             Err(Error::Configuration(error)) => error,
             other => panic!("expected a configuration error, got {other:?}"),
         }
@@ -257,7 +341,7 @@ mod tests {
 
     #[test]
     fn default_flow_uses_s256_and_space_scopes() {
-        let request = begin(&config(), NOW, &RANDOM).unwrap();
+        let request = begin(&config(), NOW, &RANDOM, None).unwrap();
         assert_eq!(
             request.url,
             format!(
@@ -332,7 +416,7 @@ mod tests {
         config.scopes = vec![];
         config.redirect_uri = None;
         config.profile.pkce = PkceMethod::Disabled;
-        let request = begin(&config, NOW, &RANDOM).unwrap();
+        let request = begin(&config, NOW, &RANDOM, None).unwrap();
         assert_eq!(
             request.url,
             format!(
@@ -450,10 +534,143 @@ mod tests {
             state: [9; 32],
             verifier: [1; 32],
         };
-        let a = begin(&config(), NOW, &RANDOM).unwrap().pending;
-        let b = begin(&config(), NOW, &other).unwrap().pending;
+        let a = begin(&config(), NOW, &RANDOM, None).unwrap().pending;
+        let b = begin(&config(), NOW, &other, None).unwrap().pending;
         assert_ne!(a.state, b.state);
         assert_eq!(b.state.len(), 43);
         assert_eq!(b.code_verifier.unwrap().expose().len(), 43);
+    }
+
+    fn par_config(authorize_url: &str) -> ConnectionConfig {
+        let mut config = config();
+        config.profile.authorize_url = Some(authorize_url.into());
+        config.profile.pushed_authorization_request_url =
+            Some("https://auth.example.com/par".into());
+        config.client.client_secret = Some(Secret::new("s3cret"));
+        config.resources = vec!["https://api.example.com/".into()];
+        config.profile.token_requests.pushed_authorization.headers =
+            vec![KeyValue::new("X-Tenant", "acme")];
+        config
+    }
+
+    fn par_response(status: u16, body: &str) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: vec![],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    /// RFC 9126 §2.1: the flow's parameters (not the endpoint's own query) are pushed with
+    /// client authentication; §4: the authorize URL then carries only `client_id` and
+    /// `request_uri`, after the endpoint's own query.
+    #[test]
+    fn a_pushed_request_carries_the_flow_and_the_url_only_its_reference() {
+        for (authorize_url, expected) in [
+            (
+                "https://auth.example.com/authorize?tenant=acme",
+                "https://auth.example.com/authorize?tenant=acme&client_id=my+client\
+                 &request_uri=urn%3Aietf%3Aparams%3Aoauth%3Arequest_uri%3Abwc4JK",
+            ),
+            (
+                "https://auth.example.com/authorize",
+                "https://auth.example.com/authorize?client_id=my+client\
+                 &request_uri=urn%3Aietf%3Aparams%3Aoauth%3Arequest_uri%3Abwc4JK",
+            ),
+        ] {
+            let config = par_config(authorize_url);
+            let request = begin(&config, NOW, &RANDOM, Some("jkt-1")).unwrap();
+            let auth = AuthContext::without_assertions();
+            let push = push_request(&config, &request, &auth).unwrap().unwrap();
+            assert_eq!(push.url, "https://auth.example.com/par");
+            assert_eq!(
+                push.headers,
+                [
+                    KeyValue::new("Content-Type", "application/x-www-form-urlencoded"),
+                    KeyValue::new("Accept", "application/json"),
+                    KeyValue::new("Authorization", "Basic bXkrY2xpZW50OnMzY3JldA=="),
+                    KeyValue::new("X-Tenant", "acme"),
+                ]
+            );
+            assert_eq!(
+                String::from_utf8(push.body).unwrap(),
+                format!(
+                    "response_type=code&client_id=my+client\
+                     &redirect_uri=http%3A%2F%2F127.0.0.1%3A8765%2Fcallback&scope=openid+profile\
+                     &state={STATE}&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM\
+                     &code_challenge_method=S256&resource=https%3A%2F%2Fapi.example.com%2F\
+                     &dpop_jkt=jkt-1"
+                )
+            );
+            let answer = par_response(
+                201,
+                r#"{"request_uri":"urn:ietf:params:oauth:request_uri:bwc4JK","expires_in":60}"#,
+            );
+            let pushed = pushed(&config, request, &answer, NOW).unwrap();
+            assert_eq!(pushed.url, expected);
+            assert_eq!(pushed.pending.state, STATE);
+        }
+    }
+
+    #[test]
+    fn a_public_client_pushes_its_client_id_once() {
+        let mut config = par_config("https://auth.example.com/authorize");
+        config.client.client_secret = None;
+        config.client.auth_method = Some(crate::profile::ClientAuthMethod::None);
+        let request = begin(&config, NOW, &RANDOM, None).unwrap();
+        let push = push_request(&config, &request, &AuthContext::without_assertions())
+            .unwrap()
+            .unwrap();
+        let body = String::from_utf8(push.body).unwrap();
+        assert_eq!(body.matches("client_id=").count(), 1, "{body}");
+    }
+
+    #[test]
+    fn without_an_endpoint_nothing_is_pushed_unless_the_server_requires_it() {
+        let mut config = config();
+        let request = begin(&config, NOW, &RANDOM, None).unwrap();
+        let auth = AuthContext::without_assertions();
+        assert_eq!(push_request(&config, &request, &auth).unwrap(), None);
+        config.profile.requires_pushed_authorization_requests = true;
+        assert_eq!(
+            config_error(&config),
+            ConfigError::MissingEndpoint("pushed-authorization-request-url".into())
+        );
+    }
+
+    #[test]
+    fn a_refused_push_is_typed_like_a_token_error() {
+        let config = par_config("https://auth.example.com/authorize");
+        let begun = || begin(&config, NOW, &RANDOM, None).unwrap();
+        let refused = pushed(
+            &config,
+            begun(),
+            &par_response(
+                401,
+                r#"{"error":"invalid_client","error_description":"bad s3cret"}"#,
+            ),
+            NOW,
+        )
+        .unwrap_err();
+        assert_eq!(
+            refused,
+            Error::ServerSaidNo(crate::error::OAuthError {
+                code: crate::error::ErrorCode::InvalidClient,
+                description: Some("bad [redacted]".into()),
+                uri: None,
+            })
+        );
+        let empty = pushed(
+            &config,
+            begun(),
+            &par_response(201, r#"{"expires_in":60}"#),
+            NOW,
+        );
+        assert!(
+            matches!(&empty, Err(Error::InvalidResponse(e)) if e.reason == "no `request_uri`"),
+            "{empty:?}"
+        );
+        let busy = pushed(&config, begun(), &par_response(503, ""), NOW).unwrap_err();
+        assert!(matches!(busy, Error::ServerUnavailable(_)), "{busy:?}");
     }
 }

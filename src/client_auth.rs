@@ -26,8 +26,10 @@ pub const ASSERTION_LIFETIME_SECONDS: u64 = 120;
 /// Random bytes in a `jti` (128 bits: unguessable and, in practice, never repeated).
 pub const JTI_RANDOM_BYTES: usize = 16;
 
-/// A JWS algorithm a signer may use (RFC 7518 §3.1; RFC 8037 §3.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A JWS algorithm a signer may use (RFC 7518 §3.1; RFC 8037 §3.1). In JSON profiles,
+/// its WIT name (`es256`, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum SigningAlgorithm {
     /// RSASSA-PKCS1-v1_5 with SHA-256.
     Rs256,
@@ -38,6 +40,7 @@ pub enum SigningAlgorithm {
     /// ECDSA P-384 with SHA-384 (96-byte `R || S`).
     Es384,
     /// Ed25519 (64-byte signature).
+    #[serde(rename = "eddsa")]
     EdDsa,
 }
 
@@ -53,6 +56,19 @@ impl SigningAlgorithm {
         }
     }
 
+    /// The algorithm of a JWS `alg` value, if the connector can use it.
+    pub fn from_jws(name: &str) -> Option<Self> {
+        [
+            Self::Rs256,
+            Self::Ps256,
+            Self::Es256,
+            Self::Es384,
+            Self::EdDsa,
+        ]
+        .into_iter()
+        .find(|algorithm| algorithm.as_str() == name)
+    }
+
     /// The signature length the algorithm always produces, when it is fixed.
     fn fixed_signature_len(self) -> Option<usize> {
         match self {
@@ -63,6 +79,17 @@ impl SigningAlgorithm {
     }
 }
 
+/// What the host's signer uses a key for (the WIT `key-purpose`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyPurpose {
+    /// A `private_key_jwt` client assertion (RFC 7523 §2.2).
+    ClientAssertion,
+    /// A DPoP proof (RFC 9449 §4).
+    DpopProof,
+    /// A JWT authorization grant (RFC 7523 §2.1).
+    AuthorizationGrant,
+}
+
 /// The public facts of the host's key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SigningKey {
@@ -70,6 +97,8 @@ pub struct SigningKey {
     pub algorithm: SigningAlgorithm,
     /// The registered key id (`kid`), if any.
     pub key_id: Option<String>,
+    /// The public key as a JWK (JSON text), if the host gave it.
+    pub public_jwk: Option<String>,
 }
 
 /// Why the host's signer did not sign (the WIT `signing-error`).
@@ -85,12 +114,17 @@ pub enum SigningError {
     Failed(String),
 }
 
-/// The host's signer for `private_key_jwt` assertions.
+/// The host's signer: client assertions, DPoP proofs and grant assertions.
 pub trait Signer {
-    /// The key the host signs `client_id`'s assertions with.
-    fn key(&self, client_id: &str) -> Result<SigningKey, SigningError>;
+    /// The key the host signs with for `client_id` and `purpose`.
+    fn key(&self, purpose: KeyPurpose, client_id: &str) -> Result<SigningKey, SigningError>;
     /// The JWS signature of `input` with that key.
-    fn sign(&self, client_id: &str, input: &[u8]) -> Result<Vec<u8>, SigningError>;
+    fn sign(
+        &self,
+        purpose: KeyPurpose,
+        client_id: &str,
+        input: &[u8],
+    ) -> Result<Vec<u8>, SigningError>;
 }
 
 /// A signer that holds no key: every request is `NoKey`.
@@ -98,11 +132,11 @@ pub trait Signer {
 pub struct NoSigner;
 
 impl Signer for NoSigner {
-    fn key(&self, _: &str) -> Result<SigningKey, SigningError> {
+    fn key(&self, _: KeyPurpose, _: &str) -> Result<SigningKey, SigningError> {
         Err(SigningError::NoKey)
     }
 
-    fn sign(&self, _: &str, _: &[u8]) -> Result<Vec<u8>, SigningError> {
+    fn sign(&self, _: KeyPurpose, _: &str, _: &[u8]) -> Result<Vec<u8>, SigningError> {
         Err(SigningError::NoKey)
     }
 }
@@ -112,12 +146,17 @@ impl Signer for NoSigner {
 pub struct KeyCheckOnly<'a>(pub &'a dyn Signer);
 
 impl Signer for KeyCheckOnly<'_> {
-    fn key(&self, client_id: &str) -> Result<SigningKey, SigningError> {
-        self.0.key(client_id)
+    fn key(&self, purpose: KeyPurpose, client_id: &str) -> Result<SigningKey, SigningError> {
+        self.0.key(purpose, client_id)
     }
 
-    fn sign(&self, client_id: &str, _: &[u8]) -> Result<Vec<u8>, SigningError> {
-        let key = self.0.key(client_id)?;
+    fn sign(
+        &self,
+        purpose: KeyPurpose,
+        client_id: &str,
+        _: &[u8],
+    ) -> Result<Vec<u8>, SigningError> {
+        let key = self.0.key(purpose, client_id)?;
         Ok(vec![0; key.algorithm.fixed_signature_len().unwrap_or(256)])
     }
 }
@@ -180,50 +219,79 @@ pub fn assertion(
             )
         }
         _ => {
-            let key = auth.signer.key(client_id).map_err(Error::Signing)?;
+            let purpose = KeyPurpose::ClientAssertion;
+            let key = auth
+                .signer
+                .key(purpose, client_id)
+                .map_err(Error::Signing)?;
             let mut header = serde_json::json!({"alg": key.algorithm.as_str(), "typ": "JWT"});
             if let Some(kid) = &key.key_id {
                 header["kid"] = kid.as_str().into();
             }
-            (header, Key::Host(key.algorithm))
+            (header, Key::Host(purpose, key.algorithm))
         }
     };
+    let claims = serde_json::json!({
+        "iss": client_id,
+        "sub": client_id,
+        "aud": audience,
+        "jti": jti(auth)?,
+        "iat": auth.now,
+        "exp": auth.now + ASSERTION_LIFETIME_SECONDS,
+    });
+    match key {
+        Key::Hmac(secret) => {
+            let input = signing_input(&header, &claims);
+            let signature = hs256(secret, input.as_bytes());
+            Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
+        }
+        Key::Host(purpose, algorithm) => {
+            sign_jwt(auth.signer, purpose, client_id, algorithm, &header, &claims)
+        }
+    }
+}
+
+/// A fresh `jti`: 128 random bits, base64url.
+pub fn jti(auth: &AuthContext<'_>) -> Result<String, Error> {
     let random = (auth.random)().ok_or_else(|| {
         Error::Signing(SigningError::Failed(
             "the random source failed; no jti".into(),
         ))
     })?;
-    let claims = serde_json::json!({
-        "iss": client_id,
-        "sub": client_id,
-        "aud": audience,
-        "jti": URL_SAFE_NO_PAD.encode(random),
-        "iat": auth.now,
-        "exp": auth.now + ASSERTION_LIFETIME_SECONDS,
-    });
-    let input = format!(
+    Ok(URL_SAFE_NO_PAD.encode(random))
+}
+
+/// The JWS Signing Input: `BASE64URL(header) '.' BASE64URL(claims)` (RFC 7515 §5.1).
+fn signing_input(header: &serde_json::Value, claims: &serde_json::Value) -> String {
+    format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header.to_string()),
         URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let signature = match key {
-        Key::Hmac(secret) => hs256(secret, input.as_bytes()),
-        Key::Host(algorithm) => {
-            let signature = auth
-                .signer
-                .sign(client_id, input.as_bytes())
-                .map_err(Error::Signing)?;
-            let expected = algorithm.fixed_signature_len();
-            if signature.is_empty() || expected.is_some_and(|len| len != signature.len()) {
-                return Err(Error::Signing(SigningError::Unsupported(format!(
-                    "the host's {} signature is {} bytes long",
-                    algorithm.as_str(),
-                    signature.len()
-                ))));
-            }
-            signature
-        }
-    };
+    )
+}
+
+/// A compact JWS of `header` and `claims`, signed by the host's key for `purpose`, whose
+/// algorithm is `algorithm`; a signature of the wrong size for it is refused.
+pub fn sign_jwt(
+    signer: &dyn Signer,
+    purpose: KeyPurpose,
+    client_id: &str,
+    algorithm: SigningAlgorithm,
+    header: &serde_json::Value,
+    claims: &serde_json::Value,
+) -> Result<String, Error> {
+    let input = signing_input(header, claims);
+    let signature = signer
+        .sign(purpose, client_id, input.as_bytes())
+        .map_err(Error::Signing)?;
+    let expected = algorithm.fixed_signature_len();
+    if signature.is_empty() || expected.is_some_and(|len| len != signature.len()) {
+        return Err(Error::Signing(SigningError::Unsupported(format!(
+            "the host's {} signature is {} bytes long",
+            algorithm.as_str(),
+            signature.len()
+        ))));
+    }
     Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
 }
 
@@ -239,7 +307,7 @@ pub fn assertion_params(client_id: &str, assertion: String) -> [KeyValue; 3] {
 
 enum Key<'a> {
     Hmac(&'a [u8]),
-    Host(SigningAlgorithm),
+    Host(KeyPurpose, SigningAlgorithm),
 }
 
 /// HMAC SHA-256 (RFC 2104) of `input` keyed by `secret`, as JWS HS256 uses it (RFC 7518 §3.2).

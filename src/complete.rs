@@ -5,7 +5,7 @@
 //! response to `finish`. A refused callback never produces a request.
 
 use crate::authorize::PendingAuthorization;
-use crate::callback;
+use crate::callback::{self, AuthorizationCode};
 use crate::error::Error;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::profile::ConnectionConfig;
@@ -19,9 +19,20 @@ pub fn prepare(
     now: u64,
     auth: &crate::client_auth::AuthContext<'_>,
 ) -> Result<HttpRequest, Error> {
-    config.profile.validate()?;
-    let code = callback::validate(&config.profile, pending, callback_url, now)?;
+    let code = validate(config, pending, callback_url, now)?;
     crate::token_request::code_exchange(config, pending, &code, auth)
+}
+
+/// Validates `callback_url` against `pending` (see `callback::validate`): the code to
+/// exchange, or why the callback is refused.
+pub fn validate(
+    config: &ConnectionConfig,
+    pending: &PendingAuthorization,
+    callback_url: &str,
+    now: u64,
+) -> Result<AuthorizationCode, Error> {
+    config.profile.validate()?;
+    callback::validate(&config.profile, pending, callback_url, now)
 }
 
 /// Interprets the token endpoint's answer to the request `prepare` built.

@@ -9,8 +9,11 @@
 use crate::prelude::*;
 
 use crate::authorize::{self, BeginRandom, PendingAuthorization};
-use crate::client_auth::{self, AuthContext, SigningAlgorithm, SigningError, SigningKey};
+use crate::client_auth::{
+    self, AuthContext, KeyPurpose, SigningAlgorithm, SigningError, SigningKey,
+};
 use crate::device::{DeviceAuthorization, DevicePoll};
+use crate::dpop::{Nonces, Prover};
 use crate::error::{
     CallbackError, ConfigError, DiscoveryError, Error, ErrorCode, InvalidResponse, OAuthError,
     ServerUnavailable, TransportError,
@@ -19,7 +22,11 @@ use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::profile::{self, ConnectionConfig};
 use crate::secret::{PkceVerifier, Secret};
 use crate::token::TokenSet;
-use crate::{api, callback, client_credentials, complete, device, discovery, lifecycle, presets};
+use crate::{
+    api, callback, client_credentials, complete, device, discovery, dpop, jwt_bearer, lifecycle,
+    presets, registration, token_exchange, token_request,
+};
+use core::cell::RefCell;
 
 wit_bindgen::generate!({
     world: "connector",
@@ -37,7 +44,10 @@ use exports::oauth_connector::oauth2::authorization_code as wit_authorization_co
 use exports::oauth_connector::oauth2::client_credentials as wit_client_credentials;
 use exports::oauth_connector::oauth2::connections as wit_connections;
 use exports::oauth_connector::oauth2::device_authorization as wit_device;
+use exports::oauth_connector::oauth2::jwt_bearer as wit_jwt_bearer;
 use exports::oauth_connector::oauth2::providers as wit_providers;
+use exports::oauth_connector::oauth2::registration as wit_registration;
+use exports::oauth_connector::oauth2::token_exchange as wit_token_exchange;
 use exports::oauth_connector::oauth2::tokens as wit_tokens;
 use oauth_connector::oauth2::signer as wit_signer;
 use oauth_connector::oauth2::types as wit;
@@ -93,7 +103,19 @@ impl wit_authorization_code::Guest for Connector {
         connection: ConnectionBorrow<'_>,
     ) -> WitResult<wit_authorization_code::AuthorizationRequest> {
         let config = config_of(&connection);
-        let request = authorize::begin(config, now(), &begin_random()).map_err(error_to_wit)?;
+        let auth = auth();
+        let prover = Prover::for_connection(config, None, &auth).map_err(error_to_wit)?;
+        let jkt = prover.as_ref().map(Prover::thumbprint);
+        let request =
+            authorize::begin(config, now(), &begin_random(), jkt).map_err(error_to_wit)?;
+        let request =
+            match authorize::push_request(config, &request, &auth).map_err(error_to_wit)? {
+                None => request,
+                Some(push) => {
+                    let response = send(push)?;
+                    authorize::pushed(config, request, &response, now()).map_err(error_to_wit)?
+                }
+            };
         let pending = request.pending;
         Ok(wit_authorization_code::AuthorizationRequest {
             url: request.url,
@@ -120,10 +142,15 @@ impl wit_authorization_code::Guest for Connector {
     ) -> WitResult<wit::TokenSet> {
         let config = config_of(&connection);
         let pending = pending_from_wit(pending);
-        let request = complete::prepare(config, &pending, &callback_url, now(), &auth())
-            .map_err(error_to_wit)?;
-        let response = send(request)?;
+        // The callback is checked once, before anything is signed or sent.
+        let code =
+            complete::validate(config, &pending, &callback_url, now()).map_err(error_to_wit)?;
+        let (response, key) = exchange(&connection, None, None, &mut |auth| {
+            token_request::code_exchange(config, &pending, &code, auth)
+        })
+        .map_err(error_to_wit)?;
         complete::finish(config, &pending, &response, now())
+            .map(|tokens| dpop::bind(tokens, key.as_deref()))
             .map(token_set_to_wit)
             .map_err(error_to_wit)
     }
@@ -136,8 +163,12 @@ impl wit_authorization_code::Guest for Connector {
 impl wit_client_credentials::Guest for Connector {
     fn fetch(connection: ConnectionBorrow<'_>) -> WitResult<wit::TokenSet> {
         let config = config_of(&connection);
-        let response = send(client_credentials::request(config, &auth()).map_err(error_to_wit)?)?;
+        let (response, key) = exchange(&connection, None, None, &mut |auth| {
+            client_credentials::request(config, auth)
+        })
+        .map_err(error_to_wit)?;
         client_credentials::finish(config, &response, now())
+            .map(|tokens| dpop::bind(tokens, key.as_deref()))
             .map(token_set_to_wit)
             .map_err(error_to_wit)
     }
@@ -173,13 +204,16 @@ impl wit_device::Guest for Connector {
             interval_seconds: device.interval_seconds,
             requested_scopes: device.requested_scopes,
         };
-        let response = send(device::poll_request(config, &device, &auth()).map_err(error_to_wit)?)?;
+        let (response, key) = exchange(&connection, None, None, &mut |auth| {
+            device::poll_request(config, &device, auth)
+        })
+        .map_err(error_to_wit)?;
         match device::finish_poll(config, &device, &response, now()).map_err(error_to_wit)? {
             DevicePoll::Pending(interval) => Ok(wit_device::DevicePoll::Pending(interval)),
             DevicePoll::SlowDown(interval) => Ok(wit_device::DevicePoll::SlowDown(interval)),
-            DevicePoll::Complete(tokens) => {
-                Ok(wit_device::DevicePoll::Complete(token_set_to_wit(tokens)))
-            }
+            DevicePoll::Complete(tokens) => Ok(wit_device::DevicePoll::Complete(token_set_to_wit(
+                dpop::bind(tokens, key.as_deref()),
+            ))),
         }
     }
 }
@@ -195,9 +229,13 @@ impl wit_tokens::Guest for Connector {
     ) -> WitResult<wit::TokenSet> {
         let config = config_of(&connection);
         let tokens = token_set_from_wit(tokens);
-        let request = lifecycle::refresh_request(config, &tokens, &auth()).map_err(error_to_wit)?;
-        let response = send(request)?;
+        let bound_to = tokens.dpop_key_thumbprint.as_deref();
+        let (response, key) = exchange(&connection, bound_to, None, &mut |auth| {
+            lifecycle::refresh_request(config, &tokens, auth)
+        })
+        .map_err(error_to_wit)?;
         lifecycle::finish_refresh(config, &tokens, &response, now())
+            .map(|fresh| dpop::bind(fresh, key.as_deref()))
             .map(token_set_to_wit)
             .map_err(error_to_wit)
     }
@@ -247,9 +285,23 @@ impl wit_api::Guest for Connector {
     ) -> WitResult<wit_api::ApiResponse> {
         let config = config_of(&connection);
         let tokens = token_set_from_wit(tokens);
-        let request = api::authorize_request(&config.profile, &tokens, request_from_wit(request))
-            .map_err(error_to_wit)?;
-        let response = send(request)?;
+        let request = request_from_wit(request);
+        // Only a DPoP token travels with proofs (RFC 9449 §7); a bearer token, even on a
+        // DPoP-bound connection whose server did not bind it, is sent as it is.
+        let dpop = tokens.token_type == "dpop";
+        let bound_to = tokens.dpop_key_thumbprint.as_deref().filter(|_| dpop);
+        let build = &mut |_: &AuthContext<'_>| {
+            api::authorize_request(&config.profile, &tokens, request.clone())
+        };
+        let sent = if dpop {
+            let token = Some(tokens.access_token.expose());
+            exchange(&connection, bound_to, token, build)
+        } else {
+            build(&auth())
+                .and_then(send_core)
+                .map(|response| (response, None))
+        };
+        let (response, _) = sent.map_err(error_to_wit)?;
         Ok(wit_api::ApiResponse {
             token_rejected: api::token_rejected(&config.profile, &response),
             retry_after_seconds: api::retry_after(&response, now()),
@@ -258,6 +310,108 @@ impl wit_api::Guest for Connector {
                 headers: key_values_to_wit(response.headers),
                 body: response.body,
             },
+        })
+    }
+}
+
+impl wit_token_exchange::Guest for Connector {
+    fn exchange(
+        connection: ConnectionBorrow<'_>,
+        request: wit_token_exchange::ExchangeRequest,
+    ) -> WitResult<wit_token_exchange::ExchangedToken> {
+        let config = config_of(&connection);
+        let request = token_exchange::ExchangeRequest {
+            subject_token: Secret::new(request.subject_token),
+            subject_token_type: request.subject_token_type,
+            actor_token: request.actor_token.map(Secret::new),
+            actor_token_type: request.actor_token_type,
+            requested_token_type: request.requested_token_type,
+            audiences: request.audiences,
+            resources: request.resources,
+            scopes: request.scopes,
+        };
+        let (response, key) = exchange(&connection, None, None, &mut |auth| {
+            token_exchange::request(config, &request, auth)
+        })
+        .map_err(error_to_wit)?;
+        let (tokens, issued_token_type) =
+            token_exchange::finish(config, &request, &response, now()).map_err(error_to_wit)?;
+        Ok(wit_token_exchange::ExchangedToken {
+            tokens: token_set_to_wit(dpop::bind(tokens, key.as_deref())),
+            issued_token_type,
+        })
+    }
+}
+
+impl wit_jwt_bearer::Guest for Connector {
+    fn fetch(
+        connection: ConnectionBorrow<'_>,
+        claims: wit_jwt_bearer::AssertionClaims,
+    ) -> WitResult<wit::TokenSet> {
+        let config = config_of(&connection);
+        let claims = jwt_bearer::AssertionClaims {
+            issuer: claims.issuer,
+            subject: claims.subject,
+            audience: claims.audience,
+            scope_in_claims: claims.scope_in_claims,
+            lifetime_seconds: claims.lifetime_seconds,
+        };
+        let (response, key) = exchange(&connection, None, None, &mut |auth| {
+            jwt_bearer::request(config, &claims, auth)
+        })
+        .map_err(error_to_wit)?;
+        jwt_bearer::finish(config, &response, now())
+            .map(|tokens| dpop::bind(tokens, key.as_deref()))
+            .map(token_set_to_wit)
+            .map_err(error_to_wit)
+    }
+}
+
+impl wit_registration::Guest for Connector {
+    fn discover_resource(resource_url: String) -> WitResult<wit_registration::ProtectedResource> {
+        registration::discover_resource(&resource_url, send_core)
+            .map(|found| wit_registration::ProtectedResource {
+                resource: found.resource,
+                authorization_servers: found.authorization_servers,
+                scopes_supported: found.scopes_supported,
+                resource_name: found.resource_name,
+            })
+            .map_err(error_to_wit)
+    }
+
+    fn register(
+        profile: wit::ProviderProfile,
+        metadata: wit_registration::ClientMetadata,
+        initial_access_token: Option<String>,
+    ) -> WitResult<wit_registration::RegisteredClient> {
+        let profile = profile_from_wit(profile);
+        let metadata = registration::ClientMetadata {
+            redirect_uris: metadata.redirect_uris,
+            auth_method: client_auth_from_wit(metadata.auth_method),
+            grant_types: metadata.grant_types,
+            scopes: metadata.scopes,
+            client_name: metadata.client_name,
+            software_id: metadata.software_id,
+            software_version: metadata.software_version,
+        };
+        let token = initial_access_token.as_deref();
+        let request =
+            registration::register_request(&profile, &metadata, token).map_err(error_to_wit)?;
+        let response = send(request)?;
+        let registered = registration::finish_register(&metadata, &response, now(), token)
+            .map_err(error_to_wit)?;
+        Ok(wit_registration::RegisteredClient {
+            client: wit::Client {
+                client_id: registered.client.client_id,
+                client_secret: registered.client.client_secret.map(Secret::into_exposed),
+                auth_method: registered.client.auth_method.map(client_auth_to_wit),
+            },
+            registration_access_token: registered
+                .registration_access_token
+                .map(Secret::into_exposed),
+            registration_client_uri: registered.registration_client_uri,
+            client_secret_expires_at: registered.client_secret_expires_at,
+            metadata: registered.metadata,
         })
     }
 }
@@ -286,14 +440,9 @@ impl wit_providers::Guest for Connector {
     }
 
     fn discover(issuer: String) -> WitResult<wit::ProviderProfile> {
-        discovery::discover(&issuer, |request| {
-            send(request).map_err(|error| match error {
-                wit::Error::Transport(error) => Error::Transport(transport_error_from_wit(error)),
-                _ => Error::Transport(TransportError::Other("transport failed".into())),
-            })
-        })
-        .map(profile_to_wit)
-        .map_err(error_to_wit)
+        discovery::discover(&issuer, send_core)
+            .map(profile_to_wit)
+            .map_err(error_to_wit)
     }
 
     fn parse_profile(json: String) -> WitResult<wit::ProviderProfile> {
@@ -317,6 +466,8 @@ type ConnectionBorrow<'a> = wit_connections::ConnectionBorrow<'a>;
 struct Connection {
     prepared: ConnectionConfig,
     resolved_profile: profile::ProviderProfile,
+    /// The DPoP nonces servers handed out, by origin (RFC 9449 §8, §9).
+    nonces: RefCell<Nonces>,
 }
 
 impl wit_connections::Guest for Connector {
@@ -335,6 +486,7 @@ impl wit_connections::GuestConnection for Connection {
         Ok(wit_connections::Connection::new(Connection {
             prepared,
             resolved_profile,
+            nonces: RefCell::new(Nonces::default()),
         }))
     }
 
@@ -346,6 +498,40 @@ impl wit_connections::GuestConnection for Connection {
 /// The prepared configuration of a borrowed `connection`.
 fn config_of<'a>(connection: &'a ConnectionBorrow<'_>) -> &'a ConnectionConfig {
     &connection.get::<Connection>().prepared
+}
+
+/// Sends the request `build` makes with a DPoP proof when the connection is DPoP-bound or
+/// `bound_to` names the key the tokens are bound to (answering one nonce challenge, see
+/// `dpop::exchange`), else as built. Returns the response and the key's thumbprint.
+fn exchange(
+    connection: &ConnectionBorrow<'_>,
+    bound_to: Option<&str>,
+    access_token: Option<&str>,
+    build: &mut dyn FnMut(&AuthContext<'_>) -> Result<HttpRequest, Error>,
+) -> Result<(HttpResponse, Option<String>), Error> {
+    let connection = connection.get::<Connection>();
+    let auth = auth();
+    let prover = Prover::for_connection(&connection.prepared, bound_to, &auth)?;
+    let mut nonces = connection.nonces.borrow_mut();
+    let response = dpop::exchange(
+        &mut || build(&auth),
+        prover.as_ref(),
+        &mut nonces,
+        access_token,
+        &mut send_core,
+    )?;
+    Ok((
+        response,
+        prover.map(|prover| prover.thumbprint().to_owned()),
+    ))
+}
+
+/// [`send`] with the core's error type.
+fn send_core(request: HttpRequest) -> Result<HttpResponse, Error> {
+    send(request).map_err(|error| match error {
+        wit::Error::Transport(error) => Error::Transport(transport_error_from_wit(error)),
+        _ => Error::Transport(TransportError::Other("transport failed".into())),
+    })
 }
 
 /// Sends a request through the host's transport.
@@ -373,28 +559,35 @@ fn auth() -> AuthContext<'static> {
     }
 }
 
-/// The host's `signer` import, for `private_key_jwt` assertions.
+/// The host's `signer` import: client assertions, DPoP proofs, grant assertions.
 struct HostSigner;
 
+fn purpose_to_wit(purpose: KeyPurpose) -> wit::KeyPurpose {
+    match purpose {
+        KeyPurpose::ClientAssertion => wit::KeyPurpose::ClientAssertion,
+        KeyPurpose::DpopProof => wit::KeyPurpose::DpopProof,
+        KeyPurpose::AuthorizationGrant => wit::KeyPurpose::AuthorizationGrant,
+    }
+}
+
 impl client_auth::Signer for HostSigner {
-    fn key(&self, client_id: &str) -> Result<SigningKey, SigningError> {
-        wit_signer::key(wit::KeyPurpose::ClientAssertion, client_id)
+    fn key(&self, purpose: KeyPurpose, client_id: &str) -> Result<SigningKey, SigningError> {
+        wit_signer::key(purpose_to_wit(purpose), client_id)
             .map(|key| SigningKey {
-                algorithm: match key.algorithm {
-                    wit::SigningAlgorithm::Rs256 => SigningAlgorithm::Rs256,
-                    wit::SigningAlgorithm::Ps256 => SigningAlgorithm::Ps256,
-                    wit::SigningAlgorithm::Es256 => SigningAlgorithm::Es256,
-                    wit::SigningAlgorithm::Es384 => SigningAlgorithm::Es384,
-                    wit::SigningAlgorithm::Eddsa => SigningAlgorithm::EdDsa,
-                },
+                algorithm: algorithm_from_wit(key.algorithm),
                 key_id: key.key_id,
+                public_jwk: key.public_jwk,
             })
             .map_err(signing_error_from_wit)
     }
 
-    fn sign(&self, client_id: &str, input: &[u8]) -> Result<Vec<u8>, SigningError> {
-        wit_signer::sign(wit::KeyPurpose::ClientAssertion, client_id, input)
-            .map_err(signing_error_from_wit)
+    fn sign(
+        &self,
+        purpose: KeyPurpose,
+        client_id: &str,
+        input: &[u8],
+    ) -> Result<Vec<u8>, SigningError> {
+        wit_signer::sign(purpose_to_wit(purpose), client_id, input).map_err(signing_error_from_wit)
     }
 }
 
@@ -457,6 +650,9 @@ fn token_requests_from_wit(extras: wit::TokenRequestExtras) -> profile::TokenReq
         refresh: extras_from_wit(extras.refresh),
         client_credentials: extras_from_wit(extras.client_credentials),
         device: extras_from_wit(extras.device),
+        token_exchange: extras_from_wit(extras.token_exchange),
+        jwt_bearer: extras_from_wit(extras.jwt_bearer),
+        pushed_authorization: extras_from_wit(extras.pushed_authorization),
     }
 }
 
@@ -470,6 +666,14 @@ fn profile_from_wit(profile: wit::ProviderProfile) -> profile::ProviderProfile {
         revocation_url: profile.revocation_url,
         introspection_url: profile.introspection_url,
         device_authorization_url: profile.device_authorization_url,
+        pushed_authorization_request_url: profile.pushed_authorization_request_url,
+        requires_pushed_authorization_requests: profile.requires_pushed_authorization_requests,
+        registration_url: profile.registration_url,
+        dpop_algorithms: profile
+            .dpop_algorithms
+            .into_iter()
+            .map(algorithm_from_wit)
+            .collect(),
         api_base_url: profile.api_base_url,
         userinfo_url: profile.userinfo_url,
         variables: profile.variables,
@@ -521,6 +725,36 @@ fn profile_from_wit(profile: wit::ProviderProfile) -> profile::ProviderProfile {
     }
 }
 
+fn algorithm_from_wit(algorithm: wit::SigningAlgorithm) -> SigningAlgorithm {
+    match algorithm {
+        wit::SigningAlgorithm::Rs256 => SigningAlgorithm::Rs256,
+        wit::SigningAlgorithm::Ps256 => SigningAlgorithm::Ps256,
+        wit::SigningAlgorithm::Es256 => SigningAlgorithm::Es256,
+        wit::SigningAlgorithm::Es384 => SigningAlgorithm::Es384,
+        wit::SigningAlgorithm::Eddsa => SigningAlgorithm::EdDsa,
+    }
+}
+
+fn algorithm_to_wit(algorithm: SigningAlgorithm) -> wit::SigningAlgorithm {
+    match algorithm {
+        SigningAlgorithm::Rs256 => wit::SigningAlgorithm::Rs256,
+        SigningAlgorithm::Ps256 => wit::SigningAlgorithm::Ps256,
+        SigningAlgorithm::Es256 => wit::SigningAlgorithm::Es256,
+        SigningAlgorithm::Es384 => wit::SigningAlgorithm::Es384,
+        SigningAlgorithm::EdDsa => wit::SigningAlgorithm::Eddsa,
+    }
+}
+
+fn client_auth_to_wit(method: profile::ClientAuthMethod) -> wit::ClientAuthMethod {
+    match method {
+        profile::ClientAuthMethod::ClientSecretBasic => wit::ClientAuthMethod::ClientSecretBasic,
+        profile::ClientAuthMethod::ClientSecretPost => wit::ClientAuthMethod::ClientSecretPost,
+        profile::ClientAuthMethod::None => wit::ClientAuthMethod::None,
+        profile::ClientAuthMethod::ClientSecretJwt => wit::ClientAuthMethod::ClientSecretJwt,
+        profile::ClientAuthMethod::PrivateKeyJwt => wit::ClientAuthMethod::PrivateKeyJwt,
+    }
+}
+
 fn client_auth_from_wit(method: wit::ClientAuthMethod) -> profile::ClientAuthMethod {
     match method {
         wit::ClientAuthMethod::ClientSecretBasic => profile::ClientAuthMethod::ClientSecretBasic,
@@ -545,6 +779,8 @@ fn connection_config_from_wit(config: wit::ConnectionConfig) -> ConnectionConfig
         token_requests: token_requests_from_wit(config.token_requests),
         variables: key_values_from_wit(config.variables),
         offline_access: config.offline_access,
+        resources: config.resources,
+        dpop: config.dpop,
     }
 }
 
@@ -569,6 +805,7 @@ fn token_set_from_wit(tokens: wit::TokenSet) -> TokenSet {
         scopes: tokens.scopes,
         obtained_at: tokens.obtained_at,
         extras: key_values_from_wit(tokens.extras),
+        dpop_key_thumbprint: tokens.dpop_key_thumbprint,
     }
 }
 
@@ -620,6 +857,7 @@ fn token_set_to_wit(tokens: TokenSet) -> wit::TokenSet {
         scopes: tokens.scopes,
         obtained_at: tokens.obtained_at,
         extras: key_values_to_wit(tokens.extras),
+        dpop_key_thumbprint: tokens.dpop_key_thumbprint,
     }
 }
 
@@ -646,6 +884,9 @@ fn token_requests_to_wit(extras: profile::TokenRequestExtras) -> wit::TokenReque
         refresh: extras_to_wit(extras.refresh),
         client_credentials: extras_to_wit(extras.client_credentials),
         device: extras_to_wit(extras.device),
+        token_exchange: extras_to_wit(extras.token_exchange),
+        jwt_bearer: extras_to_wit(extras.jwt_bearer),
+        pushed_authorization: extras_to_wit(extras.pushed_authorization),
     }
 }
 
@@ -659,6 +900,14 @@ fn profile_to_wit(profile: profile::ProviderProfile) -> wit::ProviderProfile {
         revocation_url: profile.revocation_url,
         introspection_url: profile.introspection_url,
         device_authorization_url: profile.device_authorization_url,
+        pushed_authorization_request_url: profile.pushed_authorization_request_url,
+        requires_pushed_authorization_requests: profile.requires_pushed_authorization_requests,
+        registration_url: profile.registration_url,
+        dpop_algorithms: profile
+            .dpop_algorithms
+            .into_iter()
+            .map(algorithm_to_wit)
+            .collect(),
         api_base_url: profile.api_base_url,
         userinfo_url: profile.userinfo_url,
         variables: profile.variables,
@@ -669,15 +918,7 @@ fn profile_to_wit(profile: profile::ProviderProfile) -> wit::ProviderProfile {
             profile::PkceMethod::Plain => wit::PkceMethod::Plain,
             profile::PkceMethod::Disabled => wit::PkceMethod::Disabled,
         },
-        client_auth: match profile.client_auth {
-            profile::ClientAuthMethod::ClientSecretBasic => {
-                wit::ClientAuthMethod::ClientSecretBasic
-            }
-            profile::ClientAuthMethod::ClientSecretPost => wit::ClientAuthMethod::ClientSecretPost,
-            profile::ClientAuthMethod::None => wit::ClientAuthMethod::None,
-            profile::ClientAuthMethod::ClientSecretJwt => wit::ClientAuthMethod::ClientSecretJwt,
-            profile::ClientAuthMethod::PrivateKeyJwt => wit::ClientAuthMethod::PrivateKeyJwt,
-        },
+        client_auth: client_auth_to_wit(profile.client_auth),
         assertion_audience: match profile.assertion_audience {
             profile::AssertionAudience::TokenUrl => wit::AssertionAudience::TokenUrl,
             profile::AssertionAudience::RequestUrl => wit::AssertionAudience::RequestUrl,
@@ -825,6 +1066,10 @@ fn error_to_wit(error: Error) -> wit::Error {
             DiscoveryError::NotFound(status) => wit::DiscoveryError::NotFound(status),
             DiscoveryError::IssuerMismatch(issuer) => wit::DiscoveryError::IssuerMismatch(issuer),
             DiscoveryError::MissingField(name) => wit::DiscoveryError::MissingField(name),
+            DiscoveryError::ResourceMismatch(resource) => {
+                wit::DiscoveryError::ResourceMismatch(resource)
+            }
+            DiscoveryError::NoAuthorizationServer => wit::DiscoveryError::NoAuthorizationServer,
         }),
         Error::Signing(error) => wit::Error::Signing(match error {
             SigningError::NoKey => wit::SigningError::NoKey,

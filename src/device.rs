@@ -158,6 +158,8 @@ mod tests {
             token_requests: TokenRequestExtras::default(),
             variables: vec![],
             offline_access: false,
+            resources: vec![],
+            dpop: false,
         }
     }
 

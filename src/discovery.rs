@@ -5,6 +5,7 @@ use crate::prelude::*;
 
 use serde_json::{Map, Value};
 
+use crate::client_auth::SigningAlgorithm;
 use crate::endpoint::parse_endpoint;
 use crate::error::{ConfigError, DiscoveryError, Error, InvalidResponse};
 use crate::http::{HttpRequest, HttpResponse, Method};
@@ -114,6 +115,17 @@ fn profile_from_document(issuer: &str, response: &HttpResponse) -> Result<Provid
         revocation_url: text("revocation_endpoint"),
         introspection_url: text("introspection_endpoint"),
         device_authorization_url: text("device_authorization_endpoint"),
+        pushed_authorization_request_url: text("pushed_authorization_request_endpoint"),
+        requires_pushed_authorization_requests: document
+            .get("require_pushed_authorization_requests")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        registration_url: text("registration_endpoint"),
+        dpop_algorithms: strings(&document, "dpop_signing_alg_values_supported")
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(SigningAlgorithm::from_jws)
+            .collect(),
         api_base_url: None,
         userinfo_url: text("userinfo_endpoint"),
         variables: vec![],
@@ -260,6 +272,10 @@ mod tests {
                     "code_challenge_methods_supported":["plain"],
                     "token_endpoint_auth_methods_supported":["client_secret_post","private_key_jwt"],
                     "authorization_response_iss_parameter_supported":true,
+                    "pushed_authorization_request_endpoint":"https://auth.example.com/par",
+                    "require_pushed_authorization_requests":true,
+                    "registration_endpoint":"https://auth.example.com/reg",
+                    "dpop_signing_alg_values_supported":["ES256","HS256","EdDSA"],
                     "scopes_supported":["openid","email"]}"#,
             ),
         )
@@ -278,6 +294,20 @@ mod tests {
         assert_eq!(profile.client_auth, ClientAuthMethod::ClientSecretPost);
         assert!(profile.requires_iss);
         assert_eq!(profile.default_scopes, ["openid"]);
+        assert_eq!(
+            profile.pushed_authorization_request_url.as_deref(),
+            Some("https://auth.example.com/par")
+        );
+        assert!(profile.requires_pushed_authorization_requests);
+        assert_eq!(
+            profile.registration_url.as_deref(),
+            Some("https://auth.example.com/reg")
+        );
+        // Algorithms the connector cannot sign with (HS256) are left out.
+        assert_eq!(
+            profile.dpop_algorithms,
+            [SigningAlgorithm::Es256, SigningAlgorithm::EdDsa]
+        );
 
         let minimal = profile_from_response(
             "https://a.example",
@@ -291,6 +321,9 @@ mod tests {
         assert_eq!(minimal.pkce, PkceMethod::S256);
         assert_eq!(minimal.client_auth, ClientAuthMethod::ClientSecretBasic);
         assert!(!minimal.requires_iss);
+        assert!(!minimal.requires_pushed_authorization_requests);
+        assert_eq!(minimal.pushed_authorization_request_url, None);
+        assert!(minimal.dpop_algorithms.is_empty());
     }
 
     #[test]

@@ -194,6 +194,10 @@ pub enum DiscoveryError {
     IssuerMismatch(String),
     /// A required member is missing (its name).
     MissingField(String),
+    /// Protected-resource metadata names another resource (its value; RFC 9728 §3.3).
+    ResourceMismatch(String),
+    /// The protected resource names no usable authorization server (RFC 9728 §2).
+    NoAuthorizationServer,
 }
 
 /// Every error the connector returns (the WIT `error`).
@@ -215,7 +219,7 @@ pub enum Error {
     Callback(CallbackError),
     /// Discovery failed.
     Discovery(DiscoveryError),
-    /// The host's signer did not sign a client assertion.
+    /// A JWT could not be signed: a client assertion, a DPoP proof or a grant assertion.
     Signing(crate::client_auth::SigningError),
 }
 

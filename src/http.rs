@@ -27,6 +27,22 @@ pub enum Method {
     Other(String),
 }
 
+impl Method {
+    /// The method token, as sent (RFC 9110 §9.1).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Get => "GET",
+            Self::Head => "HEAD",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Patch => "PATCH",
+            Self::Delete => "DELETE",
+            Self::Options => "OPTIONS",
+            Self::Other(name) => name,
+        }
+    }
+}
+
 /// One request for the host to send. Its `Debug` shows header names and the body's length
 /// only: token requests carry credentials in both.
 #[derive(Clone, PartialEq, Eq)]

@@ -35,17 +35,21 @@ pub mod client_credentials;
 pub mod complete;
 pub mod device;
 pub mod discovery;
+pub mod dpop;
 pub mod endpoint;
 pub mod error;
 pub mod form;
 pub mod http;
 pub mod http_date;
+pub mod jwt_bearer;
 pub mod lifecycle;
 pub mod pkce;
 pub mod presets;
 pub mod profile;
+pub mod registration;
 pub mod secret;
 pub mod token;
+pub mod token_exchange;
 pub mod token_request;
 
 #[cfg(target_arch = "wasm32")]

@@ -220,6 +220,7 @@ mod tests {
             scopes: vec!["a".into(), "b".into()],
             obtained_at,
             extras: vec![KeyValue::new("x", "1")],
+            dpop_key_thumbprint: None,
         }
     }
 
@@ -242,6 +243,8 @@ mod tests {
             token_requests: TokenRequestExtras::default(),
             variables: vec![],
             offline_access: false,
+            resources: vec![],
+            dpop: false,
         }
     }
 

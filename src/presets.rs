@@ -97,11 +97,13 @@ mod tests {
                     token_requests: TokenRequestExtras::default(),
                     variables: variables(preset),
                     offline_access,
+                    resources: vec![],
+                    dpop: false,
                 };
                 let prepared = config
                     .prepare()
                     .unwrap_or_else(|e| panic!("{}: {e}", preset.id));
-                let url = begin(&prepared, 0, &random).unwrap().url;
+                let url = begin(&prepared, 0, &random, None).unwrap().url;
                 lines.push(format!("{} offline={offline_access} {url}", preset.id));
             }
         }
@@ -211,6 +213,8 @@ mod tests {
             token_requests: TokenRequestExtras::default(),
             variables: vars("http://sso.example.com"),
             offline_access: false,
+            resources: vec![],
+            dpop: false,
         };
         assert_eq!(
             config.prepare().unwrap_err(),

@@ -8,6 +8,7 @@ use crate::prelude::*;
 
 use serde::Deserialize;
 
+use crate::client_auth::SigningAlgorithm;
 use crate::endpoint::parse_endpoint;
 use crate::error::{ConfigError, Error};
 use crate::secret::Secret;
@@ -120,6 +121,12 @@ pub struct TokenRequestExtras {
     pub client_credentials: RequestExtras,
     /// The device authorization request and polls.
     pub device: RequestExtras,
+    /// The token-exchange request (RFC 8693).
+    pub token_exchange: RequestExtras,
+    /// The JWT bearer grant request (RFC 7523 §2.1).
+    pub jwt_bearer: RequestExtras,
+    /// The pushed authorization request (RFC 9126).
+    pub pushed_authorization: RequestExtras,
 }
 
 /// The kinds of token-endpoint request, for choosing extras.
@@ -133,6 +140,12 @@ pub enum RequestKind {
     ClientCredentials,
     /// RFC 8628 §3.1, §3.4
     Device,
+    /// RFC 8693 §2.1
+    TokenExchange,
+    /// RFC 7523 §2.1
+    JwtBearer,
+    /// RFC 9126 §2.1
+    PushedAuthorization,
 }
 
 impl TokenRequestExtras {
@@ -143,6 +156,9 @@ impl TokenRequestExtras {
             RequestKind::Refresh => &self.refresh,
             RequestKind::ClientCredentials => &self.client_credentials,
             RequestKind::Device => &self.device,
+            RequestKind::TokenExchange => &self.token_exchange,
+            RequestKind::JwtBearer => &self.jwt_bearer,
+            RequestKind::PushedAuthorization => &self.pushed_authorization,
         }
     }
 }
@@ -241,6 +257,18 @@ pub struct ProviderProfile {
     /// The device authorization endpoint (RFC 8628).
     #[serde(default)]
     pub device_authorization_url: Option<String>,
+    /// The pushed authorization request endpoint (RFC 9126 §5).
+    #[serde(default)]
+    pub pushed_authorization_request_url: Option<String>,
+    /// The server accepts authorization requests only through PAR (RFC 9126 §5).
+    #[serde(default)]
+    pub requires_pushed_authorization_requests: bool,
+    /// The dynamic client registration endpoint (RFC 7591 §3).
+    #[serde(default)]
+    pub registration_url: Option<String>,
+    /// The JWS algorithms the server accepts in DPoP proofs (RFC 9449 §5.1); empty: unknown.
+    #[serde(default)]
+    pub dpop_algorithms: Vec<SigningAlgorithm>,
     /// The API's base URL.
     #[serde(default)]
     pub api_base_url: Option<String>,
@@ -410,6 +438,11 @@ macro_rules! url_fields {
                 "device-authorization-url",
                 $profile.device_authorization_url.$as(),
             ),
+            (
+                "pushed-authorization-request-url",
+                $profile.pushed_authorization_request_url.$as(),
+            ),
+            ("registration-url", $profile.registration_url.$as()),
             ("api-base-url", $profile.api_base_url.$as()),
             ("userinfo-url", $profile.userinfo_url.$as()),
         ]
@@ -426,12 +459,12 @@ impl ProviderProfile {
     }
 
     /// The URL fields, by WIT field name.
-    fn urls_mut(&mut self) -> [(&'static str, Option<&mut String>); 9] {
+    fn urls_mut(&mut self) -> [(&'static str, Option<&mut String>); 11] {
         url_fields!(self, as_mut, &mut self.token_url)
     }
 
     /// The URL fields, read-only.
-    fn urls(&self) -> [(&'static str, Option<&String>); 9] {
+    fn urls(&self) -> [(&'static str, Option<&String>); 11] {
         url_fields!(self, as_ref, &self.token_url)
     }
 
@@ -501,6 +534,11 @@ impl ProviderProfile {
             ("revocation-url", &self.revocation_url),
             ("introspection-url", &self.introspection_url),
             ("device-authorization-url", &self.device_authorization_url),
+            (
+                "pushed-authorization-request-url",
+                &self.pushed_authorization_request_url,
+            ),
+            ("registration-url", &self.registration_url),
             ("api-base-url", &self.api_base_url),
             ("userinfo-url", &self.userinfo_url),
         ] {
@@ -563,6 +601,10 @@ pub struct ConnectionConfig {
     pub variables: Vec<KeyValue>,
     /// Whether to ask for a refresh token the profile's way.
     pub offline_access: bool,
+    /// The resources the tokens are for (RFC 8707 `resource`).
+    pub resources: Vec<String>,
+    /// Bind the tokens to the host's DPoP key (RFC 9449).
+    pub dpop: bool,
 }
 
 impl ConnectionConfig {
@@ -592,6 +634,9 @@ impl ConnectionConfig {
     pub fn prepare(&self) -> Result<Self, ConfigError> {
         let mut config = self.clone();
         config.profile = self.resolved_profile()?;
+        for resource in &self.resources {
+            check_resource("resources", resource)?;
+        }
         if self.offline_access {
             let mut scopes = config.effective_scopes().to_vec();
             for scope in &config.profile.offline_access.scopes {
@@ -618,6 +663,15 @@ impl ConnectionConfig {
         } else {
             &self.scopes
         }
+    }
+}
+
+/// Checks an RFC 8707 resource indicator: an absolute URI without a fragment (§2). Plain
+/// HTTP is allowed: the value only names the resource, nothing is sent to it.
+pub fn check_resource(field: &str, resource: &str) -> Result<(), ConfigError> {
+    match url::Url::parse(resource) {
+        Ok(url) if url.fragment().is_none() => Ok(()),
+        _ => Err(ConfigError::InvalidValue(field.into())),
     }
 }
 

@@ -44,6 +44,8 @@ pub struct TokenSet {
     pub obtained_at: u64,
     /// Fields not interpreted, as JSON text.
     pub extras: Vec<KeyValue>,
+    /// For DPoP-bound tokens: the key's JWK thumbprint (RFC 7638), base64url.
+    pub dpop_key_thumbprint: Option<String>,
 }
 
 impl core::fmt::Debug for TokenSet {
@@ -58,6 +60,7 @@ impl core::fmt::Debug for TokenSet {
             .field("scopes", &self.scopes)
             .field("obtained_at", &self.obtained_at)
             .field("extras", &extras)
+            .field("dpop_key_thumbprint", &self.dpop_key_thumbprint)
             .finish()
     }
 }
@@ -623,6 +626,7 @@ fn token_set_from_fields(
         scopes,
         obtained_at: now,
         extras,
+        dpop_key_thumbprint: None,
     })
 }
 

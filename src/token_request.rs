@@ -54,6 +54,7 @@ pub fn code_exchange(
     if let Some(verifier) = &pending.code_verifier {
         params.push(KeyValue::new("code_verifier", verifier.expose()));
     }
+    push_resources(config, &mut params);
     let url = &config.profile.token_url;
     authenticated_post(
         config,
@@ -70,10 +71,11 @@ pub fn refresh(
     refresh_token: &Secret,
     auth: &AuthContext<'_>,
 ) -> Result<HttpRequest, Error> {
-    let params = vec![
+    let mut params = vec![
         KeyValue::new("grant_type", "refresh_token"),
         KeyValue::new("refresh_token", refresh_token.expose()),
     ];
+    push_resources(config, &mut params);
     let endpoint = match &config.profile.refresh_url {
         Some(url) => ("refresh-url", url.as_str()),
         None => ("token-url", config.profile.token_url.as_str()),
@@ -88,6 +90,7 @@ pub fn client_credentials(
 ) -> Result<HttpRequest, Error> {
     let mut params = vec![KeyValue::new("grant_type", "client_credentials")];
     push_scope(config, &mut params);
+    push_resources(config, &mut params);
     let url = &config.profile.token_url;
     authenticated_post(
         config,
@@ -180,7 +183,15 @@ pub fn introspection(
     authenticated_post(config, ("introspection-url", url), params, None, auth)
 }
 
-fn push_scope(config: &ConnectionConfig, params: &mut Vec<KeyValue>) {
+/// `resource` for each of the connection's resources (RFC 8707 §2.2).
+pub fn push_resources(config: &ConnectionConfig, params: &mut Vec<KeyValue>) {
+    for resource in &config.resources {
+        params.push(KeyValue::new("resource", resource));
+    }
+}
+
+/// `scope`: the effective scopes joined by the profile's separator, when there are any.
+pub fn push_scope(config: &ConnectionConfig, params: &mut Vec<KeyValue>) {
     let scopes = config.effective_scopes();
     if !scopes.is_empty() {
         params.push(KeyValue::new(
@@ -208,6 +219,8 @@ pub fn authenticated_post(
         return Err(ConfigError::InvalidValue("client-id".into()).into());
     }
     let method = config.client_auth_method();
+    // A pushed authorization request already carries `client_id` (RFC 9126 §2.1).
+    let has_client_id = params.iter().any(|param| param.name == "client_id");
     let secret = || {
         client
             .client_secret
@@ -229,13 +242,21 @@ pub fn authenticated_post(
             form::basic_authorization(&client.client_id, secret()?),
         )),
         ClientAuthMethod::ClientSecretPost => {
-            params.push(KeyValue::new("client_id", &client.client_id));
+            if !has_client_id {
+                params.push(KeyValue::new("client_id", &client.client_id));
+            }
             params.push(KeyValue::new("client_secret", secret()?));
         }
+        ClientAuthMethod::None if has_client_id => {}
         ClientAuthMethod::None => params.push(KeyValue::new("client_id", &client.client_id)),
         ClientAuthMethod::ClientSecretJwt | ClientAuthMethod::PrivateKeyJwt => {
             let assertion = client_auth::assertion(config, method, &url, auth)?;
-            params.extend(client_auth::assertion_params(&client.client_id, assertion));
+            let [client_id, kind, assertion] =
+                client_auth::assertion_params(&client.client_id, assertion);
+            if !has_client_id {
+                params.push(client_id);
+            }
+            params.extend([kind, assertion]);
         }
     }
     let basic = method == ClientAuthMethod::ClientSecretBasic;
@@ -319,6 +340,8 @@ mod tests {
             token_requests: TokenRequestExtras::default(),
             variables: vec![],
             offline_access: false,
+            resources: vec![],
+            dpop: false,
         }
     }
 

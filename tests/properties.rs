@@ -80,6 +80,8 @@ proptest! {
             token_requests: Default::default(),
             variables: vec![],
             offline_access: false,
+            resources: vec![],
+            dpop: false,
         };
         let random = BeginRandom { state: [1; 32], verifier: [2; 32] };
         let url = url::Url::parse(&begin(&config, 0, &random).unwrap().url).unwrap();

@@ -45,6 +45,8 @@ fn config(secret: bool) -> ConnectionConfig {
         token_requests: Default::default(),
         variables: vec![],
         offline_access: false,
+        resources: vec![],
+        dpop: false,
     }
 }
 

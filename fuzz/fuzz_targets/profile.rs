@@ -100,6 +100,8 @@ fuzz_target!(|data: &[u8]| {
             token_requests: Default::default(),
             variables: variables.clone(),
             offline_access,
+            resources: vec![],
+            dpop: false,
         };
         match config.prepare() {
             Ok(prepared) => {

@@ -402,7 +402,18 @@ fn the_keep_alive_sweep_signs_its_refreshes() {
         );
     }
     assert_assertions(&server, "es256-client", "ES256", "ec-1");
-    let (_, shown) = service.api(HttpMethod::Get, "/v1/connections/conn", &acme, None);
+    // The server answers before the sweep commits: wait for the commit, not the request.
+    let shown = loop {
+        let (_, shown) = service.api(HttpMethod::Get, "/v1/connections/conn", &acme, None);
+        if shown["last_refresh"].is_string() {
+            break shown;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the refresh was never committed: {shown}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
     // Still usable (its access token lives 2 seconds: never `valid` for long).
     assert_eq!(
         (&shown["reauthorization"], &shown["last_error"]),

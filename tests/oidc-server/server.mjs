@@ -8,8 +8,13 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
+import * as querystring from 'node:querystring';
 
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
+
+import {
+  decodeJose, installGrants, JWT_BEARER, protectedResource, TOKEN_EXCHANGE,
+} from './extensions.mjs';
 
 // oidc-provider prints its development NOTICEs through console.info (stdout). stdout is reserved
 // for the single "listening" line parsed by the test harness, so route every other log to stderr.
@@ -94,6 +99,27 @@ const clients = [
     response_types: [],
     redirect_uris: [],
   },
+  // PAR (RFC 9126) is required for this client: /auth without a pushed request_uri is refused.
+  codeClient({ client_id: 'par-client', client_secret: 'par-secret', token_endpoint_auth_method: 'client_secret_basic', require_pushed_authorization_requests: true }),
+  // DPoP (RFC 9449) is required for this client's token requests: its tokens are DPoP-bound.
+  codeClient({ client_id: 'dpop-client', client_secret: 'dpop-secret', token_endpoint_auth_method: 'client_secret_basic', dpop_bound_access_tokens: true }),
+  // Token exchange (RFC 8693), see extensions.mjs.
+  {
+    client_id: 'exchange-client',
+    client_secret: 'exchange-secret',
+    token_endpoint_auth_method: 'client_secret_basic',
+    grant_types: [TOKEN_EXCHANGE, 'client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+  },
+  // JWT bearer grant (RFC 7523 §2.1), see extensions.mjs. Public: sends client_id in the body.
+  {
+    client_id: 'jwt-bearer-client',
+    token_endpoint_auth_method: 'none',
+    grant_types: [JWT_BEARER],
+    response_types: [],
+    redirect_uris: [],
+  },
   {
     client_id: 'device-client',
     application_type: 'native',
@@ -112,11 +138,24 @@ const signingKey = {
   alg: 'RS256',
 };
 
+// The "service accounts" of the JWT bearer grant: an assertion's `iss` picks the public key
+// that must have signed it (the private halves are es256.pem and rs256.pem in CLIENT_KEYS_DIR).
+const SERVICE_ACCOUNTS = {
+  'robot@service.test': { alg: 'ES256', jwk: ecJwks.keys[0] },
+  'rs-robot@service.test': { alg: 'RS256', jwk: rsaJwks.keys[0] },
+};
+// Audiences a token exchange may ask for (besides this server's own <issuer>/api).
+const EXCHANGE_AUDIENCES = ['https://api.example.test', 'https://other.example.test'];
+const API_SCOPES = ['api:read', 'api:write'];
+const DPOP_ALGS = ['ES256', 'ES384', 'EdDSA', 'RS256', 'PS256'];
+
 // --- test observation counters -------------------------------------------------------------
 const stats = { token_requests: 0, by_grant: {} };
 function resetStats() {
   stats.token_requests = 0;
   stats.by_grant = {};
+  dpopProofs.length = 0;
+  tokenRequests.length = 0;
   tokenDelay.delayed = 0;
   tokenDelay.dropped = 0;
   tokenDelay.processed_after_close = 0;
@@ -145,8 +184,9 @@ async function readBody(req, limit = 56 * 1024) {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-// The settings of a POST /__token-delay: its query, or its body (JSON or form-urlencoded).
-async function tokenDelaySettings(ctx) {
+// The settings of a POST /__token-delay or /__dpop-nonce: its query, or its body (JSON or
+// form-urlencoded).
+async function knobSettings(ctx) {
   const raw = await readBody(ctx.req);
   const fromBody = () => {
     if (raw.trim() === '') return {};
@@ -161,7 +201,8 @@ async function tokenDelaySettings(ctx) {
 // none of them may appear in the client's output. GET /__credentials lists them.
 const credentials = new Set();
 function recordCredentials(ctx, sent = ctx.oidc?.body ?? {}) {
-  for (const key of ['code', 'code_verifier', 'device_code', 'refresh_token', 'client_secret']) {
+  for (const key of ['code', 'code_verifier', 'device_code', 'refresh_token', 'client_secret',
+    'assertion', 'subject_token', 'actor_token']) {
     if (typeof sent[key] === 'string' && sent[key] !== '') credentials.add(sent[key]);
   }
   // A client assertion is a credential too (until it expires).
@@ -194,10 +235,53 @@ function recordAssertion(ctx) {
   });
 }
 
+// A JWT bearer grant's assertion (RFC 7523 §2.1), recorded like a client assertion: the
+// same entry shape, with client_assertion_type null.
+function recordGrantAssertion(ctx) {
+  const body = ctx.oidc?.body;
+  if (body?.grant_type !== JWT_BEARER || typeof body.assertion !== 'string') return;
+  const { header, claims } = decodeJose(body.assertion);
+  assertions.push({
+    path: ctx.path,
+    grant_type: body.grant_type,
+    client_assertion_type: null,
+    client_id: body.client_id ?? null,
+    status: ctx.status,
+    header,
+    claims,
+  });
+}
+
+// Every DPoP proof header received, on any path, decoded (not verified): GET /__dpop.
+const dpopProofs = [];
+// Every POST to /token and /request (PAR), in arrival order: GET /__token-requests.
+const tokenRequests = [];
+// Every POST to /reg (dynamic client registration): GET /__registrations.
+const registrations = [];
+// Whether DPoP proofs must carry a server nonce (features.dPoP.requireNonce), set at run time
+// with POST /__dpop-nonce.
+const dpopNonce = { required: false };
+
+function parseBool(v) {
+  if (v === true || v === 1 || v === '1' || v === 'true') return true;
+  if (v === false || v === 0 || v === '0' || v === 'false') return false;
+  return undefined;
+}
+
+// The form parameters of a token or PAR request as sent (a repeated one as an array).
+function sentParams(ctx) {
+  const body = ctx.oidc?.body
+    ?? (typeof ctx.req.body === 'string' ? querystring.parse(ctx.req.body) : undefined);
+  return body && typeof body === 'object' ? JSON.parse(JSON.stringify(body)) : {};
+}
+
 const server = http.createServer();
 server.listen(PORT, '127.0.0.1', () => {
   const { port } = server.address();
   const issuer = `http://127.0.0.1:${port}`;
+
+  const apiResource = `${issuer}/api`;
+  const extraClaims = new WeakMap(); // AccessToken -> extra claims (token exchange `act`)
 
   const provider = new Provider(issuer, {
     clients,
@@ -224,6 +308,11 @@ server.listen(PORT, '127.0.0.1', () => {
     },
     enabledJWA: {
       clientAuthSigningAlgValues: ['HS256', 'RS256', 'PS256', 'ES256', 'ES384', 'EdDSA'],
+      dPoPSigningAlgValues: DPOP_ALGS,
+    },
+    // The `act` claim of a token exchange with an actor_token (introspection shows it).
+    async extraTokenClaims(ctx, token) {
+      return extraClaims.get(token);
     },
     features: {
       devInteractions: { enabled: true },
@@ -231,9 +320,33 @@ server.listen(PORT, '127.0.0.1', () => {
       deviceFlow: { enabled: true },
       revocation: { enabled: true },
       introspection: { enabled: true },
-      // Not needed: without a resource parameter client_credentials scopes are validated against
-      // the top-level `scopes` list (api:read / api:write are listed there).
-      resourceIndicators: { enabled: false },
+      // RFC 9126, at /request. Optional for every client but par-client, which requires it.
+      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
+      // RFC 9449. Optional for every client but dpop-client (dpop_bound_access_tokens).
+      dPoP: {
+        enabled: true,
+        nonceSecret: crypto.randomBytes(32),
+        requireNonce: () => dpopNonce.required,
+      },
+      // RFC 7591 at /reg, open (no initial access token); RFC 7592 read/update/delete at
+      // /reg/<client_id> with the registration_access_token.
+      registration: { enabled: true, initialAccessToken: false, issueRegistrationAccessToken: true },
+      registrationManagement: { enabled: true, rotateRegistrationAccessToken: false },
+      // RFC 8707. One resource server: <issuer>/api. A request without `resource` is handled as
+      // before (scopes checked against the top-level `scopes`, the access token is for userinfo).
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: async (ctx, client, oneOf) => oneOf,
+        // A resource granted at /auth applies at /token even without `resource` there, also
+        // with the openid scope.
+        useGrantedResource: async () => true,
+        getResourceServerInfo: async (ctx, resourceIndicator) => {
+          if (resourceIndicator === apiResource) {
+            return { scope: API_SCOPES.join(' '), accessTokenFormat: 'opaque' };
+          }
+          throw new errors.InvalidTarget(`unknown resource indicator (only ${apiResource})`);
+        },
+      },
     },
     pkce: {
       methods: ['S256'],
@@ -260,8 +373,60 @@ server.listen(PORT, '127.0.0.1', () => {
     },
   });
 
+  installGrants(provider, {
+    issuer,
+    knownScopes: SCOPES,
+    serviceAccounts: SERVICE_ACCOUNTS,
+    exchangeAudiences: [...EXCHANGE_AUDIENCES, apiResource],
+    extraClaims,
+  });
+  const resourceServer = protectedResource(provider, {
+    issuer, resource: apiResource, scopes: API_SCOPES, dpopAlgs: DPOP_ALGS,
+  });
+
   const tokenPath = '/token';
   provider.use(async (ctx, next) => {
+    const proof = ctx.get('DPoP');
+    if (proof) dpopProofs.push({ path: ctx.path, method: ctx.method, ...decodeJose(proof) });
+    if (await resourceServer(ctx)) return undefined;
+    if (ctx.path === '/__dpop' && ctx.method === 'GET') {
+      ctx.type = 'json';
+      ctx.body = dpopProofs;
+      return undefined;
+    }
+    if (ctx.path === '/__token-requests' && ctx.method === 'GET') {
+      ctx.type = 'json';
+      ctx.body = tokenRequests;
+      return undefined;
+    }
+    if (ctx.path === '/__registrations' && ctx.method === 'GET') {
+      ctx.type = 'json';
+      ctx.body = registrations;
+      return undefined;
+    }
+    if (ctx.path === '/__dpop-nonce' && ctx.method === 'GET') {
+      ctx.type = 'json';
+      ctx.body = dpopNonce;
+      return undefined;
+    }
+    if (ctx.path === '/__dpop-nonce' && ctx.method === 'POST') {
+      let required;
+      try {
+        required = parseBool((await knobSettings(ctx)).required);
+      } catch {
+        required = undefined;
+      }
+      if (required === undefined) {
+        ctx.status = 400;
+        ctx.type = 'json';
+        ctx.body = { error: 'expected required=1|0|true|false (query, form or JSON body)' };
+        return undefined;
+      }
+      dpopNonce.required = required;
+      ctx.type = 'json';
+      ctx.body = dpopNonce;
+      return undefined;
+    }
     if (ctx.path === '/__stats' && ctx.method === 'GET') {
       ctx.type = 'json';
       ctx.body = stats;
@@ -302,7 +467,7 @@ server.listen(PORT, '127.0.0.1', () => {
     if (ctx.path === '/__token-delay' && ctx.method === 'POST') {
       let settings;
       try {
-        settings = await tokenDelaySettings(ctx);
+        settings = await knobSettings(ctx);
       } catch (err) {
         ctx.status = 400;
         ctx.type = 'json';
@@ -322,6 +487,17 @@ server.listen(PORT, '127.0.0.1', () => {
       ctx.type = 'json';
       ctx.body = tokenDelay;
       return undefined;
+    }
+    // Token and PAR requests, recorded on arrival; their parameters once they are parsed.
+    let recorded = null;
+    if ((ctx.path === tokenPath || ctx.path === '/request') && ctx.method === 'POST') {
+      recorded = {
+        path: ctx.path,
+        params: {},
+        authorization: ctx.get('authorization').split(' ')[0] || null,
+        dpop: proof !== '',
+      };
+      tokenRequests.push(recorded);
     }
     if (ctx.path === tokenPath && ctx.method === 'POST') {
       stats.token_requests += 1;
@@ -345,6 +521,7 @@ server.listen(PORT, '127.0.0.1', () => {
             if (abandoned === 'drop') {
               tokenDelay.dropped += 1;
               recordCredentials(ctx, sent);
+              recorded.params = sentParams(ctx);
               if (LOG_REQUESTS) console.error('token request grant_type=refresh_token dropped');
               ctx.status = 408; // nobody reads it: the connection is gone
               return undefined;
@@ -356,8 +533,10 @@ server.listen(PORT, '127.0.0.1', () => {
       try {
         await next();
       } finally {
+        recorded.params = sentParams(ctx);
         recordCredentials(ctx);
         recordAssertion(ctx);
+        recordGrantAssertion(ctx);
         const grant = ctx.oidc?.body?.grant_type ?? ctx.oidc?.params?.grant_type ?? 'unknown';
         if (!early) stats.by_grant[grant] = (stats.by_grant[grant] || 0) + 1;
         if (LOG_REQUESTS) console.error(`token request grant_type=${grant} status=${ctx.status}`);
@@ -365,9 +544,17 @@ server.listen(PORT, '127.0.0.1', () => {
       return undefined;
     }
     if (ctx.method === 'POST') {
+      const registration = ctx.path === '/reg' ? { body: null, status: null, client_id: null } : null;
+      if (registration) registrations.push(registration);
       try {
         await next();
       } finally {
+        if (recorded) recorded.params = sentParams(ctx);
+        if (registration) {
+          registration.body = ctx.oidc?.body ?? null;
+          registration.status = ctx.status;
+          registration.client_id = ctx.body?.client_id ?? null;
+        }
         recordAssertion(ctx);
       }
       return undefined;

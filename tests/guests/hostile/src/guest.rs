@@ -22,7 +22,10 @@ use exports::oauth_connector::oauth2::authorization_code as wit_authorization_co
 use exports::oauth_connector::oauth2::client_credentials as wit_client_credentials;
 use exports::oauth_connector::oauth2::connections as wit_connections;
 use exports::oauth_connector::oauth2::device_authorization as wit_device;
+use exports::oauth_connector::oauth2::jwt_bearer as wit_jwt_bearer;
 use exports::oauth_connector::oauth2::providers as wit_providers;
+use exports::oauth_connector::oauth2::registration as wit_registration;
+use exports::oauth_connector::oauth2::token_exchange as wit_token_exchange;
 use exports::oauth_connector::oauth2::tokens as wit_tokens;
 use oauth_connector::oauth2::transport;
 use oauth_connector::oauth2::types as wit;
@@ -244,6 +247,40 @@ impl wit_providers::Guest for Hostile {
     }
 
     fn validate_profile(_profile: wit::ProviderProfile) -> WitResult<()> {
+        unreachable!("{ONLY_BEGIN}")
+    }
+}
+
+impl wit_token_exchange::Guest for Hostile {
+    fn exchange(
+        _connection: ConnectionBorrow<'_>,
+        _request: wit_token_exchange::ExchangeRequest,
+    ) -> WitResult<wit_token_exchange::ExchangedToken> {
+        unreachable!("{ONLY_BEGIN}")
+    }
+}
+
+impl wit_jwt_bearer::Guest for Hostile {
+    fn fetch(
+        _connection: ConnectionBorrow<'_>,
+        _claims: wit_jwt_bearer::AssertionClaims,
+    ) -> WitResult<wit::TokenSet> {
+        unreachable!("{ONLY_BEGIN}")
+    }
+}
+
+impl wit_registration::Guest for Hostile {
+    fn discover_resource(
+        _resource_url: String,
+    ) -> WitResult<wit_registration::ProtectedResource> {
+        unreachable!("{ONLY_BEGIN}")
+    }
+
+    fn register(
+        _profile: wit::ProviderProfile,
+        _metadata: wit_registration::ClientMetadata,
+        _initial_access_token: Option<String>,
+    ) -> WitResult<wit_registration::RegisteredClient> {
         unreachable!("{ONLY_BEGIN}")
     }
 }
