@@ -46,6 +46,7 @@ impl RecordingSigner {
             key: Ok(SigningKey {
                 algorithm: SigningAlgorithm::Es256,
                 key_id: Some("key-1".into()),
+                public_jwk: None,
             }),
             signature: Ok(vec![0xAB; 64]),
             asked: Arc::default(),
@@ -263,6 +264,7 @@ fn assertions_on_refresh_client_credentials_and_revocation_with_each_audience() 
         scopes: vec![],
         obtained_at: 0,
         extras: vec![],
+        dpop_key_thumbprint: None,
     };
     let token_url = server.url("/token?api-version=2");
     for audience in [AssertionAudience::TokenUrl, AssertionAudience::Issuer] {

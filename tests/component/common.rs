@@ -86,6 +86,8 @@ pub fn config(profile: ProviderProfile) -> ConnectionConfig {
         token_requests: connector_host::no_token_extras(),
         variables: vec![],
         offline_access: false,
+        resources: vec![],
+        dpop: false,
     }
 }
 

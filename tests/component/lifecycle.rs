@@ -43,6 +43,7 @@ fn tokens(refresh: Option<&str>) -> TokenSet {
         scopes: vec!["openid".into(), "profile".into()],
         obtained_at: 400,
         extras: vec![],
+        dpop_key_thumbprint: None,
     }
 }
 

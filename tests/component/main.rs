@@ -2,6 +2,7 @@
 //! 127.0.0.1 that the tests start. One test binary, so the component is compiled once.
 
 mod authorize;
+mod beyond;
 mod client_auth;
 mod common;
 mod compile_cache;
