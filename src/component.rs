@@ -380,11 +380,10 @@ impl wit_registration::Guest for Connector {
     }
 
     fn register(
-        profile: wit::ProviderProfile,
+        registration_url: String,
         metadata: wit_registration::ClientMetadata,
         initial_access_token: Option<String>,
     ) -> WitResult<wit_registration::RegisteredClient> {
-        let profile = profile_from_wit(profile);
         let metadata = registration::ClientMetadata {
             redirect_uris: metadata.redirect_uris,
             auth_method: client_auth_from_wit(metadata.auth_method),
@@ -396,7 +395,8 @@ impl wit_registration::Guest for Connector {
         };
         let token = initial_access_token.as_deref();
         let request =
-            registration::register_request(&profile, &metadata, token).map_err(error_to_wit)?;
+            registration::register_request(&registration_url, &metadata, token)
+                .map_err(error_to_wit)?;
         let response = send(request)?;
         let registered = registration::finish_register(&metadata, &response, now(), token)
             .map_err(error_to_wit)?;

@@ -9,7 +9,7 @@ use url::Url;
 use crate::endpoint::{parse_endpoint, parse_url};
 use crate::error::{ConfigError, DiscoveryError, Error, InvalidResponse};
 use crate::http::{HttpRequest, HttpResponse, Method};
-use crate::profile::{Client, ClientAuthMethod, KeyValue, ProviderProfile};
+use crate::profile::{Client, ClientAuthMethod, KeyValue};
 use crate::secret::Secret;
 use crate::token::{excerpt, invalid_answer, json_answer};
 
@@ -273,19 +273,17 @@ pub struct RegisteredClient {
 /// Members of a registration response that are secrets.
 const SECRET_MEMBERS: [&str; 2] = ["client_secret", "registration_access_token"];
 
-/// The registration request (RFC 7591 §3.1): a JSON POST to `registration-url`, with the
-/// initial access token as a bearer token when given.
+/// The registration request (RFC 7591 §3.1): a JSON POST to `registration_url` (empty: a
+/// missing endpoint), with the initial access token as a bearer token when given.
 pub fn register_request(
-    profile: &ProviderProfile,
+    registration_url: &str,
     metadata: &ClientMetadata,
     initial_access_token: Option<&str>,
 ) -> Result<HttpRequest, Error> {
-    profile.validate()?;
-    let endpoint = profile
-        .registration_url
-        .as_deref()
-        .ok_or_else(|| ConfigError::MissingEndpoint("registration-url".into()))?;
-    let url = parse_endpoint("registration-url", endpoint)?;
+    if registration_url.is_empty() {
+        return Err(ConfigError::MissingEndpoint("registration-url".into()).into());
+    }
+    let url = parse_endpoint("registration-url", registration_url)?;
     if metadata.redirect_uris.is_empty()
         || metadata
             .redirect_uris
@@ -574,11 +572,8 @@ mod tests {
 
     #[test]
     fn the_registration_request_is_rfc_7591s() {
-        let profile = ProviderProfile::from_json(
-            r#"{"token-url": "https://as.example.com/token", "registration-url": "https://as.example.com/reg"}"#,
-        )
-        .unwrap();
-        let request = register_request(&profile, &metadata(), Some("iat-1")).unwrap();
+        let request =
+            register_request("https://as.example.com/reg", &metadata(), Some("iat-1")).unwrap();
         assert_eq!(request.url, "https://as.example.com/reg");
         assert_eq!(
             request.headers,
@@ -600,11 +595,13 @@ mod tests {
                 "application_type": "native",
             })
         );
-        let no_endpoint =
-            ProviderProfile::from_json(r#"{"token-url": "https://as.example.com/token"}"#).unwrap();
         assert_eq!(
-            register_request(&no_endpoint, &metadata(), None).unwrap_err(),
+            register_request("", &metadata(), None).unwrap_err(),
             Error::Configuration(ConfigError::MissingEndpoint("registration-url".into()))
+        );
+        assert_eq!(
+            register_request("http://as.example.com/reg", &metadata(), None).unwrap_err(),
+            Error::Configuration(ConfigError::InsecureUrl("registration-url".into()))
         );
     }
 

@@ -277,7 +277,7 @@ impl wit_registration::Guest for Hostile {
     }
 
     fn register(
-        _profile: wit::ProviderProfile,
+        _registration_url: String,
         _metadata: wit_registration::ClientMetadata,
         _initial_access_token: Option<String>,
     ) -> WitResult<wit_registration::RegisteredClient> {
