@@ -91,8 +91,15 @@ export function parseForms(html, base) {
 // decision: 'approve' | 'deny' (abort at consent) | 'deny-login' (abort at login).
 export async function walkToCallback(jar, startUrl, redirectUri, decision = 'approve') {
   let url = startUrl;
+  // Without a known redirect URI (a pushed authorization request's URL carries only
+  // client_id and request_uri), the callback is where a browser would go next: the first
+  // redirect that leaves the authorization server's origin.
+  const serverOrigin = new URL(startUrl).origin;
+  const isCallback = (candidate) => (redirectUri
+    ? candidate.startsWith(redirectUri.split('?')[0])
+    : new URL(candidate).origin !== serverOrigin);
   for (let hops = 0; hops < 12; hops += 1) {
-    if (url.startsWith(redirectUri.split('?')[0])) {
+    if (isCallback(url)) {
       return new URL(url);
     }
     const r = await http(jar, 'GET', url);

@@ -29,6 +29,8 @@ if (!authorizeUrl) {
   process.exit(2);
 }
 
+// Null for a pushed request (RFC 9126): the callback is then the first redirect off the
+// server's origin.
 const redirectUri = new URL(authorizeUrl).searchParams.get('redirect_uri');
 
 if (new URL(authorizeUrl).pathname.startsWith('/device')) {
