@@ -451,6 +451,8 @@ fn host_config(runtime: &Runtime, base: &str) -> ConnectionConfig {
         token_requests: connector_host::no_token_extras(),
         variables: vec![],
         offline_access: false,
+        resources: vec![],
+        dpop: false,
     }
 }
 
@@ -468,6 +470,8 @@ fn core_config(base: &str) -> profile::ConnectionConfig {
         token_requests: Default::default(),
         variables: vec![],
         offline_access: false,
+        resources: vec![],
+        dpop: false,
     }
 }
 
@@ -488,6 +492,7 @@ fn expired_tokens(refresh_token: &str) -> TokenSet {
         scopes: vec!["openid".into()],
         obtained_at: now() - 3610,
         extras: vec![],
+        dpop_key_thumbprint: None,
     }
 }
 
@@ -580,6 +585,7 @@ fn operations(c: &mut Criterion) {
         scopes: vec!["openid".into()],
         obtained_at: 0,
         extras: vec![],
+        dpop_key_thumbprint: None,
     };
     group.bench_function("core-native", |b| {
         b.iter(|| {

@@ -394,9 +394,8 @@ impl wit_registration::Guest for Connector {
             software_version: metadata.software_version,
         };
         let token = initial_access_token.as_deref();
-        let request =
-            registration::register_request(&registration_url, &metadata, token)
-                .map_err(error_to_wit)?;
+        let request = registration::register_request(&registration_url, &metadata, token)
+            .map_err(error_to_wit)?;
         let response = send(request)?;
         let registered = registration::finish_register(&metadata, &response, now(), token)
             .map_err(error_to_wit)?;

@@ -22,15 +22,17 @@ use crate::describe::{connection_state, connection_view, printable, status_detai
 use crate::logging::{self, LogSink};
 use crate::retry::{self, RetryNotice, RetryPolicy};
 use crate::seal::{self, SealingKey};
-use crate::signer::{KeyFileSigner, NoSigner, Signer};
+use crate::signer::KeyFileSigner;
 use crate::store::{
-    self, ConnectionState, Grant, SecretSource, Store, StoreError, StoredConnection, now,
+    self, ConnectionSecrets, ConnectionState, ExchangeSettings, Grant, GrantSettings,
+    JwtBearerSettings, Registration, SecretSource, Store, StoreError, StoredConnection,
+    TokenSource, now,
 };
 use crate::types::{
     ClientAuthMethod, ConnectionConfig, HttpMethod, HttpRequest, HttpResponse, KeyValue,
     ProviderProfile, TokenSet,
 };
-use crate::{AllowList, HttpTransport, Limits, Runtime, default_allow_list};
+use crate::{AllowList, HttpTransport, Limits, Runtime, connection_allow_list};
 
 /// The exit codes, at the end of `--help` (the README carries the same list, and
 /// `host-example/tests/readme_help.rs` compares them). Each code is one item: its number,
@@ -77,6 +79,9 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of its largest variant (`connect`'s many flags) costs
+// nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Print the authorize URL for a profile and client (the first half of the
@@ -130,6 +135,15 @@ enum Command {
         /// The key id (`kid`) the server knows the private key by.
         #[arg(long, value_name = "KID", requires = "private_key")]
         key_id: Option<String>,
+        /// Bind the tokens to a key the host makes for this connection (DPoP, RFC 9449): a
+        /// fresh P-256 key, stored sealed with the connection, signs a proof for every token
+        /// request and API call; the tokens are useless without it.
+        #[arg(long)]
+        dpop: bool,
+        #[command(flatten)]
+        exchange: ExchangeArgs,
+        #[command(flatten)]
+        assertion: AssertionArgs,
     },
     /// Connect a stored connection again with its stored settings (clears a revoked or
     /// needs-re-authorization mark).
@@ -421,6 +435,8 @@ enum GrantArg {
     AuthorizationCode,
     ClientCredentials,
     Device,
+    TokenExchange,
+    JwtBearer,
 }
 
 impl GrantArg {
@@ -429,7 +445,99 @@ impl GrantArg {
             Self::AuthorizationCode => Grant::AuthorizationCode,
             Self::ClientCredentials => Grant::ClientCredentials,
             Self::Device => Grant::Device,
+            Self::TokenExchange => Grant::TokenExchange,
+            Self::JwtBearer => Grant::JwtBearer,
         }
+    }
+}
+
+/// What `connect --grant token-exchange` exchanges (RFC 8693 §2.1).
+#[derive(Args)]
+struct ExchangeArgs {
+    /// The environment variable holding the token to exchange (token exchange). It is not
+    /// kept: when the issued token expires, connect again.
+    #[arg(long, value_name = "VAR", conflicts_with = "subject_connection")]
+    subject_token_env: Option<String>,
+    /// Exchange this stored connection's access token (token exchange), refreshed first when
+    /// due; exchanged again on its own whenever the issued token expires.
+    #[arg(long, value_name = "NAME")]
+    subject_connection: Option<String>,
+    /// The subject token's type (`subject_token_type`); default
+    /// urn:ietf:params:oauth:token-type:access_token.
+    #[arg(long, value_name = "URI")]
+    subject_token_type: Option<String>,
+    /// The environment variable holding the actor token (`actor_token`), read at every
+    /// exchange.
+    #[arg(long, value_name = "VAR")]
+    actor_token_env: Option<String>,
+    /// The actor token's type; default urn:ietf:params:oauth:token-type:access_token.
+    #[arg(long, value_name = "URI", requires = "actor_token_env")]
+    actor_token_type: Option<String>,
+    /// A target service's logical name (`audience`, repeatable).
+    #[arg(long = "audience", value_name = "AUDIENCE")]
+    audiences: Vec<String>,
+    /// The type of token wanted (`requested_token_type`); the server chooses without it.
+    #[arg(long, value_name = "URI")]
+    requested_token_type: Option<String>,
+}
+
+impl ExchangeArgs {
+    fn given(&self) -> [(&'static str, bool); 7] {
+        [
+            ("--subject-token-env", self.subject_token_env.is_some()),
+            ("--subject-connection", self.subject_connection.is_some()),
+            ("--subject-token-type", self.subject_token_type.is_some()),
+            ("--actor-token-env", self.actor_token_env.is_some()),
+            ("--actor-token-type", self.actor_token_type.is_some()),
+            ("--audience", !self.audiences.is_empty()),
+            (
+                "--requested-token-type",
+                self.requested_token_type.is_some(),
+            ),
+        ]
+    }
+}
+
+/// The access token type URI (RFC 8693 §3), the default subject and actor token type.
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// The assertion of `connect --grant jwt-bearer` (RFC 7523 §2.1). (`--private-key` is the
+/// client's own key for `private_key_jwt` client authentication, a different key.)
+#[derive(Args)]
+struct AssertionArgs {
+    /// The key that signs the grant assertion (jwt-bearer; PKCS#8 PEM, RSA, P-256, P-384 or
+    /// Ed25519; owner-only). It is stored sealed with the connection, so that an expired
+    /// token is fetched again unattended; the key never enters the component.
+    #[arg(long, value_name = "FILE")]
+    assertion_key: Option<PathBuf>,
+    /// The assertion key's `kid`.
+    #[arg(long, value_name = "KID", requires = "assertion_key")]
+    assertion_key_id: Option<String>,
+    /// The assertion's `iss` (default: the client id), for example a service account.
+    #[arg(long, value_name = "ISS")]
+    assertion_issuer: Option<String>,
+    /// The assertion's `sub` (default: its issuer), for example a user to act as.
+    #[arg(long, value_name = "SUB")]
+    assertion_subject: Option<String>,
+    /// The assertion's `aud` (default: the token URL).
+    #[arg(long, value_name = "AUD")]
+    assertion_audience: Option<String>,
+    /// Put the scopes in the assertion's `scope` claim instead of the request's `scope`
+    /// parameter (as Google's service accounts want).
+    #[arg(long)]
+    scope_in_claims: bool,
+}
+
+impl AssertionArgs {
+    fn given(&self) -> [(&'static str, bool); 6] {
+        [
+            ("--assertion-key", self.assertion_key.is_some()),
+            ("--assertion-key-id", self.assertion_key_id.is_some()),
+            ("--assertion-issuer", self.assertion_issuer.is_some()),
+            ("--assertion-subject", self.assertion_subject.is_some()),
+            ("--assertion-audience", self.assertion_audience.is_some()),
+            ("--scope-in-claims", self.scope_in_claims),
+        ]
     }
 }
 
@@ -475,9 +583,10 @@ impl BrowserArgs {
     }
 }
 
-/// Where the profile comes from: exactly one of these.
+/// Where the profile comes from: at most one of these (`connect --resource URL` alone finds
+/// it from the resource).
 #[derive(Args)]
-#[group(required = true, multiple = false)]
+#[group(required = false, multiple = false)]
 struct ProfileSource {
     /// The provider profile, a JSON file (format in the README).
     #[arg(long, value_name = "FILE")]
@@ -502,15 +611,23 @@ struct ClientArgs {
     /// or parameters such as `access_type=offline`).
     #[arg(long)]
     offline: bool,
-    /// The client identifier.
+    /// The client identifier. Only `connect --resource URL` without a provider may leave it
+    /// out: a client is then registered (RFC 7591).
     #[arg(long)]
-    client_id: String,
+    client_id: Option<String>,
     /// A scope to request (repeatable); none means the profile's defaults.
     #[arg(long = "scope", value_name = "SCOPE")]
     scopes: Vec<String>,
     /// An extra authorize parameter, `NAME=VALUE` (repeatable).
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_key_value)]
     params: Vec<KeyValue>,
+    /// A resource the tokens are for (RFC 8707 `resource`, repeatable), sent on the
+    /// authorize and token requests; its origin may be called. Without --profile,
+    /// --provider or --issuer: the protected resource to connect to, whose authorization
+    /// server is found from its metadata (RFC 9728) and, without --client-id, registered
+    /// with (RFC 7591).
+    #[arg(long = "resource", value_name = "URL")]
+    resources: Vec<String>,
 }
 
 fn parse_key_value(text: &str) -> Result<KeyValue, String> {
@@ -842,11 +959,13 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             ref client,
             ref redirect_uri,
         } => {
+            if client.client_id.is_none() {
+                return Err(UsageError("authorize-url needs --client-id".to_owned()).into());
+            }
             let runtime = load_runtime()?;
             let mut config = connection_config(&runtime, client, None)?;
             config.redirect_uri.clone_from(redirect_uri);
-            let transport =
-                HttpTransport::new(default_allow_list(&config.profile), Limits::default());
+            let transport = HttpTransport::new(connection_allow_list(&config), Limits::default());
             let request = runtime.instantiate(transport)?.begin(&config)?;
             writeln!(io.out, "{}", request.url)?;
             writeln!(
@@ -869,14 +988,24 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             client_auth,
             ref private_key,
             ref key_id,
+            dpop,
+            ref exchange,
+            ref assertion,
         } => {
+            let grant = grant.stored();
             let mut given = vec![
                 ("--redirect-uri", redirect_uri.is_some()),
                 ("--param", !client.params.is_empty()),
                 ("--offline", client.offline),
             ];
             given.extend(browser.given());
-            refuse_unused(grant.stored(), &given, "pass another --grant")?;
+            given.extend(exchange.given());
+            given.extend(assertion.given());
+            refuse_unused(grant, &given, "pass another --grant")?;
+            let source = &client.source;
+            let from_resource =
+                source.profile.is_none() && source.provider.is_none() && source.issuer.is_none();
+            check_connect_usage(grant, client, exchange, assertion, from_resource)?;
             let secret = match client_secret_env {
                 Some(var) => Some(read_secret(io.env, var)?),
                 None => None,
@@ -888,26 +1017,23 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             let method = match (client_auth, private_key) {
                 (Some(method), _) => Some(method.method()),
                 (None, Some(_)) => Some(ClientAuthMethod::PrivateKeyJwt),
-                (None, None) if client.source.issuer.is_some() && secret.is_none() => {
+                (None, None) if (source.issuer.is_some() || from_resource) && secret.is_none() => {
                     Some(ClientAuthMethod::None)
                 }
                 (None, None) => None,
             };
-            let signer: Arc<dyn Signer> = match (method, private_key) {
-                (Some(ClientAuthMethod::PrivateKeyJwt), Some(path)) => {
-                    Arc::new(KeyFileSigner::from_pem_file(path, key_id.clone())?)
-                }
+            match (method, private_key) {
                 (Some(ClientAuthMethod::PrivateKeyJwt), None) => {
                     bail!(
                         "--client-auth private-key-jwt needs the client's key: pass --private-key FILE"
                     )
                 }
-                (_, Some(_)) => {
+                (Some(method), Some(_)) if method != ClientAuthMethod::PrivateKeyJwt => {
                     bail!("--private-key is only used with --client-auth private-key-jwt")
                 }
-                (_, None) => Arc::new(NoSigner),
-            };
-            let source = match (&secret, client_secret_env, private_key) {
+                _ => {}
+            }
+            let mut secret_source = match (&secret, client_secret_env, private_key) {
                 (_, _, Some(path)) => SecretSource::PrivateKey {
                     path: std::path::absolute(path)
                         .with_context(|| format!("resolving {}", path.display()))?,
@@ -917,6 +1043,13 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                 (Some(_), Some(var), None) if secret_ref => SecretSource::Environment(var.clone()),
                 (Some(secret), _, None) => SecretSource::Stored(secret.clone()),
             };
+            let mut secrets = connection_secrets(grant, dpop, exchange, assertion)?;
+            // Read now, and not kept: the token to exchange (see `--subject-token-env`).
+            let given_subject = exchange
+                .subject_token_env
+                .as_ref()
+                .map(|var| read_secret(io.env, var))
+                .transpose()?;
             let store = Store::open_with_key(&store_path()?, sealing_key()?)?;
             // Refused before anything is sent or the user signs in. (A connection of this
             // name created meanwhile by another process is replaced.)
@@ -932,24 +1065,80 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                 .into());
             }
             let runtime = load_runtime()?;
-            let mut config = connection_config(&runtime, client, secret)?;
-            config.client.auth_method = method;
+            let redirect_uri = redirect_uri
+                .clone()
+                .unwrap_or_else(|| connect::DEFAULT_REDIRECT_URI.to_owned());
+            let config = if from_resource {
+                // The redirect URI is registered: a concrete port, not 0.
+                let redirect_uri = with_free_port(&redirect_uri)?;
+                let resource_url = &client.resources[0];
+                let settings = client_settings(client, secret);
+                let found =
+                    configure::from_resource(&runtime, resource_url, settings, &redirect_uri)
+                        .map_err(configure_error)?;
+                writeln!(
+                    io.err,
+                    "{} is protected by {}{}",
+                    printable(&found.resource.resource),
+                    printable(&found.config.profile.issuer.clone().unwrap_or_default()),
+                    if found.registration.is_some() {
+                        format!(
+                            "; registered client `{}`",
+                            printable(&found.config.client.client_id)
+                        )
+                    } else {
+                        String::new()
+                    }
+                )?;
+                if let Some(registered) = found.registration {
+                    if let Some(secret) = &registered.client.client_secret {
+                        secret_source = SecretSource::Stored(secret.clone());
+                    }
+                    secrets.registration = Some(Registration {
+                        resource: Some(found.resource.resource.clone()),
+                        registration_access_token: registered.registration_access_token,
+                        registration_client_uri: registered.registration_client_uri,
+                        client_secret_expires_at: registered.client_secret_expires_at,
+                        metadata: registered.metadata,
+                    });
+                }
+                let mut config = found.config;
+                config.dpop = dpop;
+                if method.is_some() && config.client.auth_method.is_none() {
+                    config.client.auth_method = method;
+                }
+                config
+            } else {
+                let mut config = connection_config(&runtime, client, secret)?;
+                config.client.auth_method = method;
+                config.dpop = dpop;
+                config
+            };
+            let signer = crate::connections::connection_signer(&secret_source, &secrets)?;
             let flow = Flow {
-                grant: grant.stored(),
-                redirect_uri: redirect_uri
-                    .clone()
-                    .unwrap_or_else(|| connect::DEFAULT_REDIRECT_URI.to_owned()),
+                grant,
+                redirect_uri: config.redirect_uri.clone().unwrap_or(redirect_uri),
                 browser: browser.browser(),
                 timeout: browser.timeout(),
                 options: connect::FlowOptions {
                     signer,
                     retry: RetryPolicy::default(),
                 },
+                secrets,
+                given_subject,
             };
             let env = io.env;
             let connections =
                 Connections::open_with_key(&runtime, store.path(), env, sealing_key()?)?;
-            obtain_and_store(io, &runtime, &connections, name, config, &source, flow)
+            obtain_and_store(
+                io,
+                &runtime,
+                &connections,
+                name,
+                config,
+                &secret_source,
+                flow,
+            )
         }
         Command::Reconnect {
             ref name,
@@ -993,7 +1182,9 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                     } else {
                         SecretSource::Stored(secret)
                     };
-                    (config, source, Arc::new(NoSigner) as Arc<dyn Signer>)
+                    // The connection's own keys (DPoP, grant assertion) stay.
+                    let signer = crate::connections::connection_signer(&source, &stored.secrets)?;
+                    (config, source, signer)
                 }
                 None => (
                     connections.config(&stored)?,
@@ -1004,6 +1195,11 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             if !scopes.is_empty() {
                 config.scopes.clone_from(scopes);
             }
+            // A token exchanged from an environment variable's token: read it again.
+            let given_subject = match stored.secrets.exchange().map(|settings| &settings.subject) {
+                Some(TokenSource::Environment(var)) => Some(read_secret(io.env, var)?),
+                _ => None,
+            };
             let flow = Flow {
                 grant: stored.grant,
                 redirect_uri: redirect_uri
@@ -1016,6 +1212,8 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                     signer,
                     retry: RetryPolicy::default(),
                 },
+                secrets: stored.secrets.clone(),
+                given_subject,
             };
             obtain_and_store(io, &runtime, &connections, name, config, &source, flow)
         }
@@ -1068,6 +1266,9 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             }
             writeln!(io.out, "NAME\tPROVIDER\tEXPIRES OR STATE\tSCOPES")?;
             for connection in connections {
+                // A DPoP-bound connection says so after its state, with its key's thumbprint.
+                let dpop = crate::describe::dpop_thumbprint(&connection)
+                    .map_or_else(String::new, |thumbprint| format!(" (dpop {thumbprint})"));
                 // A marked connection's expiry would read as if its tokens were usable.
                 let status = match connection.state {
                     ConnectionState::Active => expiry_text(connection.tokens.expires_at),
@@ -1075,10 +1276,11 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                 };
                 writeln!(
                     io.out,
-                    "{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}{}\t{}",
                     printable(&connection.name),
                     printable(&connection.config.profile.id),
                     status,
+                    printable(&dpop),
                     printable(&connection.tokens.scopes.join(" "))
                 )?;
             }
@@ -1168,8 +1370,9 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                 let connections =
                     Connections::open_with_key(&runtime, &store_path()?, io.env, sealing_key()?)?
                         .with_retries(RetryPolicy::default(), &notify);
-                let profile = connections.store().get(name)?.config.profile;
-                request.url = api_url(&profile, url).ok_or_else(|| {
+                let stored_config = connections.store().get(name)?.config;
+                let profile = &stored_config.profile;
+                request.url = api_url(profile, url).ok_or_else(|| {
                     UsageError(format!(
                         "`{}` is a path, and the profile `{}` of `{}` has no api-base-url to \
                          append it to: pass the full URL",
@@ -1181,11 +1384,11 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                 // The transport would refuse it too; here the message can say why.
                 let refusal = url::Url::parse(&request.url)
                     .ok()
-                    .and_then(|target| default_allow_list(&profile).refusal(&target));
+                    .and_then(|target| connection_allow_list(&stored_config).refusal(&target));
                 if let Some(refusal) = refusal {
                     bail!(
                         "{refusal}; nothing was sent (`{}` may reach only the origins of its \
-                         profile's endpoints and api-base-url)",
+                         profile's endpoints, api-base-url and resources)",
                         printable(name)
                     );
                 }
@@ -1253,24 +1456,174 @@ fn read_secret(env: &dyn Fn(&str) -> Option<String>, var: &str) -> anyhow::Resul
 
 /// The `--grant` name of `grant`.
 fn grant_name(grant: Grant) -> &'static str {
-    match grant {
-        Grant::AuthorizationCode => "authorization-code",
-        Grant::ClientCredentials => "client-credentials",
-        Grant::Device => "device",
-    }
+    grant.name()
 }
 
 /// Whether `grant` uses the option `flag` (of those that not every grant uses).
 fn grant_uses(grant: Grant, flag: &str) -> bool {
+    let unattended = matches!(
+        grant,
+        Grant::ClientCredentials | Grant::TokenExchange | Grant::JwtBearer
+    );
     match flag {
         // Only a browser sign-in has a redirect and an authorize request.
         "--redirect-uri" | "--param" => grant == Grant::AuthorizationCode,
-        // Client credentials involve no user and get no refresh token (RFC 6749 §4.4.3).
-        "--browser" | "--no-browser" | "--timeout" | "--offline" => {
-            grant != Grant::ClientCredentials
+        // Client credentials, token exchange and JWT bearer involve no user (and client
+        // credentials get no refresh token, RFC 6749 §4.4.3).
+        "--browser" | "--no-browser" | "--timeout" | "--offline" => !unattended,
+        flag if flag.starts_with("--subject-")
+            || flag.starts_with("--actor-")
+            || flag == "--audience"
+            || flag == "--requested-token-type" =>
+        {
+            grant == Grant::TokenExchange
+        }
+        flag if flag.starts_with("--assertion-") || flag == "--scope-in-claims" => {
+            grant == Grant::JwtBearer
         }
         _ => true,
     }
+}
+
+/// What `connect` refuses before anything is sent, besides the options a grant does not
+/// use: a grant without what it needs, and a connection from a resource URL that is not a
+/// browser sign-in ([`EXIT_USAGE`]).
+fn check_connect_usage(
+    grant: Grant,
+    client: &ClientArgs,
+    exchange: &ExchangeArgs,
+    assertion: &AssertionArgs,
+    from_resource: bool,
+) -> anyhow::Result<()> {
+    let usage = |message: &str| Err(UsageError(message.to_owned()).into());
+    if from_resource {
+        if client.resources.is_empty() {
+            return usage(
+                "pass --profile, --provider or --issuer, or --resource URL alone to find the \
+                 authorization server from the protected resource (RFC 9728)",
+            );
+        }
+        if client.resources.len() > 1 {
+            return usage(
+                "connecting from a resource takes one --resource URL (with --profile, \
+                 --provider or --issuer, --resource may be repeated)",
+            );
+        }
+        if grant != Grant::AuthorizationCode {
+            return usage(&format!(
+                "--resource without --profile, --provider or --issuer signs in through the \
+                 browser (authorization-code); the {} grant needs a provider",
+                grant.name()
+            ));
+        }
+        if !client.variables.is_empty() {
+            return usage("--var needs a profile or preset with placeholders");
+        }
+    } else if client.client_id.is_none() {
+        return usage(
+            "--client-id is needed (only `connect NAME --resource URL`, without a provider, \
+             registers a client of its own)",
+        );
+    }
+    if grant == Grant::TokenExchange
+        && exchange.subject_token_env.is_none()
+        && exchange.subject_connection.is_none()
+    {
+        return usage(
+            "the token-exchange grant needs the token to exchange: pass --subject-connection \
+             NAME (a stored connection's token, exchanged again when it expires) or \
+             --subject-token-env VAR",
+        );
+    }
+    if grant == Grant::JwtBearer && assertion.assertion_key.is_none() {
+        return usage(
+            "the jwt-bearer grant needs the key that signs its assertion: pass \
+             --assertion-key FILE (--private-key is the client's own key for private_key_jwt)",
+        );
+    }
+    Ok(())
+}
+
+/// What a new connection keeps sealed beside its client's credential: a fresh DPoP key
+/// (`--dpop`), and its grant's settings (token exchange, JWT bearer).
+fn connection_secrets(
+    grant: Grant,
+    dpop: bool,
+    exchange: &ExchangeArgs,
+    assertion: &AssertionArgs,
+) -> anyhow::Result<ConnectionSecrets> {
+    let mut secrets = ConnectionSecrets::default();
+    if dpop {
+        secrets.dpop_key = Some(crate::signer::generate_dpop_key().map_err(|_| {
+            anyhow!("could not make the connection's DPoP key: the system's random source failed")
+        })?);
+    }
+    secrets.grant = match grant {
+        Grant::TokenExchange => {
+            let subject = match (&exchange.subject_connection, &exchange.subject_token_env) {
+                (Some(other), _) => TokenSource::Connection(other.clone()),
+                (None, Some(var)) => TokenSource::Environment(var.clone()),
+                (None, None) => bail!("the token-exchange grant needs a subject token"),
+            };
+            Some(GrantSettings::TokenExchange(ExchangeSettings {
+                subject,
+                subject_token_type: exchange
+                    .subject_token_type
+                    .clone()
+                    .unwrap_or_else(|| ACCESS_TOKEN_TYPE.to_owned()),
+                actor: exchange.actor_token_env.clone().map(|var| {
+                    let token_type = exchange
+                        .actor_token_type
+                        .clone()
+                        .unwrap_or_else(|| ACCESS_TOKEN_TYPE.to_owned());
+                    (var, token_type)
+                }),
+                audiences: exchange.audiences.clone(),
+                requested_token_type: exchange.requested_token_type.clone(),
+            }))
+        }
+        Grant::JwtBearer => {
+            let Some(path) = &assertion.assertion_key else {
+                bail!("the jwt-bearer grant needs --assertion-key FILE");
+            };
+            // Checked as a signer reads it (owner-only, one supported key), then kept as
+            // text, sealed with the connection.
+            KeyFileSigner::from_pem_file(path, assertion.assertion_key_id.clone())?;
+            let pem = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Some(GrantSettings::JwtBearer(JwtBearerSettings {
+                pem,
+                key_id: assertion.assertion_key_id.clone(),
+                issuer: assertion.assertion_issuer.clone(),
+                subject: assertion.assertion_subject.clone(),
+                audience: assertion.assertion_audience.clone(),
+                scope_in_claims: assertion.scope_in_claims,
+            }))
+        }
+        Grant::AuthorizationCode | Grant::ClientCredentials | Grant::Device => None,
+    };
+    Ok(secrets)
+}
+
+/// `uri` with port 0 replaced by a port free on its loopback address now: a redirect URI
+/// to register must be the one the listener binds.
+fn with_free_port(uri: &str) -> anyhow::Result<String> {
+    let Ok(mut parsed) = url::Url::parse(uri) else {
+        return Ok(uri.to_owned());
+    };
+    if parsed.port() != Some(0) {
+        return Ok(uri.to_owned());
+    }
+    let host = match parsed.host_str() {
+        Some("localhost") | None => "127.0.0.1".to_owned(),
+        Some(host) => host.trim_matches(['[', ']']).to_owned(),
+    };
+    let port = std::net::TcpListener::bind((host.as_str(), 0))
+        .and_then(|listener| listener.local_addr())
+        .with_context(|| format!("finding a free port on {host}"))?
+        .port();
+    let _ = parsed.set_port(Some(port));
+    Ok(parsed.to_string())
 }
 
 /// Refuses the options `given` (flag, whether given) that `grant` does not use, rather than
@@ -1284,11 +1637,12 @@ fn refuse_unused(grant: Grant, given: &[(&'static str, bool)], hint: &str) -> an
     if unused.is_empty() {
         return Ok(());
     }
-    // Authorization code uses every option: it is never refused here.
     let why = match grant {
         Grant::ClientCredentials => "no user, browser, redirect or refresh token",
         Grant::Device => "the user approves on another device: no redirect or authorize request",
-        Grant::AuthorizationCode => "",
+        Grant::TokenExchange => "a token is exchanged: no user, browser or redirect",
+        Grant::JwtBearer => "a signed assertion stands for the grant: no user, browser or redirect",
+        Grant::AuthorizationCode => "a browser sign-in",
     };
     let (verb, pronoun) = if unused.len() == 1 {
         ("does", "it")
@@ -1311,6 +1665,11 @@ struct Flow {
     browser: Browser,
     timeout: Duration,
     options: connect::FlowOptions,
+    /// What the connection keeps sealed beside its client's credential.
+    secrets: ConnectionSecrets,
+    /// The token to exchange, for a token exchange whose subject token was read from the
+    /// environment. A secret.
+    given_subject: Option<String>,
 }
 
 /// Runs `flow` for `config`, stores the tokens under `name` (replacing a connection of that
@@ -1330,6 +1689,8 @@ fn obtain_and_store(
         browser,
         timeout,
         options,
+        secrets,
+        given_subject,
     } = flow;
     let tokens = match grant {
         Grant::AuthorizationCode => {
@@ -1382,6 +1743,14 @@ fn obtain_and_store(
             ui.finish_line();
             tokens?
         }
+        Grant::TokenExchange | Grant::JwtBearer => connections.obtain_unattended(
+            name,
+            &config,
+            grant,
+            &secrets,
+            &options.signer,
+            given_subject,
+        )?,
     };
     // The scopes come from the server: `?` escapes control characters.
     tracing::info!(
@@ -1395,7 +1764,7 @@ fn obtain_and_store(
     );
     // Under the connection's lock, so that a refresh of an older connection of the same
     // name cannot overwrite the new tokens.
-    connections.save_locked(name, &config, source, grant, &tokens)?;
+    connections.save_locked_with(name, &config, source, &secrets, grant, &tokens)?;
     let store = connections.store();
     let stored = store.get(name)?;
     writeln!(
@@ -1655,15 +2024,28 @@ fn connection_config(
         (None, None, Some(issuer)) => configure::ProfileSource::Issuer(issuer.clone()),
         (None, None, None) => anyhow::bail!("pass --profile, --provider or --issuer"),
     };
-    let settings = ClientSettings {
-        client_id: client.client_id.clone(),
+    let settings = client_settings(client, client_secret);
+    configure::connection_config(runtime, source, settings).map_err(configure_error)
+}
+
+/// The client's settings as `client` gives them (no client id: empty, which only
+/// [`configure::from_resource`] takes, to register one).
+fn client_settings(client: &ClientArgs, client_secret: Option<String>) -> ClientSettings {
+    ClientSettings {
+        client_id: client.client_id.clone().unwrap_or_default(),
         client_secret,
         scopes: client.scopes.clone(),
         params: client.params.clone(),
         variables: client.variables.clone(),
         offline: client.offline,
-    };
-    configure::connection_config(runtime, source, settings).map_err(|error| match error {
+        resources: client.resources.clone(),
+        dpop: false,
+    }
+}
+
+/// A configuration error as the CLI reports it.
+fn configure_error(error: ConfigureError) -> anyhow::Error {
+    match error {
         // A `--var` the profile does not declare would be ignored: most likely a misspelling.
         ConfigureError::UnknownVariable {
             name,
@@ -1677,8 +2059,17 @@ fn connection_config(
         ConfigureError::Discovery { issuer, error } => {
             anyhow::Error::new(error).context(format!("discovering {issuer}"))
         }
+        ConfigureError::ResourceDiscovery { url, error } => anyhow::Error::new(error).context(
+            format!("finding the authorization server of the protected resource {url}"),
+        ),
+        ConfigureError::Registration { issuer, error } => {
+            anyhow::Error::new(error).context(format!(
+                "registering a client with {issuer} (RFC 7591; if the server does not allow \
+                 open registration, register one there and pass --client-id)"
+            ))
+        }
         ConfigureError::Call(error) => anyhow::Error::new(error),
-    })
+    }
 }
 
 fn load_profile(runtime: &Runtime, path: &PathBuf) -> anyhow::Result<ProviderProfile> {
@@ -1720,6 +2111,11 @@ fn write_provider(
             "device authorization url:",
             &profile.device_authorization_url,
         ),
+        (
+            "pushed authorization url:",
+            &profile.pushed_authorization_request_url,
+        ),
+        ("registration url:", &profile.registration_url),
         ("userinfo url:", &profile.userinfo_url),
         ("api base url:", &profile.api_base_url),
     ] {
@@ -1727,6 +2123,33 @@ fn write_provider(
             line(out, label, value)?;
         }
     }
+    // RFC 9126 §5: whether a plain authorize URL is refused.
+    line(
+        out,
+        "pushed authorization:",
+        match (
+            profile.requires_pushed_authorization_requests,
+            profile.pushed_authorization_request_url.is_some(),
+        ) {
+            (true, _) => "required",
+            (false, true) => "used (the server accepts it)",
+            (false, false) => "not offered",
+        },
+    )?;
+    let dpop: Vec<&str> = profile
+        .dpop_algorithms
+        .iter()
+        .map(|algorithm| crate::signer::jws_name(*algorithm))
+        .collect();
+    line(
+        out,
+        "dpop algorithms:",
+        &if dpop.is_empty() {
+            "unknown (the server did not say)".to_owned()
+        } else {
+            dpop.join(" ")
+        },
+    )?;
     line(out, "default scopes:", &profile.default_scopes.join(" "))?;
     line(
         out,
@@ -1823,7 +2246,7 @@ fn write_show(out: &mut dyn Write, connection: &StoredConnection) -> anyhow::Res
             .map_or_else(|| "none (call takes full URLs)".to_owned(), p)
     )?;
     // What `call` may reach: the origins of the profile's endpoints and API base URL.
-    let origins: Vec<String> = default_allow_list(&config.profile)
+    let origins: Vec<String> = connection_allow_list(config)
         .origins()
         .map(ToString::to_string)
         .collect();
@@ -1844,6 +2267,45 @@ fn write_show(out: &mut dyn Write, connection: &StoredConnection) -> anyhow::Res
         }
     )?;
     writeln!(out, "client secret:  {}", p(&secret))?;
+    if let Some(registration) = &connection.secrets.registration {
+        writeln!(
+            out,
+            "registered:     yes (RFC 7591{})",
+            registration
+                .registration_access_token
+                .as_ref()
+                .map_or("", |_| "; registration access token stored")
+        )?;
+    }
+    if let Some(exchange) = connection.secrets.exchange() {
+        let subject = match &exchange.subject {
+            TokenSource::Connection(other) => {
+                format!("connection `{}` (exchanged again when due)", p(other))
+            }
+            TokenSource::Environment(var) => format!("${var} at connect (not kept)"),
+        };
+        writeln!(out, "exchanges:      {subject}")?;
+        if !exchange.audiences.is_empty() {
+            writeln!(out, "audiences:      {}", p(&exchange.audiences.join(" ")))?;
+        }
+    }
+    if let Some(assertion) = connection.secrets.jwt_bearer() {
+        writeln!(
+            out,
+            "assertion key:  stored with it{}",
+            assertion
+                .key_id
+                .as_ref()
+                .map_or_else(String::new, |kid| format!(" (kid {})", p(kid)))
+        )?;
+    }
+    if !config.resources.is_empty() {
+        writeln!(out, "resources:      {}", p(&config.resources.join(" ")))?;
+    }
+    // The thumbprint names the key; it is public (the tokens carry it as `cnf.jkt`).
+    if let Some(thumbprint) = crate::describe::dpop_thumbprint(connection) {
+        writeln!(out, "dpop:           bound to key {}", p(&thumbprint))?;
+    }
     let requested = crate::describe::effective_requested_scopes(config);
     writeln!(
         out,

@@ -37,7 +37,7 @@ use crate::retry::{self, RetryNotice, RetryPolicy};
 use crate::runtime::{CallError, Runtime, Session};
 use crate::signer::Signer;
 use crate::types::{CallbackError, ConnectionConfig, Error, TokenSet};
-use crate::{HttpTransport, Limits, default_allow_list};
+use crate::{HttpTransport, Limits, connection_allow_list};
 
 /// The redirect URI used when the configuration names none.
 pub const DEFAULT_REDIRECT_URI: &str = "http://127.0.0.1:8765/callback";
@@ -130,7 +130,7 @@ pub fn instance(
     config: &ConnectionConfig,
     signer: &Arc<dyn Signer>,
 ) -> Result<Session, CallError> {
-    let transport = HttpTransport::new(default_allow_list(&config.profile), Limits::default());
+    let transport = HttpTransport::new(connection_allow_list(config), Limits::default());
     let mut session = runtime.instantiate(transport)?;
     session.set_signer(Arc::clone(signer));
     Ok(session)

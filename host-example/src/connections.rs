@@ -72,17 +72,20 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use crate::bindings::exports::oauth_connector::oauth2::api::ApiResponse;
+use crate::bindings::exports::oauth_connector::oauth2::jwt_bearer::AssertionClaims;
+use crate::bindings::exports::oauth_connector::oauth2::token_exchange::ExchangeRequest;
 use crate::retry::{self, RetryNotice, RetryPolicy};
 use crate::runtime::{CallError, Runtime, Session};
 use crate::seal::{self, SealError, SealingKey};
-use crate::signer::{KeyFileError, KeyFileSigner, NoSigner, Signer};
+use crate::signer::{KeyFileError, KeyFileSigner, PurposeSigner, Signer};
 use crate::store::{
-    ConnectionState, Create, Grant, Kind, LOCKS, PRIVATE_BITS, RESCUE, Reauthorization, Refusal,
-    SecretSource, Store, StoreError, StoredConnection, UnsafeFile, beside, check_metadata,
-    check_path, new_private_file, open_private_file, private_dir,
+    ConnectionSecrets, ConnectionState, Create, Grant, Kind, LOCKS, PRIVATE_BITS, RESCUE,
+    Reauthorization, Refusal, SecretSource, Store, StoreError, StoredConnection, TokenSource,
+    UnsafeFile, beside, check_metadata, check_path, new_private_file, open_private_file,
+    private_dir,
 };
 use crate::types::{ConnectionConfig, HttpMethod, HttpRequest, ProviderProfile, TokenSet};
-use crate::{AllowList, HttpTransport, Limits, default_allow_list};
+use crate::{AllowList, HttpTransport, Limits, connection_allow_list};
 
 /// Why an operation on a stored connection failed.
 #[derive(Debug)]
@@ -115,6 +118,23 @@ pub enum ConnectionError {
         reason: Reauthorization,
         /// When (Unix seconds).
         since: u64,
+    },
+    /// A token-exchange connection's token expired, and the token it was exchanged from
+    /// was read from this environment variable at `connect`, which is not kept: connect
+    /// again (with a fresh subject token) to renew it.
+    SubjectNotKept {
+        /// The environment variable the subject token came from.
+        var: String,
+    },
+    /// A token-exchange connection names itself as its subject connection.
+    SubjectIsItself(String),
+    /// The actor token's environment variable (read at every exchange) is not set or empty.
+    ActorTokenUnavailable(String),
+    /// The stored connection lacks what its grant needs to obtain tokens again (its
+    /// exchange or assertion settings): connect it again.
+    GrantSettingsMissing {
+        /// The connection's grant.
+        grant: Grant,
     },
     /// The per-connection lock file could not be created, opened or locked.
     Lock(PathBuf, std::io::Error),
@@ -223,6 +243,29 @@ impl std::fmt::Display for ConnectionError {
                     since: *since,
                 })
             ),
+            Self::SubjectNotKept { var } => write!(
+                f,
+                "the connection must be connected again: its exchanged token has expired, and \
+                 the token it was exchanged from came from ${var} at connect, which is not \
+                 kept; run connect again with a fresh subject token (or use \
+                 --subject-connection NAME, which is exchanged again on its own)"
+            ),
+            Self::SubjectIsItself(name) => write!(
+                f,
+                "connection `{name}` cannot exchange its own token: name another connection \
+                 with --subject-connection"
+            ),
+            Self::ActorTokenUnavailable(var) => write!(
+                f,
+                "the actor token comes from ${var}, which is not set or empty: set it to the \
+                 actor token"
+            ),
+            Self::GrantSettingsMissing { grant } => write!(
+                f,
+                "the stored connection has no {} settings to obtain tokens again with; \
+                 connect it again",
+                grant.name()
+            ),
             Self::Lock(path, error) => write!(f, "cannot lock {}: {error}", path.display()),
             Self::LockTimeout { path, waited } if crate::store::database_url(path).is_some() => {
                 write!(
@@ -301,10 +344,44 @@ impl ConnectionError {
             self,
             Self::NoRefreshToken { .. }
                 | Self::NeedsReauthorization { .. }
+                | Self::SubjectNotKept { .. }
                 | Self::Call(CallError::Connector(
                     crate::types::Error::ReauthorizationRequired(_)
                 ))
         )
+    }
+}
+
+/// One way of obtaining tokens without a user, ready to send (and to send again on a
+/// retry). It may hold a subject or actor token: it has no `Debug`.
+pub enum UnattendedFetch {
+    /// `client-credentials.fetch`.
+    ClientCredentials,
+    /// `jwt-bearer.fetch` with these claims (signed by the connection's grant key).
+    JwtBearer(AssertionClaims),
+    /// `token-exchange.exchange` of this request.
+    Exchange(Box<ExchangeRequest>),
+}
+
+impl UnattendedFetch {
+    /// Sends it through `session` for `config`.
+    pub fn run(
+        &self,
+        session: &mut Session,
+        config: &ConnectionConfig,
+    ) -> Result<TokenSet, CallError> {
+        match self {
+            Self::ClientCredentials => session.fetch_client_credentials(config),
+            Self::JwtBearer(claims) => session.fetch_jwt_bearer(config, claims),
+            Self::Exchange(request) => {
+                let exchanged = session.exchange_token(config, request)?;
+                tracing::info!(
+                    issued_token_type = %crate::describe::printable(&exchanged.issued_token_type),
+                    "token exchange: the server issued a token"
+                );
+                Ok(exchanged.tokens)
+            }
+        }
     }
 }
 
@@ -446,25 +523,18 @@ impl<'a> Connections<'a> {
     }
 
     fn session(&self, config: &ConnectionConfig) -> Result<Session, ConnectionError> {
-        let transport = HttpTransport::new(default_allow_list(&config.profile), Limits::default());
+        let transport = HttpTransport::new(connection_allow_list(config), Limits::default());
         Ok(self.runtime.instantiate(transport)?)
     }
 
-    /// The signer for `connection`'s client assertions: its key file, its stored key, or
-    /// none.
+    /// The signer for `connection`: its client assertions with its key file or stored key
+    /// (`private_key_jwt`), its DPoP proofs with its DPoP key (RFC 9449), its JWT bearer
+    /// assertions with its grant key (RFC 7523 §2.1); no key for the rest.
     pub fn signer(
         &self,
         connection: &StoredConnection,
     ) -> Result<Arc<dyn Signer>, ConnectionError> {
-        Ok(match &connection.secret {
-            SecretSource::PrivateKey { path, key_id } => Arc::new(
-                KeyFileSigner::from_pem_file(path, key_id.clone()).map_err(ConnectionError::Key)?,
-            ),
-            SecretSource::StoredPrivateKey { pem, key_id } => Arc::new(
-                KeyFileSigner::from_pem(pem, key_id.clone()).map_err(ConnectionError::Key)?,
-            ),
-            _ => Arc::new(NoSigner),
-        })
+        connection_signer(&connection.secret, &connection.secrets)
     }
 
     /// A fresh instance for `config` that signs with `signer`.
@@ -614,8 +684,7 @@ impl<'a> Connections<'a> {
             Trigger::Due => session.needs_refresh(&connection.tokens, None)?,
             Trigger::Idle { written_before } => {
                 connection.updated_at <= written_before
-                    && connection.grant != Grant::ClientCredentials
-                    && connection.tokens.refresh_token.is_some()
+                    && renewal(&connection) == Ok(Renewal::Refresh)
             }
         };
         if !still_needed {
@@ -630,28 +699,40 @@ impl<'a> Connections<'a> {
             });
         }
         let config = self.config(&connection)?;
-        let renewable = connection.grant == Grant::ClientCredentials
-            || connection.tokens.refresh_token.is_some();
-        if !renewable {
-            tracing::info!(
-                connection = name,
-                "refresh: refused; no refresh token to renew the tokens with"
-            );
-            return Err(ConnectionError::NoRefreshToken {
-                reason: if rejected.is_some() {
-                    "the API rejected its access token"
-                } else {
-                    "its access token has expired"
-                },
-            });
-        }
+        let renewal = match renewal(&connection) {
+            Ok(renewal) => renewal,
+            Err(not_renewable) => {
+                tracing::info!(
+                    connection = name,
+                    "refresh: refused; nothing renews the tokens without the user"
+                );
+                return Err(match not_renewable {
+                    NotRenewable::SubjectNotKept(var) => ConnectionError::SubjectNotKept { var },
+                    NotRenewable::NoRefreshToken => ConnectionError::NoRefreshToken {
+                        reason: if rejected.is_some() {
+                            "the API rejected its access token"
+                        } else {
+                            "its access token has expired"
+                        },
+                    },
+                });
+            }
+        };
         drop(session);
         let signer = self.signer(&connection)?;
+        // Obtaining tokens again may need another connection's token (a token exchange):
+        // resolved once, before the retries.
+        let fetch = match renewal {
+            Renewal::Refresh => None,
+            Renewal::FetchAgain => {
+                Some(self.unattended_fetch(name, connection.grant, &connection.secrets, None)?)
+            }
+        };
         // A refresh token is at stake: record the refresh before it is sent, committed, so
         // that whoever refreshes next knows when this one ended without storing its answer
         // (this process died, or the answer was lost) and the server may have rotated the
         // refresh token it sends.
-        let at_stake = connection.grant != Grant::ClientCredentials;
+        let at_stake = renewal == Renewal::Refresh;
         let interrupted = at_stake && connection.refresh_interrupted_at.is_some();
         if interrupted {
             tracing::warn!(
@@ -674,8 +755,11 @@ impl<'a> Connections<'a> {
             },
             "refresh: {}",
             match connection.grant {
+                _ if at_stake => "refreshing with the refresh token",
                 Grant::ClientCredentials => "fetching new tokens with the client credentials",
-                Grant::AuthorizationCode | Grant::Device => "refreshing with the refresh token",
+                Grant::JwtBearer => "fetching new tokens with a new JWT bearer assertion",
+                Grant::TokenExchange => "exchanging the subject connection's token again",
+                Grant::AuthorizationCode | Grant::Device => "obtaining new tokens",
             }
         );
         let mut answered_at = None;
@@ -684,11 +768,9 @@ impl<'a> Connections<'a> {
         let deadline = Instant::now() + self.lock_timeout / 2;
         let tokens = self.retrying(Some(deadline), || {
             let mut session = self.instance(&config, &signer)?;
-            let tokens = match connection.grant {
-                Grant::ClientCredentials => session.fetch_client_credentials(&config),
-                Grant::AuthorizationCode | Grant::Device => {
-                    session.refresh(&config, &connection.tokens)
-                }
+            let tokens = match &fetch {
+                Some(fetch) => fetch.run(&mut session, &config),
+                None => session.refresh(&config, &connection.tokens),
             };
             answered_at = session.last_response_at();
             tokens
@@ -771,7 +853,10 @@ impl<'a> Connections<'a> {
         let first = self.valid_tokens(name)?;
         let connection = self.store.get(name)?;
         let config = self.config(&connection)?;
-        let (answer, mut attempts, mut gave_up) = self.send_api(&config, &first.tokens, request)?;
+        // A DPoP-bound connection's calls carry proofs signed with its key.
+        let signer = self.signer(&connection)?;
+        let (answer, mut attempts, mut gave_up) =
+            self.send_api(&config, &signer, &first.tokens, request)?;
         tracing::debug!(
             connection = name,
             status = answer.response.status,
@@ -788,7 +873,8 @@ impl<'a> Connections<'a> {
             });
         }
         let second = self.refresh_locked(name, Some(&first.tokens.access_token))?;
-        let (retry, more, last_gave_up) = self.send_api(&config, &second.tokens, request)?;
+        let (retry, more, last_gave_up) =
+            self.send_api(&config, &signer, &second.tokens, request)?;
         attempts += more;
         gave_up = last_gave_up;
         Ok(CallOutcome {
@@ -804,6 +890,7 @@ impl<'a> Connections<'a> {
     fn send_api(
         &self,
         config: &ConnectionConfig,
+        signer: &Arc<dyn Signer>,
         tokens: &TokenSet,
         request: &HttpRequest,
     ) -> Result<(ApiResponse, u32, Option<retry::GaveUp>), ConnectionError> {
@@ -826,11 +913,100 @@ impl<'a> Connections<'a> {
             &mut |notice| (self.notify)(notice),
             &mut retry::sleep_real,
             &mut retry::random_unit,
-            |_| Ok(self.session(config)?.call_api(config, tokens, request)?),
+            |_| {
+                Ok(self
+                    .instance(config, signer)?
+                    .call_api(config, tokens, request)?)
+            },
         );
         // A request that is not retried did not "give up": it was never to be sent again.
         let gave_up = outcome.gave_up.filter(|_| policy != RetryPolicy::NONE);
         Ok((outcome.result?, outcome.attempts, gave_up))
+    }
+
+    /// What obtaining tokens without a user sends for connection `name` with `grant` and
+    /// `secrets`: client credentials; a JWT bearer assertion by the stored claims; or a
+    /// token exchange, whose subject token is another stored connection's valid access
+    /// token (refreshed first when due, through [`Connections::valid_tokens`]) or, for a
+    /// subject read from the environment, `given_subject` (only `connect` has it). The
+    /// actor token is read from its environment variable each time.
+    pub fn unattended_fetch(
+        &self,
+        name: &str,
+        grant: Grant,
+        secrets: &ConnectionSecrets,
+        given_subject: Option<String>,
+    ) -> Result<UnattendedFetch, ConnectionError> {
+        let missing = || ConnectionError::GrantSettingsMissing { grant };
+        match grant {
+            Grant::ClientCredentials => Ok(UnattendedFetch::ClientCredentials),
+            Grant::JwtBearer => {
+                let settings = secrets.jwt_bearer().ok_or_else(missing)?;
+                Ok(UnattendedFetch::JwtBearer(AssertionClaims {
+                    issuer: settings.issuer.clone(),
+                    subject: settings.subject.clone(),
+                    audience: settings.audience.clone(),
+                    scope_in_claims: settings.scope_in_claims,
+                    lifetime_seconds: None,
+                }))
+            }
+            Grant::TokenExchange => {
+                let settings = secrets.exchange().ok_or_else(missing)?;
+                let subject_token = match &settings.subject {
+                    TokenSource::Connection(other) if other == name => {
+                        return Err(ConnectionError::SubjectIsItself(name.to_owned()));
+                    }
+                    TokenSource::Connection(other) => {
+                        tracing::info!(
+                            connection = name,
+                            subject = other.as_str(),
+                            "token exchange: using the subject connection's current token"
+                        );
+                        self.valid_tokens(other)?.tokens.access_token
+                    }
+                    TokenSource::Environment(var) => given_subject
+                        .ok_or_else(|| ConnectionError::SubjectNotKept { var: var.clone() })?,
+                };
+                let (actor_token, actor_token_type) = match &settings.actor {
+                    Some((var, token_type)) => match (self.env)(var) {
+                        Some(token) if !token.is_empty() => (Some(token), Some(token_type.clone())),
+                        _ => return Err(ConnectionError::ActorTokenUnavailable(var.clone())),
+                    },
+                    None => (None, None),
+                };
+                Ok(UnattendedFetch::Exchange(Box::new(ExchangeRequest {
+                    subject_token,
+                    subject_token_type: settings.subject_token_type.clone(),
+                    actor_token,
+                    actor_token_type,
+                    requested_token_type: settings.requested_token_type.clone(),
+                    audiences: settings.audiences.clone(),
+                    // The connection's own resources and scopes are the configuration's,
+                    // which the component sends.
+                    resources: vec![],
+                    scopes: vec![],
+                })))
+            }
+            Grant::AuthorizationCode | Grant::Device => Err(missing()),
+        }
+    }
+
+    /// Obtains tokens without a user for a new connection `name` (see
+    /// [`Connections::unattended_fetch`]), with the retries of token-endpoint requests.
+    pub fn obtain_unattended(
+        &self,
+        name: &str,
+        config: &ConnectionConfig,
+        grant: Grant,
+        secrets: &ConnectionSecrets,
+        signer: &Arc<dyn Signer>,
+        given_subject: Option<String>,
+    ) -> Result<TokenSet, ConnectionError> {
+        let fetch = self.unattended_fetch(name, grant, secrets, given_subject)?;
+        Ok(self.retrying(None, || {
+            let mut session = self.instance(config, signer)?;
+            fetch.run(&mut session, config)
+        })?)
     }
 
     /// Stores a new or replaced connection while holding its lock.
@@ -842,8 +1018,30 @@ impl<'a> Connections<'a> {
         grant: Grant,
         tokens: &TokenSet,
     ) -> Result<(), ConnectionError> {
+        self.save_locked_with(
+            name,
+            config,
+            secret,
+            &ConnectionSecrets::default(),
+            grant,
+            tokens,
+        )
+    }
+
+    /// [`Connections::save_locked`], with what the connection keeps sealed beside its
+    /// client's credential (a DPoP key, its grant's settings, its registration).
+    pub fn save_locked_with(
+        &self,
+        name: &str,
+        config: &ConnectionConfig,
+        secret: &SecretSource,
+        secrets: &ConnectionSecrets,
+        grant: Grant,
+        tokens: &TokenSet,
+    ) -> Result<(), ConnectionError> {
         let _lock = self.lock(name)?;
-        self.store.save(name, config, secret, grant, tokens)?;
+        self.store
+            .save_with(name, config, secret, secrets, grant, tokens)?;
         // Tokens a failed refresh of the replaced connection left aside belong to its old
         // grant: they must not overwrite the new ones.
         discard_rescue(&self.store, name)?;
@@ -988,6 +1186,42 @@ impl<'a> Connections<'a> {
     }
 }
 
+/// The signer for a connection whose client credential is `secret` and whose own keys are
+/// in `secrets` (see [`Connections::signer`]).
+pub fn connection_signer(
+    secret: &SecretSource,
+    secrets: &ConnectionSecrets,
+) -> Result<Arc<dyn Signer>, ConnectionError> {
+    let key = |signer: Result<KeyFileSigner, KeyFileError>| {
+        signer
+            .map(|signer| Arc::new(signer) as Arc<dyn Signer>)
+            .map_err(ConnectionError::Key)
+    };
+    let client_assertion = match secret {
+        SecretSource::PrivateKey { path, key_id } => {
+            Some(key(KeyFileSigner::from_pem_file(path, key_id.clone()))?)
+        }
+        SecretSource::StoredPrivateKey { pem, key_id } => {
+            Some(key(KeyFileSigner::from_pem(pem, key_id.clone()))?)
+        }
+        _ => None,
+    };
+    let dpop_proof = secrets
+        .dpop_key
+        .as_deref()
+        .map(|pem| key(KeyFileSigner::from_pem(pem, None)))
+        .transpose()?;
+    let authorization_grant = secrets
+        .jwt_bearer()
+        .map(|grant| key(KeyFileSigner::from_pem(&grant.pem, grant.key_id.clone())))
+        .transpose()?;
+    Ok(Arc::new(PurposeSigner {
+        client_assertion,
+        dpop_proof,
+        authorization_grant,
+    }))
+}
+
 /// Whether a refresh that failed with `error` may have reached the server (and had its
 /// refresh token rotated) without its answer arriving: the transport failed, the answer was
 /// unreadable, or the call itself was cut short.
@@ -1107,7 +1341,49 @@ pub fn health(connection: &StoredConnection, now: u64) -> Health {
 
 /// Whether the connection can be renewed without the user.
 pub fn renewable(connection: &StoredConnection) -> bool {
-    connection.grant == Grant::ClientCredentials || connection.tokens.refresh_token.is_some()
+    renewal(connection).is_ok()
+}
+
+/// How a connection's tokens are renewed without the user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Renewal {
+    /// With its refresh token (which the server may rotate: a token at stake).
+    Refresh,
+    /// By obtaining tokens again: client credentials, a new JWT bearer assertion, or a
+    /// token exchange of another stored connection's current token.
+    FetchAgain,
+}
+
+/// Why a connection cannot be renewed without the user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum NotRenewable {
+    /// No refresh token.
+    NoRefreshToken,
+    /// Exchanged from a token read from this environment variable, which was not kept.
+    SubjectNotKept(String),
+}
+
+/// How `connection` is renewed, or why it cannot be.
+fn renewal(connection: &StoredConnection) -> Result<Renewal, NotRenewable> {
+    if connection.grant.fetches_again() {
+        return Ok(Renewal::FetchAgain);
+    }
+    if connection.tokens.refresh_token.is_some() {
+        return Ok(Renewal::Refresh);
+    }
+    match connection
+        .secrets
+        .exchange()
+        .map(|settings| &settings.subject)
+    {
+        Some(TokenSource::Connection(_)) if connection.grant == Grant::TokenExchange => {
+            Ok(Renewal::FetchAgain)
+        }
+        Some(TokenSource::Environment(var)) if connection.grant == Grant::TokenExchange => {
+            Err(NotRenewable::SubjectNotKept(var.clone()))
+        }
+        _ => Err(NotRenewable::NoRefreshToken),
+    }
 }
 
 /// The URL an API call for `target` goes to: `target` itself when it is an absolute URL,
@@ -1388,6 +1664,7 @@ mod tests {
             name: "c".into(),
             config: config.clone(),
             secret: SecretSource::None,
+            secrets: Default::default(),
             grant,
             tokens: TokenSet {
                 expires_at,
@@ -1519,6 +1796,7 @@ mod tests {
             scopes: vec![],
             obtained_at: 1,
             extras: vec![],
+            dpop_key_thumbprint: None,
         }
     }
 

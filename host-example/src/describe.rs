@@ -13,7 +13,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::connections::{Health, health};
-use crate::store::{ConnectionState, Grant, Reauthorization, SecretSource, StoredConnection};
+use crate::store::{
+    ConnectionState, Grant, Reauthorization, SecretSource, StoredConnection, TokenSource,
+};
 use crate::types::ConnectionConfig;
 
 /// `text` with control characters (terminal escapes from a hostile server) replaced by `?`.
@@ -175,6 +177,14 @@ pub fn discovery_error(error: &crate::bindings::types::DiscoveryError) -> String
             printable(issuer)
         ),
         D::MissingField(name) => format!("the metadata has no `{name}`"),
+        D::ResourceMismatch(resource) => format!(
+            "the protected-resource metadata names another resource, `{}`, than the URL asked \
+             for (RFC 9728 §3.3: possible impersonation)",
+            printable(resource)
+        ),
+        D::NoAuthorizationServer => "the protected resource names no authorization server \
+             the connector can use (RFC 9728 `authorization_servers`)"
+            .to_owned(),
     }
 }
 
@@ -359,6 +369,20 @@ pub struct ConnectionView {
     pub updated_at: String,
     /// How many times its tokens were written.
     pub token_writes: u64,
+    /// The RFC 7638 thumbprint of the DPoP key the tokens are bound to (RFC 9449), or
+    /// `null` for bearer tokens. Public: it names the key, it is not the key.
+    pub dpop_key_thumbprint: Option<String>,
+    /// The resources the tokens are for (RFC 8707 `resource`).
+    pub resources: Vec<String>,
+    /// For a token exchange: the stored connection whose token is exchanged, or `null`.
+    pub subject_connection: Option<String>,
+    /// For a token exchange: the environment variable the subject token was read from at
+    /// `connect`, or `null`.
+    pub subject_env: Option<String>,
+    /// For a token exchange: the `audience` values asked for.
+    pub audiences: Vec<String>,
+    /// Whether the client was registered dynamically by `connect --resource` (RFC 7591).
+    pub registered_client: bool,
 }
 
 /// Why a connection must be connected again.
@@ -398,6 +422,7 @@ pub fn connection_view(connection: &StoredConnection, now: u64) -> ConnectionVie
         }),
     };
     let claims = stored_id_token_claims(connection);
+    let exchange = connection.secrets.exchange();
     ConnectionView {
         name: connection.name.clone(),
         provider: config.profile.id.clone(),
@@ -433,7 +458,31 @@ pub fn connection_view(connection: &StoredConnection, now: u64) -> ConnectionVie
         created_at: format_time(connection.created_at),
         updated_at: format_time(connection.updated_at),
         token_writes: connection.token_writes,
+        dpop_key_thumbprint: dpop_thumbprint(connection),
+        resources: config.resources.clone(),
+        subject_connection: exchange.and_then(|settings| match &settings.subject {
+            TokenSource::Connection(name) => Some(name.clone()),
+            TokenSource::Environment(_) => None,
+        }),
+        subject_env: exchange.and_then(|settings| match &settings.subject {
+            TokenSource::Environment(var) => Some(var.clone()),
+            TokenSource::Connection(_) => None,
+        }),
+        audiences: exchange.map_or_else(Vec::new, |settings| settings.audiences.clone()),
+        registered_client: connection.secrets.registration.is_some(),
     }
+}
+
+/// The RFC 7638 thumbprint of the DPoP key `connection`'s tokens are bound to: the one the
+/// token set records, else its stored key's; `None` for a connection that is not DPoP-bound.
+pub fn dpop_thumbprint(connection: &StoredConnection) -> Option<String> {
+    if let Some(thumbprint) = &connection.tokens.dpop_key_thumbprint {
+        return Some(thumbprint.clone());
+    }
+    let pem = connection.secrets.dpop_key.as_deref()?;
+    crate::signer::KeyFileSigner::from_pem(pem, None)
+        .ok()
+        .map(|key| key.thumbprint())
 }
 
 /// `status`'s detail for `connection` at `now`: when it expires, or what fixes it.

@@ -51,23 +51,37 @@ pub use runtime::{CallError, LimitExceeded, Runtime, SandboxLimits, Session};
 pub use transport::{AllowList, HttpTransport, Limits, Origin, Transport};
 
 /// The allow-list a connection's transport gets by default: the origins of its profile's
-/// endpoints and API base URL.
+/// endpoints (the pushed authorization request and registration endpoints included) and
+/// API base URL.
 pub fn default_allow_list(profile: &types::ProviderProfile) -> AllowList {
+    AllowList::from_urls(profile_urls(profile))
+}
+
+/// The allow-list of a connection: its profile's ([`default_allow_list`]) and the origins
+/// of the resources its tokens are for (RFC 8707 `resources`), where its API calls go.
+pub fn connection_allow_list(config: &types::ConnectionConfig) -> AllowList {
     AllowList::from_urls(
-        [
-            Some(profile.token_url.as_str()),
-            profile.authorize_url.as_deref(),
-            profile.issuer.as_deref(),
-            profile.refresh_url.as_deref(),
-            profile.revocation_url.as_deref(),
-            profile.introspection_url.as_deref(),
-            profile.device_authorization_url.as_deref(),
-            profile.api_base_url.as_deref(),
-            profile.userinfo_url.as_deref(),
-        ]
-        .into_iter()
-        .flatten(),
+        profile_urls(&config.profile).chain(config.resources.iter().map(String::as_str)),
     )
+}
+
+/// The URLs of `profile`'s endpoints and API base URL.
+fn profile_urls(profile: &types::ProviderProfile) -> impl Iterator<Item = &str> {
+    [
+        Some(profile.token_url.as_str()),
+        profile.authorize_url.as_deref(),
+        profile.issuer.as_deref(),
+        profile.refresh_url.as_deref(),
+        profile.revocation_url.as_deref(),
+        profile.introspection_url.as_deref(),
+        profile.device_authorization_url.as_deref(),
+        profile.pushed_authorization_request_url.as_deref(),
+        profile.registration_url.as_deref(),
+        profile.api_base_url.as_deref(),
+        profile.userinfo_url.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// A profile with the JSON format's defaults for everything but its id and token URL.
@@ -81,6 +95,10 @@ pub fn profile_with_defaults(id: &str, token_url: &str) -> types::ProviderProfil
         revocation_url: None,
         introspection_url: None,
         device_authorization_url: None,
+        pushed_authorization_request_url: None,
+        requires_pushed_authorization_requests: false,
+        registration_url: None,
+        dpop_algorithms: vec![],
         api_base_url: None,
         userinfo_url: None,
         variables: vec![],
@@ -137,6 +155,8 @@ pub fn config_with_defaults(
         token_requests: no_token_extras(),
         variables: vec![],
         offline_access: false,
+        resources: vec![],
+        dpop: false,
     }
 }
 
@@ -147,5 +167,8 @@ pub fn no_token_extras() -> types::TokenRequestExtras {
         refresh: no_extras(),
         client_credentials: no_extras(),
         device: no_extras(),
+        token_exchange: no_extras(),
+        jwt_bearer: no_extras(),
+        pushed_authorization: no_extras(),
     }
 }

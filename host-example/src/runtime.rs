@@ -27,7 +27,14 @@ use crate::bindings::exports::oauth_connector::oauth2::api::ApiResponse;
 use crate::bindings::exports::oauth_connector::oauth2::device_authorization::{
     DeviceAuthorization, DevicePoll,
 };
+use crate::bindings::exports::oauth_connector::oauth2::jwt_bearer::AssertionClaims;
 use crate::bindings::exports::oauth_connector::oauth2::providers::PresetInfo;
+use crate::bindings::exports::oauth_connector::oauth2::registration::{
+    ClientMetadata, ProtectedResource, RegisteredClient,
+};
+use crate::bindings::exports::oauth_connector::oauth2::token_exchange::{
+    ExchangeRequest, ExchangedToken,
+};
 use crate::bindings::exports::oauth_connector::oauth2::tokens::Introspection;
 use crate::bindings::oauth_connector::oauth2::{signer, transport};
 use crate::bindings::types::{self, HttpRequest, HttpResponse, TransportError};
@@ -469,7 +476,7 @@ struct HotFunctions {
 impl HotFunctions {
     fn new(component: &Component) -> wasmtime::Result<Self> {
         let find = |interface: &str, function: &str| -> wasmtime::Result<HotFunction> {
-            let interface_name = format!("oauth-connector:oauth2/{interface}@0.2.0");
+            let interface_name = format!("oauth-connector:oauth2/{interface}@0.3.0");
             let interface = component
                 .get_export_index(None, &interface_name)
                 .with_context(|| format!("the component exports no `{interface_name}`"))?;
@@ -507,6 +514,9 @@ exported_interfaces! {
     tokens: tokens,
     api: api,
     providers: providers,
+    token_exchange: token_exchange,
+    jwt_bearer: jwt_bearer,
+    registration: registration,
 }
 
 impl Runtime {
@@ -1042,6 +1052,64 @@ impl Session {
         flatten(&self.store, result)
     }
 
+    /// `token-exchange.exchange` (RFC 8693).
+    pub fn exchange_token(
+        &mut self,
+        config: &types::ConnectionConfig,
+        request: &ExchangeRequest,
+    ) -> Result<ExchangedToken, CallError> {
+        let connection = self.connection(config)?;
+        self.arm();
+        let exports = self.token_exchange()?;
+        let result = exports.call_exchange(&mut self.store, connection, request);
+        flatten(&self.store, result)
+    }
+
+    /// `jwt-bearer.fetch` (RFC 7523 §2.1): the assertion is signed by this instance's signer
+    /// (purpose `authorization-grant`).
+    pub fn fetch_jwt_bearer(
+        &mut self,
+        config: &types::ConnectionConfig,
+        claims: &AssertionClaims,
+    ) -> Result<types::TokenSet, CallError> {
+        let connection = self.connection(config)?;
+        self.arm();
+        let exports = self.jwt_bearer()?;
+        let result = exports.call_fetch(&mut self.store, connection, claims);
+        flatten(&self.store, result)
+    }
+
+    /// `registration.discover-resource` (RFC 9728; the transport must allow the resource
+    /// URL's origin).
+    pub fn discover_resource(
+        &mut self,
+        resource_url: &str,
+    ) -> Result<ProtectedResource, CallError> {
+        self.arm();
+        let exports = self.registration()?;
+        let result = exports.call_discover_resource(&mut self.store, resource_url);
+        flatten(&self.store, result)
+    }
+
+    /// `registration.register` (RFC 7591; the transport must allow the registration
+    /// endpoint's origin).
+    pub fn register_client(
+        &mut self,
+        registration_url: &str,
+        metadata: &ClientMetadata,
+        initial_access_token: Option<&str>,
+    ) -> Result<RegisteredClient, CallError> {
+        self.arm();
+        let exports = self.registration()?;
+        let result = exports.call_register(
+            &mut self.store,
+            registration_url,
+            metadata,
+            initial_access_token,
+        );
+        flatten(&self.store, result)
+    }
+
     /// `connection.resolved-profile` of `config`'s connection.
     pub fn resolve_profile(
         &mut self,
@@ -1096,7 +1164,8 @@ impl Session {
         flatten(&self.store, result)
     }
 
-    /// Signs this instance's `private-key-jwt` assertions with `signer` (instances start
+    /// Signs this instance's JWTs with `signer`: `private-key-jwt` client assertions, DPoP
+    /// proofs and JWT bearer grant assertions, by [`types::KeyPurpose`] (instances start
     /// with [`NoSigner`]).
     pub fn set_signer(&mut self, signer: impl Signer + 'static) {
         self.store.data_mut().signer = Box::new(signer);

@@ -148,6 +148,48 @@ impl KeyFileSigner {
         }
     }
 
+    /// The public key as a JSON Web Key (RFC 7517 §4) with only its public members, in
+    /// lexicographic order: EC `{"crv","kty":"EC","x","y"}` (RFC 7518 §6.2.1), Ed25519
+    /// `{"crv":"Ed25519","kty":"OKP","x"}` (RFC 8037 §2), RSA `{"e","kty":"RSA","n"}` (RFC
+    /// 7518 §6.3.1); coordinates and integers base64url without padding. What a DPoP proof's
+    /// header carries (RFC 9449 §4.2).
+    pub fn public_jwk(&self) -> String {
+        use base64::Engine as _;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let jwk = match &self.key {
+            PrivateKey::Es256(pair) | PrivateKey::Es384(pair) => {
+                // The uncompressed point: 0x04 || X || Y, each coordinate the curve's size.
+                let point = &pair.public_key().as_ref()[1..];
+                let (x, y) = point.split_at(point.len() / 2);
+                let crv = match self.key {
+                    PrivateKey::Es384(_) => "P-384",
+                    _ => "P-256",
+                };
+                serde_json::json!({"crv": crv, "kty": "EC", "x": b64(x), "y": b64(y)})
+            }
+            PrivateKey::EdDsa(pair) => serde_json::json!({
+                "crv": "Ed25519",
+                "kty": "OKP",
+                "x": b64(pair.public_key().as_ref()),
+            }),
+            PrivateKey::Rs256(pair) => {
+                let components = ring::rsa::PublicKeyComponents::<Vec<u8>>::from(pair.public());
+                serde_json::json!({
+                    "e": b64(&components.e),
+                    "kty": "RSA",
+                    "n": b64(&components.n),
+                })
+            }
+        };
+        jwk.to_string()
+    }
+
+    /// The JWK SHA-256 thumbprint (RFC 7638) of this key, base64url: what DPoP-bound tokens
+    /// name (`cnf.jkt`, RFC 9449 §6) and `show` prints.
+    pub fn thumbprint(&self) -> String {
+        jwk_thumbprint(&self.public_jwk()).unwrap_or_default()
+    }
+
     /// Parses the one private key in `pem`; errors name no file.
     fn parse(pem: &[u8], key_id: Option<String>) -> Result<Self, KeyFileError> {
         // Both encrypted forms are refused before parsing: the PEM parser would skip a
@@ -308,30 +350,131 @@ fn refuse_shared(_path: &Path, _file: &File) -> Result<(), KeyFileError> {
 }
 
 impl Signer for KeyFileSigner {
-    fn key(&self, purpose: KeyPurpose, _client_id: &str) -> Result<SigningKey, SigningError> {
-        match purpose {
-            KeyPurpose::ClientAssertion => Ok(SigningKey {
-                algorithm: self.algorithm(),
-                key_id: self.key_id.clone(),
-            }),
-        }
+    /// The same key for every purpose and client: which key serves which purpose is the
+    /// host's choice ([`PurposeSigner`] routes purposes to keys).
+    fn key(&self, _purpose: KeyPurpose, _client_id: &str) -> Result<SigningKey, SigningError> {
+        Ok(SigningKey {
+            algorithm: self.algorithm(),
+            key_id: self.key_id.clone(),
+            public_jwk: Some(self.public_jwk()),
+        })
+    }
+
+    fn sign(
+        &self,
+        _purpose: KeyPurpose,
+        _client_id: &str,
+        input: &[u8],
+    ) -> Result<Vec<u8>, SigningError> {
+        self.sign_input(input).map_err(|_| {
+            SigningError::Failed(format!(
+                "the {} key file could not sign",
+                jws_name(self.algorithm())
+            ))
+        })
+    }
+}
+
+/// Routes each [`KeyPurpose`] to its own key: a connection's client-assertion key
+/// (`private_key_jwt`), its DPoP key (RFC 9449) and its grant assertion key (RFC 7523
+/// §2.1) are different keys. A purpose without a key answers `no-key`.
+#[derive(Default)]
+pub struct PurposeSigner {
+    /// Signs `private_key_jwt` client assertions.
+    pub client_assertion: Option<Arc<dyn Signer>>,
+    /// Signs DPoP proofs: the key the connection's tokens are bound to.
+    pub dpop_proof: Option<Arc<dyn Signer>>,
+    /// Signs JWT bearer grant assertions.
+    pub authorization_grant: Option<Arc<dyn Signer>>,
+}
+
+impl PurposeSigner {
+    fn route(&self, purpose: KeyPurpose) -> Result<&dyn Signer, SigningError> {
+        let key = match purpose {
+            KeyPurpose::ClientAssertion => &self.client_assertion,
+            KeyPurpose::DpopProof => &self.dpop_proof,
+            KeyPurpose::AuthorizationGrant => &self.authorization_grant,
+        };
+        key.as_deref().ok_or(SigningError::NoKey)
+    }
+
+    /// Whether no purpose has a key.
+    pub fn is_empty(&self) -> bool {
+        self.client_assertion.is_none()
+            && self.dpop_proof.is_none()
+            && self.authorization_grant.is_none()
+    }
+}
+
+impl Signer for PurposeSigner {
+    fn key(&self, purpose: KeyPurpose, client_id: &str) -> Result<SigningKey, SigningError> {
+        self.route(purpose)?.key(purpose, client_id)
     }
 
     fn sign(
         &self,
         purpose: KeyPurpose,
-        _client_id: &str,
+        client_id: &str,
         input: &[u8],
     ) -> Result<Vec<u8>, SigningError> {
-        match purpose {
-            KeyPurpose::ClientAssertion => self.sign_input(input).map_err(|_| {
-                SigningError::Failed(format!(
-                    "the {} key file could not sign",
-                    jws_name(self.algorithm())
-                ))
-            }),
-        }
+        self.route(purpose)?.sign(purpose, client_id, input)
     }
+}
+
+/// Says which purposes have a key; never a key.
+impl fmt::Debug for PurposeSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PurposeSigner")
+            .field("client_assertion", &self.client_assertion.is_some())
+            .field("dpop_proof", &self.dpop_proof.is_some())
+            .field("authorization_grant", &self.authorization_grant.is_some())
+            .finish()
+    }
+}
+
+/// A fresh ES256 (P-256) key pair for a DPoP-bound connection (RFC 9449), as PKCS#8 PEM:
+/// what the store keeps (sealed) and [`KeyFileSigner::from_pem`] reads.
+pub fn generate_dpop_key() -> Result<String, SigningError> {
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .map_err(|_| SigningError::Failed("the system's random source failed".to_owned()))?;
+    Ok(pem_text("PRIVATE KEY", pkcs8.as_ref()))
+}
+
+/// `der` as a PEM section labelled `label`, 64 base64 characters a line.
+fn pem_text(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut text = format!("-----BEGIN {label}-----\n");
+    for line in body.as_bytes().chunks(64) {
+        text.push_str(std::str::from_utf8(line).unwrap_or_default());
+        text.push('\n');
+    }
+    text.push_str(&format!("-----END {label}-----\n"));
+    text
+}
+
+/// The JWK SHA-256 thumbprint (RFC 7638) of a public JWK as [`KeyFileSigner::public_jwk`]
+/// writes it, base64url without padding: the required members, in lexicographic order,
+/// with no whitespace. `None` for JSON that is not such a JWK.
+pub fn jwk_thumbprint(public_jwk: &str) -> Option<String> {
+    use base64::Engine as _;
+    let jwk: serde_json::Map<String, serde_json::Value> = serde_json::from_str(public_jwk).ok()?;
+    let kty = jwk.get("kty")?.as_str()?;
+    let members: &[&str] = match kty {
+        "EC" => &["crv", "kty", "x", "y"],
+        "OKP" => &["crv", "kty", "x"],
+        "RSA" => &["e", "kty", "n"],
+        _ => return None,
+    };
+    let mut canonical = serde_json::Map::new();
+    for member in members {
+        canonical.insert((*member).to_owned(), jwk.get(*member)?.clone());
+    }
+    // serde_json's map is ordered by key: the members come out sorted.
+    let text = serde_json::to_string(&serde_json::Value::Object(canonical)).ok()?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref()))
 }
 
 /// Prints the algorithm, `kid` and file; never the key.
@@ -664,19 +807,142 @@ mod tests {
     }
 
     #[test]
-    fn key_is_the_same_for_every_client() {
+    fn key_is_the_same_for_every_client_and_purpose() {
         let signer = KeyFileSigner::from_pem(&p256_pem(), Some("kid-1".into())).unwrap();
         let expected = SigningKey {
             algorithm: SigningAlgorithm::Es256,
             key_id: Some("kid-1".into()),
+            public_jwk: Some(signer.public_jwk()),
         };
+        for purpose in [
+            KeyPurpose::ClientAssertion,
+            KeyPurpose::DpopProof,
+            KeyPurpose::AuthorizationGrant,
+        ] {
+            for client in ["client-1", "client-2"] {
+                assert_eq!(signer.key(purpose, client), Ok(expected.clone()));
+            }
+            let signed = signer.sign(purpose, "client-1", INPUT).unwrap();
+            let public_key =
+                UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, signer.public_key());
+            assert_eq!(public_key.verify(INPUT, &signed), Ok(()));
+        }
+    }
+
+    fn b64url(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    #[test]
+    fn ec_public_jwks_are_the_key_points_coordinates() {
+        for (algorithm, crv, size) in [
+            (&signature::ECDSA_P256_SHA256_FIXED_SIGNING, "P-256", 32),
+            (&signature::ECDSA_P384_SHA384_FIXED_SIGNING, "P-384", 48),
+        ] {
+            let rng = SystemRandom::new();
+            let pkcs8 = EcdsaKeyPair::generate_pkcs8(algorithm, &rng).unwrap();
+            let pair = EcdsaKeyPair::from_pkcs8(algorithm, pkcs8.as_ref(), &rng).unwrap();
+            let point = pair.public_key().as_ref();
+            assert_eq!((point[0], point.len()), (0x04, 1 + 2 * size));
+            let signer =
+                KeyFileSigner::from_pem(&pem("PRIVATE KEY", pkcs8.as_ref()), None).unwrap();
+            let expected = format!(
+                r#"{{"crv":"{crv}","kty":"EC","x":"{}","y":"{}"}}"#,
+                b64url(&point[1..=size]),
+                b64url(&point[1 + size..])
+            );
+            assert_eq!(signer.public_jwk(), expected);
+            // Its RFC 7638 thumbprint: the SHA-256 of exactly that text.
+            let digest = ring::digest::digest(&ring::digest::SHA256, expected.as_bytes());
+            assert_eq!(signer.thumbprint(), b64url(digest.as_ref()));
+        }
+    }
+
+    #[test]
+    fn ed25519_public_jwk_is_the_raw_public_key() {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let signer = KeyFileSigner::from_pem(&pem("PRIVATE KEY", pkcs8.as_ref()), None).unwrap();
         assert_eq!(
-            signer.key(KeyPurpose::ClientAssertion, "client-1"),
-            Ok(expected.clone())
+            signer.public_jwk(),
+            format!(
+                r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
+                b64url(pair.public_key().as_ref())
+            )
+        );
+    }
+
+    #[test]
+    fn rsa_public_jwk_is_the_modulus_and_exponent() {
+        let Some(rsa) = openssl(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ]) else {
+            return;
+        };
+        let signer = KeyFileSigner::from_pem(&rsa, None).unwrap();
+        let jwk: serde_json::Value = serde_json::from_str(&signer.public_jwk()).unwrap();
+        let members: Vec<&String> = jwk.as_object().unwrap().keys().collect();
+        assert_eq!(members, ["e", "kty", "n"]);
+        assert_eq!((&jwk["kty"], &jwk["e"]), (&"RSA".into(), &"AQAB".into()));
+        // The modulus is the DER RSAPublicKey's first integer: 256 bytes for 2048 bits.
+        let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(jwk["n"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(n.len(), 256);
+        let der = signer.public_key();
+        assert!(der.windows(n.len()).any(|window| window == n.as_slice()));
+    }
+
+    #[test]
+    fn thumbprint_follows_rfc_7638s_example() {
+        // RFC 7638 §3.1's RSA key and thumbprint.
+        let jwk = r#"{"kty":"RSA","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw","e":"AQAB","alg":"RS256","kid":"2011-04-29"}"#;
+        assert_eq!(
+            jwk_thumbprint(jwk).as_deref(),
+            Some("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs")
+        );
+        assert_eq!(jwk_thumbprint(r#"{"kty":"oct","k":"AA"}"#), None);
+        assert_eq!(jwk_thumbprint("not json"), None);
+    }
+
+    #[test]
+    fn generated_dpop_keys_are_fresh_p256_keys() {
+        let first = KeyFileSigner::from_pem(&generate_dpop_key().unwrap(), None).unwrap();
+        let second = KeyFileSigner::from_pem(&generate_dpop_key().unwrap(), None).unwrap();
+        assert_eq!(first.algorithm(), SigningAlgorithm::Es256);
+        assert_ne!(first.thumbprint(), second.thumbprint());
+        assert_signs(&first, &signature::ECDSA_P256_SHA256_FIXED, 64);
+    }
+
+    #[test]
+    fn purpose_signer_routes_each_purpose_to_its_key() {
+        let client: Arc<dyn Signer> =
+            Arc::new(KeyFileSigner::from_pem(&p256_pem(), Some("client".into())).unwrap());
+        let dpop: Arc<dyn Signer> =
+            Arc::new(KeyFileSigner::from_pem(&p256_pem(), Some("dpop".into())).unwrap());
+        let signer = PurposeSigner {
+            client_assertion: Some(client),
+            dpop_proof: Some(dpop),
+            authorization_grant: None,
+        };
+        let kid = |purpose| signer.key(purpose, "c").map(|key| key.key_id);
+        assert_eq!(kid(KeyPurpose::ClientAssertion), Ok(Some("client".into())));
+        assert_eq!(kid(KeyPurpose::DpopProof), Ok(Some("dpop".into())));
+        assert_eq!(
+            kid(KeyPurpose::AuthorizationGrant),
+            Err(SigningError::NoKey)
         );
         assert_eq!(
-            signer.key(KeyPurpose::ClientAssertion, "client-2"),
-            Ok(expected)
+            signer.sign(KeyPurpose::AuthorizationGrant, "c", INPUT),
+            Err(SigningError::NoKey)
+        );
+        assert_eq!(
+            format!("{signer:?}"),
+            "PurposeSigner { client_assertion: true, dpop_proof: true, authorization_grant: false }"
         );
     }
 

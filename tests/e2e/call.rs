@@ -97,6 +97,8 @@ fn a_path_without_an_api_base_url_is_refused_before_anything_is_sent() {
         token_requests: connector_host::no_token_extras(),
         variables: vec![],
         offline_access: false,
+        resources: vec![],
+        dpop: false,
     };
     let tokens = TokenSet {
         access_token: "at".into(),
@@ -107,6 +109,7 @@ fn a_path_without_an_api_base_url_is_refused_before_anything_is_sent() {
         scopes: vec![],
         obtained_at: 0,
         extras: vec![],
+        dpop_key_thumbprint: None,
     };
     Store::open(&path)
         .unwrap()

@@ -272,16 +272,24 @@ fn private_key_jwt(client_id: &str, key_file: &str, kid: &str, alg: &str) {
         })
         .collect();
     let header = json!({"alg": alg, "typ": "JWT", "kid": kid});
+    // The server advertises a pushed-authorization endpoint, so the sign-in pushes first
+    // (RFC 9126 §2.1: with client authentication; 201 Created).
     assert_eq!(
         seen,
         [
-            ("/token", json!("authorization_code")),
-            ("/token", json!("refresh_token")),
-            ("/token", json!("client_credentials")),
-            ("/token/revocation", Value::Null),
-            ("/token/revocation", Value::Null),
+            ("/request", Value::Null, 201),
+            ("/token", json!("authorization_code"), 200),
+            ("/token", json!("refresh_token"), 200),
+            ("/token", json!("client_credentials"), 200),
+            ("/token/revocation", Value::Null, 200),
+            ("/token/revocation", Value::Null, 200),
         ]
-        .map(|(path, grant)| (path.to_owned(), grant, json!(200), header.clone()))
+        .map(|(path, grant, status)| (
+            path.to_owned(),
+            grant,
+            json!(status),
+            header.clone()
+        ))
     );
     for assertion in assertions(&server) {
         let claims = &assertion["claims"];
@@ -302,7 +310,7 @@ fn private_key_jwt(client_id: &str, key_file: &str, kid: &str, alg: &str) {
         .iter()
         .map(|a| a["claims"]["jti"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(jtis.len(), 5, "every assertion has its own jti");
+    assert_eq!(jtis.len(), 6, "every assertion has its own jti");
 }
 
 #[test]
@@ -369,13 +377,16 @@ fn client_secret_jwt_for_the_code_exchange_refresh_and_client_credentials() {
         })
         .collect();
     let header = json!({"alg": "HS256", "typ": "JWT"});
+    // The pushed authorization request first (201 Created), then the grants.
     assert_eq!(
         seen,
-        ["authorization_code", "refresh_token", "client_credentials"].map(|grant| (
-            json!(grant),
-            json!(200),
-            header.clone()
-        ))
+        [
+            (Value::Null, 201),
+            (json!("authorization_code"), 200),
+            (json!("refresh_token"), 200),
+            (json!("client_credentials"), 200),
+        ]
+        .map(|(grant, status)| (grant, json!(status), header.clone()))
     );
     // A wrong secret signs an assertion the server refuses.
     let wrong = connect_client_credentials(

@@ -504,6 +504,8 @@ pub fn basic_client_config(runtime: &Runtime, server: &OidcServer) -> Connection
         token_requests: connector_host::no_token_extras(),
         variables: vec![],
         offline_access: false,
+        resources: vec![],
+        dpop: false,
     }
 }
 

@@ -82,6 +82,11 @@ impl OidcServer {
         self.get("/__token-delay")
     }
 
+    /// A test knob's JSON answer to a POST, for example `/__dpop-nonce?required=1`.
+    pub fn post(&self, path: &str) -> serde_json::Value {
+        self.send(HttpMethod::Post, path, vec![], "")
+    }
+
     /// Zeroes the server's request counters.
     pub fn reset_stats(&self) {
         self.send(HttpMethod::Post, "/__stats/reset", vec![], "");

@@ -40,6 +40,8 @@ fn config(client_id: &str, scopes: &[&str]) -> ConnectionConfig {
         token_requests: connector_host::no_token_extras(),
         variables: vec![],
         offline_access: false,
+        resources: vec![],
+        dpop: false,
     }
 }
 
@@ -53,6 +55,7 @@ fn tokens(access: &str, expires_at: u64, refresh: bool) -> TokenSet {
         scopes: vec!["openid".into(), "profile".into()],
         obtained_at: expires_at - 3600,
         extras: vec![],
+        dpop_key_thumbprint: None,
     }
 }
 

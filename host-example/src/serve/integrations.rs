@@ -283,7 +283,7 @@ fn decode(
     let grant: Grant =
         serde_json::from_value(serde_json::Value::String(grant)).map_err(|_| corrupt("grant"))?;
     let mut config: ConnectionConfig =
-        serde_json::from_str(&config).map_err(|_| corrupt("configuration"))?;
+        crate::store::upgrade::config_from_json(&config).map_err(|_| corrupt("configuration"))?;
     config.client.client_secret = secret
         .map(|secret| super::tenants::open_client_secret(store, tenant.0, id, secret))
         .transpose()?;
@@ -509,6 +509,8 @@ fn build(
         params: pairs(request.params),
         variables: pairs(request.vars),
         offline: request.offline,
+        resources: vec![],
+        dpop: false,
     };
     let mut config =
         configure::connection_config(runtime, source, settings).map_err(|error| match error {
@@ -525,6 +527,9 @@ fn build(
                 api.message = format!("discovering {issuer}: {}", api.message);
                 api
             }
+            // Integrations name their provider: nothing here finds one from a resource.
+            other @ (ConfigureError::ResourceDiscovery { .. }
+            | ConfigureError::Registration { .. }) => ApiError::invalid(other.to_string()),
             ConfigureError::Call(error) => ApiError::from(error),
         })?;
     config.client.auth_method = auth_method;
@@ -833,6 +838,8 @@ mod tests {
                 token_requests: crate::no_token_extras(),
                 variables: vec![],
                 offline_access: false,
+                resources: vec![],
+                dpop: false,
             },
             key: Some(IntegrationKey::parse(text.clone(), Some("ed-1".into())).unwrap()),
             created_at: 0,

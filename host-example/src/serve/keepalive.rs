@@ -45,7 +45,7 @@ use crate::connections::{ConnectionError, Connections};
 use crate::describe::format_time;
 use crate::runtime::{CallError, Runtime};
 use crate::sql_params as params;
-use crate::store::{ConnectionState, Grant, Store, StoreError, StoredConnection};
+use crate::store::{ConnectionState, Store, StoreError, StoredConnection};
 use crate::types::{Error as ConnectorError, TransportError};
 
 /// How often the sweep runs, by default.
@@ -69,7 +69,7 @@ pub type Candidate = (i64, String, StoredConnection);
 /// renewed with a refresh token (which it has), and its tokens written at least `after` ago.
 pub fn is_due(connection: &StoredConnection, now: u64, after: Duration) -> bool {
     connection.state == ConnectionState::Active
-        && connection.grant != Grant::ClientCredentials
+        && !connection.grant.fetches_again()
         && connection.tokens.refresh_token.is_some()
         && connection.updated_at <= now.saturating_sub(after.as_secs())
 }
@@ -126,6 +126,18 @@ pub fn failure(error: &ConnectionError) -> Option<Failure> {
             code: None,
         }),
         ConnectionError::Key(_) => plain("the client's private key file cannot be used"),
+        ConnectionError::SubjectNotKept { .. } => plain(
+            "the exchanged token has expired and the token it was exchanged from was not kept",
+        ),
+        ConnectionError::SubjectIsItself(_) | ConnectionError::GrantSettingsMissing { .. } => {
+            plain("the connection's grant settings cannot obtain tokens again")
+        }
+        ConnectionError::ActorTokenUnavailable(var) => Some(Failure {
+            message: shorten(&format!(
+                "the actor token's environment variable ${var} is not set or empty"
+            )),
+            code: None,
+        }),
         ConnectionError::LockTimeout { .. } => {
             plain("another refresh of the connection held its lock too long; nothing was changed")
         }
@@ -425,7 +437,7 @@ pub fn sweep(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Reauthorization, SecretSource};
+    use crate::store::{Grant, Reauthorization, SecretSource};
     use crate::types::{OauthError, TokenSet};
 
     fn connection(
@@ -441,6 +453,7 @@ mod tests {
                 "id",
             ),
             secret: SecretSource::None,
+            secrets: Default::default(),
             grant,
             tokens: TokenSet {
                 access_token: "at".into(),
@@ -451,6 +464,7 @@ mod tests {
                 scopes: vec![],
                 obtained_at: updated_at,
                 extras: vec![],
+                dpop_key_thumbprint: None,
             },
             created_at: 0,
             updated_at,

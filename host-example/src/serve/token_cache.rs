@@ -174,6 +174,7 @@ mod tests {
             scopes: vec![],
             obtained_at: 0,
             extras: vec![],
+            dpop_key_thumbprint: None,
         }
     }
 

@@ -1227,6 +1227,7 @@ mod tests {
                 "id",
             ),
             secret: SecretSource::None,
+            secrets: Default::default(),
             grant: Grant::AuthorizationCode,
             tokens: TokenSet {
                 access_token: "at".into(),
@@ -1237,6 +1238,7 @@ mod tests {
                 scopes: vec![],
                 obtained_at: 0,
                 extras: vec![],
+                dpop_key_thumbprint: None,
             },
             created_at: 0,
             updated_at: 0,

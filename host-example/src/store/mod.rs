@@ -53,6 +53,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod db;
 pub mod postgres;
+pub mod upgrade;
 
 pub use db::{Backend, Db};
 
@@ -394,18 +395,216 @@ pub enum Grant {
     ClientCredentials,
     /// Device Authorization (RFC 8628): renewed with its refresh token.
     Device,
+    /// Token Exchange (RFC 8693): renewed with its refresh token when the server issued one,
+    /// else by exchanging again when the subject token is another stored connection's
+    /// (see [`GrantSettings::TokenExchange`]).
+    TokenExchange,
+    /// The JWT bearer grant (RFC 7523 §2.1): renewed by signing a new assertion and fetching
+    /// again, like client credentials (see [`GrantSettings::JwtBearer`]).
+    JwtBearer,
 }
 
 impl Grant {
     /// Its name as stored and as `show --json` gives it: `authorization-code`,
-    /// `client-credentials` or `device`.
+    /// `client-credentials`, `device`, `token-exchange` or `jwt-bearer`.
     pub fn name(self) -> &'static str {
         match self {
             Self::AuthorizationCode => "authorization-code",
             Self::ClientCredentials => "client-credentials",
             Self::Device => "device",
+            Self::TokenExchange => "token-exchange",
+            Self::JwtBearer => "jwt-bearer",
         }
     }
+
+    /// Whether its tokens are renewed by obtaining them again without a user (client
+    /// credentials, a JWT bearer assertion) rather than with a refresh token: no refresh
+    /// token is at stake, and nothing idles out.
+    pub fn fetches_again(self) -> bool {
+        matches!(self, Self::ClientCredentials | Self::JwtBearer)
+    }
+}
+
+/// What a connection keeps sealed beside its client's credential (in the `secret` column,
+/// sealed with it when the store has a key): the keys the host signs with for this
+/// connection alone, how its grant obtains tokens again, and its dynamic registration.
+/// Nothing here ever enters the component except through the signer's signatures and the
+/// requests the host builds. Its `Debug` names no secret.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConnectionSecrets {
+    /// The DPoP key the connection's tokens are bound to (RFC 9449), PKCS#8 PEM: a fresh
+    /// P-256 key made at `connect --dpop`, served for `dpop-proof` on every call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_key: Option<String>,
+    /// How a token-exchange or JWT bearer connection obtains tokens again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<GrantSettings>,
+    /// The client's dynamic registration (RFC 7591), when `connect --resource` registered it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration: Option<Registration>,
+}
+
+impl ConnectionSecrets {
+    /// Whether it holds nothing (the row is then written as earlier versions wrote it).
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The token-exchange settings, if the connection has them.
+    pub fn exchange(&self) -> Option<&ExchangeSettings> {
+        match &self.grant {
+            Some(GrantSettings::TokenExchange(settings)) => Some(settings),
+            _ => None,
+        }
+    }
+
+    /// The JWT bearer settings, if the connection has them.
+    pub fn jwt_bearer(&self) -> Option<&JwtBearerSettings> {
+        match &self.grant {
+            Some(GrantSettings::JwtBearer(settings)) => Some(settings),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ConnectionSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionSecrets")
+            .field("dpop_key", &self.dpop_key.as_ref().map(|_| "[redacted]"))
+            .field("grant", &self.grant)
+            .field("registration", &self.registration)
+            .finish()
+    }
+}
+
+/// How a grant without a user obtains tokens again.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum GrantSettings {
+    /// Token exchange (RFC 8693).
+    TokenExchange(ExchangeSettings),
+    /// The JWT bearer grant (RFC 7523 §2.1).
+    JwtBearer(JwtBearerSettings),
+}
+
+/// Where a token to exchange comes from.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum TokenSource {
+    /// Another stored connection's access token, valid (refreshed first when due) at each
+    /// exchange: the exchange is redone unattended when its token expires.
+    Connection(String),
+    /// An environment variable, read once at `connect`; the token is not kept, so an
+    /// expired exchange needs `connect` again.
+    Environment(String),
+}
+
+/// A token-exchange connection's request (RFC 8693 §2.1), kept to exchange again. The
+/// scopes and resources are the connection configuration's.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExchangeSettings {
+    /// Where the subject token comes from.
+    pub subject: TokenSource,
+    /// `subject_token_type`.
+    pub subject_token_type: String,
+    /// The actor token's environment variable and type, when one was given.
+    #[serde(default)]
+    pub actor: Option<(String, String)>,
+    /// `audience` values.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// `requested_token_type`, if any.
+    #[serde(default)]
+    pub requested_token_type: Option<String>,
+}
+
+/// A JWT bearer connection's assertion key and claims (RFC 7523 §2.1, §3).
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JwtBearerSettings {
+    /// The assertion key, PKCS#8 (or PKCS#1 RSA) PEM, kept sealed so that expiry fetches
+    /// again unattended.
+    pub pem: String,
+    /// Its `kid`, if any.
+    #[serde(default)]
+    pub key_id: Option<String>,
+    /// `iss` (default: the client id).
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// `sub` (default: the issuer).
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// `aud` (default: the token URL).
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// Scopes in a `scope` claim instead of the request's `scope` parameter.
+    #[serde(default)]
+    pub scope_in_claims: bool,
+}
+
+impl std::fmt::Debug for JwtBearerSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtBearerSettings")
+            .field("pem", &format_args!("[redacted]"))
+            .field("key_id", &self.key_id)
+            .field("issuer", &self.issuer)
+            .field("subject", &self.subject)
+            .field("audience", &self.audience)
+            .field("scope_in_claims", &self.scope_in_claims)
+            .finish()
+    }
+}
+
+/// A client registered dynamically (RFC 7591 §3.2.1, RFC 7592). Its secret, if the server
+/// issued one, is the connection's [`SecretSource::Stored`].
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Registration {
+    /// The protected resource the client was registered for (RFC 9728 `resource`).
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// `registration_access_token` (RFC 7592): a secret.
+    #[serde(default)]
+    pub registration_access_token: Option<String>,
+    /// `registration_client_uri` (RFC 7592).
+    #[serde(default)]
+    pub registration_client_uri: Option<String>,
+    /// `client_secret_expires_at` (0 or none: never).
+    #[serde(default)]
+    pub client_secret_expires_at: Option<u64>,
+    /// The registration response without its secret members, as JSON text.
+    #[serde(default)]
+    pub metadata: String,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("resource", &self.resource)
+            .field(
+                "registration_access_token",
+                &self
+                    .registration_access_token
+                    .as_ref()
+                    .map(|_| "[redacted]"),
+            )
+            .field("registration_client_uri", &self.registration_client_uri)
+            .field("client_secret_expires_at", &self.client_secret_expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `secret` column's JSON: a bare [`SecretSource`] as every version wrote it, or, for a
+/// connection with [`ConnectionSecrets`], both together. A connection with none is written
+/// the earlier way, which earlier versions still read.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum SecretColumn {
+    /// The credential with the connection's own secrets.
+    WithSecrets {
+        client: SecretSource,
+        secrets: Box<ConnectionSecrets>,
+    },
+    /// The credential alone.
+    Client(SecretSource),
 }
 
 /// Why a connection must be connected again before it can be used.
@@ -466,6 +665,9 @@ pub struct StoredConnection {
     pub config: ConnectionConfig,
     /// Where the client secret comes from.
     pub secret: SecretSource,
+    /// What it keeps sealed beside the client's credential (a DPoP key, how its grant
+    /// obtains tokens again, its registration).
+    pub secrets: ConnectionSecrets,
     /// How the connection was obtained.
     pub grant: Grant,
     /// The current tokens.
@@ -489,6 +691,7 @@ impl std::fmt::Debug for StoredConnection {
             .field("name", &self.name)
             .field("provider", &self.config.profile.id)
             .field("secret", &self.secret)
+            .field("secrets", &self.secrets)
             .field("grant", &self.grant)
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
@@ -920,6 +1123,35 @@ impl Store {
         grant: Grant,
         tokens: &TokenSet,
     ) -> Result<(), StoreError> {
+        self.save_with(
+            name,
+            config,
+            secret,
+            &ConnectionSecrets::default(),
+            grant,
+            tokens,
+        )
+    }
+
+    /// [`Store::save`], with what the connection keeps sealed beside its client's
+    /// credential.
+    pub fn save_with(
+        &self,
+        name: &str,
+        config: &ConnectionConfig,
+        secret: &SecretSource,
+        secrets: &ConnectionSecrets,
+        grant: Grant,
+        tokens: &TokenSet,
+    ) -> Result<(), StoreError> {
+        let secret_json = if secrets.is_empty() {
+            to_json(secret)
+        } else {
+            to_json(&SecretColumn::WithSecrets {
+                client: secret.clone(),
+                secrets: Box::new(secrets.clone()),
+            })
+        };
         let mut config = config.clone();
         config.client.client_secret = None;
         let now = now() as i64;
@@ -933,7 +1165,7 @@ impl Store {
             params![
                 name,
                 to_json(&config),
-                self.seal_value(name, SECRET, to_json(secret)),
+                self.seal_value(name, SECRET, secret_json),
                 to_json(&grant),
                 self.seal_value(name, TOKENS, to_json(tokens)),
                 now
@@ -1209,9 +1441,16 @@ impl RawRow {
                 since: self.reauthorization_since.unwrap_or(0).max(0) as u64,
             },
         };
+        let (secret, secrets) = match serde_json::from_str(&secret) {
+            Ok(SecretColumn::WithSecrets { client, secrets }) => (client, *secrets),
+            Ok(SecretColumn::Client(client)) => (client, ConnectionSecrets::default()),
+            Err(_) => return Err(corrupt(SECRET.label)),
+        };
         Ok(StoredConnection {
-            config: serde_json::from_str(&self.config).map_err(|_| corrupt("configuration"))?,
-            secret: serde_json::from_str(&secret).map_err(|_| corrupt(SECRET.label))?,
+            config: upgrade::config_from_json(&self.config)
+                .map_err(|_| corrupt("configuration"))?,
+            secret,
+            secrets,
             grant: serde_json::from_str(&self.grant).map_err(|_| corrupt("grant"))?,
             tokens: serde_json::from_str(&tokens).map_err(|_| corrupt(TOKENS.label))?,
             created_at: self.created_at.max(0) as u64,
@@ -1791,6 +2030,8 @@ mod tests {
             token_requests: crate::no_token_extras(),
             variables: vec![],
             offline_access: false,
+            resources: vec![],
+            dpop: false,
         }
     }
 
@@ -1809,6 +2050,7 @@ mod tests {
             scopes: vec!["a".into()],
             obtained_at: 5,
             extras: vec![],
+            dpop_key_thumbprint: None,
         }
     }
 
@@ -2478,6 +2720,146 @@ mod tests {
             Store::open(&path),
             Err(StoreError::NewerSchema(99))
         ));
+    }
+
+    /// Puts connection `name`'s columns as 0.2.0 wrote them (its configuration without the
+    /// 0.3.0 members, a bare secret, a token set without `dpop_key_thumbprint`), through the
+    /// store's own database (SQLite or PostgreSQL), and checks that it reads with the
+    /// 0.3.0 defaults.
+    fn assert_0_2_0_row_reads(store: &Store, name: &str) {
+        let tokens_0_2_0 = r#"{"access_token":"at-0.2","token_type":"bearer","expires_at":10,"refresh_token":"rt","id_token":null,"scopes":["openid"],"obtained_at":1,"extras":[]}"#;
+        store
+            .db()
+            .execute(
+                "UPDATE connections SET config = ?2, secret = ?3, tokens = ?4 WHERE name = ?1",
+                params![
+                    name,
+                    upgrade::tests::CONFIG_0_2_0,
+                    r#"{"Environment":"APP_SECRET"}"#,
+                    tokens_0_2_0
+                ],
+            )
+            .unwrap();
+        let stored = store.get(name).unwrap();
+        assert_eq!(stored.config.client.client_id, "app");
+        assert!(!stored.config.dpop);
+        assert_eq!(stored.config.resources, Vec::<String>::new());
+        assert!(!stored.config.profile.requires_pushed_authorization_requests);
+        assert_eq!(stored.config.profile.dpop_algorithms, vec![]);
+        assert_eq!(
+            stored.config.token_requests.token_exchange,
+            crate::no_extras()
+        );
+        assert_eq!(
+            stored.secret,
+            SecretSource::Environment("APP_SECRET".into())
+        );
+        assert!(stored.secrets.is_empty());
+        assert_eq!(stored.tokens.access_token, "at-0.2");
+        assert_eq!(stored.tokens.dpop_key_thumbprint, None);
+        assert_eq!(store.list().unwrap().len(), 1);
+        // Saved again, it is written in the current shape.
+        store
+            .save(
+                name,
+                &stored.config,
+                &stored.secret,
+                stored.grant,
+                &stored.tokens,
+            )
+            .unwrap();
+        let text: String = store
+            .db()
+            .query_one(
+                "SELECT config FROM connections WHERE name = ?1",
+                params![name],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert!(serde_json::from_str::<ConnectionConfig>(&text).is_ok());
+    }
+
+    #[test]
+    fn a_connection_stored_by_0_2_0_reads_in_sqlite() {
+        let store = Store::open(&temp_path("v0.2.0")).unwrap();
+        save_public(&store, "old", &tokens("at")).unwrap();
+        assert_0_2_0_row_reads(&store, "old");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_connection_stored_by_0_2_0_reads_in_postgres() {
+        let cluster = crate::test_postgres::PgCluster::start();
+        let store = Store::open(Path::new(&cluster.url())).unwrap();
+        save_public(&store, "old", &tokens("at")).unwrap();
+        assert_0_2_0_row_reads(&store, "old");
+    }
+
+    #[test]
+    fn a_connections_own_secrets_are_sealed_with_its_credential() {
+        let path = temp_path("connection-secrets");
+        let store = Store::open_sealed(&path, sealing_key(7)).unwrap();
+        let secrets = ConnectionSecrets {
+            dpop_key: Some(crate::signer::generate_dpop_key().unwrap()),
+            grant: Some(GrantSettings::TokenExchange(ExchangeSettings {
+                subject: TokenSource::Connection("user".into()),
+                subject_token_type: "urn:ietf:params:oauth:token-type:access_token".into(),
+                actor: None,
+                audiences: vec!["https://api.example.test".into()],
+                requested_token_type: None,
+            })),
+            registration: Some(Registration {
+                resource: Some("https://r.example/api".into()),
+                registration_access_token: Some("rat-secret".into()),
+                registration_client_uri: None,
+                client_secret_expires_at: Some(0),
+                metadata: "{}".into(),
+            }),
+        };
+        let secret = SecretSource::Stored("client-secret".into());
+        store
+            .save_with(
+                "c",
+                &config(),
+                &secret,
+                &secrets,
+                Grant::TokenExchange,
+                &tokens("at"),
+            )
+            .unwrap();
+        let stored = store.get("c").unwrap();
+        assert_eq!((&stored.secret, &stored.secrets), (&secret, &secrets));
+        assert_eq!(stored.grant, Grant::TokenExchange);
+        let column: String = store
+            .sqlite_for_tests()
+            .query_row(
+                "SELECT secret FROM connections WHERE name = 'c'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert!(seal::is_sealed(&column));
+        for secret in ["PRIVATE KEY", "rat-secret", "client-secret"] {
+            assert!(!column.contains(secret));
+        }
+        let debug = format!("{stored:?}");
+        for secret in ["PRIVATE KEY", "rat-secret", "client-secret"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+        // Without secrets of its own, a connection is written as earlier versions read it.
+        let store = Store::open(&temp_path("connection-secrets-clear")).unwrap();
+        store
+            .save("bare", &config(), &secret, Grant::Device, &tokens("at"))
+            .unwrap();
+        let column: String = store
+            .sqlite_for_tests()
+            .query_row(
+                "SELECT secret FROM connections WHERE name = 'bare'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(column, r#"{"Stored":"client-secret"}"#);
     }
 
     #[test]

@@ -270,9 +270,7 @@ impl wit_jwt_bearer::Guest for Hostile {
 }
 
 impl wit_registration::Guest for Hostile {
-    fn discover_resource(
-        _resource_url: String,
-    ) -> WitResult<wit_registration::ProtectedResource> {
+    fn discover_resource(_resource_url: String) -> WitResult<wit_registration::ProtectedResource> {
         unreachable!("{ONLY_BEGIN}")
     }
 
