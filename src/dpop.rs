@@ -282,11 +282,23 @@ pub fn nonce_challenge(response: &HttpResponse) -> Option<&str> {
             })
             .unwrap_or(false)
     };
+    // A DPoP challenge may follow others in one header (`Bearer ..., DPoP error=...`): a
+    // scheme starts the value or follows a comma. Bytes: a scheme need not end on a
+    // character boundary of hostile text.
+    let starts_dpop = |at: usize, bytes: &[u8]| {
+        bytes
+            .get(at..at + 5)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"dpop "))
+    };
     let in_header = || {
         response.headers.iter().any(|header| {
+            let bytes = header.value.as_bytes();
+            let dpop = (0..bytes.len()).any(|at| {
+                let before = bytes[..at].iter().rev().find(|b| !b.is_ascii_whitespace());
+                matches!(before, None | Some(b',')) && starts_dpop(at, bytes)
+            });
             header.name.eq_ignore_ascii_case("www-authenticate")
-                && header.value.trim_start().len() > 4
-                && header.value.trim_start()[..4].eq_ignore_ascii_case("dpop")
+                && dpop
                 && header.value.contains("use_dpop_nonce")
         })
     };
@@ -585,6 +597,18 @@ mod tests {
             "",
         );
         assert_eq!(nonce_challenge(&resource), Some("n-2"));
+        let second = response(
+            401,
+            &[
+                (
+                    "WWW-Authenticate",
+                    r#"Bearer realm="api", DPoP error="use_dpop_nonce", algs="ES256""#,
+                ),
+                ("DPoP-Nonce", "n-3"),
+            ],
+            "",
+        );
+        assert_eq!(nonce_challenge(&second), Some("n-3"));
         for not_one in [
             response(400, &[], r#"{"error":"use_dpop_nonce"}"#),
             response(400, &[("DPoP-Nonce", "n")], r#"{"error":"invalid_grant"}"#),
@@ -598,6 +622,16 @@ mod tests {
                 400,
                 &[("DPoP-Nonce", "with space")],
                 r#"{"error":"use_dpop_nonce"}"#,
+            ),
+            // Caught by the fuzz target `resource`: a scheme whose fourth byte ends inside a
+            // character panicked.
+            response(
+                401,
+                &[
+                    ("DPoP-Nonce", "n"),
+                    ("WWW-Authenticate", "abc\u{e9} use_dpop_nonce"),
+                ],
+                "",
             ),
         ] {
             assert_eq!(nonce_challenge(&not_one), None, "{not_one:?}");

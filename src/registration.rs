@@ -11,7 +11,7 @@ use crate::error::{ConfigError, DiscoveryError, Error, InvalidResponse};
 use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::profile::{Client, ClientAuthMethod, KeyValue};
 use crate::secret::Secret;
-use crate::token::{excerpt, invalid_answer, json_answer};
+use crate::token::{excerpt, invalid_answer, json_answer, parse_fields};
 
 /// The well-known suffix of protected-resource metadata (RFC 9728 §3).
 pub const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
@@ -89,43 +89,56 @@ pub fn metadata_url_from_challenge(response: &HttpResponse) -> Result<Option<Str
 }
 
 /// The value of the auth-param `name` in a `WWW-Authenticate` value (RFC 9110 §11.2): a
-/// token or a quoted string, anywhere among the challenges.
+/// token or a quoted string, anywhere among the challenges. Only a name that starts an item
+/// counts: not the end of a longer name, and nothing inside another parameter's quoted
+/// string (an `error_description` may quote text the server was sent).
 fn auth_param(value: &str, name: &str) -> Option<String> {
-    let mut rest = value;
-    while let Some(at) = find_ignore_case(rest, name) {
-        let before = rest[..at].chars().next_back();
-        let after = rest[at + name.len()..].trim_start();
-        rest = &rest[at + name.len()..];
-        if before.is_some_and(|c| !(c == ' ' || c == ',' || c == '\t')) {
+    let mut at = 0;
+    let mut starts_item = true;
+    let mut after_equals = false;
+    while let Some(c) = value[at..].chars().next() {
+        if c == '"' && after_equals {
+            // Another parameter's value; unterminated, it holds the rest.
+            at += 1 + quoted_string(&value[at + 1..])?.1;
+            starts_item = false;
+            after_equals = false;
             continue;
         }
-        let Some(after) = after.strip_prefix('=') else {
-            continue;
-        };
-        let after = after.trim_start();
-        if let Some(quoted) = after.strip_prefix('"') {
-            let mut out = String::new();
-            let mut chars = quoted.chars();
-            while let Some(c) = chars.next() {
-                match c {
-                    '"' => return Some(out),
-                    '\\' => out.push(chars.next()?),
-                    c => out.push(c),
-                }
+        let named = value
+            .as_bytes()
+            .get(at..at + name.len())
+            .is_some_and(|window| window.eq_ignore_ascii_case(name.as_bytes()));
+        if starts_item
+            && named
+            && let Some(after) = value[at + name.len()..].trim_start().strip_prefix('=')
+        {
+            let after = after.trim_start();
+            if let Some(quoted) = after.strip_prefix('"') {
+                return quoted_string(quoted).map(|(text, _)| text);
             }
-            return None;
+            let end = after.find([',', ' ', '\t']).unwrap_or(after.len());
+            return Some(after[..end].to_owned());
         }
-        let end = after.find([',', ' ', '\t']).unwrap_or(after.len());
-        return Some(after[..end].to_owned());
+        starts_item = matches!(c, ' ' | '\t' | ',');
+        after_equals = c == '=' || (after_equals && c.is_whitespace());
+        at += c.len_utf8();
     }
     None
 }
 
-fn find_ignore_case(haystack: &str, needle: &str) -> Option<usize> {
-    haystack
-        .as_bytes()
-        .windows(needle.len())
-        .position(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
+/// The text of a quoted string whose opening quote was just consumed, and the bytes it takes
+/// up to and including its closing quote; `None` when it is unterminated.
+fn quoted_string(quoted: &str) -> Option<(String, usize)> {
+    let mut out = String::new();
+    let mut chars = quoted.char_indices();
+    while let Some((at, c)) = chars.next() {
+        match c {
+            '"' => return Some((out, at + 1)),
+            '\\' => out.push(chars.next()?.1),
+            c => out.push(c),
+        }
+    }
+    None
 }
 
 /// The well-known metadata URLs of `resource_url` (RFC 9728 §3.1): the suffix inserted
@@ -179,7 +192,13 @@ fn resource_from_document(
         .and_then(Value::as_str)
         .ok_or_else(|| Error::Discovery(DiscoveryError::MissingField("resource".into())))?;
     let asked = parse_endpoint("resource-url", resource_url)?;
-    if !covers(resource, &asked) {
+    // The identifier is used as it is written (the `resource` parameter, the API's base):
+    // whitespace or control characters, which the URL parser would drop before comparing,
+    // make it another string than the one checked.
+    let clean = !resource
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control());
+    if !clean || !covers(resource, &asked) {
         return Err(Error::Discovery(DiscoveryError::ResourceMismatch(
             resource.to_owned(),
         )));
@@ -352,7 +371,18 @@ pub fn finish_register(
     now: u64,
     initial_access_token: Option<&str>,
 ) -> Result<RegisteredClient, Error> {
-    let secrets: Vec<&str> = initial_access_token.into_iter().collect();
+    // The credentials the answer issues are secrets too: an answer the connector refuses
+    // must not put them in an error's excerpt or description.
+    let issued: Vec<String> = parse_fields(response)
+        .map(|fields| {
+            SECRET_MEMBERS
+                .iter()
+                .filter_map(|name| fields.get(*name)?.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut secrets: Vec<&str> = initial_access_token.into_iter().collect();
+    secrets.extend(issued.iter().map(String::as_str));
     let mut fields = json_answer(response, &secrets, now)?;
     let text = |fields: &Map<String, Value>, name: &str| {
         fields
@@ -490,6 +520,47 @@ mod tests {
     }
 
     #[test]
+    fn only_a_parameter_of_its_own_names_the_metadata() {
+        // Caught by the fuzz target `resource`: the name inside another parameter's quoted
+        // string, or at the end of a longer name, was read as the parameter.
+        let named = "https://api.example.com/m";
+        for (value, want) in [
+            (
+                r#"Bearer error_description="see resource_metadata=https://evil.example/m", resource_metadata="https://api.example.com/m""#,
+                Some(named),
+            ),
+            (
+                r#"Bearer realm="a\"b, resource_metadata=https://evil.example/m", resource_metadata=https://api.example.com/m"#,
+                Some(named),
+            ),
+            (
+                r#"Bearer realm = "x", resource_metadata = "https://api.example.com/m""#,
+                Some(named),
+            ),
+            // A stray quote inside a token opens no quoted string.
+            (
+                r#"Bearer error_description_was_provided", resource_metadata="https://api.example.com/m""#,
+                Some(named),
+            ),
+            (
+                "Bearer realm=\"api\u{2}, resource_metadata=http://localhost:8080/m",
+                None,
+            ),
+            (
+                r#"Bearer resource_metadataresource_metadata="https://evil.example/m""#,
+                None,
+            ),
+        ] {
+            let challenge = response(401, &[("WWW-Authenticate", value)], "");
+            assert_eq!(
+                metadata_url_from_challenge(&challenge).unwrap().as_deref(),
+                want,
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
     fn well_known_urls_insert_the_suffix_before_the_path() {
         assert_eq!(
             well_known_urls("https://api.example.com/v1/mcp/").unwrap(),
@@ -534,6 +605,8 @@ mod tests {
         for resource in [
             "https://evil.example.com/v1/mcp",
             "https://api.example.com/v1/mc",
+            "https://api.example.com/v1 ",
+            " https://api.example.com",
             "https://api.example.com/v2",
             "https://api.example.com:8443/v1",
         ] {
@@ -641,6 +714,22 @@ mod tests {
             finish_register(&metadata(), &no_secret, 0, None),
             Err(Error::InvalidResponse(e)) if e.reason == "no `client_secret` for a method that needs one"
         ));
+        // Caught by the fuzz target `resource`: an answer refused after the server issued
+        // credentials showed them in the error's excerpt.
+        let unusable = response(
+            201,
+            &[],
+            r#"{"client_id":"c-1","client_secret":"s3cr3t!Kq9","registration_access_token":"rat!Zx81Lm","token_endpoint_auth_method":"tls_client_auth"}"#,
+        );
+        match finish_register(&metadata(), &unusable, 0, Some("iat-1")) {
+            Err(Error::InvalidResponse(invalid)) => {
+                assert!(invalid.excerpt.contains("c-1"), "{}", invalid.excerpt);
+                for secret in ["s3cr3t!Kq9", "rat!Zx81Lm"] {
+                    assert!(!invalid.excerpt.contains(secret), "{}", invalid.excerpt);
+                }
+            }
+            other => panic!("{other:?}"),
+        }
         let refused = response(
             400,
             &[],

@@ -92,6 +92,11 @@ enum Command {
         /// The redirect URI registered for the client.
         #[arg(long, value_name = "URI")]
         redirect_uri: Option<String>,
+        /// The environment variable holding the client secret: a server with a
+        /// pushed-authorization endpoint (RFC 9126) is sent the request first, with client
+        /// authentication, and the URL printed carries only its reference.
+        #[arg(long, value_name = "VAR")]
+        client_secret_env: Option<String>,
     },
     /// Connect: sign in through the browser, receive the redirect on a loopback listener,
     /// exchange the code and store the connection under NAME.
@@ -958,12 +963,17 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
         Command::AuthorizeUrl {
             ref client,
             ref redirect_uri,
+            ref client_secret_env,
         } => {
             if client.client_id.is_none() {
                 return Err(UsageError("authorize-url needs --client-id".to_owned()).into());
             }
+            let secret = match client_secret_env {
+                Some(var) => Some(read_secret(io.env, var)?),
+                None => None,
+            };
             let runtime = load_runtime()?;
-            let mut config = connection_config(&runtime, client, None)?;
+            let mut config = connection_config(&runtime, client, secret)?;
             config.redirect_uri.clone_from(redirect_uri);
             let transport = HttpTransport::new(connection_allow_list(&config), Limits::default());
             let request = runtime.instantiate(transport)?.begin(&config)?;

@@ -168,8 +168,11 @@ fn a_stored_connections_token_is_exchanged_and_exchanged_again_when_due() {
 
 #[test]
 fn an_environment_token_is_exchanged_once_and_an_unknown_audience_is_refused() {
+    // Long enough that the subject token is still active when it is exchanged on a loaded
+    // machine (two CLI runs after the sign-in); the expiry below waits as long.
+    const TTL_SECONDS: u64 = 6;
     let (server, dir) = (
-        OidcServer::start_with(&[("ACCESS_TOKEN_TTL", "2")]),
+        OidcServer::start_with(&[("ACCESS_TOKEN_TTL", &TTL_SECONDS.to_string())]),
         TempDir::new("exchange-env"),
     );
     let store = dir.0.join("store.db").to_str().unwrap().to_owned();
@@ -200,7 +203,7 @@ fn an_environment_token_is_exchanged_once_and_an_unknown_audience_is_refused() {
         TokenSource::Environment("SUBJECT".into())
     );
     // Expired: it must be connected again (exit 3), and says why.
-    crate::lifecycle::wait_for_expiry();
+    std::thread::sleep(std::time::Duration::from_millis(TTL_SECONDS * 1000 + 300));
     let token = cli(&["--store", &store, "token", "once"], &[]);
     assert_eq!(
         token.code,

@@ -330,8 +330,9 @@ fn jwt_client_authentication_leaks_no_key_secret_or_assertion() {
     let assertions = server.get("/__assertions");
     assert_eq!(
         assertions.as_array().map(Vec::len),
-        Some(6),
-        "two code exchanges, two refreshes and two revocations: {assertions}"
+        Some(8),
+        "two pushed requests, two code exchanges, two refreshes and two revocations: \
+         {assertions}"
     );
     let logs = captured.all_logs();
     assert!(logs.contains("refreshed and stored"), "the logs were on");

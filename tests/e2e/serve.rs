@@ -436,11 +436,20 @@ fn client_credentials_and_sixty_four_concurrent_tokens_refresh_once() {
         None,
     );
     assert_eq!(begin.status, 302);
-    assert!(
-        header_of(&begin, "location")
-            .unwrap()
-            .contains("code_challenge=")
-    );
+    // The server advertises PAR (RFC 9126): the browser is sent only a reference, and the
+    // PKCE challenge went in the pushed request.
+    let location = header_of(&begin, "location").unwrap();
+    assert!(location.contains("request_uri="), "{location}");
+    assert!(!location.contains("code_challenge="), "{location}");
+    let pushed = server.get("/__token-requests");
+    let push = pushed
+        .as_array()
+        .unwrap()
+        .iter()
+        .rfind(|request| request["path"] == "/request")
+        .unwrap_or_else(|| panic!("no pushed request: {pushed}"));
+    assert_eq!(push["params"]["code_challenge_method"], "S256", "{push}");
+    assert_eq!(push["authorization"], "Basic", "{push}");
 
     // Secrets at rest: neither the store file nor its write-ahead log holds a client
     // secret, an access or refresh token (current or earlier) or a PKCE verifier in clear.

@@ -311,6 +311,8 @@ fn signs_everything(client_id: &str, key_file: &str, kid: &str, alg: &str) {
     assert_eq!(
         assertion_requests(&server),
         [
+            // The pushed authorization request (RFC 9126), authenticated too: 201 Created.
+            ("/request".to_owned(), Value::Null, json!(201)),
             ok("/token", json!("authorization_code")),
             ok("/token", json!("client_credentials")),
             ok("/token", json!("refresh_token")),
@@ -392,10 +394,13 @@ fn the_keep_alive_sweep_signs_its_refreshes() {
     }
     let requests = assertion_requests(&server);
     assert_eq!(
-        requests[0],
-        ("/token".to_owned(), json!("authorization_code"), json!(200))
+        requests[..2],
+        [
+            ("/request".to_owned(), Value::Null, json!(201)),
+            ("/token".to_owned(), json!("authorization_code"), json!(200))
+        ]
     );
-    for request in &requests[1..] {
+    for request in &requests[2..] {
         assert_eq!(
             request,
             &("/token".to_owned(), json!("refresh_token"), json!(200))

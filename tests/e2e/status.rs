@@ -256,7 +256,7 @@ fn list_has_a_header_row() {
 }
 
 /// The fields of `show --json` (and of each object of `list --json`), in order.
-const FIELDS: [&str; 29] = [
+const FIELDS: [&str; 35] = [
     "name",
     "provider",
     "issuer",
@@ -286,6 +286,12 @@ const FIELDS: [&str; 29] = [
     "created_at",
     "updated_at",
     "token_writes",
+    "dpop_key_thumbprint",
+    "resources",
+    "subject_connection",
+    "subject_env",
+    "audiences",
+    "registered_client",
 ];
 
 /// The `--json` view the fixture's connection `name` should have.
@@ -323,6 +329,14 @@ fn expected_view(store: &str, name: &str, status: &str) -> Value {
         "created_at": t(connection.created_at),
         "updated_at": t(connection.updated_at),
         "token_writes": 1,
+        // Contract 0.3.0: none of these connections is DPoP-bound, names resources, comes
+        // from a token exchange or has a registered client.
+        "dpop_key_thumbprint": null,
+        "resources": [],
+        "subject_connection": null,
+        "subject_env": null,
+        "audiences": [],
+        "registered_client": false,
     });
     let fields = view.as_object_mut().unwrap();
     match name {

@@ -105,9 +105,9 @@ fn v_logs_each_flow_step_and_vvv_the_dependencies() {
         steps(&connect.log, &names),
         [
             "INFO connector_host::configure: discovery: fetched the server's metadata issuer=ISSUER/",
+            // The server advertises PAR (RFC 9126): the URL carries only the reference.
             "INFO connector_host::connect: authorization: authorize URL ready; waiting for the \
-             callback authorize_url=ISSUER/auth query names [response_type, client_id, \
-             redirect_uri, scope, state, code_challenge, code_challenge_method] \
+             callback authorize_url=ISSUER/auth query names [client_id, request_uri] \
              redirect_uri=REDIRECT_URI",
             "INFO connector_host::cli: authorization: opened the authorize URL in the browser",
             "INFO connector_host::connect: authorization: callback received \
