@@ -128,8 +128,12 @@ fn proof_thumbprints(proofs: &[Value]) -> Vec<String> {
 
 #[test]
 fn a_dpop_bound_connection_proves_its_key_everywhere() {
+    // Long enough that the calls below use the first token without refreshing it first
+    // (a 10-second token is refreshed in its last 5 seconds) on a loaded machine; a refresh
+    // would bring a nonce from the token endpoint before the resource's challenge.
+    const TTL_SECONDS: u64 = 10;
     let (server, dir) = (
-        OidcServer::start_with(&[("ACCESS_TOKEN_TTL", "2")]),
+        OidcServer::start_with(&[("ACCESS_TOKEN_TTL", &TTL_SECONDS.to_string())]),
         TempDir::new("dpop"),
     );
     let store = dir.0.join("store.db").to_str().unwrap().to_owned();
@@ -208,13 +212,14 @@ fn a_dpop_bound_connection_proves_its_key_everywhere() {
     let proofs = records(&server, "/__dpop");
     let at_me: Vec<&Value> = proofs.iter().filter(|p| p["path"] == "/me").collect();
     assert_eq!(at_me.len(), 2, "{proofs:?}");
+    assert_eq!(proofs.len(), 2, "no token request: {proofs:?}");
     assert!(at_me[0]["claims"]["nonce"].is_null());
     assert!(at_me[1]["claims"]["nonce"].is_string());
     server.post("/__dpop-nonce?required=0");
 
     // A refresh keeps the binding: the same key proves it, and the tokens stay DPoP.
     server.reset_stats();
-    crate::lifecycle::wait_for_expiry();
+    std::thread::sleep(std::time::Duration::from_millis(TTL_SECONDS * 1000 + 300));
     let token = cli(&["--store", &store, "token", "bound"], &[]);
     assert_eq!(token.code, 0, "{}", token.err);
     let requests = records(&server, "/__token-requests");
