@@ -286,9 +286,9 @@ pub fn nonce_challenge(response: &HttpResponse) -> Option<&str> {
     // scheme starts the value or follows a comma. Bytes: a scheme need not end on a
     // character boundary of hostile text.
     let starts_dpop = |at: usize, bytes: &[u8]| {
-        bytes
-            .get(at..at + 5)
-            .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"dpop "))
+        bytes.get(at..at + 5).is_some_and(|scheme| {
+            scheme[..4].eq_ignore_ascii_case(b"dpop") && matches!(scheme[4], b' ' | b'\t')
+        })
     };
     let in_header = || {
         response.headers.iter().any(|header| {
@@ -609,6 +609,25 @@ mod tests {
             "",
         );
         assert_eq!(nonce_challenge(&second), Some("n-3"));
+        // The scheme is a whole token: `DPoPr` is another scheme; a tab may follow `DPoP`.
+        let other_scheme = response(
+            401,
+            &[
+                ("WWW-Authenticate", r#"DPoPr error="use_dpop_nonce""#),
+                ("DPoP-Nonce", "n-4"),
+            ],
+            "",
+        );
+        assert_eq!(nonce_challenge(&other_scheme), None);
+        let tab = response(
+            401,
+            &[
+                ("WWW-Authenticate", "DPoP\terror=\"use_dpop_nonce\""),
+                ("DPoP-Nonce", "n-5"),
+            ],
+            "",
+        );
+        assert_eq!(nonce_challenge(&tab), Some("n-5"));
         for not_one in [
             response(400, &[], r#"{"error":"use_dpop_nonce"}"#),
             response(400, &[("DPoP-Nonce", "n")], r#"{"error":"invalid_grant"}"#),

@@ -604,12 +604,20 @@ fn check_nonce_challenge(response: &HttpResponse) {
     let in_body = token::parse_fields(response)
         .and_then(|fields| fields.get("error")?.as_str().map(|c| c == "use_dpop_nonce"))
         .unwrap_or(false);
+    // A challenge starts the value or follows a comma (whitespace between); its scheme is
+    // `DPoP` followed by a space or tab (RFC 9110 §11.3, RFC 9449 §7.1).
     let in_header = headers(response, "www-authenticate").any(|value| {
-        let value = value.trim_start();
-        value
-            .get(..4)
-            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("dpop"))
-            && value.contains("use_dpop_nonce")
+        let bytes = value.as_bytes();
+        let dpop_challenge = (0..bytes.len()).any(|at| {
+            let before = bytes[..at].iter().rev().find(|b| !b.is_ascii_whitespace());
+            matches!(before, None | Some(b',')) && {
+                let scheme = &bytes[at..];
+                scheme.len() > 4
+                    && scheme[..4].eq_ignore_ascii_case(b"dpop")
+                    && (scheme[4] == b' ' || scheme[4] == b'\t')
+            }
+        });
+        dpop_challenge && value.contains("use_dpop_nonce")
     });
     let want = matches!(response.status, 400 | 401)
         .then(|| dpop_nonce(response))

@@ -507,11 +507,12 @@ impl ExchangeArgs {
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
 /// The assertion of `connect --grant jwt-bearer` (RFC 7523 §2.1). (`--private-key` is the
-/// client's own key for `private_key_jwt` client authentication, a different key.)
-#[derive(Args)]
+/// client's own key for `private_key_jwt` client authentication, a different key; with
+/// `--grant jwt-bearer` and no `--assertion-key` it is the assertion's key.)
+#[derive(Args, Clone)]
 struct AssertionArgs {
     /// The key that signs the grant assertion (jwt-bearer; PKCS#8 PEM, RSA, P-256, P-384 or
-    /// Ed25519; owner-only). It is stored sealed with the connection, so that an expired
+    /// Ed25519; owner-only); without it, `--private-key` is that key. It is stored sealed with the connection, so that an expired
     /// token is fetched again unattended; the key never enters the component.
     #[arg(long, value_name = "FILE")]
     assertion_key: Option<PathBuf>,
@@ -1003,6 +1004,24 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             ref assertion,
         } => {
             let grant = grant.stored();
+            // `--grant jwt-bearer --private-key FILE`: without --assertion-key, the private
+            // key is the one that signs the grant's assertion (a service account's key), not
+            // a client assertion's.
+            let (no_key, no_kid, grant_key): (Option<PathBuf>, Option<String>, AssertionArgs);
+            let (assertion, private_key, key_id) = if grant == Grant::JwtBearer
+                && assertion.assertion_key.is_none()
+                && private_key.is_some()
+            {
+                (no_key, no_kid) = (None, None);
+                grant_key = AssertionArgs {
+                    assertion_key: private_key.clone(),
+                    assertion_key_id: key_id.clone(),
+                    ..assertion.clone()
+                };
+                (&grant_key, &no_key, &no_kid)
+            } else {
+                (assertion, private_key, key_id)
+            };
             let mut given = vec![
                 ("--redirect-uri", redirect_uri.is_some()),
                 ("--param", !client.params.is_empty()),
@@ -1548,7 +1567,8 @@ fn check_connect_usage(
     if grant == Grant::JwtBearer && assertion.assertion_key.is_none() {
         return usage(
             "the jwt-bearer grant needs the key that signs its assertion: pass \
-             --assertion-key FILE (--private-key is the client's own key for private_key_jwt)",
+             --private-key FILE (or --assertion-key FILE, when --private-key is the client's \
+             own key for private_key_jwt)",
         );
     }
     Ok(())

@@ -263,9 +263,12 @@ fn the_jwt_bearer_grant_signs_its_assertion_with_the_stored_key() {
             &server.issuer,
             "--client-id",
             "jwt-bearer-client",
-            "--assertion-key",
+            // The spelling: with --grant jwt-bearer, --private-key is the key that
+            // signs the grant's assertion (--assertion-key when --private-key is needed for
+            // private_key_jwt client authentication).
+            "--private-key",
             key.to_str().unwrap(),
-            "--assertion-key-id",
+            "--key-id",
             "ec-1",
             "--assertion-issuer",
             "robot@service.test",
