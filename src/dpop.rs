@@ -428,6 +428,24 @@ mod tests {
         signed: RefCell<Vec<(KeyPurpose, String)>>,
     }
 
+    impl FixedSigner {
+        fn ec() -> Self {
+            Self {
+                jwk: EC_JWK,
+                signed: RefCell::new(vec![]),
+            }
+        }
+
+        /// A context at [`NOW`] whose every `jti` is 16 bytes of 1.
+        fn auth(&self) -> AuthContext<'_> {
+            AuthContext {
+                now: NOW,
+                random: &|| Some([1; 16]),
+                signer: self,
+            }
+        }
+    }
+
     impl Signer for FixedSigner {
         fn key(&self, purpose: KeyPurpose, _: &str) -> Result<SigningKey, SigningError> {
             assert_eq!(purpose, KeyPurpose::DpopProof);
@@ -485,15 +503,8 @@ mod tests {
 
     #[test]
     fn a_proof_has_exactly_the_rfcs_header_and_claims() {
-        let signer = FixedSigner {
-            jwk: EC_JWK,
-            signed: RefCell::new(vec![]),
-        };
-        let auth = AuthContext {
-            now: NOW,
-            random: &|| Some([1; 16]),
-            signer: &signer,
-        };
+        let signer = FixedSigner::ec();
+        let auth = signer.auth();
         let config = config(true);
         let prover = Prover::for_connection(&config, None, &auth)
             .unwrap()
@@ -533,15 +544,8 @@ mod tests {
 
     #[test]
     fn a_key_that_is_not_the_tokens_is_refused_before_anything_is_sent() {
-        let signer = FixedSigner {
-            jwk: EC_JWK,
-            signed: RefCell::new(vec![]),
-        };
-        let auth = AuthContext {
-            now: NOW,
-            random: &|| Some([1; 16]),
-            signer: &signer,
-        };
+        let signer = FixedSigner::ec();
+        let auth = signer.auth();
         let config = config(false);
         assert!(
             Prover::for_connection(&config, None, &auth)
@@ -659,15 +663,8 @@ mod tests {
 
     #[test]
     fn a_nonce_challenge_is_answered_once_and_nonces_are_remembered_per_origin() {
-        let signer = FixedSigner {
-            jwk: EC_JWK,
-            signed: RefCell::new(vec![]),
-        };
-        let auth = AuthContext {
-            now: NOW,
-            random: &|| Some([1; 16]),
-            signer: &signer,
-        };
+        let signer = FixedSigner::ec();
+        let auth = signer.auth();
         let config = config(true);
         let prover = Prover::for_connection(&config, None, &auth)
             .unwrap()

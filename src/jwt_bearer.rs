@@ -7,7 +7,7 @@ use crate::client_auth::{AuthContext, KeyPurpose, jti, sign_jwt};
 use crate::error::{ConfigError, Error};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::profile::{ConnectionConfig, KeyValue, RequestKind};
-use crate::token::{TokenSet, parse_token_response};
+use crate::token::TokenSet;
 use crate::token_request::{authenticated_post, push_resources};
 
 /// The RFC 7523 grant type.
@@ -97,20 +97,14 @@ pub fn request(
     )
 }
 
-/// Reads the token response; absent `scope` means the requested scopes.
+/// Reads the token response as a client-credentials answer (RFC 7523 §2.1 answers as RFC
+/// 6749 §5.1 does): absent `scope` means the requested scopes.
 pub fn finish(
     config: &ConnectionConfig,
     response: &HttpResponse,
     now: u64,
 ) -> Result<TokenSet, Error> {
-    let secrets = config.secrets(&[]);
-    parse_token_response(
-        response,
-        config.effective_scopes(),
-        &config.profile.token_response,
-        now,
-        &secrets,
-    )
+    crate::client_credentials::finish(config, response, now)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use crate::server::{OidcServer, TempDir, user_agent};
 
 /// `connect NAME --issuer ISSUER --client-id CLIENT` plus `extra`, signing in through the
 /// scripted user agent.
-fn connect_issuer(
+pub fn connect_issuer(
     server: &OidcServer,
     store: &str,
     name: &str,

@@ -8,6 +8,7 @@ use std::path::Path;
 use connector_host::store::{Grant, SecretSource, Store, TokenSource};
 use serde_json::{Value, json};
 
+use crate::client_auth::connect_issuer;
 use crate::connect::cli;
 use crate::server::{OidcServer, TempDir, user_agent};
 
@@ -20,28 +21,9 @@ fn stored(store: &str, name: &str) -> connector_host::store::StoredConnection {
 
 /// A user's connection `user` with `basic-client`, signed in through the user agent.
 fn connect_user(server: &OidcServer, store: &str) {
-    let browser = user_agent("");
-    let outcome = cli(
-        &[
-            "--store",
-            store,
-            "connect",
-            "user",
-            "--issuer",
-            &server.issuer,
-            "--client-id",
-            "basic-client",
-            "--client-secret-env",
-            "SECRET",
-            "--scope",
-            "openid",
-            "--redirect-uri",
-            "http://127.0.0.1:0/callback",
-            "--browser",
-            &browser,
-        ],
-        &[("SECRET", "basic-secret")],
-    );
+    let extra = ["--client-secret-env", "SECRET"];
+    let env = [("SECRET", "basic-secret")];
+    let outcome = connect_issuer(server, store, "user", "basic-client", &extra, &env);
     assert_eq!(outcome.code, 0, "{}", outcome.err);
 }
 

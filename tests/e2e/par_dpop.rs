@@ -11,8 +11,9 @@ use connector_host::types::{HttpMethod, HttpRequest, KeyValue};
 use connector_host::{AllowList, HttpTransport, Limits};
 use serde_json::{Value, json};
 
+use crate::client_auth::connect_issuer;
 use crate::connect::{Outcome, cli};
-use crate::server::{OidcServer, TempDir, user_agent};
+use crate::server::{OidcServer, TempDir};
 
 /// `connect NAME --issuer ISSUER --client-id CLIENT --client-secret-env SECRET` plus `extra`.
 fn connect_confidential(
@@ -23,29 +24,8 @@ fn connect_confidential(
     secret: &str,
     extra: &[&str],
 ) -> Outcome {
-    let browser = user_agent("");
-    let mut args = vec![
-        "--store",
-        store,
-        "connect",
-        name,
-        "--issuer",
-        &server.issuer,
-        "--client-id",
-        client,
-        "--client-secret-env",
-        "SECRET",
-        "--scope",
-        "openid",
-        "--redirect-uri",
-        "http://127.0.0.1:0/callback",
-        "--browser",
-        &browser,
-        "--timeout",
-        "60",
-    ];
-    args.extend_from_slice(extra);
-    cli(&args, &[("SECRET", secret)])
+    let extra = [&["--client-secret-env", "SECRET"], extra].concat();
+    connect_issuer(server, store, name, client, &extra, &[("SECRET", secret)])
 }
 
 fn records(server: &OidcServer, path: &str) -> Vec<Value> {
