@@ -25,6 +25,7 @@ mod postgres;
 mod reconnect;
 mod retry;
 mod serve;
+mod serve_dpop;
 mod serve_jwt;
 mod server;
 mod service;

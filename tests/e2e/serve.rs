@@ -59,6 +59,8 @@ fn browser_connect_then_token_and_request_for_its_tenant_only() {
             "scopes": ["openid", "profile"],
             "params": {},
             "offline": false,
+            "dpop": false,
+            "resources": [],
             "created_at": null,
         })
     );

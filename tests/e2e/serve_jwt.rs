@@ -154,6 +154,8 @@ fn create_integrations(
             "scopes": ["openid", "profile"],
             "params": {},
             "offline": false,
+            "dpop": false,
+            "resources": [],
             "created_at": null,
         })
     );

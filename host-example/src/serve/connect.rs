@@ -9,13 +9,19 @@
 //! session's `return_to`.
 //!
 //! The session token is 256 random bits; the store keeps its SHA-256 only.
+//!
+//! A session of a DPoP integration (RFC 9449) gets its connection's key when it is made:
+//! the authorization request carries the key's thumbprint (`dpop_jkt`), the code exchange
+//! proves it, and the connection keeps it. Until then it lives in the session's row, in the
+//! `pending` column with the pending authorization ([`SessionSecrets`]), sealed when the
+//! store has a key, and goes with the row (used, expired or its integration deleted).
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderName, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::auth::{Body, TenantId, body_bytes, json_body};
@@ -27,7 +33,7 @@ use crate::describe::format_time;
 use crate::runtime::CallError;
 use crate::sql_params as params;
 use crate::store::db::Row;
-use crate::store::{Grant, StoreError};
+use crate::store::{ConnectionSecrets, Grant, StoreError};
 use crate::types::{Error as ConnectorError, PendingAuthorization};
 use crate::{AllowList, HttpTransport, Limits};
 
@@ -106,6 +112,10 @@ pub fn create_session(
         )));
     }
     super::connections::check_integration(store, tenant, &request.connection, &integration.id)?;
+    let secrets = SessionSecrets {
+        dpop_key: integration.new_connection_secrets()?.dpop_key,
+        authorization: None,
+    };
     let scopes = request
         .scopes
         .map(|scopes| serde_json::to_string(&scopes))
@@ -120,20 +130,23 @@ pub fn create_session(
         "DELETE FROM connect_sessions WHERE expires_at <= ?1",
         params![now as i64],
     )?;
+    let token_hash = hash(&token);
+    let pending = secrets.sealed(store, &token_hash)?;
     store.db().execute(
         "INSERT INTO connect_sessions
              (token_hash, tenant_id, integration, connection, scopes, return_to,
-              created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+              created_at, expires_at, pending)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
-            hash(&token),
+            token_hash,
             tenant.0,
             integration.id,
             request.connection,
             scopes,
             return_to,
             now as i64,
-            expires_at as i64
+            expires_at as i64,
+            pending
         ],
     )?;
     let path = format!("/connect/{token}");
@@ -161,6 +174,69 @@ async fn create(
             "expires_at": format_time(session.expires_at),
         })),
     ))
+}
+
+/// What a connect session keeps sealed in its row's `pending` column: its connection's DPoP
+/// key, from the session's creation on, and the pending authorization (with the PKCE
+/// verifier) once the link is opened. No `Debug`: it holds both.
+///
+/// Written as the pending authorization alone when there is no key, as earlier versions
+/// wrote it, so that replicas of an earlier version still complete such sessions; read in
+/// either form.
+#[derive(Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionSecrets {
+    /// The connection's DPoP key (PKCS#8 PEM), for a DPoP integration's session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dpop_key: Option<String>,
+    /// The pending authorization, once the link was opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    authorization: Option<PendingAuthorization>,
+}
+
+impl SessionSecrets {
+    /// The session's `pending` column (sealed, bound to the session's token hash, when the
+    /// store has a key); `None` when there is nothing to keep.
+    fn sealed(
+        &self,
+        store: &crate::store::Store,
+        token_hash: &[u8],
+    ) -> Result<Option<String>, ApiError> {
+        let text = match (&self.dpop_key, &self.authorization) {
+            (None, None) => return Ok(None),
+            (None, Some(authorization)) => serde_json::to_string(authorization),
+            (Some(_), _) => serde_json::to_string(self),
+        }
+        .map_err(|error| ApiError::internal(&error))?;
+        Ok(Some(super::tenants::seal_pending(store, token_hash, text)))
+    }
+
+    /// The secrets kept in `session`'s row, opened.
+    fn of(store: &crate::store::Store, session: &Session) -> Result<Self, ApiError> {
+        let Some(text) = session.pending.clone() else {
+            return Ok(Self::default());
+        };
+        let text = super::tenants::open_pending(store, &session.token_hash, text)?;
+        serde_json::from_str::<Self>(&text)
+            .ok()
+            .or_else(|| {
+                serde_json::from_str::<PendingAuthorization>(&text)
+                    .ok()
+                    .map(|authorization| Self {
+                        dpop_key: None,
+                        authorization: Some(authorization),
+                    })
+            })
+            .ok_or_else(|| ApiError::internal(&"a connect session's pending column is unreadable"))
+    }
+
+    /// What the connection keeps of them once connected: its DPoP key.
+    fn connection_secrets(&self) -> ConnectionSecrets {
+        ConnectionSecrets {
+            dpop_key: self.dpop_key.clone(),
+            ..ConnectionSecrets::default()
+        }
+    }
 }
 
 /// A session row, as the flow needs it.
@@ -244,17 +320,16 @@ async fn begin(
                 return Err(expired());
             }
             let (integration, config) = flow_config(store, &shared, &session)?;
+            let mut secrets = SessionSecrets::of(store, &session)?;
+            // A DPoP integration's authorization request (pushed or not) names the session's
+            // key (`dpop_jkt`), which the code exchange will prove.
+            let signer = integration.connection_signer(&secrets.connection_secrets())?;
             let request =
-                crate::connect::instance(shared.runtime(), &config, &integration.signer())?
-                    .begin(&config)?;
+                crate::connect::instance(shared.runtime(), &config, &signer)?.begin(&config)?;
             // Opening the link again begins again: the earlier state stops matching. The
             // pending authorization holds the PKCE verifier: sealed when the store has a key.
-            let pending = super::tenants::seal_pending(
-                store,
-                &token_hash,
-                serde_json::to_string(&request.pending)
-                    .map_err(|error| ApiError::internal(&error))?,
-            );
+            secrets.authorization = Some(request.pending.clone());
+            let pending = secrets.sealed(store, &token_hash)?;
             store.db().execute(
                 "UPDATE connect_sessions SET state = ?2, pending = ?3 WHERE token_hash = ?1",
                 params![token_hash, request.pending.state, pending],
@@ -304,21 +379,19 @@ async fn callback(State(state): State<AppState>, uri: Uri) -> Result<Response, E
             if session.expires_at <= crate::store::now() {
                 return Err(expired());
             }
-            let pending = session
-                .pending
-                .clone()
-                .map(|text| super::tenants::open_pending(store, &session.token_hash, text))
-                .transpose()?;
-            let pending: PendingAuthorization = pending
-                .as_deref()
-                .and_then(|text| serde_json::from_str(text).ok())
+            let secrets = SessionSecrets::of(store, &session)?;
+            let pending = secrets
+                .authorization
+                .as_ref()
                 .ok_or_else(|| ApiError::internal(&"a begun session without its pending flow"))?;
             let (integration, config) = flow_config(store, &shared, &session)?;
-            // The code exchange signs its client assertion with the integration's key.
-            let mut session_instance =
-                crate::connect::instance(runtime, &config, &integration.signer())?;
+            // The code exchange signs its client assertion with the integration's key, and
+            // its DPoP proof with the session's key, which the connection keeps.
+            let connection_secrets = secrets.connection_secrets();
+            let signer = integration.connection_signer(&connection_secrets)?;
+            let mut session_instance = crate::connect::instance(runtime, &config, &signer)?;
             let tokens = session_instance
-                .complete(&config, &pending, &callback_url)
+                .complete(&config, pending, &callback_url)
                 .map_err(|error| match &error {
                     // The user denied consent, or the provider refused the request (an OAuth
                     // error on the callback or at the token endpoint): the sign-in ends here;
@@ -332,10 +405,11 @@ async fn callback(State(state): State<AppState>, uri: Uri) -> Result<Response, E
                     _ => ApiError::from(error),
                 })?;
             let name = internal_name(session.tenant, &session.connection);
-            connections.save_locked(
+            connections.save_locked_with(
                 &name,
                 &config,
                 &integration.secret_source(),
+                &connection_secrets,
                 Grant::AuthorizationCode,
                 &tokens,
             )?;
@@ -405,4 +479,98 @@ pub fn escape(text: &str) -> String {
         }
     }
     escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seal::SealingKey;
+    use crate::store::Store;
+
+    fn pending() -> PendingAuthorization {
+        PendingAuthorization {
+            state: "st".into(),
+            code_verifier: Some("verifier-verifier".into()),
+            redirect_uri: Some("https://svc.example/oauth/callback".into()),
+            requested_scopes: vec!["openid".into()],
+            created_at: 1,
+            expires_at: 2,
+        }
+    }
+
+    fn session(pending: Option<String>, token_hash: &[u8]) -> Session {
+        Session {
+            tenant: TenantId(1),
+            integration: "i".into(),
+            connection: "c".into(),
+            scopes: None,
+            return_to: None,
+            expires_at: 0,
+            pending,
+            token_hash: token_hash.to_vec(),
+        }
+    }
+
+    /// A session's key is kept sealed, bound to its token hash, with the pending
+    /// authorization; a session without a key is written as earlier versions wrote it, and
+    /// both forms are read.
+    #[test]
+    fn session_secrets_are_sealed_to_their_session_and_read_in_either_form() {
+        let dir = std::env::temp_dir().join(format!("connector-sessions-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let key = SealingKey::from_hex(&"07".repeat(32)).unwrap();
+        let store = Store::open_sealed(&dir.join("store.db"), key).unwrap();
+        let (hash, other) = (hash("token"), hash("other"));
+        let pem = crate::signer::generate_dpop_key().unwrap();
+
+        // Nothing to keep: no column.
+        assert!(
+            SessionSecrets::default()
+                .sealed(&store, &hash)
+                .unwrap()
+                .is_none()
+        );
+
+        // The key alone (a new session), then with the pending authorization (opened).
+        let mut secrets = SessionSecrets {
+            dpop_key: Some(pem.clone()),
+            authorization: None,
+        };
+        let sealed = secrets.sealed(&store, &hash).unwrap().unwrap();
+        assert!(!sealed.contains("PRIVATE KEY") && crate::seal::is_sealed(&sealed));
+        let read = SessionSecrets::of(&store, &session(Some(sealed.clone()), &hash)).unwrap();
+        assert_eq!(
+            (read.dpop_key.as_deref(), read.authorization),
+            (Some(pem.as_str()), None)
+        );
+        // Bound to its session: another session's row does not open it.
+        assert!(SessionSecrets::of(&store, &session(Some(sealed), &other)).is_err());
+        secrets.authorization = Some(pending());
+        let sealed = secrets.sealed(&store, &hash).unwrap().unwrap();
+        let read = SessionSecrets::of(&store, &session(Some(sealed), &hash)).unwrap();
+        assert_eq!(read.authorization, Some(pending()));
+        assert_eq!(
+            read.connection_secrets(),
+            ConnectionSecrets {
+                dpop_key: Some(pem),
+                ..ConnectionSecrets::default()
+            }
+        );
+
+        // Without a key: the pending authorization alone, as before, read back.
+        let plain = SessionSecrets {
+            dpop_key: None,
+            authorization: Some(pending()),
+        };
+        let sealed = plain.sealed(&store, &hash).unwrap().unwrap();
+        let opened = super::super::tenants::open_pending(&store, &hash, sealed.clone()).unwrap();
+        assert_eq!(
+            serde_json::from_str::<PendingAuthorization>(&opened).unwrap(),
+            pending()
+        );
+        let read = SessionSecrets::of(&store, &session(Some(sealed), &hash)).unwrap();
+        assert!(read.connection_secrets().is_empty());
+        assert_eq!((read.dpop_key, read.authorization), (None, Some(pending())));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -6,6 +6,10 @@
 //!
 //! A tenant's connection `NAME` is stored as `t<tenant id>:NAME` in the store's
 //! `connections` table; `service_connections` records which integration it belongs to.
+//!
+//! A DPoP-bound connection's token (RFC 9449) is useless without a proof signed with the
+//! connection's key, which never leaves the service: `/token` refuses it (`dpop_bound`),
+//! and `/request` calls the API with a proof the service signs.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -119,6 +123,10 @@ pub(crate) struct ConnectionView {
     /// again ([`super::keepalive::last_error`]); [`view`] leaves it `None`, [`with_last_error`]
     /// fills it in.
     pub(crate) last_error: Option<serde_json::Value>,
+    /// The RFC 7638 thumbprint of the key its tokens are bound to (public), when it is
+    /// DPoP-bound; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) dpop_key_thumbprint: Option<String>,
 }
 
 /// `view` with tenant `tenant`'s connection's last error filled in.
@@ -157,6 +165,7 @@ pub(crate) fn view(
         last_refresh: (connection.token_writes > 1).then(|| format_time(connection.updated_at)),
         reauthorization,
         last_error: None,
+        dpop_key_thumbprint: crate::describe::dpop_thumbprint(connection),
     }
 }
 
@@ -294,15 +303,18 @@ async fn create(
             }
             check_integration(store, tenant, &request.connection, &integration.id)?;
             let config = &integration.config;
-            let signer = integration.signer();
+            // A DPoP integration's connection gets a key of its own, which it keeps.
+            let secrets = integration.new_connection_secrets()?;
+            let signer = integration.connection_signer(&secrets)?;
             let tokens = retry::call(&RetryPolicy::default(), None, &mut |_| {}, || {
                 crate::connect::instance(runtime, config, &signer)?.fetch_client_credentials(config)
             })?;
             let name = internal_name(tenant, &request.connection);
-            connections.save_locked(
+            connections.save_locked_with(
                 &name,
                 config,
                 &integration.secret_source(),
+                &secrets,
                 Grant::ClientCredentials,
                 &tokens,
             )?;
@@ -392,6 +404,17 @@ async fn token(
     let looked_up = name.clone();
     let tokens = state
         .blocking(move |connections| {
+            // Checked before anything is refreshed: no token of it is ever handed out.
+            if dpop_bound(&connections.store().get(&looked_up)?) {
+                return Err(ApiError::new(
+                    Code::DpopBound,
+                    format!(
+                        "connection `{id}` is DPoP-bound (RFC 9449): its access token works \
+                         only with proofs signed by a key the service holds; call the API \
+                         through the service instead: POST /v1/connections/{id}/request"
+                    ),
+                ));
+            }
             connections
                 .valid_tokens(&looked_up)
                 .map(|outcome| outcome.tokens)
@@ -412,6 +435,14 @@ async fn token(
         &tokens.token_type,
         tokens.expires_at,
     ))
+}
+
+/// Whether `connection`'s tokens are bound to its DPoP key (RFC 9449): it is configured so,
+/// holds a key, or its tokens say so.
+fn dpop_bound(connection: &StoredConnection) -> bool {
+    connection.config.dpop
+        || connection.secrets.dpop_key.is_some()
+        || connection.tokens.dpop_key_thumbprint.is_some()
 }
 
 /// The answer of `/token`.

@@ -27,6 +27,10 @@ pub enum Code {
     /// 409: the connection must be authorized again (a new connect session) before it can be
     /// used: it was revoked, the server refused to renew it, or nothing can renew it.
     ReauthorizationRequired,
+    /// 409: the connection's tokens are bound to a key the service holds (DPoP, RFC 9449),
+    /// so a token handed out could not be used: call the API through the service instead
+    /// (`POST /v1/connections/{id}/request`).
+    DpopBound,
     /// 410: the connect session has expired.
     Expired,
     /// 413: the request body is larger than the cap.
@@ -51,6 +55,7 @@ impl Code {
             Self::InvalidRequest => "invalid_request",
             Self::Conflict => "conflict",
             Self::ReauthorizationRequired => "reauthorization_required",
+            Self::DpopBound => "dpop_bound",
             Self::Expired => "expired",
             Self::PayloadTooLarge => "payload_too_large",
             Self::ServerUnavailable => "server_unavailable",
@@ -66,7 +71,9 @@ impl Code {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::InvalidRequest => StatusCode::BAD_REQUEST,
-            Self::Conflict | Self::ReauthorizationRequired => StatusCode::CONFLICT,
+            Self::Conflict | Self::ReauthorizationRequired | Self::DpopBound => {
+                StatusCode::CONFLICT
+            }
             Self::Expired => StatusCode::GONE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ServerUnavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -7,6 +7,12 @@
 //! host signs its assertions with ([`KeyFileSigner`]); the key never enters the component.
 //! A client has a secret or a key, never both: no method uses both, and a secret stored
 //! beside a key would be one more secret to leak for nothing.
+//!
+//! An integration with `dpop` binds its connections' tokens to a key (RFC 9449): each
+//! connection gets a fresh key of its own ([`Integration::new_connection_secrets`]) when it
+//! is made (a connect session, or `POST /v1/connections`), kept sealed with it; the service
+//! signs every proof, so such a connection's token is used through the service only.
+//! `resources` (RFC 8707) name the resources its tokens are for.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,10 +29,10 @@ use super::errors::{ApiError, Code};
 use super::tenants::valid_id;
 use crate::configure::{self, ClientSettings, ConfigureError, ProfileSource};
 use crate::describe::{client_auth_method, format_time};
-use crate::signer::{KeyFileSigner, NoSigner, Signer, jws_name};
+use crate::signer::{KeyFileSigner, Signer, generate_dpop_key, jws_name};
 use crate::sql_params as params;
 use crate::store::db::Row as DbRow;
-use crate::store::{Grant, SecretSource, Store, StoreError};
+use crate::store::{ConnectionSecrets, Grant, SecretSource, Store, StoreError};
 use crate::types::{ClientAuthMethod, ConnectionConfig, KeyValue};
 use crate::{AllowList, HttpTransport, Limits};
 
@@ -82,6 +88,13 @@ struct NewIntegration {
     vars: BTreeMap<String, String>,
     #[serde(default)]
     offline: bool,
+    /// Whether its connections' tokens are bound to a key of their own (DPoP, RFC 9449).
+    #[serde(default)]
+    dpop: bool,
+    /// The resources its tokens are for (RFC 8707 `resource`): absolute URIs without a
+    /// fragment.
+    #[serde(default)]
+    resources: Vec<String>,
 }
 
 /// A stored integration, its client secret or private key filled in. Its `Debug` leaves
@@ -165,12 +178,29 @@ impl Integration {
         }
     }
 
-    /// The signer of its client's assertions: its private key's, or one that holds no key.
-    pub fn signer(&self) -> Arc<dyn Signer> {
-        match &self.key {
-            Some(key) => key.signer.clone(),
-            None => Arc::new(NoSigner),
+    /// What a new connection of it keeps sealed beside its client's credential: a fresh
+    /// DPoP key (RFC 9449) when it binds its tokens, else nothing. Made before the
+    /// authorization request: the component sends the key's thumbprint (`dpop_jkt`) there.
+    pub fn new_connection_secrets(&self) -> Result<ConnectionSecrets, ApiError> {
+        let mut secrets = ConnectionSecrets::default();
+        if self.config.dpop {
+            secrets.dpop_key = Some(generate_dpop_key().map_err(|_| {
+                ApiError::internal(&"could not make a DPoP key: the system's random source failed")
+            })?);
         }
+        Ok(secrets)
+    }
+
+    /// The signer of a connection of it whose own keys are `secrets`: its client assertions
+    /// with the integration's private key, its DPoP proofs with the connection's key.
+    pub fn connection_signer(
+        &self,
+        secrets: &ConnectionSecrets,
+    ) -> Result<Arc<dyn Signer>, ApiError> {
+        Ok(crate::connections::connection_signer(
+            &self.secret_source(),
+            secrets,
+        )?)
     }
 
     /// The API's view of it (never the secret).
@@ -204,6 +234,8 @@ impl Integration {
                 .map(|kv| (kv.name.clone(), kv.value.clone()))
                 .collect(),
             offline: config.offline_access,
+            dpop: config.dpop,
+            resources: config.resources.clone(),
             created_at: format_time(self.created_at),
         }
     }
@@ -230,6 +262,10 @@ struct IntegrationView {
     scopes: Vec<String>,
     params: BTreeMap<String, String>,
     offline: bool,
+    /// Whether its connections' tokens are DPoP-bound (RFC 9449).
+    dpop: bool,
+    /// The resources its tokens are for (RFC 8707).
+    resources: Vec<String>,
     created_at: String,
 }
 
@@ -489,6 +525,7 @@ fn build(
              browser or refresh token)",
         ));
     }
+    check_resources(&request.resources)?;
     // The client's credential, checked before anything is fetched.
     let key = parse_key(request.private_key, request.key_id)?;
     let auth_method = auth_method(
@@ -509,8 +546,8 @@ fn build(
         params: pairs(request.params),
         variables: pairs(request.vars),
         offline: request.offline,
-        resources: vec![],
-        dpop: false,
+        resources: request.resources,
+        dpop: request.dpop,
     };
     let mut config =
         configure::connection_config(runtime, source, settings).map_err(|error| match error {
@@ -559,9 +596,30 @@ fn build(
         // key the client will sign with.
         let mut checked = config.clone();
         checked.redirect_uri = Some(callback.to_owned());
-        crate::connect::check(runtime, &checked, &integration.signer())?;
+        // A DPoP integration is checked with a stand-in for the key each connection gets
+        // (asked for its public key only: that the server takes its algorithm).
+        let signer = integration.connection_signer(&integration.new_connection_secrets()?)?;
+        crate::connect::check(runtime, &checked, &signer)?;
     }
     Ok(integration)
+}
+
+/// Refuses (`invalid_request`, naming the entry) a resource that is not an absolute URI
+/// without a fragment (RFC 8707 §2), or that holds whitespace or control characters (which a
+/// URL parser would quietly drop or encode).
+fn check_resources(resources: &[String]) -> Result<(), ApiError> {
+    for (index, resource) in resources.iter().enumerate() {
+        let plain = !resource
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control());
+        if !plain || resource.contains('#') || url::Url::parse(resource).is_err() {
+            return Err(ApiError::invalid(format!(
+                "resources[{index}]: give an absolute URI without a fragment (RFC 8707 §2), \
+                 such as `https://api.example.com/`"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The client's private key from the request's `private_key` (PEM text) and `key_id`:
@@ -681,6 +739,57 @@ mod tests {
             Ok(_) => panic!("accepted"),
             Err(error) => error,
         }
+    }
+
+    #[test]
+    fn resources_are_absolute_uris_without_a_fragment() {
+        let ok = |resources: &[&str]| {
+            check_resources(
+                &resources
+                    .iter()
+                    .map(|r| (*r).to_owned())
+                    .collect::<Vec<_>>(),
+            )
+        };
+        assert!(ok(&[]).is_ok());
+        assert!(
+            ok(&[
+                "https://api.example.com/",
+                "urn:example:api",
+                "http://127.0.0.1/api"
+            ])
+            .is_ok()
+        );
+        for (resources, index) in [
+            (&["api"][..], 0),
+            (&["https://a.example/", "/relative"], 1),
+            (&["https://a.example/#part"], 0),
+            (&["https://a.example/#"], 0),
+            (&["https://a.example/a b"], 0),
+            (&[" https://a.example/"], 0),
+            (&["https://a.example/\n"], 0),
+        ] {
+            let error = refused(ok(resources));
+            assert_eq!(error.code, Code::InvalidRequest);
+            assert!(
+                error.message.starts_with(&format!("resources[{index}]: ")),
+                "{}",
+                error.message
+            );
+        }
+        // A request takes them, and `dpop`; both default to none.
+        let request: NewIntegration = serde_json::from_value(serde_json::json!({
+            "id": "i", "provider": "github", "client_id": "c",
+            "dpop": true, "resources": ["https://api.example.com/"],
+        }))
+        .unwrap();
+        assert!(request.dpop);
+        assert_eq!(request.resources, ["https://api.example.com/"]);
+        let request: NewIntegration = serde_json::from_value(serde_json::json!({
+            "id": "i", "provider": "github", "client_id": "c",
+        }))
+        .unwrap();
+        assert!(!request.dpop && request.resources.is_empty());
     }
 
     #[test]
@@ -852,7 +961,8 @@ mod tests {
             }
         );
         let key = integration
-            .signer()
+            .connection_signer(&ConnectionSecrets::default())
+            .unwrap()
             .key(crate::types::KeyPurpose::ClientAssertion, "c")
             .unwrap();
         assert_eq!(key.key_id.as_deref(), Some("ed-1"));
@@ -878,7 +988,8 @@ mod tests {
         assert_eq!(plain.secret_source(), SecretSource::None);
         assert!(
             plain
-                .signer()
+                .connection_signer(&ConnectionSecrets::default())
+                .unwrap()
                 .key(crate::types::KeyPurpose::ClientAssertion, "c")
                 .is_err()
         );

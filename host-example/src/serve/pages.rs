@@ -977,6 +977,7 @@ mod tests {
             last_refresh: None,
             reauthorization: None,
             last_error: None,
+            dpop_key_thumbprint: None,
         }
     }
 
