@@ -570,26 +570,15 @@ mod tests {
         assert!(signer.signed.borrow().is_empty());
     }
 
-    fn response(status: u16, headers: &[(&str, &str)], body: &str) -> HttpResponse {
-        HttpResponse {
-            status,
-            headers: headers
-                .iter()
-                .map(|(name, value)| KeyValue::new(*name, *value))
-                .collect(),
-            body: body.as_bytes().to_vec(),
-        }
-    }
-
     #[test]
     fn challenges_are_read_from_token_errors_and_www_authenticate() {
-        let token = response(
+        let token = HttpResponse::test(
             400,
             &[("DPoP-Nonce", "eyJ7S_zG.eyJH0-Z.HX4w-7v")],
             r#"{"error":"use_dpop_nonce","error_description":"Authorization server requires nonce in DPoP proof"}"#,
         );
         assert_eq!(nonce_challenge(&token), Some("eyJ7S_zG.eyJH0-Z.HX4w-7v"));
-        let resource = response(
+        let resource = HttpResponse::test(
             401,
             &[
                 (
@@ -601,7 +590,7 @@ mod tests {
             "",
         );
         assert_eq!(nonce_challenge(&resource), Some("n-2"));
-        let second = response(
+        let second = HttpResponse::test(
             401,
             &[
                 (
@@ -614,7 +603,7 @@ mod tests {
         );
         assert_eq!(nonce_challenge(&second), Some("n-3"));
         // The scheme is a whole token: `DPoPr` is another scheme; a tab may follow `DPoP`.
-        let other_scheme = response(
+        let other_scheme = HttpResponse::test(
             401,
             &[
                 ("WWW-Authenticate", r#"DPoPr error="use_dpop_nonce""#),
@@ -623,7 +612,7 @@ mod tests {
             "",
         );
         assert_eq!(nonce_challenge(&other_scheme), None);
-        let tab = response(
+        let tab = HttpResponse::test(
             401,
             &[
                 ("WWW-Authenticate", "DPoP\terror=\"use_dpop_nonce\""),
@@ -633,22 +622,22 @@ mod tests {
         );
         assert_eq!(nonce_challenge(&tab), Some("n-5"));
         for not_one in [
-            response(400, &[], r#"{"error":"use_dpop_nonce"}"#),
-            response(400, &[("DPoP-Nonce", "n")], r#"{"error":"invalid_grant"}"#),
-            response(
+            HttpResponse::test(400, &[], r#"{"error":"use_dpop_nonce"}"#),
+            HttpResponse::test(400, &[("DPoP-Nonce", "n")], r#"{"error":"invalid_grant"}"#),
+            HttpResponse::test(
                 401,
                 &[("DPoP-Nonce", "n"), ("WWW-Authenticate", "Bearer")],
                 "",
             ),
-            response(500, &[("DPoP-Nonce", "n")], r#"{"error":"use_dpop_nonce"}"#),
-            response(
+            HttpResponse::test(500, &[("DPoP-Nonce", "n")], r#"{"error":"use_dpop_nonce"}"#),
+            HttpResponse::test(
                 400,
                 &[("DPoP-Nonce", "with space")],
                 r#"{"error":"use_dpop_nonce"}"#,
             ),
             // Caught by the fuzz target `resource`: a scheme whose fourth byte ends inside a
             // character panicked.
-            response(
+            HttpResponse::test(
                 401,
                 &[
                     ("DPoP-Nonce", "n"),
@@ -683,7 +672,7 @@ mod tests {
         // Challenged twice: one retry, then the second challenge is the answer.
         let mut sent: Vec<HttpRequest> = vec![];
         let challenge = |nonce: &str| {
-            response(
+            HttpResponse::test(
                 400,
                 &[("DPoP-Nonce", nonce)],
                 r#"{"error":"use_dpop_nonce"}"#,
@@ -727,7 +716,7 @@ mod tests {
             None,
             &mut |request| {
                 sent.push(request);
-                Ok(response(200, &[], r#"{"access_token":"a"}"#))
+                Ok(HttpResponse::test(200, &[], r#"{"access_token":"a"}"#))
             },
         )
         .unwrap();
@@ -753,7 +742,7 @@ mod tests {
             Some("t"),
             &mut |request| {
                 sent.push(request);
-                Ok(response(
+                Ok(HttpResponse::test(
                     401,
                     &[("DPoP-Nonce", "n")],
                     r#"{"error":"use_dpop_nonce"}"#,

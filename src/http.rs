@@ -81,6 +81,19 @@ pub struct HttpResponse {
 }
 
 impl HttpResponse {
+    /// A response of `status` with `headers` and a text `body`, for tests.
+    #[cfg(test)]
+    pub(crate) fn test(status: u16, headers: &[(&str, &str)], body: &str) -> Self {
+        Self {
+            status,
+            headers: headers
+                .iter()
+                .map(|(name, value)| KeyValue::new(*name, *value))
+                .collect(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
     /// The first header called `name` (ASCII case-insensitive, RFC 9110 §5.1).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

@@ -675,6 +675,12 @@ mod tests {
         }
     }
 
+    /// A fresh RSA key of `bits` as PKCS#8 PEM, from `openssl` (`None` without it).
+    fn rsa_key(bits: u32) -> Option<String> {
+        let bits = format!("rsa_keygen_bits:{bits}");
+        openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", &bits])
+    }
+
     /// Signs `INPUT` through the `Signer` trait and checks the signature's length and that
     /// it verifies with the signer's public key (and does not for another input).
     fn assert_signs(
@@ -780,13 +786,7 @@ mod tests {
 
     #[test]
     fn rsa_pkcs8_key_signs_rs256() {
-        let Some(rsa) = openssl(&[
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-        ]) else {
+        let Some(rsa) = rsa_key(2048) else {
             return;
         };
         assert!(rsa.starts_with("-----BEGIN PRIVATE KEY-----"));
@@ -874,13 +874,7 @@ mod tests {
 
     #[test]
     fn rsa_public_jwk_is_the_modulus_and_exponent() {
-        let Some(rsa) = openssl(&[
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-        ]) else {
+        let Some(rsa) = rsa_key(2048) else {
             return;
         };
         let signer = KeyFileSigner::from_pem(&rsa, None).unwrap();
@@ -1095,14 +1089,7 @@ mod tests {
             return;
         };
         let ed448 = openssl(&["genpkey", "-algorithm", "ED448"]).unwrap();
-        let small_rsa = openssl(&[
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:1024",
-        ])
-        .unwrap();
+        let small_rsa = rsa_key(1024).unwrap();
         for text in [p521, ed448, small_rsa] {
             assert!(matches!(
                 KeyFileSigner::from_pem(&text, None),
