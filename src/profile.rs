@@ -667,10 +667,15 @@ impl ConnectionConfig {
 }
 
 /// Checks an RFC 8707 resource indicator: an absolute URI without a fragment (§2). Plain
-/// HTTP is allowed: the value only names the resource, nothing is sent to it.
+/// HTTP is allowed: the value only names the resource, nothing is sent to it. The value is
+/// sent as it is written, so whitespace or control characters, which the URL parser would
+/// drop before checking, are refused: they would make it another string than the one checked.
 pub fn check_resource(field: &str, resource: &str) -> Result<(), ConfigError> {
+    let plain = !resource
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control());
     match url::Url::parse(resource) {
-        Ok(url) if url.fragment().is_none() => Ok(()),
+        Ok(url) if plain && url.fragment().is_none() => Ok(()),
         _ => Err(ConfigError::InvalidValue(field.into())),
     }
 }
@@ -678,6 +683,31 @@ pub fn check_resource(field: &str, resource: &str) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resources_are_absolute_uris_without_fragment_or_whitespace() {
+        for good in [
+            "https://api.example.com/",
+            "urn:example:api",
+            "http://127.0.0.1:8/x?y=1",
+        ] {
+            assert_eq!(check_resource("resources", good), Ok(()), "{good}");
+        }
+        for bad in [
+            "/relative",
+            "https://api.example.com/#top",
+            " https://api.example.com/",
+            "https://api.example.com/\t",
+            "https://api.example.com/a b",
+            "",
+        ] {
+            assert_eq!(
+                check_resource("resources", bad),
+                Err(ConfigError::InvalidValue("resources".into())),
+                "{bad:?}"
+            );
+        }
+    }
 
     #[test]
     fn minimal_profile_takes_defaults() {

@@ -9,7 +9,7 @@ use url::Url;
 use crate::endpoint::{parse_endpoint, parse_url};
 use crate::error::{ConfigError, DiscoveryError, Error, InvalidResponse};
 use crate::http::{HttpRequest, HttpResponse, Method};
-use crate::profile::{Client, ClientAuthMethod, KeyValue};
+use crate::profile::{Client, ClientAuthMethod, KeyValue, check_resource};
 use crate::secret::Secret;
 use crate::token::{excerpt, invalid_answer, json_answer, parse_fields};
 
@@ -192,13 +192,9 @@ fn resource_from_document(
         .and_then(Value::as_str)
         .ok_or_else(|| Error::Discovery(DiscoveryError::MissingField("resource".into())))?;
     let asked = parse_endpoint("resource-url", resource_url)?;
-    // The identifier is used as it is written (the `resource` parameter, the API's base):
-    // whitespace or control characters, which the URL parser would drop before comparing,
-    // make it another string than the one checked.
-    let clean = !resource
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control());
-    if !clean || !covers(resource, &asked) {
+    // The identifier is used as it is written (the `resource` parameter, the API's base): it
+    // must be one the connection accepts, and name the resource asked for.
+    if check_resource("resource", resource).is_err() || !covers(resource, &asked) {
         return Err(Error::Discovery(DiscoveryError::ResourceMismatch(
             resource.to_owned(),
         )));
@@ -453,20 +449,9 @@ mod tests {
     use super::*;
     use crate::error::{ErrorCode, OAuthError};
 
-    fn response(status: u16, headers: &[(&str, &str)], body: &str) -> HttpResponse {
-        HttpResponse {
-            status,
-            headers: headers
-                .iter()
-                .map(|(name, value)| KeyValue::new(*name, *value))
-                .collect(),
-            body: body.as_bytes().to_vec(),
-        }
-    }
-
     #[test]
     fn the_challenge_names_the_metadata() {
-        let challenge = response(
+        let challenge = HttpResponse::test(
             401,
             &[(
                 "WWW-Authenticate",
@@ -478,7 +463,7 @@ mod tests {
             metadata_url_from_challenge(&challenge).unwrap().as_deref(),
             Some("https://api.example.com/.well-known/oauth-protected-resource/v1")
         );
-        let token_form = response(
+        let token_form = HttpResponse::test(
             401,
             &[(
                 "www-authenticate",
@@ -490,7 +475,7 @@ mod tests {
             metadata_url_from_challenge(&token_form).unwrap().as_deref(),
             Some("https://a.example/m")
         );
-        let lookalike = response(
+        let lookalike = HttpResponse::test(
             401,
             &[(
                 "WWW-Authenticate",
@@ -499,7 +484,7 @@ mod tests {
             "",
         );
         assert_eq!(metadata_url_from_challenge(&lookalike).unwrap(), None);
-        let insecure = response(
+        let insecure = HttpResponse::test(
             401,
             &[(
                 "WWW-Authenticate",
@@ -514,7 +499,7 @@ mod tests {
             )))
         );
         assert_eq!(
-            metadata_url_from_challenge(&response(200, &[], "")).unwrap(),
+            metadata_url_from_challenge(&HttpResponse::test(200, &[], "")).unwrap(),
             None
         );
     }
@@ -551,7 +536,7 @@ mod tests {
                 None,
             ),
         ] {
-            let challenge = response(401, &[("WWW-Authenticate", value)], "");
+            let challenge = HttpResponse::test(401, &[("WWW-Authenticate", value)], "");
             assert_eq!(
                 metadata_url_from_challenge(&challenge).unwrap().as_deref(),
                 want,
@@ -578,7 +563,7 @@ mod tests {
     #[test]
     fn metadata_must_name_the_resource_asked_for() {
         let document = |resource: &str| {
-            response(
+            HttpResponse::test(
                 200,
                 &[],
                 &format!(
@@ -620,7 +605,7 @@ mod tests {
         assert_eq!(
             resource_from_response(
                 asked,
-                &response(
+                &HttpResponse::test(
                     200,
                     &[],
                     r#"{"resource":"https://api.example.com","authorization_servers":[]}"#
@@ -628,7 +613,10 @@ mod tests {
             ),
             Some(Err(Error::Discovery(DiscoveryError::NoAuthorizationServer)))
         );
-        assert_eq!(resource_from_response(asked, &response(404, &[], "")), None);
+        assert_eq!(
+            resource_from_response(asked, &HttpResponse::test(404, &[], "")),
+            None
+        );
     }
 
     fn metadata() -> ClientMetadata {
@@ -680,7 +668,7 @@ mod tests {
 
     #[test]
     fn the_registration_answer_becomes_the_client() {
-        let answer = response(
+        let answer = HttpResponse::test(
             201,
             &[],
             r#"{"client_id":"c-1","client_secret":"s-1","registration_access_token":"rat-1","registration_client_uri":"https://as.example.com/reg/c-1","token_endpoint_auth_method":"client_secret_basic","client_secret_expires_at":0,"redirect_uris":["http://127.0.0.1:8765/callback"]}"#,
@@ -705,7 +693,7 @@ mod tests {
         assert_eq!(registered.client_secret_expires_at, None);
         assert!(!registered.metadata.contains("s-1") && !registered.metadata.contains("rat-1"));
         assert!(!format!("{registered:?}").contains("rat-1"));
-        let no_secret = response(
+        let no_secret = HttpResponse::test(
             201,
             &[],
             r#"{"client_id":"c-1","token_endpoint_auth_method":"client_secret_post"}"#,
@@ -716,7 +704,7 @@ mod tests {
         ));
         // Caught by the fuzz target `resource`: an answer refused after the server issued
         // credentials showed them in the error's excerpt.
-        let unusable = response(
+        let unusable = HttpResponse::test(
             201,
             &[],
             r#"{"client_id":"c-1","client_secret":"s3cr3t!Kq9","registration_access_token":"rat!Zx81Lm","token_endpoint_auth_method":"tls_client_auth"}"#,
@@ -730,7 +718,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let refused = response(
+        let refused = HttpResponse::test(
             400,
             &[],
             r#"{"error":"invalid_redirect_uri","error_description":"bad"}"#,
