@@ -137,6 +137,19 @@ pub fn fix(error: &Error, front: FrontEnd) -> Option<String> {
         (Error::Configuration(ConfigurationError::MissingVariable(name)), FrontEnd::Service) => {
             format!("give the integration `\"vars\": {{\"{name}\": VALUE}}`")
         }
+        (Error::Configuration(ConfigurationError::InvalidValue(field)), FrontEnd::Cli)
+            if field == "resources" =>
+        {
+            "pass each --resource as an absolute URI, for example https://api.example.com/"
+                .to_owned()
+        }
+        (Error::Configuration(ConfigurationError::InvalidValue(field)), FrontEnd::Service)
+            if field == "resources" =>
+        {
+            "give the integration `\"resources\": [\"https://api.example.com/\"]`, absolute \
+             URIs"
+                .to_owned()
+        }
         (Error::Signing(SigningError::NoKey), FrontEnd::Cli) => {
             "pass --private-key FILE".to_owned()
         }
@@ -148,7 +161,9 @@ pub fn fix(error: &Error, front: FrontEnd) -> Option<String> {
 pub fn signing_error(error: &SigningError) -> String {
     match error {
         SigningError::NoKey => {
-            "the host holds no private key for this client, which private_key_jwt needs".to_owned()
+            "the host holds no private key for this client and purpose (a private_key_jwt \
+             client key, a DPoP key or a JWT bearer assertion key)"
+                .to_owned()
         }
         SigningError::Denied(reason) => format!("the host's signer refused: {}", printable(reason)),
         SigningError::Unsupported(reason) => format!("unsupported key: {}", printable(reason)),
@@ -274,6 +289,11 @@ pub fn configuration_error(error: &ConfigurationError) -> String {
         }
         ConfigurationError::ReservedParameter(name) => {
             format!("extra parameter `{name}` would override one the flow sets itself")
+        }
+        ConfigurationError::InvalidValue(field) if field == "resources" => {
+            "a resource (RFC 8707) must be an absolute URI without a fragment, spaces or control \
+             characters, such as https://api.example.com/"
+                .to_owned()
         }
         ConfigurationError::InvalidValue(field) => format!("`{field}` has an unusable value"),
         ConfigurationError::MissingClientSecret => {
@@ -632,6 +652,13 @@ mod tests {
         assert_eq!(
             fix(&secret, FrontEnd::Cli).unwrap(),
             "pass --client-secret-env VAR; for a public client, --client-auth none"
+        );
+        let resource =
+            Error::Configuration(ConfigurationError::InvalidValue("resources".to_owned()));
+        assert!(!error(&resource).contains("--"), "{}", error(&resource));
+        assert_eq!(
+            fix(&resource, FrontEnd::Cli).unwrap(),
+            "pass each --resource as an absolute URI, for example https://api.example.com/"
         );
         assert_eq!(
             fix(&secret, FrontEnd::Service).unwrap(),
