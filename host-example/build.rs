@@ -23,6 +23,7 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=CONNECTOR_SKIP_COMPONENT_BUILD");
+    embed_presets(&root.join("presets"));
 
     let target_dir = root.join("target").join("component-build");
     let built = target_dir.join(TARGET).join("component");
@@ -126,4 +127,30 @@ fn ensure_target_installed() {
         added,
         "the {TARGET} target is missing: run `rustup target add {TARGET}`"
     );
+}
+
+/// Writes `$OUT_DIR/presets.rs`: the built-in preset documents (`presets/*.json`), by file
+/// name, in name order, for `presets.rs` to include.
+fn embed_presets(dir: &Path) {
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read the presets directory")
+        .map(|entry| entry.expect("list the presets directory").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    files.sort();
+    let mut code = String::from(
+        "/// The built-in preset documents: (file name, text).\npub const PRESETS: &[(&str, &str)] = &[\n",
+    );
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", file.display());
+        let name = file.file_name().expect("a file name").to_string_lossy();
+        code.push_str(&format!(
+            "    ({name:?}, include_str!({:?})),\n",
+            file.display().to_string()
+        ));
+    }
+    code.push_str("];\n");
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo")).join("presets.rs");
+    std::fs::write(out, code).expect("write the preset list");
 }

@@ -24,7 +24,7 @@ use crate::secret::{PkceVerifier, Secret};
 use crate::token::TokenSet;
 use crate::{
     api, callback, client_credentials, complete, device, discovery, dpop, jwt_bearer, lifecycle,
-    presets, registration, token_exchange, token_request,
+    registration, token_exchange, token_request,
 };
 use core::cell::RefCell;
 
@@ -416,28 +416,6 @@ impl wit_registration::Guest for Connector {
 }
 
 impl wit_providers::Guest for Connector {
-    fn list_presets() -> Vec<wit_providers::PresetInfo> {
-        // The catalogue is compiled in and checked by the core's tests; an unreadable one
-        // would list nothing rather than trap.
-        presets::all()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|preset| wit_providers::PresetInfo {
-                id: preset.id,
-                display_name: preset.display_name,
-                variables: preset.profile.variables,
-                notes: preset.notes,
-                sources: preset.sources,
-            })
-            .collect()
-    }
-
-    fn preset(id: String) -> WitResult<wit::ProviderProfile> {
-        presets::get(&id)
-            .map(|preset| profile_to_wit(preset.profile))
-            .map_err(error_to_wit)
-    }
-
     fn discover(issuer: String) -> WitResult<wit::ProviderProfile> {
         discovery::discover(&issuer, send_core)
             .map(profile_to_wit)

@@ -44,7 +44,8 @@ pub mod http_date;
 pub mod jwt_bearer;
 pub mod lifecycle;
 pub mod pkce;
-pub mod presets;
+#[cfg(test)]
+mod presets;
 pub mod profile;
 pub mod registration;
 pub mod secret;

@@ -1,52 +1,53 @@
-//! Built-in provider profiles for well-known vendors, as data (`presets.json`), each with the
-//! documentation its facts were checked against.
+//! The vendor presets' profiles, checked natively: every `presets/*.json` document's
+//! `profile` parses, validates and builds exactly the authorize URL recorded in
+//! `presets.snap`. The catalogue itself is data the host ships beside the component (since
+//! 0.4.0); the host checks the rest of each document (`host-example/src/presets.rs`).
 
 use crate::prelude::*;
 
-use serde::Deserialize;
+use crate::authorize::{BeginRandom, begin};
+use crate::error::ConfigError;
+use crate::profile::{Client, ConnectionConfig, KeyValue, ProviderProfile, TokenRequestExtras};
 
-use crate::error::{ConfigError, Error};
-use crate::profile::ProviderProfile;
+const SNAPSHOT: &str = include_str!("presets.snap");
 
-const PRESETS_JSON: &str = include_str!("presets.json");
-
-/// One preset: a profile and what a user should know about it.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct Preset {
-    /// The name to ask for.
-    pub id: String,
-    /// The vendor's name.
-    pub display_name: String,
-    /// Behaviour worth knowing, and what could not be verified.
-    pub notes: String,
-    /// The documentation consulted.
-    pub sources: Vec<String>,
-    /// The profile (placeholders unresolved).
-    pub profile: ProviderProfile,
+/// A preset document's id and profile.
+struct Preset {
+    id: String,
+    profile: ProviderProfile,
 }
 
-/// Every preset, in catalogue order.
-pub fn all() -> Result<Vec<Preset>, Error> {
-    serde_json::from_str(PRESETS_JSON)
-        .map_err(|error| Error::Configuration(ConfigError::InvalidProfile(error.to_string())))
+/// Every `presets/*.json` document, by file name.
+fn all() -> Vec<Preset> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/presets");
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path).unwrap();
+            let document: serde_json::Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let profile = ProviderProfile::from_json(&document["profile"].to_string())
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            Preset {
+                id: document["id"].as_str().unwrap().to_owned(),
+                profile,
+            }
+        })
+        .collect()
 }
 
-/// One preset by id.
-pub fn get(id: &str) -> Result<Preset, Error> {
-    all()?
-        .into_iter()
-        .find(|preset| preset.id == id)
-        .ok_or_else(|| ConfigError::UnknownPreset(id.to_owned()).into())
+fn get(id: &str) -> Preset {
+    all().into_iter().find(|preset| preset.id == id).unwrap()
 }
 
-#[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authorize::{BeginRandom, begin};
-    use crate::profile::{Client, ConnectionConfig, KeyValue, TokenRequestExtras};
-
-    const SNAPSHOT: &str = include_str!("presets.snap");
 
     fn variables(preset: &Preset) -> Vec<KeyValue> {
         preset
@@ -61,12 +62,12 @@ mod tests {
             .collect()
     }
 
-    /// Every preset parses, validates, names its placeholders, has notes and sources, and
-    /// gives exactly the authorize URL in `presets.snap` (with and without offline access).
+    /// Every preset's profile parses, validates and gives exactly the authorize URL in
+    /// `presets.snap` (with and without offline access).
     #[test]
     fn every_preset_loads_validates_and_builds_its_authorize_url() {
-        let presets = all().unwrap();
-        assert!(presets.len() >= 25, "{} presets", presets.len());
+        let presets = all();
+        assert!(presets.len() >= 100, "{} presets", presets.len());
         let random = BeginRandom {
             state: [7; 32],
             verifier: [9; 32],
@@ -74,11 +75,6 @@ mod tests {
         let mut lines = vec![];
         for preset in &presets {
             assert_eq!(preset.id, preset.profile.id);
-            assert!(
-                !preset.notes.is_empty() && !preset.sources.is_empty(),
-                "{}",
-                preset.id
-            );
             preset
                 .profile
                 .validate()
@@ -123,17 +119,8 @@ mod tests {
     }
 
     #[test]
-    fn unknown_preset_is_typed() {
-        assert_eq!(
-            get("nope").unwrap_err(),
-            Error::Configuration(ConfigError::UnknownPreset("nope".into()))
-        );
-        assert_eq!(get("github").unwrap().display_name, "GitHub");
-    }
-
-    #[test]
     fn placeholders_are_required_and_constrained() {
-        let okta = get("okta").unwrap().profile;
+        let okta = get("okta").profile;
         assert_eq!(
             okta.resolve(&[]).unwrap_err(),
             ConfigError::MissingVariable("domain".into())
@@ -166,7 +153,7 @@ mod tests {
             Some("https://dev-1.okta.com/oauth2/default")
         );
 
-        let keycloak = get("keycloak").unwrap().profile;
+        let keycloak = get("keycloak").profile;
         let vars = |base: &str| {
             vec![
                 KeyValue::new("base-url", base),

@@ -20,6 +20,7 @@ use crate::connections::{ConnectionError, Connections, RefreshOutcome, api_url, 
 pub use crate::describe::format_time;
 use crate::describe::{connection_state, connection_view, printable, status_detail};
 use crate::logging::{self, LogSink};
+use crate::presets::{Catalogue, Origin as PresetOrigin, Preset, PresetView};
 use crate::retry::{self, RetryNotice, RetryPolicy};
 use crate::seal::{self, SealingKey};
 use crate::signer::KeyFileSigner;
@@ -75,6 +76,12 @@ struct Cli {
     /// lines and dependencies' internals. Never logs secrets, tokens, header values or bodies.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Local presets: a preset file (one document, or an array of them) or a directory of
+    /// `*.json` files, in the built-in presets' format; repeatable (default: the paths in
+    /// $CONNECTOR_PRESETS, separated like PATH). Checked on load; a local preset replaces a
+    /// built-in one of the same id, with a warning.
+    #[arg(long, global = true, value_name = "FILE|DIR")]
+    presets: Vec<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -214,12 +221,26 @@ enum Command {
         /// The connection's name.
         name: String,
     },
-    /// List the built-in provider presets and the variables each needs.
-    Providers,
+    /// List the provider presets (built in, and local ones from --presets): id, name, where
+    /// it comes from, and the variables each needs.
+    Providers {
+        /// Only the presets whose id, name or a domain contains every word of TEXT (ignoring
+        /// case).
+        #[arg(long, value_name = "TEXT")]
+        search: Option<String>,
+        /// Print one JSON array: id, display_name, origin (`built-in` or `local`), path
+        /// (local only), variables, domains, notes, sources.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show one preset: endpoints, quirks, notes and the documentation its facts come from.
     ShowProvider {
         /// The preset's id.
         name: String,
+        /// Print the preset document itself (the format --presets reads), a start for a
+        /// local preset of your own.
+        #[arg(long)]
+        json: bool,
     },
     /// List stored connections (no secrets) under a header row: name, provider, expiry (or
     /// why the connection must be connected again), scopes.
@@ -328,7 +349,7 @@ impl Command {
             Self::Call { .. } => "call",
             Self::Revoke { .. } => "revoke",
             Self::Remove { .. } => "remove",
-            Self::Providers => "providers",
+            Self::Providers { .. } => "providers",
             Self::ShowProvider { .. } => "show-provider",
             Self::List { .. } => "list",
             Self::Status => "status",
@@ -866,6 +887,19 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
         Some(dir) => Some(PathBuf::from(dir)),
         None => crate::compile_cache::default_dir(io.env),
     };
+    // Local presets: --presets, else $CONNECTOR_PRESETS; loaded by the commands that name
+    // presets (so that `token` and `call` never pay for them).
+    let preset_paths: Vec<PathBuf> = if cli.presets.is_empty() {
+        (io.env)(crate::presets::PRESETS_ENV)
+            .map(|paths| {
+                std::env::split_paths(&paths)
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        cli.presets.clone()
+    };
     let load_runtime = || -> anyhow::Result<Runtime> {
         let runtime = match &cli.component {
             Some(path) => Runtime::load_cached(path, cache_dir.as_deref()),
@@ -921,7 +955,8 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                 webhook_origins: webhook_origins.clone(),
                 store_threads: store_threads.map_or_else(crate::serve::store_threads, usize::from),
             };
-            let runtime = load_runtime()?;
+            let mut runtime = load_runtime()?;
+            add_local_presets(&mut runtime, &preset_paths, io.err)?;
             let out = &mut *io.out;
             crate::serve::serve(runtime, options, |address, public_url| {
                 let _ = writeln!(out, "listening on http://{address}");
@@ -973,7 +1008,8 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                 Some(var) => Some(read_secret(io.env, var)?),
                 None => None,
             };
-            let runtime = load_runtime()?;
+            let mut runtime = load_runtime()?;
+            add_local_presets(&mut runtime, &preset_paths, io.err)?;
             let mut config = connection_config(&runtime, client, secret)?;
             config.redirect_uri.clone_from(redirect_uri);
             let transport = HttpTransport::new(connection_allow_list(&config), Limits::default());
@@ -1093,7 +1129,8 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                 ))
                 .into());
             }
-            let runtime = load_runtime()?;
+            let mut runtime = load_runtime()?;
+            add_local_presets(&mut runtime, &preset_paths, io.err)?;
             let redirect_uri = redirect_uri
                 .clone()
                 .unwrap_or_else(|| connect::DEFAULT_REDIRECT_URI.to_owned());
@@ -1246,11 +1283,28 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             };
             obtain_and_store(io, &runtime, &connections, name, config, &source, flow)
         }
-        Command::Providers => {
-            let runtime = load_runtime()?;
-            let mut session =
-                runtime.instantiate(HttpTransport::new(AllowList::default(), Limits::default()))?;
-            for preset in session.list_presets()? {
+        Command::Providers { ref search, json } => {
+            let mut runtime = load_runtime()?;
+            add_local_presets(&mut runtime, &preset_paths, io.err)?;
+            let catalogue = runtime.presets();
+            let presets: Vec<&Preset> = match search {
+                Some(text) => catalogue.search(text).collect(),
+                None => catalogue.presets().iter().collect(),
+            };
+            if json {
+                let views: Vec<PresetView<'_>> =
+                    presets.into_iter().map(PresetView::from).collect();
+                writeln!(io.out, "{}", serde_json::to_string_pretty(&views)?)?;
+                return Ok(());
+            }
+            if presets.is_empty() {
+                writeln!(
+                    io.err,
+                    "no preset matches; `connector-host providers` lists them all"
+                )?;
+                return Ok(());
+            }
+            for preset in presets {
                 let needs = if preset.variables.is_empty() {
                     String::new()
                 } else {
@@ -1261,20 +1315,34 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                         .collect();
                     format!("needs {}", vars.join(" "))
                 };
-                writeln!(io.out, "{}\t{}\t{needs}", preset.id, preset.display_name)?;
+                let origin = match &preset.origin {
+                    PresetOrigin::BuiltIn => "built-in".to_owned(),
+                    PresetOrigin::Local(path) => format!("local {}", path.display()),
+                };
+                writeln!(
+                    io.out,
+                    "{}\t{}\t{origin}\t{needs}",
+                    preset.id,
+                    printable(&preset.display_name)
+                )?;
             }
             Ok(())
         }
-        Command::ShowProvider { ref name } => {
-            let runtime = load_runtime()?;
+        Command::ShowProvider { ref name, json } => {
+            let mut runtime = load_runtime()?;
+            add_local_presets(&mut runtime, &preset_paths, io.err)?;
+            let catalogue = runtime.presets();
             let mut session =
                 runtime.instantiate(HttpTransport::new(AllowList::default(), Limits::default()))?;
-            let info = session
-                .list_presets()?
-                .into_iter()
-                .find(|preset| preset.id == *name);
-            let profile = session.preset(name)?;
-            write_provider(io.out, &profile, info.as_ref())?;
+            let profile = catalogue.profile(name, &mut session)?;
+            let Some(preset) = catalogue.get(name) else {
+                unreachable!("`profile` found the preset");
+            };
+            if json {
+                writeln!(io.out, "{}", preset.document()?)?;
+                return Ok(());
+            }
+            write_provider(io.out, &profile, Some(preset))?;
             Ok(())
         }
         Command::List { json } => {
@@ -2102,6 +2170,26 @@ fn configure_error(error: ConfigureError) -> anyhow::Error {
     }
 }
 
+/// Puts the local presets in `paths` over the built-in ones in `runtime`'s catalogue (each
+/// checked by the component), writing their warnings to `err`. No paths: nothing to do.
+fn add_local_presets(
+    runtime: &mut Runtime,
+    paths: &[PathBuf],
+    err: &mut dyn Write,
+) -> anyhow::Result<()> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let mut session =
+        runtime.instantiate(HttpTransport::new(AllowList::default(), Limits::default()))?;
+    let catalogue = Catalogue::with_local(paths, &mut session)?;
+    for warning in catalogue.warnings() {
+        writeln!(err, "warning: {warning}")?;
+    }
+    runtime.set_presets(catalogue);
+    Ok(())
+}
+
 fn load_profile(runtime: &Runtime, path: &PathBuf) -> anyhow::Result<ProviderProfile> {
     let json = std::fs::read_to_string(path)
         .with_context(|| format!("reading the profile {}", path.display()))?;
@@ -2117,7 +2205,7 @@ fn load_profile(runtime: &Runtime, path: &PathBuf) -> anyhow::Result<ProviderPro
 fn write_provider(
     out: &mut dyn Write,
     profile: &ProviderProfile,
-    info: Option<&crate::bindings::exports::oauth_connector::oauth2::providers::PresetInfo>,
+    info: Option<&Preset>,
 ) -> anyhow::Result<()> {
     // A profile can come from a discovery document: every value through the sanitiser.
     let line = |out: &mut dyn Write, label: &str, value: &str| {
@@ -2126,6 +2214,14 @@ fn write_provider(
     line(out, "id:", &profile.id)?;
     if let Some(info) = info {
         line(out, "name:", &info.display_name)?;
+        line(
+            out,
+            "origin:",
+            &match &info.origin {
+                PresetOrigin::BuiltIn => "built-in".to_owned(),
+                PresetOrigin::Local(path) => format!("local ({})", path.display()),
+            },
+        )?;
     }
     if !profile.variables.is_empty() {
         line(out, "variables:", &profile.variables.join(", "))?;

@@ -14,7 +14,7 @@ use crate::{AllowList, HttpTransport, Limits, logging};
 pub enum ProfileSource {
     /// A profile already parsed (by `providers.parse-profile`).
     Profile(Box<ProviderProfile>),
-    /// A built-in preset, by id.
+    /// A preset of the runtime's catalogue ([`Runtime::presets`]), by id.
     Preset(String),
     /// Discovered from this issuer's metadata (RFC 8414 / OpenID Connect Discovery).
     Issuer(String),
@@ -150,7 +150,7 @@ pub fn connection_config(
         runtime.instantiate(HttpTransport::new(AllowList::default(), Limits::default()))?;
     let profile = match source {
         ProfileSource::Profile(profile) => *profile,
-        ProfileSource::Preset(preset) => session.preset(&preset)?,
+        ProfileSource::Preset(preset) => runtime.presets().profile(&preset, &mut session)?,
         ProfileSource::Issuer(issuer) => discover(runtime, &issuer)?,
     };
     if let Some(unknown) = settings

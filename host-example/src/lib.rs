@@ -30,6 +30,7 @@ pub mod describe;
 pub mod local_server;
 pub mod logging;
 pub mod loopback;
+pub mod presets;
 pub mod retry;
 pub mod runtime;
 pub mod seal;

@@ -28,7 +28,6 @@ use crate::bindings::exports::oauth_connector::oauth2::device_authorization::{
     DeviceAuthorization, DevicePoll,
 };
 use crate::bindings::exports::oauth_connector::oauth2::jwt_bearer::AssertionClaims;
-use crate::bindings::exports::oauth_connector::oauth2::providers::PresetInfo;
 use crate::bindings::exports::oauth_connector::oauth2::registration::{
     ClientMetadata, ProtectedResource, RegisteredClient,
 };
@@ -403,6 +402,8 @@ pub struct Runtime {
     hot: std::sync::Arc<HotFunctions>,
     limits: SandboxLimits,
     origin: crate::compile_cache::Origin,
+    /// The presets connections may name; the built-in ones unless a front end set others.
+    presets: Option<std::sync::Arc<crate::presets::Catalogue>>,
 }
 
 /// Declares, for each exported interface, where its functions are (found once per runtime)
@@ -476,7 +477,7 @@ struct HotFunctions {
 impl HotFunctions {
     fn new(component: &Component) -> wasmtime::Result<Self> {
         let find = |interface: &str, function: &str| -> wasmtime::Result<HotFunction> {
-            let interface_name = format!("oauth-connector:oauth2/{interface}@0.3.0");
+            let interface_name = format!("oauth-connector:oauth2/{interface}@0.4.0");
             let interface = component
                 .get_export_index(None, &interface_name)
                 .with_context(|| format!("the component exports no `{interface_name}`"))?;
@@ -660,7 +661,25 @@ impl Runtime {
             hot: std::sync::Arc::new(hot),
             limits,
             origin: crate::compile_cache::Origin::Compiled,
+            presets: None,
         })
+    }
+
+    /// The presets connections configured through this runtime may name
+    /// (`configure::ProfileSource::Preset`): the built-in catalogue unless
+    /// [`Runtime::set_presets`] gave another. (Presets are data beside the component since
+    /// contract 0.4.0, and every preset's profile is parsed by it.)
+    pub fn presets(&self) -> &crate::presets::Catalogue {
+        self.presets
+            .as_deref()
+            .unwrap_or_else(|| crate::presets::Catalogue::built_in())
+    }
+
+    /// Makes `catalogue` (built-in and local presets, from
+    /// [`Catalogue::with_local`](crate::presets::Catalogue::with_local)) the one this
+    /// runtime's connections name presets from.
+    pub fn set_presets(&mut self, catalogue: crate::presets::Catalogue) {
+        self.presets = Some(std::sync::Arc::new(catalogue));
     }
 
     /// The engine, for precompiling or sharing.
@@ -1122,22 +1141,6 @@ impl Session {
             .connection()
             .call_resolved_profile(&mut self.store, connection);
         settle(&self.store, result)
-    }
-
-    /// `providers.list-presets`.
-    pub fn list_presets(&mut self) -> Result<Vec<PresetInfo>, CallError> {
-        self.arm();
-        let exports = self.providers()?;
-        let result = exports.call_list_presets(&mut self.store);
-        settle(&self.store, result)
-    }
-
-    /// `providers.preset`.
-    pub fn preset(&mut self, id: &str) -> Result<types::ProviderProfile, CallError> {
-        self.arm();
-        let exports = self.providers()?;
-        let result = exports.call_preset(&mut self.store, id);
-        flatten(&self.store, result)
     }
 
     /// `providers.discover` (the transport must allow the issuer's origin).

@@ -106,7 +106,9 @@ fn a_copied_binary_runs_with_the_build_tree_out_of_sight() {
     assert!(expected.status.success(), "{expected:?}");
     let listed = String::from_utf8(expected.stdout).unwrap();
     assert!(
-        listed.lines().any(|line| line == "github\tGitHub\t"),
+        listed
+            .lines()
+            .any(|line| line == "github\tGitHub\tbuilt-in\t"),
         "{listed}"
     );
 

@@ -44,12 +44,16 @@ fn the_second_load_uses_the_compiled_form_and_works() {
     assert_eq!(origin(BUILT_COMPONENT, &cache), Origin::Compiled);
     let runtime = Runtime::load_cached(Path::new(BUILT_COMPONENT), Some(&cache)).unwrap();
     assert_eq!(runtime.origin(), Origin::Cache);
-    let presets = runtime
+    let mut session = runtime
         .instantiate(HttpTransport::new(AllowList::default(), Limits::default()))
-        .unwrap()
-        .list_presets()
         .unwrap();
-    assert_eq!(presets.len(), 25);
+    let github = connector_host::presets::Catalogue::built_in()
+        .profile("github", &mut session)
+        .unwrap();
+    assert_eq!(
+        github.token_url,
+        "https://github.com/login/oauth/access_token"
+    );
     assert_eq!(
         std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777,
         0o700

@@ -20,9 +20,9 @@ fn the_component_imports_only_the_transport_the_signer_the_clock_and_random() {
     assert_eq!(
         imports,
         [
-            "oauth-connector:oauth2/signer@0.3.0",
-            "oauth-connector:oauth2/transport@0.3.0",
-            "oauth-connector:oauth2/types@0.3.0",
+            "oauth-connector:oauth2/signer@0.4.0",
+            "oauth-connector:oauth2/transport@0.4.0",
+            "oauth-connector:oauth2/types@0.4.0",
             "wasi:clocks/wall-clock@0.2",
             "wasi:random/random@0.2",
         ]

@@ -9,6 +9,7 @@ mod compile_cache;
 mod exchange;
 mod imports;
 mod lifecycle;
+mod presets;
 mod quirks;
 mod sandbox;
 mod transport;

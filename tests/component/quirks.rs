@@ -1,6 +1,7 @@
 //! Vendor quirks as data, each against a server on 127.0.0.1 that behaves like the vendor;
 //! presets and placeholders through the component.
 
+use connector_host::presets::Catalogue;
 use connector_host::types::{
     BodyFormat, ClientAuthMethod, ConfigurationError, ConnectionConfig, Error, ErrorCode,
     OauthError, PkceMethod,
@@ -239,43 +240,25 @@ fn presets_and_placeholders_through_the_component() {
     let mut session = runtime()
         .instantiate(HttpTransport::new(AllowList::default(), Limits::default()))
         .unwrap();
-    let presets = session.list_presets().unwrap();
-    let ids: Vec<&str> = presets.iter().map(|p| p.id.as_str()).collect();
-    assert_eq!(
-        ids,
-        [
-            "google",
-            "microsoft",
-            "github",
-            "gitlab",
-            "slack",
-            "salesforce",
-            "dropbox",
-            "notion",
-            "hubspot",
-            "zoom",
-            "atlassian",
-            "spotify",
-            "x",
-            "linkedin",
-            "box",
-            "xero",
-            "quickbooks",
-            "discord",
-            "asana",
-            "figma",
-            "linear",
-            "airtable",
-            "okta",
-            "auth0",
-            "keycloak"
-        ]
+    // Every built-in preset's profile is parsed and checked by the component itself.
+    let catalogue = Catalogue::built_in();
+    assert!(
+        catalogue.presets().len() >= 100,
+        "{}",
+        catalogue.presets().len()
     );
-    let microsoft = presets.iter().find(|p| p.id == "microsoft").unwrap();
+    for preset in catalogue.presets() {
+        let profile = preset
+            .profile(&mut session)
+            .unwrap_or_else(|e| panic!("{}: {e}", preset.id));
+        assert_eq!(profile.id, preset.id);
+        assert_eq!(profile.variables, preset.variables, "{}", preset.id);
+    }
+    let microsoft = catalogue.get("microsoft").unwrap();
     assert_eq!(microsoft.variables, ["tenant"]);
     assert!(!microsoft.sources.is_empty());
 
-    let profile = session.preset("microsoft").unwrap();
+    let profile = catalogue.profile("microsoft", &mut session).unwrap();
     let mut config = config(profile);
     match session.resolve_profile(&config) {
         Err(CallError::Connector(Error::Configuration(ConfigurationError::MissingVariable(
@@ -299,7 +282,7 @@ fn presets_and_placeholders_through_the_component() {
         )))
     ));
     assert!(matches!(
-        session.preset("myspace"),
+        catalogue.profile("myspace", &mut session),
         Err(CallError::Connector(Error::Configuration(
             ConfigurationError::UnknownPreset(_)
         )))

@@ -22,6 +22,7 @@ mod listener;
 mod pages;
 mod par_dpop;
 mod postgres;
+mod presets;
 mod reconnect;
 mod retry;
 mod serve;

@@ -230,14 +230,6 @@ impl wit_api::Guest for Hostile {
 }
 
 impl wit_providers::Guest for Hostile {
-    fn list_presets() -> Vec<wit_providers::PresetInfo> {
-        unreachable!("{ONLY_BEGIN}")
-    }
-
-    fn preset(_id: String) -> WitResult<wit::ProviderProfile> {
-        unreachable!("{ONLY_BEGIN}")
-    }
-
     fn discover(_issuer: String) -> WitResult<wit::ProviderProfile> {
         unreachable!("{ONLY_BEGIN}")
     }
