@@ -167,3 +167,43 @@ fn the_readme_and_help_give_the_same_exit_codes() {
         "{short}"
     );
 }
+
+/// The README's vendor list, between these markers, is generated from the built-in catalogue
+/// (`presets/*.json`); `UPDATE_README=1` rewrites it.
+const VENDORS_START: &str = "<!-- vendors: generated from presets/*.json by readme_help.rs -->\n";
+const VENDORS_END: &str = "<!-- end of vendors -->\n";
+
+#[test]
+fn the_readme_lists_every_built_in_preset() {
+    let catalogue = connector_host::presets::Catalogue::built_in();
+    let mut list = format!(
+        "{} presets:\n\n| vendor | `--provider` | `--var` |\n|---|---|---|\n",
+        catalogue.presets().len()
+    );
+    for preset in catalogue.presets() {
+        let variables: Vec<String> = preset.variables.iter().map(|v| format!("`{v}`")).collect();
+        list.push_str(&format!(
+            "| {} | `{}` | {} |\n",
+            preset.display_name.replace('|', "\\|"),
+            preset.id,
+            variables.join(", ")
+        ));
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
+    let readme = std::fs::read_to_string(path).unwrap();
+    let start = readme
+        .find(VENDORS_START)
+        .expect("the vendors' start marker")
+        + VENDORS_START.len();
+    let end = readme.find(VENDORS_END).expect("the vendors' end marker");
+    if std::env::var_os("UPDATE_README").is_some() {
+        let updated = format!("{}{list}{}", &readme[..start], &readme[end..]);
+        std::fs::write(path, updated).unwrap();
+    } else {
+        assert_eq!(
+            &readme[start..end],
+            list,
+            "run with UPDATE_README=1 and review the diff"
+        );
+    }
+}
