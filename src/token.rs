@@ -367,17 +367,24 @@ impl<'de> Deserialize<'de> for MemberName<'de> {
     }
 }
 
-/// Descends `path` to the object holding the token fields. The members left behind at each
-/// level join it as extras, except token members (an outer `refresh_token` must never be
-/// taken for the inner token's). Leniently, a missing object means the top level holds the
-/// tokens (refresh answers are often flat).
+/// Descends `path` to the object holding the token fields. A member that is an array stands
+/// for its first element (Meta answers `{"data": [{"access_token": ...}]}`). The members left
+/// behind at each level join it as extras, except token members (an outer `refresh_token`
+/// must never be taken for the inner token's). Leniently, a missing object means the top
+/// level holds the tokens (refresh answers are often flat).
 fn follow_path(
     mut fields: Map<String, Value>,
     path: &[String],
     strictness: Strictness,
 ) -> Result<Map<String, Value>, String> {
     for member in path {
-        let mut inner = match fields.remove(member) {
+        let found = match fields.remove(member) {
+            Some(Value::Array(items)) if matches!(items.first(), Some(Value::Object(_))) => {
+                items.into_iter().next()
+            }
+            other => other,
+        };
+        let mut inner = match found {
             Some(Value::Object(inner)) => inner,
             other if strictness == Strictness::Lenient => {
                 if let Some(value) = other {
@@ -1131,6 +1138,47 @@ mod tests {
             ),
             Err(Error::InvalidResponse(_))
         ));
+    }
+
+    #[test]
+    fn a_path_member_that_is_an_array_stands_for_its_first_object() {
+        let quirks = TokenResponseQuirks {
+            path: vec!["data".into()],
+            ..TokenResponseQuirks::default()
+        };
+        let set = parse_token_response(
+            &response(
+                200,
+                "application/json",
+                r#"{"data":[{"access_token":"ig","user_id":"1020","permissions":"a,b"}]}"#,
+            ),
+            &[],
+            &quirks,
+            0,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(set.access_token.expose(), "ig");
+        assert_eq!(
+            set.extras,
+            [
+                KeyValue::new("permissions", "\"a,b\""),
+                KeyValue::new("user_id", "\"1020\"")
+            ]
+        );
+        // An empty array, or one of strings, holds no tokens.
+        for body in [r#"{"data":[]}"#, r#"{"data":["x"]}"#] {
+            assert!(matches!(
+                parse_token_response(
+                    &response(200, "application/json", body),
+                    &[],
+                    &quirks,
+                    0,
+                    &[]
+                ),
+                Err(Error::InvalidResponse(_))
+            ));
+        }
     }
 
     #[test]
