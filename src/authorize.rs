@@ -108,10 +108,15 @@ pub fn begin(
     if let Some(redirect_uri) = &config.redirect_uri {
         parse_endpoint("redirect-uri", redirect_uri)?;
     }
+    let client_id_param = profile.client_id_param();
     for (name, _) in endpoint.query_pairs() {
-        reject_reserved(&name)?;
+        reject_reserved(&name, client_id_param)?;
     }
-    let extras = merge_extras(&profile.authorize_params, &config.authorize_params)?;
+    let extras = merge_extras(
+        &profile.authorize_params,
+        &config.authorize_params,
+        client_id_param,
+    )?;
 
     let state = URL_SAFE_NO_PAD.encode(random.state);
     let scopes = config.effective_scopes().to_vec();
@@ -133,7 +138,12 @@ pub fn begin(
         }
     };
     push_pair(&mut url, query, "response_type", "code");
-    push_pair(&mut url, query, "client_id", &config.client.client_id);
+    push_pair(
+        &mut url,
+        query,
+        profile.client_id_param(),
+        &config.client.client_id,
+    );
     if let Some(redirect_uri) = &config.redirect_uri {
         push_pair(&mut url, query, "redirect_uri", redirect_uri);
     }
@@ -176,8 +186,10 @@ pub fn begin(
     })
 }
 
-fn reject_reserved(name: &str) -> Result<(), ConfigError> {
-    if RESERVED_AUTHORIZE_PARAMS.contains(&name) {
+/// Refuses a parameter the flow sets itself (the client id under the profile's name for it
+/// too).
+fn reject_reserved(name: &str, client_id_param: &str) -> Result<(), ConfigError> {
+    if RESERVED_AUTHORIZE_PARAMS.contains(&name) || name == client_id_param {
         Err(ConfigError::ReservedParameter(name.to_owned()))
     } else {
         Ok(())
@@ -189,14 +201,15 @@ fn reject_reserved(name: &str) -> Result<(), ConfigError> {
 fn merge_extras<'a>(
     profile: &'a [KeyValue],
     caller: &'a [KeyValue],
+    client_id_param: &str,
 ) -> Result<Vec<(&'a str, &'a str)>, ConfigError> {
     let mut merged: Vec<(&str, &str)> = Vec::with_capacity(profile.len() + caller.len());
     for extra in profile {
-        reject_reserved(&extra.name)?;
+        reject_reserved(&extra.name, client_id_param)?;
         merged.push((&extra.name, &extra.value));
     }
     for extra in caller {
-        reject_reserved(&extra.name)?;
+        reject_reserved(&extra.name, client_id_param)?;
         match merged[..profile.len()]
             .iter_mut()
             .find(|(name, _)| *name == extra.name)
@@ -279,7 +292,7 @@ pub fn pushed(
     push_pair(
         &mut request.url,
         query,
-        "client_id",
+        config.profile.client_id_param(),
         &config.client.client_id,
     );
     push_pair(&mut request.url, query, "request_uri", request_uri);
@@ -364,6 +377,34 @@ mod tests {
         assert_eq!(pending.requested_scopes, ["openid", "profile"]);
         assert_eq!(pending.created_at, NOW);
         assert_eq!(pending.expires_at, NOW + PENDING_LIFETIME_SECS);
+    }
+
+    #[test]
+    fn the_client_id_goes_under_the_profiles_name_for_it() {
+        let mut config = config();
+        config.profile.client_id_parameter = Some("client_key".into());
+        config.profile.pkce = PkceMethod::Disabled;
+        assert_eq!(
+            url_of(&config),
+            format!(
+                "https://auth.example.com/authorize?response_type=code&client_key=my+client\
+                 &redirect_uri=http%3A%2F%2F127.0.0.1%3A8765%2Fcallback&scope=openid+profile\
+                 &state={STATE}"
+            )
+        );
+        // Nothing else may set it: not an extra, not the endpoint's own query.
+        config.authorize_params = vec![KeyValue::new("client_key", "other")];
+        assert_eq!(
+            config_error(&config),
+            ConfigError::ReservedParameter("client_key".into())
+        );
+        config.authorize_params = vec![];
+        config.profile.authorize_url =
+            Some("https://auth.example.com/authorize?client_key=x".into());
+        assert_eq!(
+            config_error(&config),
+            ConfigError::ReservedParameter("client_key".into())
+        );
     }
 
     #[test]

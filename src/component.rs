@@ -699,6 +699,8 @@ fn profile_from_wit(profile: wit::ProviderProfile) -> profile::ProviderProfile {
             statuses: profile.token_rejection.statuses,
             body_markers: profile.token_rejection.body_markers,
         },
+        client_id_parameter: profile.client_id_parameter,
+        refresh_redirect_uri: profile.refresh_redirect_uri,
     }
 }
 
@@ -933,6 +935,8 @@ fn profile_to_wit(profile: profile::ProviderProfile) -> wit::ProviderProfile {
             statuses: profile.token_rejection.statuses,
             body_markers: profile.token_rejection.body_markers,
         },
+        client_id_parameter: profile.client_id_parameter,
+        refresh_redirect_uri: profile.refresh_redirect_uri,
     }
 }
 

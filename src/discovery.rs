@@ -145,6 +145,8 @@ fn profile_from_document(issuer: &str, response: &HttpResponse) -> Result<Provid
         token_response: Default::default(),
         token_placement: Default::default(),
         token_rejection: Default::default(),
+        client_id_parameter: None,
+        refresh_redirect_uri: false,
     };
     profile.validate()?;
     Ok(profile)

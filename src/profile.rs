@@ -317,6 +317,14 @@ pub struct ProviderProfile {
     /// Rejection signals beyond 401.
     #[serde(default)]
     pub token_rejection: TokenRejection,
+    /// The name under which authorize and token requests carry the client id, when it is not
+    /// `client_id` (TikTok's `client_key`).
+    #[serde(default)]
+    pub client_id_parameter: Option<String>,
+    /// Refresh requests repeat the connection's `redirect_uri`, for servers that require it
+    /// (Gusto, Deel).
+    #[serde(default)]
+    pub refresh_redirect_uri: bool,
 }
 
 fn is_placeholder_name(name: &str) -> bool {
@@ -526,8 +534,28 @@ impl ProviderProfile {
         profile.validate_resolved()
     }
 
+    /// The name of the parameter that carries the client id (`client_id` unless the profile
+    /// names another).
+    pub fn client_id_param(&self) -> &str {
+        self.client_id_parameter.as_deref().unwrap_or("client_id")
+    }
+
     fn validate_resolved(&self) -> Result<(), ConfigError> {
         parse_endpoint("token-url", &self.token_url)?;
+        if let Some(name) = &self.client_id_parameter {
+            // A parameter name of its own: not one the flows set for something else.
+            let usable = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+                && (name == "client_id"
+                    || !(crate::authorize::RESERVED_AUTHORIZE_PARAMS.contains(&name.as_str())
+                        || crate::token_request::RESERVED_BODY_PARAMS.contains(&name.as_str())));
+            if !usable {
+                return Err(ConfigError::InvalidValue("client-id-parameter".into()));
+            }
+        }
         for (field, url) in [
             ("authorize-url", &self.authorize_url),
             ("refresh-url", &self.refresh_url),

@@ -14,7 +14,7 @@ use crate::profile::{BodyFormat, ClientAuthMethod, ConnectionConfig, KeyValue, R
 use crate::secret::Secret;
 
 /// Body parameters the connector sets; an extra parameter may not override them.
-const RESERVED_BODY_PARAMS: [&str; 10] = [
+pub const RESERVED_BODY_PARAMS: [&str; 10] = [
     "grant_type",
     "code",
     "redirect_uri",
@@ -75,6 +75,11 @@ pub fn refresh(
         KeyValue::new("grant_type", "refresh_token"),
         KeyValue::new("refresh_token", refresh_token.expose()),
     ];
+    if config.profile.refresh_redirect_uri
+        && let Some(redirect_uri) = &config.redirect_uri
+    {
+        params.push(KeyValue::new("redirect_uri", redirect_uri));
+    }
     push_resources(config, &mut params);
     let endpoint = match &config.profile.refresh_url {
         Some(url) => ("refresh-url", url.as_str()),
@@ -219,8 +224,12 @@ pub fn authenticated_post(
         return Err(ConfigError::InvalidValue("client-id".into()).into());
     }
     let method = config.client_auth_method();
-    // A pushed authorization request already carries `client_id` (RFC 9126 §2.1).
-    let has_client_id = params.iter().any(|param| param.name == "client_id");
+    // A pushed authorization request already carries `client_id` (RFC 9126 §2.1), under the
+    // profile's name for it.
+    let client_id_param = profile.client_id_param();
+    let has_client_id = params
+        .iter()
+        .any(|param| param.name == "client_id" || param.name == client_id_param);
     let secret = || {
         client
             .client_secret
@@ -259,6 +268,12 @@ pub fn authenticated_post(
             params.extend([kind, assertion]);
         }
     }
+    // The client id under the profile's name for it (TikTok's `client_key`).
+    if client_id_param != "client_id" {
+        for param in params.iter_mut().filter(|param| param.name == "client_id") {
+            param.name = client_id_param.to_owned();
+        }
+    }
     let basic = method == ClientAuthMethod::ClientSecretBasic;
     let extras = kind.map(|kind| {
         [
@@ -269,7 +284,10 @@ pub fn authenticated_post(
     for extra in extras.iter().flatten() {
         for param in &extra.params {
             let taken = params.iter().any(|p| p.name == param.name);
-            if taken || RESERVED_BODY_PARAMS.contains(&param.name.as_str()) {
+            if taken
+                || RESERVED_BODY_PARAMS.contains(&param.name.as_str())
+                || param.name == client_id_param
+            {
                 return Err(ConfigError::ReservedParameter(param.name.clone()).into());
             }
             params.push(param.clone());
@@ -427,6 +445,82 @@ mod tests {
             String::from_utf8(public.body).unwrap(),
             "grant_type=authorization_code&code=the%2Fcode%2B1&code_verifier=v&client_id=client+id"
         );
+    }
+
+    #[test]
+    fn the_client_id_goes_under_the_profiles_name_for_it() {
+        // TikTok calls it `client_key`, on every request that carries it.
+        let mut post = config(ClientAuthMethod::ClientSecretPost, Some("s"));
+        post.profile.client_id_parameter = Some("client_key".into());
+        let request = refresh(
+            &post,
+            &Secret::new("rt"),
+            &AuthContext::without_assertions(),
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(request.body).unwrap(),
+            "grant_type=refresh_token&refresh_token=rt&client_key=client+id&client_secret=s"
+        );
+        let mut public = config(ClientAuthMethod::None, None);
+        public.profile.client_id_parameter = Some("client_key".into());
+        let request = code_exchange(
+            &public,
+            &pending(Some("v"), None),
+            &code(),
+            &AuthContext::without_assertions(),
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(request.body).unwrap(),
+            "grant_type=authorization_code&code=the%2Fcode%2B1&code_verifier=v&client_key=client+id"
+        );
+        // An extra may not set it either.
+        public.token_requests.refresh.params = vec![KeyValue::new("client_key", "other")];
+        public.client.client_secret = None;
+        let refused = refresh(
+            &public,
+            &Secret::new("rt"),
+            &AuthContext::without_assertions(),
+        );
+        assert_eq!(
+            refused.unwrap_err(),
+            Error::Configuration(ConfigError::ReservedParameter("client_key".into()))
+        );
+        // A name the flows use for something else is not a client id parameter.
+        for bad in ["", "state", "redirect_uri", "code", "client id", "a&b"] {
+            public.profile.client_id_parameter = Some(bad.into());
+            assert_eq!(
+                public.profile.validate(),
+                Err(ConfigError::InvalidValue("client-id-parameter".into())),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refresh_repeats_the_redirect_uri_when_the_profile_says_so() {
+        let mut config = config(ClientAuthMethod::ClientSecretBasic, Some("s"));
+        config.redirect_uri = Some("https://app.example.com/cb".into());
+        let body = |config: &ConnectionConfig| {
+            let request = refresh(
+                config,
+                &Secret::new("rt"),
+                &AuthContext::without_assertions(),
+            )
+            .unwrap();
+            String::from_utf8(request.body).unwrap()
+        };
+        assert_eq!(body(&config), "grant_type=refresh_token&refresh_token=rt");
+        config.profile.refresh_redirect_uri = true;
+        assert_eq!(
+            body(&config),
+            "grant_type=refresh_token&refresh_token=rt\
+             &redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb"
+        );
+        // Without a redirect URI there is nothing to repeat.
+        config.redirect_uri = None;
+        assert_eq!(body(&config), "grant_type=refresh_token&refresh_token=rt");
     }
 
     #[test]

@@ -2295,6 +2295,12 @@ fn write_provider(
     };
     line(out, "pkce:", pkce)?;
     line(out, "client auth:", client_auth)?;
+    if let Some(name) = &profile.client_id_parameter {
+        line(out, "client id parameter:", name)?;
+    }
+    if profile.refresh_redirect_uri {
+        line(out, "refresh sends:", "redirect_uri (the connection's)")?;
+    }
     line(out, "token request body:", body)?;
     let offline = &profile.offline_access;
     let params: Vec<String> = offline

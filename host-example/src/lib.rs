@@ -126,6 +126,8 @@ pub fn profile_with_defaults(id: &str, token_url: &str) -> types::ProviderProfil
             statuses: vec![],
             body_markers: vec![],
         },
+        client_id_parameter: None,
+        refresh_redirect_uri: false,
     }
 }
 

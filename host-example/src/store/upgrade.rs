@@ -19,8 +19,8 @@
 //! WIT document: 0.2.0's `assertion-audience` (`token-url`); 0.3.0's
 //! `requires-pushed-authorization-requests` (false), `dpop-algorithms` (none), the
 //! `token-exchange`, `jwt-bearer` and `pushed-authorization` request extras (none), and the
-//! configuration's `resources` (none) and `dpop` (false). Members already present are never
-//! changed.
+//! configuration's `resources` (none) and `dpop` (false); 0.4.0's `refresh-redirect-uri`
+//! (false). Members already present are never changed.
 
 use serde_json::{Map, Value};
 
@@ -74,6 +74,8 @@ pub fn upgrade_profile(value: &mut Value) -> bool {
         Value::Bool(false),
     );
     changed |= fill(profile, "dpop_algorithms", Value::Array(vec![]));
+    // 0.4.0 (`client_id_parameter` is an option: absent reads as none).
+    changed |= fill(profile, "refresh_redirect_uri", Value::Bool(false));
     if let Some(extras) = profile.get_mut("token_requests") {
         changed |= upgrade_token_extras(extras);
     }
