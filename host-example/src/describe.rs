@@ -150,6 +150,14 @@ pub fn fix(error: &Error, front: FrontEnd) -> Option<String> {
              URIs"
                 .to_owned()
         }
+        (Error::Configuration(ConfigurationError::UnknownPreset(_)), FrontEnd::Cli) => {
+            "`connector-host providers --search TEXT` finds one; --presets FILE|DIR adds \
+             your own"
+                .to_owned()
+        }
+        (Error::Configuration(ConfigurationError::UnknownPreset(_)), FrontEnd::Service) => {
+            "`provider` names a built-in preset or one of the service's --presets".to_owned()
+        }
         (Error::Signing(SigningError::NoKey), FrontEnd::Cli) => {
             "pass --private-key FILE".to_owned()
         }
@@ -312,9 +320,7 @@ pub fn configuration_error(error: &ConfigurationError) -> String {
              change the URL's host, path or query; a placeholder that starts the URL takes an \
              absolute http(s) URL without query or fragment"
         ),
-        ConfigurationError::UnknownPreset(id) => {
-            format!("no preset named `{id}` (see `connector-host providers`)")
-        }
+        ConfigurationError::UnknownPreset(id) => format!("no preset named `{id}`"),
         ConfigurationError::InvalidProfile(reason) => format!("invalid provider profile: {reason}"),
     }
 }

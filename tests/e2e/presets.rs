@@ -207,3 +207,60 @@ fn a_broken_local_preset_stops_the_command_with_its_file_and_field() {
         outcome.err
     );
 }
+
+#[test]
+fn the_service_offers_its_local_presets_to_integrations() {
+    use connector_host::types::HttpMethod;
+
+    use crate::service::{add_tenant, server_with, start_sealed};
+
+    let server = server_with(&[]);
+    let dir = TempDir::new("serve-presets");
+    let presets = dir.0.join("test-server.json");
+    std::fs::write(
+        &presets,
+        server_preset(&server, "test-server", "Test Server"),
+    )
+    .unwrap();
+    let store = dir.0.join("store.db").to_str().unwrap().to_owned();
+    let acme = add_tenant(&store, "acme");
+    let (service, _, _) = start_sealed(&dir.0, &store, &["--presets", presets.to_str().unwrap()]);
+
+    let (status, integration) = service.api(
+        HttpMethod::Post,
+        "/v1/integrations",
+        &acme,
+        Some(
+            json!({"id": "local", "provider": "test-server", "client_id": "basic-client",
+                    "client_secret": "basic-secret"}),
+        ),
+    );
+    assert_eq!(status, 201, "{integration}");
+    assert_eq!(
+        (
+            &integration["source"],
+            &integration["provider"],
+            &integration["issuer"]
+        ),
+        (
+            &json!("provider"),
+            &json!("test-server"),
+            &json!(server.issuer)
+        )
+    );
+    let (status, refused) = service.api(
+        HttpMethod::Post,
+        "/v1/integrations",
+        &acme,
+        Some(json!({"id": "other", "provider": "no-such-vendor", "client_id": "c"})),
+    );
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["code"], "invalid_request");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no preset named `no-such-vendor`"),
+        "{refused}"
+    );
+}
