@@ -1339,7 +1339,11 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                 unreachable!("`profile` found the preset");
             };
             if json {
-                writeln!(io.out, "{}", preset.document()?)?;
+                writeln!(
+                    io.out,
+                    "{}",
+                    serde_json::to_string_pretty(&preset.document()?)?
+                )?;
                 return Ok(());
             }
             write_provider(io.out, &profile, Some(preset))?;

@@ -71,10 +71,10 @@ impl Preset {
         session.parse_profile(&self.profile)
     }
 
-    /// The preset as a document in the format local presets are read in, pretty-printed.
-    pub fn document(&self) -> Result<String, serde_json::Error> {
+    /// The preset as a document in the format local presets are read in.
+    pub fn document(&self) -> Result<serde_json::Value, serde_json::Error> {
         let profile: serde_json::Value = serde_json::from_str(&self.profile)?;
-        serde_json::to_string_pretty(&serde_json::json!({
+        Ok(serde_json::json!({
             "id": self.id,
             "display-name": self.display_name,
             "domains": self.domains,

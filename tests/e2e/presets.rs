@@ -226,6 +226,55 @@ fn the_service_offers_its_local_presets_to_integrations() {
     let acme = add_tenant(&store, "acme");
     let (service, _, _) = start_sealed(&dir.0, &store, &["--presets", presets.to_str().unwrap()]);
 
+    // The catalogue, for a platform's "add an integration" screen.
+    let (status, listed) = service.api(HttpMethod::Get, "/v1/providers", &acme, None);
+    assert_eq!(status, 200);
+    let providers = listed["providers"].as_array().unwrap();
+    assert!(providers.len() >= 101, "{}", providers.len());
+    assert!(
+        providers
+            .iter()
+            .any(|p| p["id"] == "zendesk" && p["variables"] == json!(["subdomain"]))
+    );
+    let (status, found) = service.api(
+        HttpMethod::Get,
+        "/v1/providers?search=TEST%20server",
+        &acme,
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        found,
+        json!({"providers": [{
+            "id": "test-server",
+            "display_name": "Test Server",
+            "origin": "local",
+            "path": presets.display().to_string(),
+            "variables": [],
+            "domains": [],
+            "notes": "The project's test server.",
+            "sources": ["https://github.com/panva/node-oidc-provider"],
+        }]})
+    );
+    let (status, document) = service.api(HttpMethod::Get, "/v1/providers/test-server", &acme, None);
+    assert_eq!(status, 200);
+    assert_eq!(
+        document,
+        serde_json::from_str::<Value>(&server_preset(&server, "test-server", "Test Server"))
+            .map(|mut written| {
+                written["domains"] = json!([]);
+                written
+            })
+            .unwrap()
+    );
+    let (status, missing) = service.api(HttpMethod::Get, "/v1/providers/nope", &acme, None);
+    assert_eq!(
+        (status, &missing["error"]["code"]),
+        (404, &json!("not_found"))
+    );
+    let (status, _) = service.api(HttpMethod::Get, "/v1/providers?limit=1", &acme, None);
+    assert_eq!(status, 400);
+
     let (status, integration) = service.api(
         HttpMethod::Post,
         "/v1/integrations",

@@ -29,6 +29,7 @@ pub mod errors;
 pub mod integrations;
 pub mod keepalive;
 pub mod pages;
+pub mod providers;
 pub mod tenants;
 pub mod token_cache;
 pub mod webhooks;
@@ -464,6 +465,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route(STYLESHEET_PATH, axum::routing::get(stylesheet))
         .merge(integrations::router())
+        .merge(providers::router())
         .merge(connections::router())
         .merge(connect::router())
         .merge(pages::router())
@@ -486,6 +488,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/integrations"),
     ("GET", "/v1/integrations/{id}"),
     ("DELETE", "/v1/integrations/{id}"),
+    ("GET", "/v1/providers"),
+    ("GET", "/v1/providers/{id}"),
     ("POST", "/v1/connect-sessions"),
     ("GET", "/v1/connections"),
     ("POST", "/v1/connections"),
