@@ -68,21 +68,37 @@ pub fn connection_allow_list(config: &types::ConnectionConfig) -> AllowList {
 
 /// The URLs of `profile`'s endpoints and API base URL.
 fn profile_urls(profile: &types::ProviderProfile) -> impl Iterator<Item = &str> {
-    [
-        Some(profile.token_url.as_str()),
-        profile.authorize_url.as_deref(),
-        profile.issuer.as_deref(),
-        profile.refresh_url.as_deref(),
-        profile.revocation_url.as_deref(),
-        profile.introspection_url.as_deref(),
-        profile.device_authorization_url.as_deref(),
-        profile.pushed_authorization_request_url.as_deref(),
-        profile.registration_url.as_deref(),
-        profile.api_base_url.as_deref(),
-        profile.userinfo_url.as_deref(),
-    ]
-    .into_iter()
-    .flatten()
+    profile_endpoints(profile).into_iter().map(|(_, url)| url)
+}
+
+/// Every URL of `profile` (its endpoints, issuer and API base URL), with its field's name in
+/// the profile format, the token URL first.
+pub fn profile_endpoints(profile: &types::ProviderProfile) -> Vec<(&'static str, &str)> {
+    let optional = [
+        ("authorize-url", &profile.authorize_url),
+        ("issuer", &profile.issuer),
+        ("refresh-url", &profile.refresh_url),
+        ("revocation-url", &profile.revocation_url),
+        ("introspection-url", &profile.introspection_url),
+        (
+            "device-authorization-url",
+            &profile.device_authorization_url,
+        ),
+        (
+            "pushed-authorization-request-url",
+            &profile.pushed_authorization_request_url,
+        ),
+        ("registration-url", &profile.registration_url),
+        ("api-base-url", &profile.api_base_url),
+        ("userinfo-url", &profile.userinfo_url),
+    ];
+    let mut urls = vec![("token-url", profile.token_url.as_str())];
+    urls.extend(
+        optional
+            .into_iter()
+            .filter_map(|(field, url)| url.as_deref().map(|url| (field, url))),
+    );
+    urls
 }
 
 /// A profile with the JSON format's defaults for everything but its id and token URL.

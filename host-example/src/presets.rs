@@ -546,42 +546,15 @@ fn off_domain_endpoint(
     if domains.is_empty() {
         return None;
     }
-    endpoints(profile).into_iter().find_map(|(field, url)| {
-        let host = template_host(url)?;
-        let on_domain = domains
-            .iter()
-            .any(|domain| host == *domain || host.ends_with(&format!(".{domain}")));
-        (!on_domain).then_some((field, host))
-    })
-}
-
-/// Every URL of a profile, with its field's name.
-pub fn endpoints(profile: &ProviderProfile) -> Vec<(&'static str, &str)> {
-    let optional = [
-        ("issuer", &profile.issuer),
-        ("authorize-url", &profile.authorize_url),
-        ("refresh-url", &profile.refresh_url),
-        ("revocation-url", &profile.revocation_url),
-        ("introspection-url", &profile.introspection_url),
-        (
-            "device-authorization-url",
-            &profile.device_authorization_url,
-        ),
-        (
-            "pushed-authorization-request-url",
-            &profile.pushed_authorization_request_url,
-        ),
-        ("registration-url", &profile.registration_url),
-        ("api-base-url", &profile.api_base_url),
-        ("userinfo-url", &profile.userinfo_url),
-    ];
-    let mut urls = vec![("token-url", profile.token_url.as_str())];
-    urls.extend(
-        optional
-            .into_iter()
-            .filter_map(|(field, url)| url.as_deref().map(|url| (field, url))),
-    );
-    urls
+    crate::profile_endpoints(profile)
+        .into_iter()
+        .find_map(|(field, url)| {
+            let host = template_host(url)?;
+            let on_domain = domains
+                .iter()
+                .any(|domain| host == *domain || host.ends_with(&format!(".{domain}")));
+            (!on_domain).then_some((field, host))
+        })
 }
 
 /// The lower-case host of a URL template, its placeholders filled with a label; `None` when

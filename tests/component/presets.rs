@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use connector_host::presets::{Catalogue, Origin, PresetError, endpoints, template_host};
-use connector_host::{AllowList, HttpTransport, Limits, Session};
+use connector_host::presets::{Catalogue, Origin, PresetError, template_host};
+use connector_host::{AllowList, HttpTransport, Limits, Session, profile_endpoints};
 
 use crate::common::runtime;
 
@@ -78,7 +78,7 @@ fn every_built_in_preset_is_sourced_and_stays_on_its_vendors_domains() {
         }
         let profile = preset.profile(&mut session).unwrap();
         let mut checked = 0;
-        for (field, url) in endpoints(&profile) {
+        for (field, url) in profile_endpoints(&profile) {
             // Every endpoint is https, or starts with a base-URL placeholder the vendor
             // documents (self-hosted servers: Keycloak, Gitea, ...).
             assert!(
