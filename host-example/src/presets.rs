@@ -232,39 +232,33 @@ impl Catalogue {
     /// local profile checked by the component (through `session`) before it is accepted.
     pub fn with_local(paths: &[PathBuf], session: &mut Session) -> Result<Self, PresetError> {
         let mut catalogue = Self::built_in().clone();
-        let mut local: Vec<Preset> = vec![];
+        // Each local preset with the file it came from.
+        let mut local: Vec<(Preset, PathBuf)> = vec![];
         for path in paths {
             for file in preset_files(path)? {
-                let text = std::fs::read_to_string(&file).map_err(|error| PresetError::Read {
-                    path: file.clone(),
-                    error,
-                })?;
+                let text = read_file(&file)?;
                 for preset in read_documents(&file, &text, &Origin::Local(file.clone()))? {
                     check_profile(&file, &preset, session)?;
-                    if let Some(first) = local.iter().find(|other| other.id == preset.id) {
-                        let Origin::Local(first) = &first.origin else {
-                            unreachable!("only local presets are collected here")
-                        };
+                    if let Some((_, first)) = local.iter().find(|(other, _)| other.id == preset.id)
+                    {
                         return Err(PresetError::Duplicate {
                             id: preset.id,
                             first: first.clone(),
                             second: file,
                         });
                     }
-                    local.push(preset);
+                    local.push((preset, file.clone()));
                 }
             }
         }
-        for preset in local {
+        for (preset, file) in local {
             match catalogue.presets.iter_mut().find(|p| p.id == preset.id) {
                 Some(built_in) => {
-                    if let Origin::Local(path) = &preset.origin {
-                        catalogue.warnings.push(format!(
-                            "the preset `{}` in {} replaces the built-in one",
-                            preset.id,
-                            path.display()
-                        ));
-                    }
+                    catalogue.warnings.push(format!(
+                        "the preset `{}` in {} replaces the built-in one",
+                        preset.id,
+                        file.display()
+                    ));
                     *built_in = preset;
                 }
                 None => catalogue.presets.push(preset),
@@ -316,6 +310,32 @@ impl Catalogue {
             words.iter().all(|word| haystack.contains(word.as_str()))
         })
     }
+}
+
+/// The most a local preset file may hold: the whole built-in catalogue is under 200 KiB.
+const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// A local preset file's text, refused when larger than [`MAX_FILE_BYTES`].
+fn read_file(file: &Path) -> Result<String, PresetError> {
+    use std::io::Read as _;
+    let read_error = |error| PresetError::Read {
+        path: file.to_owned(),
+        error,
+    };
+    let mut text = String::new();
+    std::fs::File::open(file)
+        .map_err(read_error)?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(read_error)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(PresetError::Invalid {
+            path: file.to_owned(),
+            field: None,
+            reason: format!("larger than {} MiB", MAX_FILE_BYTES / 1024 / 1024),
+        });
+    }
+    Ok(text)
 }
 
 /// The `*.json` files a path names: itself, or a directory's, in name order.

@@ -271,6 +271,12 @@ fn a_broken_local_preset_is_refused_with_its_file_and_field() {
         message(load(std::slice::from_ref(&dir)).unwrap_err(), &dir),
         "preset `acme` is defined twice: in DIR/acme.json and in DIR/copy.json"
     );
+    // A file too large to be a preset file.
+    std::fs::write(&file, " ".repeat(4 * 1024 * 1024 + 1)).unwrap();
+    assert_eq!(
+        message(load(std::slice::from_ref(&file)).unwrap_err(), &dir),
+        "DIR/acme.json: larger than 4 MiB"
+    );
     let missing = dir.join("missing.json");
     assert!(
         message(load(&[missing]).unwrap_err(), &dir)
