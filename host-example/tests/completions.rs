@@ -129,7 +129,7 @@ fn the_bash_script_completes_subcommand_arguments() {
     assert_eq!(top, "show-provider show\n");
     assert_eq!(
         shells,
-        "-v -h --component --store --key-file --verbose --help bash elvish fish powershell zsh\n"
+        "-v -h --component --store --key-file --verbose --presets --help bash elvish fish powershell zsh\n"
     );
     assert_eq!(call, "--json\n");
 }
