@@ -79,6 +79,7 @@ fn main() {
     cli_storm(&mut report, &cli, &storm_server, if full { 3 } else { 1 });
     service_token(&mut report, &cli, if full { 200 } else { 1 });
     service_token_postgres(&mut report, &cli, if full { 200 } else { 1 });
+    node_host(&mut report, full);
 
     criterion.final_summary();
     if full {
@@ -101,7 +102,6 @@ fn main() {
 }
 
 /// Non-timing results and notes gathered for the report.
-#[derive(Default)]
 struct Report {
     lines: Vec<(String, String)>,
     crate_sizes: Vec<(String, usize)>,
@@ -115,6 +115,23 @@ struct Report {
     service: Option<ServiceLoad>,
     /// The service's `/token` on PostgreSQL, with 1 and 3 replicas.
     postgres: Option<PostgresLoad>,
+    /// The same component in Node.js (`node/bench/bench.mjs`), or why it was not measured.
+    node: Result<NodeFigures, String>,
+}
+
+impl Default for Report {
+    fn default() -> Self {
+        Self {
+            lines: vec![],
+            crate_sizes: vec![],
+            imports: vec![],
+            cli_latency: None,
+            cli_storm: vec![],
+            service: None,
+            postgres: None,
+            node: Err("not run".into()),
+        }
+    }
 }
 
 impl Report {
@@ -1476,6 +1493,93 @@ fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
 }
 
+// ---- 10. the same component in Node.js ------------------------------------------------
+
+/// What `node/bench/bench.mjs --json` measured (the Node host, `node/`).
+struct NodeFigures {
+    /// Starting the worker: loading jco's glue, compiling and instantiating.
+    worker_ready_ms: f64,
+    /// The first instance alone (compile and instantiate the core modules).
+    first_instance_ms: f64,
+    /// A replacement instance after a trap (the compiled modules reused).
+    replacement_instance_ms: f64,
+    /// An authorize URL through the async API (a round trip to the worker).
+    authorize_async_us: f64,
+    /// An authorize URL inside the worker (the component and jco's glue).
+    authorize_in_worker_us: f64,
+    /// A loopback code exchange through the component.
+    exchange_async_us: f64,
+    /// The same request through the Node transport alone.
+    exchange_direct_us: f64,
+    /// `node --version`.
+    version: String,
+}
+
+/// Runs the Node host's benchmark script on the component this suite measures (after
+/// transpiling it, when `node/node_modules` is installed: `cargo test` installs it).
+fn node_host(report: &mut Report, full: bool) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("node");
+    report.node = (|| {
+        if !dir.join("node_modules").is_dir() {
+            return Err(
+                "not measured: node/node_modules is missing (`npm ci` in node/)".to_owned(),
+            );
+        }
+        let node = |args: &[&str]| {
+            Command::new("node")
+                .args(args)
+                .current_dir(&dir)
+                .env("CONNECTOR_COMPONENT_WASM", BUILT_COMPONENT)
+                .stderr(Stdio::inherit())
+                .output()
+                .map_err(|error| format!("not measured: running node: {error}"))
+        };
+        let build = node(&["scripts/build.mjs"])?;
+        if !build.status.success() {
+            return Err(format!(
+                "not measured: the Node build failed ({})",
+                build.status
+            ));
+        }
+        let mut args = vec!["bench/bench.mjs", "--json"];
+        if !full {
+            args.push("--quick");
+        }
+        let run = node(&args)?;
+        if !run.status.success() {
+            return Err(format!("not measured: bench.mjs failed ({})", run.status));
+        }
+        let json: serde_json::Value = serde_json::from_slice(&run.stdout)
+            .map_err(|error| format!("not measured: bench.mjs printed no JSON: {error}"))?;
+        let number = |key: &str| {
+            json[key]
+                .as_f64()
+                .ok_or_else(|| format!("not measured: bench.mjs gave no `{key}`"))
+        };
+        Ok(NodeFigures {
+            worker_ready_ms: number("worker_ready_ms")?,
+            first_instance_ms: number("first_instance_ms")?,
+            replacement_instance_ms: number("replacement_instance_ms")?,
+            authorize_async_us: number("authorize_url_async_us")?,
+            authorize_in_worker_us: number("authorize_url_in_worker_us")?,
+            exchange_async_us: number("code_exchange_async_us")?,
+            exchange_direct_us: number("code_exchange_direct_http_us")?,
+            version: json["node"].as_str().unwrap_or("node").to_owned(),
+        })
+    })();
+    match &report.node {
+        Ok(figures) => eprintln!(
+            "node: authorize URL {:.1} µs (async API), {:.1} µs (in the worker); code exchange {:.1} µs (direct {:.1} µs); worker ready {:.1} ms",
+            figures.authorize_async_us,
+            figures.authorize_in_worker_us,
+            figures.exchange_async_us,
+            figures.exchange_direct_us,
+            figures.worker_ready_ms
+        ),
+        Err(why) => eprintln!("node: {why}"),
+    }
+}
+
 // ---- 8. the component's imports -----------------------------------------------------------
 
 /// The interfaces the component imports, as wasmtime reads them from its type. Compiled
@@ -1737,6 +1841,7 @@ impl Report {
         );
         self.cli_sections(&mut md);
         self.service_section(&mut md);
+        self.node_section(&mut md, est);
         md
     }
 
@@ -1793,6 +1898,77 @@ impl Report {
     }
 
     /// Sections 7 and 8: the CLI as processes, and the component's imports.
+    /// Section 10: the Node host's figures beside wasmtime's and the core's.
+    fn node_section(&self, md: &mut String, est: &BTreeMap<String, (f64, f64)>) {
+        let cell = |key: &str| match est.get(key) {
+            Some((median, mad)) => format!("{} ± {}", human(*median), human(*mad)),
+            None => "n/a".into(),
+        };
+        let median = |key: &str| est.get(key).map_or(f64::NAN, |(m, _)| *m);
+        let ratio = |a: &str, b: &str| {
+            let r = median(a) / median(b);
+            if r.is_finite() {
+                format!("{r:.2}×")
+            } else {
+                "n/a".into()
+            }
+        };
+        let _ = writeln!(
+            md,
+            "\n## 10. The same component in Node.js (`node/`: jco, a worker thread)\n"
+        );
+        match &self.node {
+            Ok(node) => {
+                let _ = writeln!(
+                    md,
+                    "The same `.wasm` file, measured in this run ({}; `node/bench/bench.mjs`). Node figures are medians of 5 rounds of many calls.\n",
+                    node.version
+                );
+                let _ = writeln!(
+                    md,
+                    "| operation | core native | wasmtime (component) | Node, inside the worker | Node, async API |\n|---|---|---|---|---|"
+                );
+                let _ = writeln!(
+                    md,
+                    "| authorize URL with PKCE S256 | {} | {} | {:.1} µs | {:.1} µs |",
+                    cell("authorize-url/core-native"),
+                    cell("authorize-url/component"),
+                    node.authorize_in_worker_us,
+                    node.authorize_async_us
+                );
+                let _ = writeln!(
+                    md,
+                    "\n| loopback code exchange | direct HTTP | through the component | ratio |\n|---|---|---|---|"
+                );
+                let _ = writeln!(
+                    md,
+                    "| wasmtime host | {} | {} | {} |",
+                    cell("code-exchange-loopback/direct-http"),
+                    cell("code-exchange-loopback/host+component"),
+                    ratio(
+                        "code-exchange-loopback/host+component",
+                        "code-exchange-loopback/direct-http"
+                    )
+                );
+                let _ = writeln!(
+                    md,
+                    "| Node host | {:.1} µs | {:.1} µs | {:.2}× |",
+                    node.exchange_direct_us,
+                    node.exchange_async_us,
+                    node.exchange_async_us / node.exchange_direct_us
+                );
+                let _ = writeln!(
+                    md,
+                    "\nStarting: the worker ready in {:.1} ms (the first instance {:.1} ms of it); a replacement instance after a trap {:.2} ms.",
+                    node.worker_ready_ms, node.first_instance_ms, node.replacement_instance_ms
+                );
+            }
+            Err(why) => {
+                let _ = writeln!(md, "{why}");
+            }
+        }
+    }
+
     fn cli_sections(&self, md: &mut String) {
         let _ = writeln!(
             md,
