@@ -691,6 +691,22 @@ fn scrub_credential_values(text: &str) -> String {
                         .unwrap_or_default();
                     continue 'scan;
                 }
+                // Not JSON after all (`"access_token": abc123}`): the bare value up to the
+                // next delimiter, unless it is a JSON number or literal (`"code": 400`).
+                if let Some(bare) = value {
+                    let end = bare
+                        .find(|c: char| ",}]".contains(c) || c.is_whitespace())
+                        .unwrap_or(bare.len());
+                    let word = &bare[..end];
+                    let literal =
+                        matches!(word, "true" | "false" | "null") || word.parse::<f64>().is_ok();
+                    if end > 0 && !literal {
+                        out.push_str(json_key);
+                        out.push_str(":[redacted]");
+                        rest = &bare[end..];
+                        continue 'scan;
+                    }
+                }
             }
         }
         let at_boundary = out.is_empty() || out.ends_with(['&', '?', ' ', '\n']);
@@ -1225,6 +1241,20 @@ mod tests {
                 );
                 let form = excerpt(b"error=x&refresh_token=abc%2Bdef&code=123", &[]);
                 assert_eq!(form, "error=x&refresh_token=[redacted]&code=[redacted]");
+                // Bodies that are neither: a truncated object, a bare (unquoted) value.
+                for (body, expected) in [
+                    (
+                        r#"{"access_token":"SECRET3","#,
+                        r#"{"access_token":"[redacted]","#,
+                    ),
+                    (
+                        r#"{"access_token": SECRET7, "refresh_token" :SECRET8}"#,
+                        r#"{"access_token":[redacted], "refresh_token":[redacted]}"#,
+                    ),
+                    ("access_token=SECRET6&&", "access_token=[redacted]&&"),
+                ] {
+                    assert_eq!(excerpt(body.as_bytes(), &[]), expected, "{body}");
+                }
             }
             other => panic!("{other:?}"),
         }
