@@ -8,10 +8,13 @@ import { fileURLToPath } from 'node:url';
 import { MessageChannel, Worker } from 'node:worker_threads';
 
 import {
-  ConnectorError, connectionConfig, errorFromWire, httpRequest, methodName, originOf,
+  ConnectorError, connectionConfig, errorFromWire, httpRequest, methodName, originList,
+  stringList,
 } from './records.js';
 import { customSigner, keySigner } from './signer.js';
-import { DEFAULT_LIMITS, DEFAULT_TIMEOUTS, httpTransport } from './transport.js';
+import {
+  DEFAULT_LIMITS, DEFAULT_TIMEOUTS, httpTransport, positiveInteger,
+} from './transport.js';
 
 export { ConnectorError, ERROR_CODES } from './records.js';
 export { DEFAULT_LIMITS, DEFAULT_TIMEOUTS } from './transport.js';
@@ -35,6 +38,70 @@ export class TransportFailure extends Error {
     this.name = 'TransportFailure';
     this.transportError = val === undefined ? { tag } : { tag, val };
   }
+}
+
+const bad = (what) => ({ err: { tag: 'other', val: `the custom transport ${what}` } });
+const STRING_CASES = new Set(['denied', 'invalid-request', 'connection-failed', 'tls', 'other']);
+
+/**
+ * A custom transport's `TransportFailure` as the WIT `transport-error`; one the component
+ * could not take (an unknown case, a missing or mistyped value) is `other`, not a trap.
+ */
+function transportFailure(failure) {
+  const { tag, val } = failure ?? {};
+  if (tag === 'timeout') return { tag };
+  if (STRING_CASES.has(tag) && typeof val === 'string') return { tag, val };
+  if (tag === 'response-too-large' && ((Number.isSafeInteger(val) && val >= 0) || (typeof val === 'bigint' && val >= 0n && val < 2n ** 64n))) {
+    return { tag, val: BigInt(val) };
+  }
+  return { tag: 'other', val: 'the custom transport failed with an invalid TransportFailure' };
+}
+
+/**
+ * A custom transport's response, checked as the HTTP client's would be: a status in
+ * 100-599, headers a list of string pairs (`{name, value}` or `[name, value]`) within the
+ * header caps, a body (string, Uint8Array or ArrayBuffer) within `maxResponseBytes`. Anything
+ * else is a typed transport error (`other`, or `response-too-large`), not a trap; messages
+ * never quote what the transport returned.
+ */
+function customResponse(response, limits) {
+  if (response === null || typeof response !== 'object') return bad('returned no response object');
+  const { status } = response;
+  if (typeof status !== 'number' || !Number.isInteger(status) || status < 100 || status > 599) {
+    return bad('returned a status outside 100-599');
+  }
+  const headers = [];
+  let headerBytes = 0;
+  if (response.headers !== undefined && response.headers !== null) {
+    if (!Array.isArray(response.headers)) return bad('returned headers that are not a list');
+    if (response.headers.length > limits.maxResponseHeaders) {
+      return bad(`returned more than ${limits.maxResponseHeaders} headers`);
+    }
+    for (const entry of response.headers) {
+      const [name, value] = Array.isArray(entry) ? entry : [entry?.name, entry?.value];
+      if ((Array.isArray(entry) && entry.length !== 2) || typeof name !== 'string' || typeof value !== 'string') {
+        return bad('returned a header that is not a pair of strings');
+      }
+      headerBytes += Buffer.byteLength(name) + Buffer.byteLength(value) + 4;
+      headers.push({ name, value });
+    }
+    if (headerBytes > limits.maxHeaderBytes) {
+      return bad(`returned headers over the host's limit of ${limits.maxHeaderBytes} bytes`);
+    }
+  }
+  let body;
+  const raw = response.body;
+  if (raw === undefined || raw === null) body = new Uint8Array(0);
+  else if (typeof raw === 'string') {
+    if (raw.length > limits.maxResponseBytes) return { err: { tag: 'response-too-large', val: BigInt(limits.maxResponseBytes) } };
+    body = new TextEncoder().encode(raw);
+  } else if (raw instanceof Uint8Array) body = new Uint8Array(raw);
+  else if (raw instanceof ArrayBuffer) body = new Uint8Array(raw.slice(0));
+  else return bad('returned a body that is not a string, a Uint8Array or an ArrayBuffer');
+  if (body.byteLength > limits.maxResponseBytes) {
+    return { err: { tag: 'response-too-large', val: BigInt(limits.maxResponseBytes) } };
+  }
+  return { ok: { status, headers, body } };
 }
 
 function readManifest(dir) {
@@ -87,20 +154,59 @@ function presetDocument(id) {
 
 // ---------------------------------------------------------------- records
 
+/**
+ * A profile object in the JSON form (kebab-case keys, as presets and profile files are), not
+ * the record form (camelCase, as `discover` and `parseProfile` answer): any kebab-case key, or
+ * no `tokenUrl`, which every record has.
+ */
+function isJsonProfile(profile) {
+  return !Object.prototype.hasOwnProperty.call(profile, 'tokenUrl')
+    || Object.keys(profile).some((key) => key.includes('-'));
+}
+
+// A token set's fields are checked by type before they reach the glue, whose conversion
+// errors would quote the value (a token) in a trap's message. Messages name the field only.
+const badToken = (field, expected) => new ConnectorError('invalid-argument', { field: `tokens.${field}` },
+  `tokens.${field}: expected ${expected}`);
+
+function optionalString(tokens, field) {
+  const value = tokens[field] ?? null;
+  if (value !== null && typeof value !== 'string') throw badToken(field, 'a string or null');
+  return value;
+}
+
+function optionalSeconds(tokens, field, fallback) {
+  const value = tokens[field] ?? fallback;
+  if (value === null) return null;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw badToken(field, fallback === null ? 'a number of seconds or null' : 'a number of seconds');
+  }
+  return value;
+}
+
+function tokenExtras(extras) {
+  if (extras === undefined || extras === null) return [];
+  if (!Array.isArray(extras) || !extras.every((e) => e !== null && typeof e === 'object'
+    && typeof e.name === 'string' && typeof e.value === 'string')) {
+    throw badToken('extras', 'an array of {name, value} strings');
+  }
+  return extras.map(({ name, value }) => ({ name, value }));
+}
+
 function tokenSet(tokens) {
-  if (!tokens || typeof tokens.accessToken !== 'string') {
+  if (!tokens || typeof tokens !== 'object' || typeof tokens.accessToken !== 'string') {
     throw new ConnectorError('invalid-argument', { field: 'tokens.accessToken' }, 'tokens.accessToken: expected a string');
   }
   return {
     accessToken: tokens.accessToken,
-    tokenType: tokens.tokenType ?? 'bearer',
-    expiresAt: tokens.expiresAt ?? null,
-    refreshToken: tokens.refreshToken ?? null,
-    idToken: tokens.idToken ?? null,
-    scopes: tokens.scopes ?? [],
-    obtainedAt: tokens.obtainedAt ?? 0,
-    extras: tokens.extras ?? [],
-    dpopKeyThumbprint: tokens.dpopKeyThumbprint ?? null,
+    tokenType: optionalString(tokens, 'tokenType') ?? 'bearer',
+    expiresAt: optionalSeconds(tokens, 'expiresAt', null),
+    refreshToken: optionalString(tokens, 'refreshToken'),
+    idToken: optionalString(tokens, 'idToken'),
+    scopes: stringList(tokens.scopes, 'tokens.scopes'),
+    obtainedAt: optionalSeconds(tokens, 'obtainedAt', 0),
+    extras: tokenExtras(tokens.extras),
+    dpopKeyThumbprint: optionalString(tokens, 'dpopKeyThumbprint'),
   };
 }
 
@@ -131,7 +237,9 @@ class Host {
   #nextId = 0;
   #closed = false;
   #clock = null;
-  #counters = { workers: 0, computeLimitStops: 0, workerExits: 0 };
+  #counters = {
+    workers: 0, computeLimitStops: 0, workerExits: 0, hostTimeoutReplacements: 0,
+  };
 
   constructor(options) {
     this.#options = options;
@@ -164,15 +272,26 @@ class Host {
     });
     this.#counters.workers += 1;
     // The worker blocks in Atomics.wait until the answer is posted and the flag raised.
+    // Each reply echoes the request's id (`hid`): the worker discards a reply with another id.
     mainPort.on('message', (message) => {
+      const hid = message?.hid;
       this.#serve(message).then((reply) => {
-        mainPort.postMessage(reply);
+        try {
+          mainPort.postMessage({ ...reply, hid });
+        } catch (error) {
+          // An answer that cannot be cloned (a function, a Promise in it): the import fails.
+          // Only the error's name: its message could quote the answer.
+          mainPort.postMessage({ hid, fatal: `the host's answer to ${message?.op} could not be passed to the component (${error?.name ?? 'Error'})` });
+        }
+      }).catch(() => {}).finally(() => {
         Atomics.store(flag, 0, 1);
         Atomics.notify(flag, 0);
       });
     });
     mainPort.unref();
+    let rejectReady;
     this.#ready = new Promise((resolve, reject) => {
+      rejectReady = reject;
       worker.once('error', reject);
       worker.on('message', (message) => {
         if (message.ready) {
@@ -184,9 +303,16 @@ class Host {
         this.#finish(job);
         if (message.ok) job.resolve(message.value);
         else job.reject(errorFromWire(message.error));
+        // A host wait timed out: its answer may still arrive on this worker's port and flag.
+        // The worker and its port are replaced, so that nothing can feed or wake a later call.
+        if (message.hostTimedOut && this.#worker === worker) {
+          this.#counters.hostTimeoutReplacements += 1;
+          this.#stopWorker(null);
+        }
       });
     });
     this.#ready.catch(() => {});
+    this.#rejectReady = rejectReady;
     // A worker that dies (an out-of-memory abort, a crash in the glue) fails its running
     // call as a trap; the next call starts a new worker.
     const died = (why) => {
@@ -196,24 +322,36 @@ class Host {
         `trap: the component's worker stopped (${why}); a new one serves the next call`));
     };
     worker.on('error', (error) => died(error?.name ?? 'error'));
-    worker.on('exit', (code) => died(`exit code ${code}`));
+    worker.on('exit', (code) => {
+      // A worker that stops before it is ready never resolves #ready: reject it.
+      rejectReady(new ConnectorError('trap', { name: 'WorkerExit', message: `exit code ${code}` },
+        `trap: the component's worker stopped before it was ready (exit code ${code})`));
+      died(`exit code ${code}`);
+    });
     this.#worker = worker;
     this.#workerPort = mainPort;
     this.#clock = { flag, clock };
   }
 
   #workerPort = null;
+  #rejectReady = null;
 
-  /** Throws the worker away (terminating a call that runs), failing the running call. */
+  /**
+   * Throws the worker away (terminating a call that runs), failing the running call and a
+   * start in progress with `error` (a `trap` when `error` is null).
+   */
   #stopWorker(error) {
     const worker = this.#worker;
     this.#worker = null;
     this.#ready = null;
+    this.#rejectReady?.(error ?? new ConnectorError('trap', { name: 'WorkerStopped', message: 'stopped' },
+      'trap: the component\'s worker was stopped before it was ready'));
+    this.#rejectReady = null;
     this.#workerPort?.close();
     this.#workerPort = null;
     this.#clock = null;
     const job = this.#running;
-    if (job) {
+    if (job && error) {
       this.#finish(job);
       job.reject(error);
     }
@@ -267,6 +405,8 @@ class Host {
       if (!this.#worker) this.#spawn();
       await this.#ready;
     } catch (error) {
+      // The job may have been failed already (the worker exited, the connector was closed).
+      if (this.#running !== job) return;
       this.#stopWorker(new ConnectorError('trap', { name: error?.name ?? 'Error', message: String(error?.message) },
         `trap: the component's worker did not start (${error?.message})`));
       return;
@@ -274,9 +414,19 @@ class Host {
     if (this.#running !== job) return;
     this.#nextId += 1;
     job.id = this.#nextId;
+    try {
+      this.#worker.postMessage({ id: job.id, op: job.op, args: job.args });
+    } catch (error) {
+      // An argument that cannot be cloned (a Promise, a function): nothing reached the worker.
+      // Only the error's name: its message could quote the argument.
+      this.#finish(job);
+      const name = error?.name ?? 'Error';
+      job.reject(new ConnectorError('invalid-argument', { field: 'arguments', name },
+        `invalid-argument: an argument cannot be passed to the component's worker (${name})`));
+      return;
+    }
     job.started = performance.now();
     this.#worker.ref();
-    this.#worker.postMessage({ id: job.id, op: job.op, args: job.args });
     job.budgeted = job.op !== 'stats' && job.op !== 'sentCount';
     this.#watchdog ??= setInterval(() => {
       const running = this.#running;
@@ -299,6 +449,7 @@ class Host {
   }
 
   async ready() {
+    if (this.#closed) throw new ConnectorError('closed', null, 'closed: the connector was closed');
     if (!this.#worker) this.#spawn();
     return this.#ready;
   }
@@ -327,14 +478,18 @@ class Host {
  * - `wasmPath`: the component the caller expects; its SHA-256 must be the one gen/ was
  *   transpiled from (one artifact for every host), else `invalid-argument`.
  * - `allowOrigins`: origins every call may reach besides its connection's own endpoints.
- * - `timeouts`: `{connectMs, totalMs}` (10 s, 30 s); `limits`: `{maxResponseBytes,
+ * - `timeouts`: `{connectMs, totalMs, hostWaitMs}` (10 s, 30 s, totalMs + 10 s: how long the
+ *   worker waits for one host answer); `limits`: `{maxResponseBytes,
  *   maxHeaderBytes, maxResponseHeaders, computeMs, memoryBytes}` (8 MiB, 64 KiB, 128, 2 s:
  *   the compute time of one call, less the host's sending and signing, a call over it stops
  *   the worker and fails with `limit`; 64 MiB: the component's memory, a growth past it traps).
+ *   Each a positive integer; absent (undefined, null) is the default, anything else
+ *   `invalid-argument` naming the field.
  * - `signer`: `{keys: [...]}` (see signer.js) or an object with `key` and `sign`.
  * - `transport`: `async (request) => ({status, headers, body})` instead of the HTTP client
  *   (after the allow-list check), throwing `TransportFailure` for a typed failure; any other
- *   exception fails the host import, which traps the instance.
+ *   exception fails the host import, which traps the instance. Its answers are checked (see
+ *   customResponse): a malformed one is a typed transport error, not a trap.
  * - `genDir`: another transpiled component (tests: the hostile guest).
  * - `insecureScriptedRandom`: bytes the random source yields first (tests only).
  */
@@ -352,30 +507,28 @@ export function createConnector(options = {}) {
   let transport = http.send;
   if (options.transport) {
     const custom = options.transport;
+    if (typeof custom !== 'function') {
+      throw new ConnectorError('invalid-argument', { field: 'transport' }, 'transport: expected a function');
+    }
     transport = async (request) => {
+      let response;
       try {
-        const response = await custom({
+        response = await custom({
           method: methodName(request.method),
           url: request.url,
           headers: request.headers,
           body: request.body,
         });
-        const body = typeof response.body === 'string'
-          ? new TextEncoder().encode(response.body) : new Uint8Array(response.body ?? []);
-        return { ok: { status: response.status, headers: response.headers ?? [], body } };
       } catch (error) {
-        if (error instanceof TransportFailure) return { err: error.transportError };
+        if (error instanceof TransportFailure) return { err: transportFailure(error.transportError) };
         throw error;
       }
+      return customResponse(response, http.limits);
     };
   }
   const signer = options.signer && typeof options.signer.sign === 'function'
     ? customSigner(options.signer) : keySigner(options.signer?.keys ?? []);
-  const allowOrigins = (options.allowOrigins ?? []).map((o) => {
-    const origin = originOf(o);
-    if (!origin) throw new ConnectorError('invalid-argument', { field: 'allowOrigins' }, `allowOrigins: ${o} is not an http(s) origin`);
-    return origin;
-  });
+  const allowOrigins = originList(options.allowOrigins, 'allowOrigins');
   const host = new Host({
     genDir,
     name: manifest.name,
@@ -383,20 +536,38 @@ export function createConnector(options = {}) {
     transport,
     signer,
     scriptedRandom: options.insecureScriptedRandom ?? null,
-    hostWaitMs: http.timeouts.totalMs + 10_000,
-    computeMs: options.limits?.computeMs ?? DEFAULT_COMPUTE_MS,
-    memoryBytes: options.limits?.memoryBytes ?? DEFAULT_MEMORY_BYTES,
+    hostWaitMs: positiveInteger('timeouts.hostWaitMs', options.timeouts?.hostWaitMs, http.timeouts.totalMs + 10_000),
+    computeMs: positiveInteger('limits.computeMs', options.limits?.computeMs, DEFAULT_COMPUTE_MS),
+    memoryBytes: positiveInteger('limits.memoryBytes', options.limits?.memoryBytes, DEFAULT_MEMORY_BYTES),
   });
 
   const prepare = (config) => {
     const c = connectionConfig(config);
     if (config.preset !== undefined) c.profile = JSON.stringify(presetDocument(config.preset).profile);
-    else if (typeof c.profile === 'object' && c.profile !== null && 'token-url' in c.profile) c.profile = JSON.stringify(c.profile);
-    else if (c.profile === undefined || c.profile === null) {
+    else if (c.profile === undefined || c.profile === null || (typeof c.profile !== 'string' && typeof c.profile !== 'object')) {
       throw new ConnectorError('invalid-argument', { field: 'profile' }, 'profile: expected a profile, its JSON, or a `preset` id');
+    } else if (typeof c.profile === 'object' && isJsonProfile(c.profile)) {
+      // The JSON form (kebab-case): parsed by the component, whose errors are typed
+      // (`configuration`), where the record form's missing fields would trap in the glue.
+      c.profile = JSON.stringify(c.profile);
     }
-    c.allowOrigins = config.allowOrigins ?? [];
+    c.allowOrigins = originList(config.allowOrigins, 'allowOrigins');
     return c;
+  };
+
+  // One refresh in flight per refresh token: concurrent callers holding the same token set
+  // share it (and its new set) instead of spending the same refresh token twice.
+  const refreshes = new Map();
+  const sharedRefresh = (c, tokens) => {
+    const key = tokens.refreshToken;
+    let pending = refreshes.get(key);
+    if (!pending) {
+      pending = host.call('refresh', c, tokens).then(tokenSet);
+      refreshes.set(key, pending);
+      const forget = () => { if (refreshes.get(key) === pending) refreshes.delete(key); };
+      pending.then(forget, forget);
+    }
+    return pending;
   };
 
   const connector = {
@@ -440,7 +611,9 @@ export function createConnector(options = {}) {
      * the response says the token was rejected, then retries once. `onRefresh(tokens)` is
      * awaited with each new token set before it is used (persist it there: a rotated
      * refresh token is the only one that works from then on). Resolves to the response with
-     * `tokens` (the set in use) and `refreshed`.
+     * `tokens` (the set in use) and `refreshed`. An error thrown after a refresh carries the
+     * new set as `error.tokens` (and `error.refreshed = true`). Concurrent calls with the same
+     * refresh token share one refresh.
      */
     async call(config, tokens, request, { onRefresh = null, refresh = true } = {}) {
       const c = prepare(config);
@@ -448,17 +621,27 @@ export function createConnector(options = {}) {
       let current = tokenSet(tokens);
       let refreshed = false;
       const renew = async () => {
-        current = tokenSet(await host.call('refresh', c, current));
+        current = await sharedRefresh(c, current);
         refreshed = true;
         if (onRefresh) await onRefresh(current);
       };
-      if (refresh && current.refreshToken && await host.call('needsRefresh', current, null)) await renew();
-      let answer = apiResponse(await host.call('call', c, current, req));
-      if (answer.tokenRejected && refresh && !refreshed && current.refreshToken) {
-        await renew();
-        answer = apiResponse(await host.call('call', c, current, req));
+      try {
+        if (refresh && current.refreshToken && await host.call('needsRefresh', current, null)) await renew();
+        let answer = apiResponse(await host.call('call', c, current, req));
+        if (answer.tokenRejected && refresh && !refreshed && current.refreshToken) {
+          await renew();
+          answer = apiResponse(await host.call('call', c, current, req));
+        }
+        return { ...answer, tokens: current, refreshed };
+      } catch (error) {
+        // After a refresh the caller's token set is spent (a rotated refresh token is the only
+        // one that works now): every later failure carries the set in use.
+        if (refreshed && error !== null && typeof error === 'object') {
+          error.tokens = current;
+          error.refreshed = true;
+        }
+        throw error;
       }
-      return { ...answer, tokens: current, refreshed };
     },
 
     tokenExchange: async (config, request) => host.call('tokenExchange', prepare(config), request),

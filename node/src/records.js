@@ -99,6 +99,28 @@ function kvList(value, field) {
   throw new ConnectorError('invalid-argument', { field }, `${field}: expected a list or an object`);
 }
 
+/** A list of strings (absent: empty); anything else is `invalid-argument` naming the field. */
+export function stringList(value, field) {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
+    throw new ConnectorError('invalid-argument', { field }, `${field}: expected an array of strings`);
+  }
+  return [...value];
+}
+
+/** http(s) origins, normalised (scheme://host:port); anything else names the field. */
+export function originList(value, field) {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) {
+    throw new ConnectorError('invalid-argument', { field }, `${field}: expected an array of http(s) origins`);
+  }
+  return value.map((o) => {
+    const origin = typeof o === 'string' ? originOf(o) : null;
+    if (!origin) throw new ConnectorError('invalid-argument', { field }, `${field}: expected http(s) origins`);
+    return origin;
+  });
+}
+
 const EXTRA_KINDS = ['codeExchange', 'refresh', 'clientCredentials', 'device', 'tokenExchange',
   'jwtBearer', 'pushedAuthorization'];
 
@@ -135,12 +157,12 @@ export function connectionConfig(config) {
       authMethod: client.authMethod ?? null,
     },
     redirectUri: config.redirectUri ?? null,
-    scopes: [...(config.scopes ?? [])].map(String),
+    scopes: stringList(config.scopes, 'scopes'),
     authorizeParams: kvList(config.authorizeParams, 'authorizeParams'),
     tokenRequests: requestExtras(config.tokenRequests, 'tokenRequests'),
     variables: kvList(config.variables, 'variables'),
     offlineAccess: Boolean(config.offlineAccess),
-    resources: [...(config.resources ?? [])].map(String),
+    resources: stringList(config.resources, 'resources'),
     dpop: Boolean(config.dpop),
   };
 }

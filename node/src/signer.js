@@ -11,6 +11,8 @@
 
 import { createPrivateKey, createPublicKey, KeyObject, sign as cryptoSign, constants } from 'node:crypto';
 
+import { ConnectorError } from './records.js';
+
 function privateKeyObject(key) {
   if (key instanceof KeyObject) return key;
   if (typeof key === 'string' || Buffer.isBuffer(key)) return createPrivateKey(key);
@@ -53,13 +55,29 @@ function signWith(entry, input) {
 
 /** A signer over `keys`; with no keys every request is `no-key`. */
 export function keySigner(keys = []) {
-  const entries = keys.map((k) => {
-    const key = privateKeyObject(k.privateKey);
+  if (!Array.isArray(keys)) {
+    throw new ConnectorError('invalid-argument', { field: 'signer.keys' }, 'signer.keys: expected an array');
+  }
+  const entries = keys.map((k, i) => {
+    const field = `signer.keys[${i}]`;
+    let key;
+    let algorithm;
+    let jwk;
+    try {
+      key = privateKeyObject(k?.privateKey);
+      algorithm = algorithmOf(key, k.algorithm);
+      jwk = publicJwk(key);
+    } catch (error) {
+      // The error's own text only when it is ours (no key material); crypto's by its code.
+      const why = error instanceof TypeError && String(error.message).startsWith('signer: ')
+        ? error.message.slice('signer: '.length) : `the private key could not be read (${error?.code ?? error?.name ?? 'Error'})`;
+      throw new ConnectorError('invalid-argument', { field: `${field}.privateKey` }, `${field}.privateKey: ${why}`);
+    }
     return {
       key,
-      algorithm: algorithmOf(key, k.algorithm),
+      algorithm,
       keyId: k.keyId ?? null,
-      publicJwk: publicJwk(key),
+      publicJwk: jwk,
       purpose: k.purpose ?? null,
       clientId: k.clientId ?? null,
     };
@@ -89,6 +107,9 @@ export function keySigner(keys = []) {
  * with `signingError: {tag, val}`) to the `{ok}`/`{err}` answers the worker expects.
  */
 export function customSigner(signer) {
+  if (typeof signer.key !== 'function' || typeof signer.sign !== 'function') {
+    throw new ConnectorError('invalid-argument', { field: 'signer' }, 'signer: expected `keys`, or `key` and `sign` functions');
+  }
   const wrap = (fn) => async (...args) => {
     try {
       return { ok: await fn(...args) };

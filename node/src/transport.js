@@ -11,7 +11,7 @@
 import http from 'node:http';
 import https from 'node:https';
 
-import { methodName, originOf } from './records.js';
+import { ConnectorError, methodName, originOf } from './records.js';
 
 export const DEFAULT_TIMEOUTS = Object.freeze({ connectMs: 10_000, totalMs: 30_000 });
 export const DEFAULT_LIMITS = Object.freeze({
@@ -44,12 +44,38 @@ function classify(error, origin, limits) {
 }
 
 /**
+ * `value`, a positive integer (a time in ms, a size, a count), or `fallback` when absent
+ * (`undefined` or `null`). Anything else (NaN, Infinity, 0, a negative or fractional number, a
+ * string) would silently disable a cap or make a wait endless: `invalid-argument` naming the
+ * field (never its value).
+ */
+export function positiveInteger(field, value, fallback) {
+  const v = value ?? fallback;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) {
+    throw new ConnectorError('invalid-argument', { field }, `${field}: expected a positive integer`);
+  }
+  return v;
+}
+
+/** `defaults` overridden field by field by `given` (absent fields keep their default). */
+export function mergeOptions(name, defaults, given) {
+  if (given !== undefined && given !== null && (typeof given !== 'object' || Array.isArray(given))) {
+    throw new ConnectorError('invalid-argument', { field: name }, `${name}: expected an object`);
+  }
+  const out = {};
+  for (const [key, fallback] of Object.entries(defaults)) {
+    out[key] = positiveInteger(`${name}.${key}`, given?.[key], fallback);
+  }
+  return out;
+}
+
+/**
  * A transport with the policy above. `send(request)` resolves to `{ok: response}` or
  * `{err: transportError}` (the WIT records as jco represents them); it never rejects.
  */
 export function httpTransport({ timeouts = {}, limits = {} } = {}) {
-  const t = { ...DEFAULT_TIMEOUTS, ...timeouts };
-  const l = { ...DEFAULT_LIMITS, ...limits };
+  const t = mergeOptions('timeouts', DEFAULT_TIMEOUTS, timeouts);
+  const l = mergeOptions('limits', DEFAULT_LIMITS, limits);
   // Connection reuse is safe: the allow-list is checked per request, before this runs.
   const agents = {
     'http:': new http.Agent({ keepAlive: true }),
@@ -65,6 +91,10 @@ export function httpTransport({ timeouts = {}, limits = {} } = {}) {
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       return Promise.resolve(err('invalid-request', `bad URL: unsupported scheme ${url.protocol}`));
+    }
+    // node:http would send a URL's user:password as Basic authentication: refused instead.
+    if (url.username || url.password) {
+      return Promise.resolve(err('invalid-request', 'bad URL: it carries user information'));
     }
     const origin = originOf(url);
     const headers = {};
@@ -104,6 +134,8 @@ export function httpTransport({ timeouts = {}, limits = {} } = {}) {
           headers,
           agent: agents[url.protocol],
           maxHeaderSize: l.maxHeaderBytes,
+          // Certificates are always verified (the default, stated so no agent can change it).
+          rejectUnauthorized: true,
         });
       } catch (error) {
         finish(err('invalid-request', `bad request: ${error.code ?? 'invalid'}`));

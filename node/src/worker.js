@@ -161,21 +161,46 @@ function now() {
 /** A host import that could not be served: thrown into the component, which traps. */
 class HostFailure extends Error {}
 
+// Every host call carries an id (`hid`) that the main thread echoes in its reply: a reply
+// with another id (a late answer to a call that gave up waiting) is discarded, never read as
+// this call's answer. After a wait times out the main thread replaces this worker and its
+// port (see `hostTimedOut`), so a late answer cannot reach a later call at all.
+let hostSeq = 0;
+let hostTimedOut = false;
+
 function hostCall(message) {
+  hostSeq += 1;
+  const hid = hostSeq;
   Atomics.store(flag, 0, 0);
   const waitStarted = epochMs();
+  const deadline = waitStarted + hostWaitMs;
   Atomics.store(flag, 1, 2);
-  hostPort.postMessage(message);
-  const outcome = Atomics.wait(flag, 0, 0, hostWaitMs);
-  CLOCK[1] += epochMs() - waitStarted;
-  Atomics.store(flag, 1, 1);
-  if (outcome === 'timed-out') {
+  hostPort.postMessage({ ...message, hid });
+  let answer = null;
+  try {
+    for (;;) {
+      const remaining = deadline - epochMs();
+      if (remaining <= 0 || Atomics.wait(flag, 0, 0, remaining) === 'timed-out') break;
+      // Lowered before the port is drained: a reply posted after the drain raises it again.
+      Atomics.store(flag, 0, 0);
+      for (let reply = receiveMessageOnPort(hostPort); reply; reply = receiveMessageOnPort(hostPort)) {
+        if (reply.message?.hid === hid) {
+          answer = reply.message;
+          break;
+        }
+      }
+      if (answer) break;
+    }
+  } finally {
+    CLOCK[1] += epochMs() - waitStarted;
+    Atomics.store(flag, 1, 1);
+  }
+  if (!answer) {
+    hostTimedOut = true;
     throw new HostFailure(`the host did not answer ${message.op} within ${hostWaitMs} ms`);
   }
-  const reply = receiveMessageOnPort(hostPort);
-  if (!reply) throw new HostFailure(`the host answered ${message.op} with nothing`);
-  if (reply.message.fatal) throw new HostFailure(reply.message.fatal);
-  return reply.message;
+  if (answer.fatal) throw new HostFailure(answer.fatal);
+  return answer;
 }
 
 // The origins the current call may reach: its connection's endpoints, resources and API
@@ -189,6 +214,11 @@ function send(request) {
     url = new URL(request.url);
   } catch {
     return { tag: 'err', val: { tag: 'invalid-request', val: 'bad URL: it does not parse' } };
+  }
+  // User information in a URL would become Basic authentication in node:http: refused here,
+  // before anything leaves the worker (a custom transport never sees it either).
+  if (url.username || url.password) {
+    return { tag: 'err', val: { tag: 'invalid-request', val: 'bad URL: it carries user information' } };
   }
   const origin = originOf(url);
   if (!origin || !allowed.has(origin)) {
@@ -242,6 +272,8 @@ function profileRecord(inst, profile) {
   let parsed = inst.profiles.get(profile);
   if (!parsed) {
     parsed = inst.exports.providers.parseProfile(profile);
+    // Bounded like the connections: a caller cycling through profiles cannot grow it forever.
+    if (inst.profiles.size >= maxConnections) inst.profiles.clear();
     inst.profiles.set(profile, parsed);
   }
   return parsed;
@@ -342,6 +374,7 @@ function toWire(error) {
 
 parentPort.on('message', ({ id, op, args }) => {
   let reply;
+  hostTimedOut = false;
   CLOCK[0] = epochMs();
   CLOCK[1] = 0;
   Atomics.store(flag, 1, 1);
@@ -370,6 +403,8 @@ parentPort.on('message', ({ id, op, args }) => {
     Atomics.store(flag, 1, 0);
     allowed = new Set(extraOrigins);
   }
+  // The main thread replaces this worker (and its port and flag) after a host wait timed out.
+  if (hostTimedOut) reply.hostTimedOut = true;
   parentPort.postMessage(reply);
 });
 

@@ -201,8 +201,12 @@ describe('call', () => {
     const persisted = [];
     const stale = { ...tokens, accessToken: 'revoked-or-unknown' };
     const before = (await server.tokenRequests()).length;
+    // An async onRefresh: the call waits for it (the set is persisted before it is used).
     const retried = await connector.call(config, stale, { method: 'GET', url: whoami }, {
-      onRefresh: (fresh) => { persisted.push(fresh); },
+      onRefresh: async (fresh) => {
+        await new Promise((resolve) => { setTimeout(resolve, 150); });
+        persisted.push(fresh);
+      },
     });
     assert.equal(retried.status, 200);
     assert.equal(retried.refreshed, true);
@@ -212,6 +216,29 @@ describe('call', () => {
     assert.notEqual(retried.tokens.refreshToken, tokens.refreshToken);
     const sent = (await server.tokenRequests()).slice(before);
     assert.deepEqual(sent.map((r) => r.params.grant_type), ['refresh_token'], 'one refresh, no more');
+  });
+
+  test('concurrent calls with the same due tokens share one refresh', async () => {
+    const config = codeConfig();
+    const tokens = await connect(config);
+    const due = { ...tokens, expiresAt: Math.floor(Date.now() / 1000) - 1 };
+    const whoami = `${server.issuer}/api/whoami`;
+    const before = (await server.tokenRequests()).length;
+    const [a, b] = await Promise.all([
+      connector.call(config, due, { method: 'GET', url: whoami }),
+      connector.call(config, due, { method: 'GET', url: whoami }),
+    ]);
+    assert.equal(a.status, 200);
+    assert.equal(b.status, 200);
+    assert.equal(a.refreshed, true);
+    assert.equal(b.refreshed, true);
+    assert.deepEqual(a.tokens, b.tokens, 'both callers get the same new set');
+    assert.notEqual(a.tokens.refreshToken, tokens.refreshToken);
+    const sent = (await server.tokenRequests()).slice(before);
+    assert.deepEqual(sent.map((r) => r.params.grant_type), ['refresh_token'], 'the token endpoint sees one refresh');
+    // The shared refresh is forgotten once settled: the new set refreshes on its own.
+    const next = await connector.refresh(config, a.tokens);
+    assert.notEqual(next.refreshToken, a.tokens.refreshToken);
   });
 
   test('rejected again after the refresh: the 401 is returned, not retried twice', async () => {

@@ -99,3 +99,21 @@ test('DPoP: a sign-in bound to a host-held P-256 key, and an API call with a pro
     await connector.close();
   }
 });
+
+test('a key the signer cannot use is invalid-argument naming the key, not a TypeError', async () => {
+  const cases = [
+    [{ keys: [{ privateKey: 42 }] }, 'signer.keys[0].privateKey'],
+    [{ keys: [{ privateKey: 'not a PEM' }] }, 'signer.keys[0].privateKey'],
+    [{ keys: [{ privateKey: generateKeyPairSync('ec', { namedCurve: 'secp256k1' }).privateKey }] }, 'signer.keys[0].privateKey'],
+    [{ keys: 'nope' }, 'signer.keys'],
+    [{ sign: () => new Uint8Array(0) }, 'signer'],
+  ];
+  for (const [signer, field] of cases) {
+    assert.throws(() => createConnector({ signer }), (error) => {
+      assert.equal(error.name, 'ConnectorError');
+      assert.equal(error.code, 'invalid-argument');
+      assert.deepEqual(error.detail, { field });
+      return true;
+    }, field);
+  }
+});

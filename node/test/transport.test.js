@@ -2,6 +2,7 @@
 // same cases as the wasmtime host's tests/component/transport.rs.
 
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, before, test } from 'node:test';
 
 import { createConnector } from '../src/index.js';
@@ -111,6 +112,35 @@ test('an oversized body is response-too-large, never truncated', async () => {
   }
 });
 
+test('a chunked body over the cap is response-too-large (the streaming cap, no content-length)', async () => {
+  let chunksSent = 0;
+  const chunked = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream' }); // no content-length: chunked
+    const write = () => {
+      if (chunksSent >= 64 || res.destroyed) { res.end(); return; }
+      chunksSent += 1;
+      res.write('x'.repeat(512), () => setImmediate(write));
+    };
+    write();
+  });
+  await new Promise((resolve) => { chunked.listen(0, '127.0.0.1', resolve); });
+  const origin = `http://127.0.0.1:${chunked.address().port}`;
+  const capped = createConnector({ limits: { maxResponseBytes: 4096 } });
+  try {
+    const config = { profile: { 'token-url': `${origin}/token`, 'api-base-url': origin }, client: { clientId: 'id' } };
+    await assert.rejects(
+      capped.call(config, TOKENS, { method: 'GET', url: `${origin}/stream` }),
+      (error) => error.code === 'transport' && error.kind === 'response-too-large' && error.detail.val === 4096,
+    );
+    assert.ok(chunksSent > 8, 'the cap was crossed while streaming');
+    assert.ok(chunksSent < 64, 'the transfer was cut off at the cap, not read to its end');
+  } finally {
+    await capped.close();
+    chunked.closeAllConnections?.();
+    await new Promise((resolve) => { chunked.close(resolve); });
+  }
+});
+
 test('a slow server times out', async () => {
   const slow = await replyServer(() => new Promise((resolve) => {
     setTimeout(() => resolve({ status: 200, body: '{}' }), 3000).unref();
@@ -151,4 +181,21 @@ test('the request is sent exactly: method, target, headers, body', async () => {
   assert.equal(request.url, '/token?api-version=2');
   assert.equal(request.headers['x-custom'], 'yes');
   assert.equal(request.body, 'a=1&b=2');
+});
+
+test('a URL with user information is refused (never sent as Basic authentication)', async () => {
+  const sentBefore = await connector.sentCount();
+  const [, rest] = allowed.origin.split('//');
+  for (const url of [`http://user:pass@${rest}/x`, `http://user@${rest}/x`]) {
+    await assert.rejects(
+      connector.call(configFor(allowed), TOKENS, { method: 'GET', url }),
+      (error) => {
+        assert.equal(error.code, 'transport');
+        assert.equal(error.kind, 'invalid-request');
+        assert.doesNotMatch(`${error.message} ${JSON.stringify(error)}`, /pass/);
+        return true;
+      },
+    );
+  }
+  assert.equal(await connector.sentCount(), sentBefore, 'refused in the worker, nothing sent');
 });

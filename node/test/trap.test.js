@@ -69,7 +69,17 @@ test('a host import that throws traps the instance; the next call gets a fresh o
 });
 
 const HOSTILE = fileURLToPath(new URL('../gen/hostile/', import.meta.url));
-const hostile = existsSync(HOSTILE) ? undefined : 'the hostile guest is not built (cargo build -p connector-host builds it)';
+// Without gen/hostile these tests fail, naming what is missing, unless CONNECTOR_ALLOW_SKIPS=1
+// says a partial run is wanted: a silent skip would let `npm test` (and `cargo test`, which
+// runs it) pass without the sandbox tests.
+const HOSTILE_MISSING = 'the hostile guest is not built (cargo build -p connector-host builds it, npm run build transpiles it into gen/hostile)';
+const hostileBuilt = existsSync(HOSTILE);
+const hostile = !hostileBuilt && process.env.CONNECTOR_ALLOW_SKIPS === '1' ? HOSTILE_MISSING : undefined;
+if (!hostileBuilt && !hostile) {
+  test('the hostile guest is built (set CONNECTOR_ALLOW_SKIPS=1 to skip its tests instead)', () => {
+    assert.fail(`${HOSTILE_MISSING}; set CONNECTOR_ALLOW_SKIPS=1 to skip these tests`);
+  });
+}
 
 // The hostile guest implements `authorization-code.begin` alone (no `parse-profile`): its
 // connections get a profile record the real component parsed.
