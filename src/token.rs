@@ -698,8 +698,14 @@ fn scrub_credential_values(text: &str) -> String {
                         .find(|c: char| ",}]".contains(c) || c.is_whitespace())
                         .unwrap_or(bare.len());
                     let word = &bare[..end];
-                    let literal =
-                        matches!(word, "true" | "false" | "null") || word.parse::<f64>().is_ok();
+                    // Checked by hand: parsing a float would add its tables to the component.
+                    let number = word
+                        .trim_start_matches('-')
+                        .starts_with(|c: char| c.is_ascii_digit())
+                        && word
+                            .bytes()
+                            .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b));
+                    let literal = number || matches!(word, "true" | "false" | "null");
                     if end > 0 && !literal {
                         out.push_str(json_key);
                         out.push_str(":[redacted]");
