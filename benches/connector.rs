@@ -1670,21 +1670,29 @@ fn human(ns: f64) -> String {
     }
 }
 
+/// A criterion estimate as `median ± deviation`, or `n/a` when it was not measured.
+fn estimate_cell(est: &BTreeMap<String, (f64, f64)>, key: &str) -> String {
+    match est.get(key) {
+        Some((median, mad)) => format!("{} ± {}", human(*median), human(*mad)),
+        None => "n/a".into(),
+    }
+}
+
+/// The ratio of two estimates' medians as `1.23×`, or `n/a` when either is missing.
+fn estimate_ratio(est: &BTreeMap<String, (f64, f64)>, a: &str, b: &str) -> String {
+    let median = |key: &str| est.get(key).map_or(f64::NAN, |(m, _)| *m);
+    let r = median(a) / median(b);
+    if r.is_finite() {
+        format!("{r:.2}×")
+    } else {
+        "n/a".into()
+    }
+}
+
 impl Report {
     fn markdown(&self, est: &BTreeMap<String, (f64, f64)>) -> String {
-        let cell = |key: &str| match est.get(key) {
-            Some((median, mad)) => format!("{} ± {}", human(*median), human(*mad)),
-            None => "n/a".into(),
-        };
-        let median = |key: &str| est.get(key).map_or(f64::NAN, |(m, _)| *m);
-        let ratio = |a: &str, b: &str| {
-            let r = median(a) / median(b);
-            if r.is_finite() {
-                format!("{r:.2}×")
-            } else {
-                "n/a".into()
-            }
-        };
+        let cell = |key: &str| estimate_cell(est, key);
+        let ratio = |a: &str, b: &str| estimate_ratio(est, a, b);
         let mut md = String::new();
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
             .ok()
@@ -1897,22 +1905,10 @@ impl Report {
         );
     }
 
-    /// Sections 7 and 8: the CLI as processes, and the component's imports.
     /// Section 10: the Node host's figures beside wasmtime's and the core's.
     fn node_section(&self, md: &mut String, est: &BTreeMap<String, (f64, f64)>) {
-        let cell = |key: &str| match est.get(key) {
-            Some((median, mad)) => format!("{} ± {}", human(*median), human(*mad)),
-            None => "n/a".into(),
-        };
-        let median = |key: &str| est.get(key).map_or(f64::NAN, |(m, _)| *m);
-        let ratio = |a: &str, b: &str| {
-            let r = median(a) / median(b);
-            if r.is_finite() {
-                format!("{r:.2}×")
-            } else {
-                "n/a".into()
-            }
-        };
+        let cell = |key: &str| estimate_cell(est, key);
+        let ratio = |a: &str, b: &str| estimate_ratio(est, a, b);
         let _ = writeln!(
             md,
             "\n## 10. The same component in Node.js (`node/`: jco, a worker thread)\n"
@@ -1969,6 +1965,7 @@ impl Report {
         }
     }
 
+    /// Sections 7 and 8: the CLI as processes, and the component's imports.
     fn cli_sections(&self, md: &mut String) {
         let _ = writeln!(
             md,
