@@ -513,7 +513,9 @@ fn the_cli_uses_the_fleet_store_and_never_shows_its_password() {
 fn unfinished_connect_sessions_are_swept_once_expired() {
     let server = server_with(&[]);
     let fleet = Fleet::new("fleet-sweep");
-    let replica = fleet.replica(&["--session-ttl", "1"]);
+    // Sessions live 4 s: long enough to be opened on a loaded machine (1 s was not: the
+    // open was answered 410), short enough to be swept within the test.
+    let replica = fleet.replica(&["--session-ttl", "4"]);
     create_code_integration(&replica, &server, &fleet.key);
     let begin = |connection: &str| {
         let (status, session) = replica.api(
@@ -535,7 +537,7 @@ fn unfinished_connect_sessions_are_swept_once_expired() {
     };
     begin("first");
     assert_eq!(sessions(), "first\n");
-    std::thread::sleep(Duration::from_millis(2_100));
+    std::thread::sleep(Duration::from_millis(5_100));
     begin("second");
     assert_eq!(sessions(), "second\n", "the expired session went");
 }
