@@ -43,22 +43,6 @@ fn proofs(server: &OidcServer) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Neither the store file nor its write-ahead log holds `pem` (or any PEM) in clear.
-fn assert_not_in_clear(store: &str, pem: &str) {
-    let mut raw = std::fs::read(store).unwrap();
-    raw.extend(std::fs::read(format!("{store}-wal")).unwrap_or_default());
-    assert!(
-        !contains(&raw, "PRIVATE KEY"),
-        "a PEM in clear in the store"
-    );
-    for line in pem
-        .lines()
-        .filter(|line| !line.starts_with("-----") && line.len() >= 16)
-    {
-        assert!(!contains(&raw, line), "the key is in the store in clear");
-    }
-}
-
 /// Creates `body`'s integration: (status, answer).
 fn create(service: &Service, key: &str, body: Value) -> (u16, Value) {
     let (status, mut created) = service.api(HttpMethod::Post, "/v1/integrations", key, Some(body));

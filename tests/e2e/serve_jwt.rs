@@ -35,26 +35,6 @@ fn key_pem(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join("keys").join(name)).unwrap()
 }
 
-/// The lines of `pem`'s base64 body: none may ever be answered or stored in clear.
-fn body_lines(pem: &str) -> Vec<&str> {
-    pem.lines()
-        .filter(|line| !line.starts_with("-----") && line.len() >= 16)
-        .collect()
-}
-
-/// Neither the store file nor its write-ahead log holds `pem` in clear.
-fn assert_not_in_clear(store: &str, pem: &str) {
-    let mut raw = std::fs::read(store).unwrap();
-    raw.extend(std::fs::read(format!("{store}-wal")).unwrap_or_default());
-    assert!(
-        !contains(&raw, "PRIVATE KEY"),
-        "a PEM in clear in the store"
-    );
-    for line in body_lines(pem) {
-        assert!(!contains(&raw, line), "the key is in the store in clear");
-    }
-}
-
 /// The assertions the server received, decoded.
 fn assertions(server: &OidcServer) -> Vec<Value> {
     server.get("/__assertions").as_array().unwrap().clone()

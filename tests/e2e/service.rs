@@ -221,6 +221,26 @@ pub fn start_sealed(dir: &Path, store: &str, extra: &[&str]) -> (Service, String
     (service, key_file, key)
 }
 
+/// The lines of `pem`'s base64 body: none may ever be answered or stored in clear.
+pub fn body_lines(pem: &str) -> Vec<&str> {
+    pem.lines()
+        .filter(|line| !line.starts_with("-----") && line.len() >= 16)
+        .collect()
+}
+
+/// Neither the store file nor its write-ahead log holds `pem` (or any PEM) in clear.
+pub fn assert_not_in_clear(store: &str, pem: &str) {
+    let mut raw = std::fs::read(store).unwrap();
+    raw.extend(std::fs::read(format!("{store}-wal")).unwrap_or_default());
+    assert!(
+        !contains(&raw, "PRIVATE KEY"),
+        "a PEM in clear in the store"
+    );
+    for line in body_lines(pem) {
+        assert!(!contains(&raw, line), "the key is in the store in clear");
+    }
+}
+
 /// Whether `needle` occurs in `haystack`.
 pub fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
