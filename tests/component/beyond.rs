@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use connector_host::Session;
 use connector_host::bindings::exports::oauth_connector::oauth2::jwt_bearer::AssertionClaims;
 use connector_host::bindings::exports::oauth_connector::oauth2::token_exchange::ExchangeRequest;
 use connector_host::bindings::oauth_connector::oauth2::signer::SigningKey;
@@ -16,12 +17,11 @@ use connector_host::types::{
     ConnectionConfig, DiscoveryError, Error, ErrorCode, HttpMethod, HttpRequest, KeyPurpose,
     OauthError, SigningAlgorithm, SigningError, TokenSet,
 };
-use connector_host::{AllowList, HttpTransport, Limits, Session};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::common::{
-    Recorded, Reply, ScriptedRandom, TestServer, config, connector_error, profile, runtime,
+    Recorded, Reply, TestServer, config, connector_error, profile, scripted_session,
 };
 
 /// An EC P-256 public key (RFC 7515 Appendix A.3) and its RFC 7638 thumbprint.
@@ -68,14 +68,7 @@ fn begin_session(server: &TestServer, signer: &KeySigner) -> Session {
 }
 
 fn session_with(server: &TestServer, signer: &KeySigner, random: Vec<u8>) -> Session {
-    let random = ScriptedRandom::new(random);
-    let transport = HttpTransport::new(
-        AllowList::from_urls([server.url("/").as_str()]),
-        Limits::default(),
-    );
-    let mut session = runtime()
-        .instantiate_with_random(transport, random)
-        .unwrap();
+    let mut session = scripted_session(server, random);
     session.set_signer(signer.clone());
     session
 }

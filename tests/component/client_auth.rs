@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 
 use crate::common::{
     Recorded, Reply, ScriptedRandom, TestServer, config, connector_error, profile, runtime,
+    scripted_session,
 };
 
 const TOKEN_JSON: &str =
@@ -97,14 +98,7 @@ fn jwt_config(server: &TestServer, method: ClientAuthMethod) -> ConnectionConfig
 /// A session whose `wasi:random` yields state and verifier bytes, then 16 bytes of 9 for
 /// each `jti`.
 fn session(server: &TestServer, signer: Option<&RecordingSigner>) -> Session {
-    let random = ScriptedRandom::new(std::iter::repeat_n(9u8, 64));
-    let transport = HttpTransport::new(
-        AllowList::from_urls([server.url("/").as_str()]),
-        Limits::default(),
-    );
-    let mut session = runtime()
-        .instantiate_with_random(transport, random)
-        .unwrap();
+    let mut session = scripted_session(server, std::iter::repeat_n(9u8, 64));
     if let Some(signer) = signer {
         session.set_signer(signer.clone());
     }

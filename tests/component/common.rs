@@ -23,6 +23,18 @@ pub fn session(allow: AllowList) -> Session {
         .expect("instantiate")
 }
 
+/// A session whose transport may reach only `server` and whose `wasi:random` yields
+/// `random` in order, then zeros (so that `state`, PKCE verifiers and `jti`s are known).
+pub fn scripted_session(server: &TestServer, random: impl IntoIterator<Item = u8>) -> Session {
+    let transport = HttpTransport::new(
+        AllowList::from_urls([server.url("/").as_str()]),
+        Limits::default(),
+    );
+    runtime()
+        .instantiate_with_random(transport, ScriptedRandom::new(random))
+        .expect("instantiate")
+}
+
 /// A `wasi:random/random` source that yields the given bytes in order (little-endian for
 /// `get-random-u64`), then zeros.
 pub struct ScriptedRandom(VecDeque<u8>);
