@@ -8,12 +8,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crate::callback::AuthorizationCode;
 use crate::client_auth::{AuthContext, JTI_RANDOM_BYTES, KeyCheckOnly, Signer};
 use crate::dpop::Prover;
-use crate::endpoint::parse_endpoint;
 use crate::error::{ConfigError, Error};
 use crate::form::{self, push_pair};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::pkce::{self, VERIFIER_RANDOM_BYTES};
-use crate::profile::{ConnectionConfig, KeyValue, RequestKind};
+use crate::profile::{ConnectionConfig, KeyValue, Prepared, RequestKind};
 use crate::secret::{PkceVerifier, Secret};
 use crate::token::{invalid_answer, json_answer};
 
@@ -85,29 +84,24 @@ pub struct AuthorizationRequest {
 /// needs its endpoint: the URL built here is then only the push's parameters (see
 /// [`push_request`]).
 pub fn begin(
-    config: &ConnectionConfig,
+    config: &Prepared,
     now: u64,
     random: &BeginRandom,
     dpop_jkt: Option<&str>,
 ) -> Result<AuthorizationRequest, Error> {
     let profile = &config.profile;
-    profile.validate()?;
     if profile.requires_pushed_authorization_requests
         && profile.pushed_authorization_request_url.is_none()
     {
         return Err(ConfigError::MissingEndpoint("pushed-authorization-request-url".into()).into());
     }
-    let authorize_url = profile
-        .authorize_url
-        .as_deref()
+    let endpoint = config
+        .authorize_endpoint()
         .ok_or_else(|| ConfigError::MissingEndpoint("authorize-url".into()))?;
-    let endpoint = parse_endpoint("authorize-url", authorize_url)?;
     if config.client.client_id.is_empty() {
         return Err(ConfigError::InvalidValue("client-id".into()).into());
     }
-    if let Some(redirect_uri) = &config.redirect_uri {
-        parse_endpoint("redirect-uri", redirect_uri)?;
-    }
+    config.check_redirect_uri()?;
     let client_id_param = profile.client_id_param();
     for (name, _) in endpoint.query_pairs() {
         reject_reserved(&name, client_id_param)?;
@@ -126,7 +120,7 @@ pub fn begin(
     // The endpoint's own query is kept and the parameters follow it: its serialisation ends
     // with the query, if any (a fragment was refused). `query` is where the pairs start.
     let own_query = endpoint.query().map(str::len);
-    let mut url = String::from(endpoint);
+    let mut url = String::from(endpoint.as_str());
     // Room for the parameters of a typical flow (state and challenge are 43 bytes each), so
     // that the URL is not copied as it grows.
     url.reserve(512);
@@ -225,7 +219,7 @@ fn merge_extras<'a>(
 /// browser opens: what [`begin`] checks, then that the code exchange can be built (client
 /// id, the secret or signer key the client's method needs, the token URL, the extras).
 /// The signer is asked for its key only, never for a signature.
-pub fn check(config: &ConnectionConfig, now: u64, signer: &dyn Signer) -> Result<(), Error> {
+pub fn check(config: &Prepared, now: u64, signer: &dyn Signer) -> Result<(), Error> {
     let stand_in = BeginRandom {
         state: [0; STATE_RANDOM_BYTES],
         verifier: [0; VERIFIER_RANDOM_BYTES],
@@ -342,11 +336,17 @@ mod tests {
     }
 
     fn url_of(config: &ConnectionConfig) -> String {
-        begin(config, NOW, &RANDOM, None).unwrap().url
+        begin(&config.prepare().unwrap(), NOW, &RANDOM, None)
+            .unwrap()
+            .url
     }
 
     fn config_error(config: &ConnectionConfig) -> ConfigError {
-        match begin(config, NOW, &RANDOM, None) {
+        match config
+            .prepare()
+            .map_err(Error::from)
+            .and_then(|config| begin(&config, NOW, &RANDOM, None))
+        {
             Err(Error::Configuration(error)) => error,
             other => panic!("expected a configuration error, got {other:?}"),
         }
@@ -354,7 +354,7 @@ mod tests {
 
     #[test]
     fn default_flow_uses_s256_and_space_scopes() {
-        let request = begin(&config(), NOW, &RANDOM, None).unwrap();
+        let request = begin(&config().prepare().unwrap(), NOW, &RANDOM, None).unwrap();
         assert_eq!(
             request.url,
             format!(
@@ -457,7 +457,7 @@ mod tests {
         config.scopes = vec![];
         config.redirect_uri = None;
         config.profile.pkce = PkceMethod::Disabled;
-        let request = begin(&config, NOW, &RANDOM, None).unwrap();
+        let request = begin(&config.prepare().unwrap(), NOW, &RANDOM, None).unwrap();
         assert_eq!(
             request.url,
             format!(
@@ -575,8 +575,12 @@ mod tests {
             state: [9; 32],
             verifier: [1; 32],
         };
-        let a = begin(&config(), NOW, &RANDOM, None).unwrap().pending;
-        let b = begin(&config(), NOW, &other, None).unwrap().pending;
+        let a = begin(&config().prepare().unwrap(), NOW, &RANDOM, None)
+            .unwrap()
+            .pending;
+        let b = begin(&config().prepare().unwrap(), NOW, &other, None)
+            .unwrap()
+            .pending;
         assert_ne!(a.state, b.state);
         assert_eq!(b.state.len(), 43);
         assert_eq!(b.code_verifier.unwrap().expose().len(), 43);
@@ -620,7 +624,7 @@ mod tests {
             ),
         ] {
             let config = par_config(authorize_url);
-            let request = begin(&config, NOW, &RANDOM, Some("jkt-1")).unwrap();
+            let request = begin(&config.prepare().unwrap(), NOW, &RANDOM, Some("jkt-1")).unwrap();
             let auth = AuthContext::without_assertions();
             let push = push_request(&config, &request, &auth).unwrap().unwrap();
             assert_eq!(push.url, "https://auth.example.com/par");
@@ -658,7 +662,7 @@ mod tests {
         let mut config = par_config("https://auth.example.com/authorize");
         config.client.client_secret = None;
         config.client.auth_method = Some(crate::profile::ClientAuthMethod::None);
-        let request = begin(&config, NOW, &RANDOM, None).unwrap();
+        let request = begin(&config.prepare().unwrap(), NOW, &RANDOM, None).unwrap();
         let push = push_request(&config, &request, &AuthContext::without_assertions())
             .unwrap()
             .unwrap();
@@ -669,7 +673,7 @@ mod tests {
     #[test]
     fn without_an_endpoint_nothing_is_pushed_unless_the_server_requires_it() {
         let mut config = config();
-        let request = begin(&config, NOW, &RANDOM, None).unwrap();
+        let request = begin(&config.prepare().unwrap(), NOW, &RANDOM, None).unwrap();
         let auth = AuthContext::without_assertions();
         assert_eq!(push_request(&config, &request, &auth).unwrap(), None);
         config.profile.requires_pushed_authorization_requests = true;
@@ -682,7 +686,7 @@ mod tests {
     #[test]
     fn a_refused_push_is_typed_like_a_token_error() {
         let config = par_config("https://auth.example.com/authorize");
-        let begun = || begin(&config, NOW, &RANDOM, None).unwrap();
+        let begun = || begin(&config.prepare().unwrap(), NOW, &RANDOM, None).unwrap();
         let refused = pushed(
             &config,
             begun(),

@@ -3,13 +3,12 @@
 use crate::client_auth::AuthContext;
 use crate::error::Error;
 use crate::http::{HttpRequest, HttpResponse};
-use crate::profile::ConnectionConfig;
+use crate::profile::{ConnectionConfig, Prepared};
 use crate::token::{TokenSet, parse_token_response};
 use crate::token_request;
 
 /// The token request (RFC 6749 §4.4.2).
-pub fn request(config: &ConnectionConfig, auth: &AuthContext<'_>) -> Result<HttpRequest, Error> {
-    config.profile.validate()?;
+pub fn request(config: &Prepared, auth: &AuthContext<'_>) -> Result<HttpRequest, Error> {
     token_request::client_credentials(config, auth)
 }
 

@@ -8,12 +8,12 @@ use crate::authorize::PendingAuthorization;
 use crate::callback::{self, AuthorizationCode};
 use crate::error::Error;
 use crate::http::{HttpRequest, HttpResponse};
-use crate::profile::ConnectionConfig;
+use crate::profile::{ConnectionConfig, Prepared};
 use crate::token::{TokenSet, parse_token_response};
 
 /// Validates `callback_url` against `pending` and builds the code-exchange request.
 pub fn prepare(
-    config: &ConnectionConfig,
+    config: &Prepared,
     pending: &PendingAuthorization,
     callback_url: &str,
     now: u64,
@@ -26,12 +26,11 @@ pub fn prepare(
 /// Validates `callback_url` against `pending` (see `callback::validate`): the code to
 /// exchange, or why the callback is refused.
 pub fn validate(
-    config: &ConnectionConfig,
+    config: &Prepared,
     pending: &PendingAuthorization,
     callback_url: &str,
     now: u64,
 ) -> Result<AuthorizationCode, Error> {
-    config.profile.validate()?;
     callback::validate(&config.profile, pending, callback_url, now)
 }
 

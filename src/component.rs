@@ -438,11 +438,9 @@ impl wit_providers::Guest for Connector {
 type ConnectionBorrow<'a> = wit_connections::ConnectionBorrow<'a>;
 
 /// A `connection`: the configuration as every operation uses it (placeholders filled,
-/// offline access applied, validated), and the resolved profile as `resolved-profile`
-/// reports it (offline access not applied).
+/// offline access applied, validated).
 struct Connection {
-    prepared: ConnectionConfig,
-    resolved_profile: profile::ProviderProfile,
+    prepared: profile::Prepared,
     /// The DPoP nonces servers handed out, by origin (RFC 9449 §8, §9).
     nonces: RefCell<Nonces>,
 }
@@ -453,27 +451,22 @@ impl wit_connections::Guest for Connector {
 
 impl wit_connections::GuestConnection for Connection {
     fn open(config: wit::ConnectionConfig) -> WitResult<wit_connections::Connection> {
-        let config = connection_config_from_wit(config);
-        let prepared = config
-            .prepare()
-            .map_err(|error| error_to_wit(error.into()))?;
-        let resolved_profile = config
-            .resolved_profile()
+        let prepared = connection_config_from_wit(config)
+            .into_prepared()
             .map_err(|error| error_to_wit(error.into()))?;
         Ok(wit_connections::Connection::new(Connection {
             prepared,
-            resolved_profile,
             nonces: RefCell::new(Nonces::default()),
         }))
     }
 
     fn resolved_profile(&self) -> wit::ProviderProfile {
-        profile_to_wit(self.resolved_profile.clone())
+        profile_to_wit(self.prepared.configured_profile())
     }
 }
 
 /// The prepared configuration of a borrowed `connection`.
-fn config_of<'a>(connection: &'a ConnectionBorrow<'_>) -> &'a ConnectionConfig {
+fn config_of<'a>(connection: &'a ConnectionBorrow<'_>) -> &'a profile::Prepared {
     &connection.get::<Connection>().prepared
 }
 

@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::client_auth::AuthContext;
 use crate::error::{Error, ErrorCode};
 use crate::http::{HttpRequest, HttpResponse};
-use crate::profile::ConnectionConfig;
+use crate::profile::{ConnectionConfig, Prepared};
 use crate::secret::Secret;
 use crate::token::{TokenSet, invalid_answer, json_answer, parse_token_response};
 use crate::token_request;
@@ -51,11 +51,7 @@ pub enum DevicePoll {
 }
 
 /// The device authorization request (RFC 8628 §3.1).
-pub fn begin_request(
-    config: &ConnectionConfig,
-    auth: &AuthContext<'_>,
-) -> Result<HttpRequest, Error> {
-    config.profile.validate()?;
+pub fn begin_request(config: &Prepared, auth: &AuthContext<'_>) -> Result<HttpRequest, Error> {
     token_request::device_authorization(config, auth)
 }
 
@@ -101,11 +97,10 @@ pub fn finish_begin(
 
 /// One poll of the token endpoint (RFC 8628 §3.4).
 pub fn poll_request(
-    config: &ConnectionConfig,
+    config: &Prepared,
     device: &DeviceAuthorization,
     auth: &AuthContext<'_>,
 ) -> Result<HttpRequest, Error> {
-    config.profile.validate()?;
     token_request::device_poll(config, &device.device_code, auth)
 }
 
@@ -182,7 +177,11 @@ mod tests {
 
     #[test]
     fn begin_request_and_response() {
-        let request = begin_request(&config(), &AuthContext::without_assertions()).unwrap();
+        let request = begin_request(
+            &config().prepare().unwrap(),
+            &AuthContext::without_assertions(),
+        )
+        .unwrap();
         assert_eq!(request.url, "https://a.example/device/auth");
         assert_eq!(
             String::from_utf8(request.body).unwrap(),
@@ -200,7 +199,10 @@ mod tests {
         let mut missing = config();
         missing.profile.device_authorization_url = None;
         assert!(matches!(
-            begin_request(&missing, &AuthContext::without_assertions()),
+            begin_request(
+                &missing.prepare().unwrap(),
+                &AuthContext::without_assertions()
+            ),
             Err(Error::Configuration(_))
         ));
     }
@@ -232,7 +234,12 @@ mod tests {
     #[test]
     fn poll_outcomes() {
         let device = device();
-        let request = poll_request(&config(), &device, &AuthContext::without_assertions()).unwrap();
+        let request = poll_request(
+            &config().prepare().unwrap(),
+            &device,
+            &AuthContext::without_assertions(),
+        )
+        .unwrap();
         assert_eq!(
             String::from_utf8(request.body).unwrap(),
             "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=dc&client_id=dev"

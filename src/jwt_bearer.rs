@@ -6,7 +6,7 @@ use crate::prelude::*;
 use crate::client_auth::{AuthContext, KeyPurpose, jti, sign_jwt};
 use crate::error::{ConfigError, Error};
 use crate::http::{HttpRequest, HttpResponse};
-use crate::profile::{ConnectionConfig, KeyValue, RequestKind};
+use crate::profile::{ConnectionConfig, KeyValue, Prepared, RequestKind};
 use crate::token::TokenSet;
 use crate::token_request::{authenticated_post, push_resources};
 
@@ -38,11 +38,10 @@ pub struct AssertionClaims {
 /// The token request (RFC 7523 §2.1): `grant_type`, `assertion`, `scope` (unless it is in the
 /// claims), the connection's `resource`s, client authentication, the `jwt-bearer` extras.
 pub fn request(
-    config: &ConnectionConfig,
+    config: &Prepared,
     claims: &AssertionClaims,
     auth: &AuthContext<'_>,
 ) -> Result<HttpRequest, Error> {
-    config.profile.validate()?;
     let lifetime = claims.lifetime_seconds.unwrap_or(DEFAULT_LIFETIME_SECONDS);
     if lifetime == 0 || lifetime > MAX_LIFETIME_SECONDS {
         return Err(ConfigError::InvalidValue("lifetime-seconds".into()).into());
@@ -180,7 +179,7 @@ mod tests {
             subject: Some("user@example.com".into()),
             ..AssertionClaims::default()
         };
-        let request = request(&config(), &claims, &auth).unwrap();
+        let request = request(&config().prepare().unwrap(), &claims, &auth).unwrap();
         let (header, jwt, params) = claims_of(core::str::from_utf8(&request.body).unwrap());
         assert_eq!(
             header,
@@ -233,7 +232,7 @@ mod tests {
             lifetime_seconds: Some(3600),
             ..AssertionClaims::default()
         };
-        let request = request(&config(), &claims, &auth).unwrap();
+        let request = request(&config().prepare().unwrap(), &claims, &auth).unwrap();
         let (_, jwt, params) = claims_of(core::str::from_utf8(&request.body).unwrap());
         assert_eq!(jwt["iss"], "sa-client");
         assert_eq!(jwt["sub"], "sa-client");
@@ -247,7 +246,7 @@ mod tests {
                 ..AssertionClaims::default()
             };
             assert_eq!(
-                super::request(&config(), &claims, &auth).unwrap_err(),
+                super::request(&config().prepare().unwrap(), &claims, &auth).unwrap_err(),
                 Error::Configuration(ConfigError::InvalidValue("lifetime-seconds".into()))
             );
         }

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::client_auth::AuthContext;
 use crate::error::{ConfigError, Error, ErrorCode, InvalidResponse};
 use crate::http::{HttpRequest, HttpResponse};
-use crate::profile::{ConnectionConfig, KeyValue};
+use crate::profile::{ConnectionConfig, KeyValue, Prepared};
 use crate::secret::Secret;
 use crate::token::{
     self, TokenSet, excerpt, invalid_answer, json_answer, parse_fields, scrubbed_oauth_error,
@@ -42,11 +42,10 @@ pub fn needs_refresh(tokens: &TokenSet, margin: Option<u64>, now: u64) -> bool {
 
 /// The refresh request for `tokens`.
 pub fn refresh_request(
-    config: &ConnectionConfig,
+    config: &Prepared,
     tokens: &TokenSet,
     auth: &AuthContext<'_>,
 ) -> Result<HttpRequest, Error> {
-    config.profile.validate()?;
     let refresh_token = tokens
         .refresh_token
         .as_ref()
@@ -88,11 +87,10 @@ pub fn finish_refresh(
 /// The revocation requests for `tokens`: the refresh token first (RFC 7009 §2.1: revoking it
 /// may revoke its access tokens too), then the access token.
 pub fn revocation_requests(
-    config: &ConnectionConfig,
+    config: &Prepared,
     tokens: &TokenSet,
     auth: &AuthContext<'_>,
 ) -> Result<Vec<HttpRequest>, Error> {
-    config.profile.validate()?;
     let mut requests = vec![];
     if let Some(refresh_token) = &tokens.refresh_token {
         requests.push(token_request::revocation(
@@ -160,12 +158,11 @@ pub struct Introspection {
 
 /// The introspection request for `token`.
 pub fn introspection_request(
-    config: &ConnectionConfig,
+    config: &Prepared,
     token: &Secret,
     hint: Option<&str>,
     auth: &AuthContext<'_>,
 ) -> Result<HttpRequest, Error> {
-    config.profile.validate()?;
     token_request::introspection(config, token, hint, auth)
 }
 
@@ -279,7 +276,7 @@ mod tests {
     #[test]
     fn refresh_request_uses_refresh_url_auth_and_extras() {
         let request = refresh_request(
-            &config(),
+            &config().prepare().unwrap(),
             &tokens(0, Some(10)),
             &AuthContext::without_assertions(),
         )
@@ -299,8 +296,12 @@ mod tests {
         let mut no_refresh = tokens(0, Some(10));
         no_refresh.refresh_token = None;
         assert_eq!(
-            refresh_request(&config(), &no_refresh, &AuthContext::without_assertions())
-                .unwrap_err(),
+            refresh_request(
+                &config().prepare().unwrap(),
+                &no_refresh,
+                &AuthContext::without_assertions()
+            )
+            .unwrap_err(),
             Error::Configuration(ConfigError::NoRefreshToken)
         );
     }
@@ -390,7 +391,7 @@ mod tests {
     #[test]
     fn revocation_and_introspection() {
         let requests = revocation_requests(
-            &config(),
+            &config().prepare().unwrap(),
             &tokens(0, Some(10)),
             &AuthContext::without_assertions(),
         )
@@ -419,7 +420,7 @@ mod tests {
         no_endpoint.profile.revocation_url = None;
         assert_eq!(
             revocation_requests(
-                &no_endpoint,
+                &no_endpoint.prepare().unwrap(),
                 &tokens(0, None),
                 &AuthContext::without_assertions()
             )

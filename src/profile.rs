@@ -483,9 +483,16 @@ impl ProviderProfile {
     /// not declare in `variables`.
     pub fn resolve(&self, variables: &[KeyValue]) -> Result<Self, ConfigError> {
         let mut resolved = self.clone();
-        let declared = self.variables.clone();
-        for (field, url) in resolved.urls_mut() {
-            if let Some(url) = url {
+        resolved.resolve_in_place(variables)?;
+        Ok(resolved)
+    }
+
+    /// [`ProviderProfile::resolve`] on this profile itself.
+    fn resolve_in_place(&mut self, variables: &[KeyValue]) -> Result<(), ConfigError> {
+        let declared = core::mem::take(&mut self.variables);
+        let filled = self.urls_mut().into_iter().try_for_each(|(field, url)| {
+            // Without a brace there is nothing to fill, and `fill` would copy it unchanged.
+            if let Some(url) = url.filter(|url| url.contains('{')) {
                 *url = fill(field, url, &declared, |name| {
                     variables
                         .iter()
@@ -493,8 +500,10 @@ impl ProviderProfile {
                         .map(|kv| kv.value.clone())
                 })?;
             }
-        }
-        Ok(resolved)
+            Ok(())
+        });
+        self.variables = declared;
+        filled
     }
 
     /// Checks every endpoint URL and value the connector relies on.
@@ -541,6 +550,11 @@ impl ProviderProfile {
     }
 
     fn validate_resolved(&self) -> Result<(), ConfigError> {
+        self.check_resolved().map(drop)
+    }
+
+    /// [`ProviderProfile::validate_resolved`], answering the authorize endpoint it parsed.
+    fn check_resolved(&self) -> Result<Option<url::Url>, ConfigError> {
         parse_endpoint("token-url", &self.token_url)?;
         if let Some(name) = &self.client_id_parameter {
             // A parameter name of its own: not one the flows set for something else.
@@ -556,8 +570,12 @@ impl ProviderProfile {
                 return Err(ConfigError::InvalidValue("client-id-parameter".into()));
             }
         }
+        let authorize_endpoint = self
+            .authorize_url
+            .as_deref()
+            .map(|url| parse_endpoint("authorize-url", url))
+            .transpose()?;
         for (field, url) in [
-            ("authorize-url", &self.authorize_url),
             ("refresh-url", &self.refresh_url),
             ("revocation-url", &self.revocation_url),
             ("introspection-url", &self.introspection_url),
@@ -595,7 +613,7 @@ impl ProviderProfile {
         if self.scope_separator.is_empty() {
             return Err(ConfigError::InvalidValue("scope-separator".into()));
         }
-        Ok(())
+        Ok(authorize_endpoint)
     }
 }
 
@@ -659,24 +677,42 @@ impl ConnectionConfig {
     /// The configuration every operation works on: placeholders filled, offline access
     /// applied (its scopes added to the effective scopes, its authorize parameters after the
     /// profile's), everything validated.
-    pub fn prepare(&self) -> Result<Self, ConfigError> {
-        let mut config = self.clone();
-        config.profile = self.resolved_profile()?;
+    pub fn prepare(&self) -> Result<Prepared, ConfigError> {
+        self.clone().into_prepared()
+    }
+
+    /// [`ConnectionConfig::prepare`], consuming the configuration.
+    pub fn into_prepared(mut self) -> Result<Prepared, ConfigError> {
+        self.profile.resolve_in_place(&self.variables)?;
+        // Parsed once here, for every `begin`.
+        let authorize_endpoint = self.profile.check_resolved()?;
         for resource in &self.resources {
             check_resource("resources", resource)?;
         }
+        // Only flows that send the redirect URI need it usable: its refusal is kept for
+        // them rather than refusing the whole configuration.
+        let redirect_uri = self
+            .redirect_uri
+            .as_deref()
+            .map_or(Ok(()), |uri| parse_endpoint("redirect-uri", uri).map(drop));
+        let profile_authorize_params = self.profile.authorize_params.len();
         if self.offline_access {
-            let mut scopes = config.effective_scopes().to_vec();
-            for scope in &config.profile.offline_access.scopes {
+            let mut scopes = self.effective_scopes().to_vec();
+            for scope in &self.profile.offline_access.scopes {
                 if !scopes.contains(scope) {
                     scopes.push(scope.clone());
                 }
             }
-            config.scopes = scopes;
-            let offline = config.profile.offline_access.authorize_params.clone();
-            config.profile.authorize_params.extend(offline);
+            self.scopes = scopes;
+            let offline = self.profile.offline_access.authorize_params.clone();
+            self.profile.authorize_params.extend(offline);
         }
-        Ok(config)
+        Ok(Prepared {
+            config: self,
+            authorize_endpoint,
+            redirect_uri,
+            profile_authorize_params,
+        })
     }
 
     /// How the client authenticates: its own method, else the profile's default.
@@ -691,6 +727,54 @@ impl ConnectionConfig {
         } else {
             &self.scopes
         }
+    }
+}
+
+/// A [`ConnectionConfig`] ready for the flows, made only by [`ConnectionConfig::prepare`]:
+/// placeholders filled, offline access applied, the profile validated, and what every
+/// sign-in needs parsed once. The flows take it instead of a raw configuration, so that none
+/// of them validates the profile again on every call (a `connection` of the component holds
+/// one for its lifetime). It reads as the configuration it wraps.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    config: ConnectionConfig,
+    /// The profile's authorize endpoint, parsed.
+    authorize_endpoint: Option<url::Url>,
+    /// Whether the redirect URI is a usable endpoint.
+    redirect_uri: Result<(), ConfigError>,
+    /// How many of the profile's authorize parameters are its own, before offline access
+    /// added its own.
+    profile_authorize_params: usize,
+}
+
+impl Prepared {
+    /// The profile with its placeholders filled, without what offline access adds: what the
+    /// WIT `connection.resolved-profile` reports.
+    pub fn configured_profile(&self) -> ProviderProfile {
+        let mut profile = self.config.profile.clone();
+        profile
+            .authorize_params
+            .truncate(self.profile_authorize_params);
+        profile
+    }
+
+    /// The authorize endpoint, parsed; `None` when the profile has none.
+    pub fn authorize_endpoint(&self) -> Option<&url::Url> {
+        self.authorize_endpoint.as_ref()
+    }
+
+    /// `Ok` when there is no redirect URI or it is an absolute URL with TLS off loopback;
+    /// else why not (`invalid-url` / `insecure-url` of `redirect-uri`).
+    pub fn check_redirect_uri(&self) -> Result<(), ConfigError> {
+        self.redirect_uri.clone()
+    }
+}
+
+impl core::ops::Deref for Prepared {
+    type Target = ConnectionConfig;
+
+    fn deref(&self) -> &ConnectionConfig {
+        &self.config
     }
 }
 
@@ -735,6 +819,72 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    /// `prepare` fills placeholders, applies offline access, parses the authorize endpoint
+    /// once and keeps a refused redirect URI for the flows that send it; the configured
+    /// profile is the filled one without what offline access added.
+    #[test]
+    fn prepare_fills_applies_offline_access_and_keeps_the_redirect_verdict() {
+        let profile = ProviderProfile::from_json(
+            r#"{"authorize-url": "https://{tenant}.example.com/authorize?x=1",
+                "token-url": "https://{tenant}.example.com/token",
+                "variables": ["tenant"],
+                "default-scopes": ["read"],
+                "authorize-params": [{"name": "prompt", "value": "login"}],
+                "offline-access": {"scopes": ["offline_access", "read"],
+                                   "authorize-params": [{"name": "access_type", "value": "offline"}]}}"#,
+        )
+        .unwrap();
+        let config = ConnectionConfig {
+            profile,
+            client: Client {
+                client_id: "id".into(),
+                client_secret: None,
+                auth_method: None,
+            },
+            redirect_uri: Some("http://app.example.com/callback".into()),
+            scopes: vec![],
+            authorize_params: vec![],
+            token_requests: TokenRequestExtras::default(),
+            variables: vec![KeyValue::new("tenant", "acme")],
+            offline_access: true,
+            resources: vec![],
+            dpop: false,
+        };
+        let prepared = config.prepare().unwrap();
+        assert_eq!(prepared.profile.token_url, "https://acme.example.com/token");
+        assert_eq!(
+            prepared.authorize_endpoint().map(url::Url::as_str),
+            Some("https://acme.example.com/authorize?x=1")
+        );
+        assert_eq!(prepared.effective_scopes(), ["read", "offline_access"]);
+        assert_eq!(
+            prepared.profile.authorize_params,
+            [
+                KeyValue::new("prompt", "login"),
+                KeyValue::new("access_type", "offline")
+            ]
+        );
+        let configured = prepared.configured_profile();
+        assert_eq!(
+            configured.authorize_params,
+            [KeyValue::new("prompt", "login")]
+        );
+        assert_eq!(
+            configured.authorize_url.as_deref(),
+            Some("https://acme.example.com/authorize?x=1")
+        );
+        assert_eq!(
+            prepared.check_redirect_uri(),
+            Err(ConfigError::InsecureUrl("redirect-uri".into()))
+        );
+        // The configuration it was prepared from is untouched.
+        assert_eq!(
+            config.profile.token_url,
+            "https://{tenant}.example.com/token"
+        );
+        assert!(config.scopes.is_empty());
     }
 
     #[test]

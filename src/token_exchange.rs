@@ -5,7 +5,7 @@ use crate::prelude::*;
 use crate::client_auth::AuthContext;
 use crate::error::{ConfigError, Error};
 use crate::http::{HttpRequest, HttpResponse};
-use crate::profile::{ConnectionConfig, KeyValue, RequestKind, check_resource};
+use crate::profile::{ConnectionConfig, KeyValue, Prepared, RequestKind, check_resource};
 use crate::secret::Secret;
 use crate::token::{TokenSet, invalid_answer, parse_token_response};
 use crate::token_request::{authenticated_post, push_resources};
@@ -38,11 +38,10 @@ pub struct ExchangeRequest {
 /// request's), `audience`s, `scope`, `requested_token_type`, `subject_token` and its type,
 /// `actor_token` and its type, then client authentication and the `token-exchange` extras.
 pub fn request(
-    config: &ConnectionConfig,
+    config: &Prepared,
     exchange: &ExchangeRequest,
     auth: &AuthContext<'_>,
 ) -> Result<HttpRequest, Error> {
-    config.profile.validate()?;
     let invalid = |field: &str| Error::from(ConfigError::InvalidValue(field.into()));
     if exchange.subject_token.expose().is_empty() {
         return Err(invalid("subject-token"));
@@ -186,7 +185,12 @@ mod tests {
 
     #[test]
     fn the_request_is_rfc_8693s_exactly() {
-        let request = request(&config(), &exchange(), &AuthContext::without_assertions()).unwrap();
+        let request = request(
+            &config().prepare().unwrap(),
+            &exchange(),
+            &AuthContext::without_assertions(),
+        )
+        .unwrap();
         assert_eq!(request.url, "https://as.example.com/token");
         assert_eq!(
             String::from_utf8(request.body).unwrap(),
@@ -219,7 +223,7 @@ mod tests {
             let mut exchange = exchange();
             change(&mut exchange);
             assert_eq!(
-                request(&config(), &exchange, &auth).unwrap_err(),
+                request(&config().prepare().unwrap(), &exchange, &auth).unwrap_err(),
                 Error::Configuration(ConfigError::InvalidValue(field.into())),
             );
         }

@@ -84,7 +84,7 @@ proptest! {
             dpop: false,
         };
         let random = BeginRandom { state: [1; 32], verifier: [2; 32] };
-        let url = url::Url::parse(&begin(&config, 0, &random, None).unwrap().url).unwrap();
+        let url = url::Url::parse(&begin(&config.prepare().unwrap(), 0, &random, None).unwrap().url).unwrap();
         let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
         let count = |name: &str| pairs.iter().filter(|(n, _)| n == name).count();
         let value = |name: &str| pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());

@@ -105,8 +105,8 @@ fuzz_target!(|data: &[u8]| {
         };
         match config.prepare() {
             Ok(prepared) => {
-                // Every operation re-validates the prepared profile first: a configuration
-                // that prepares must pass.
+                // The flows take a `Prepared` and do not validate its profile again: a
+                // configuration that prepares must pass validation.
                 assert_eq!(
                     prepared.profile.validate(),
                     Ok(()),
