@@ -11,6 +11,10 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[allow(dead_code)] // its figures of what was merged are for the benchmarks
+#[path = "build/merge_functions.rs"]
+mod merge_functions;
+
 const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
@@ -19,7 +23,14 @@ fn main() {
         .parent()
         .expect("host-example sits in the workspace")
         .to_owned();
-    for watched in ["src", "wit", "tests/guests", "Cargo.toml", "Cargo.lock"] {
+    for watched in [
+        "src",
+        "wit",
+        "tests/guests",
+        "build.rs",
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=CONNECTOR_SKIP_COMPONENT_BUILD");
@@ -87,7 +98,24 @@ fn main() {
             output.display()
         );
     }
+    merge_identical_functions(&wasm);
     emit_digest(&wasm);
+}
+
+/// Replaces the component at `wasm` with one whose identical functions are merged (see
+/// `build/merge_functions.rs`). The merged file takes the place of the one cargo made
+/// (cargo's own copy under `deps/` is left alone); merging a merged component changes
+/// nothing, so it does not matter whether cargo rebuilt it.
+fn merge_identical_functions(wasm: &Path) {
+    let built = std::fs::read(wasm).expect("read the built component");
+    let (merged, _) = merge_functions::merge_identical_functions(&built)
+        .unwrap_or_else(|error| panic!("merging the component's functions: {error}"));
+    if merged == built {
+        return;
+    }
+    let temporary = wasm.with_extension("wasm.merging");
+    std::fs::write(&temporary, &merged).expect("write the merged component");
+    std::fs::rename(&temporary, wasm).expect("replace the component with the merged one");
 }
 
 /// The embedded component's SHA-256 (hex), the compile cache's key, so that the binary need

@@ -56,10 +56,14 @@ pub mod token_request;
 #[cfg(target_arch = "wasm32")]
 mod component;
 
-/// The component's allocator: dlmalloc, as the standard library uses on wasm32.
+#[cfg(target_arch = "wasm32")]
+mod allocator;
+
+/// The component's allocator: dlmalloc, as the standard library uses on wasm32, starting
+/// with the initial memory's heap (see `allocator`).
 #[cfg(target_arch = "wasm32")]
 #[global_allocator]
-static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+static ALLOCATOR: allocator::Heap = allocator::Heap::new();
 
 // `memcmp`, `memcpy` and friends: on wasm32-wasip2, Rust's `core` expects the C library to
 // provide them. wasi-libc's string functions import nothing; nothing else of it is linked.

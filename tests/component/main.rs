@@ -3,6 +3,7 @@
 
 mod authorize;
 mod beyond;
+mod build;
 mod client_auth;
 mod common;
 mod compile_cache;
