@@ -96,7 +96,7 @@ pub fn begin(
         return Err(ConfigError::MissingEndpoint("pushed-authorization-request-url".into()).into());
     }
     let endpoint = config
-        .authorize_endpoint()
+        .endpoint("authorize-url")
         .ok_or_else(|| ConfigError::MissingEndpoint("authorize-url".into()))?;
     if config.client.client_id.is_empty() {
         return Err(ConfigError::InvalidValue("client-id".into()).into());
@@ -243,17 +243,17 @@ pub fn check(config: &Prepared, now: u64, signer: &dyn Signer) -> Result<(), Err
 /// authentication and the `pushed-authorization` extras' headers. `None`: no push, the URL
 /// is used as it is.
 pub fn push_request(
-    config: &ConnectionConfig,
+    config: &Prepared,
     request: &AuthorizationRequest,
     auth: &AuthContext<'_>,
 ) -> Result<Option<HttpRequest>, Error> {
-    let Some(endpoint) = &config.profile.pushed_authorization_request_url else {
+    if config.profile.pushed_authorization_request_url.is_none() {
         return Ok(None);
-    };
+    }
     let params = form::decode(&request.url.as_bytes()[request.params_at..]);
     let push = crate::token_request::authenticated_post(
         config,
-        ("pushed-authorization-request-url", endpoint),
+        "pushed-authorization-request-url",
         params,
         Some(RequestKind::PushedAuthorization),
         auth,
@@ -626,7 +626,9 @@ mod tests {
             let config = par_config(authorize_url);
             let request = begin(&config.prepare().unwrap(), NOW, &RANDOM, Some("jkt-1")).unwrap();
             let auth = AuthContext::without_assertions();
-            let push = push_request(&config, &request, &auth).unwrap().unwrap();
+            let push = push_request(&config.prepare().unwrap(), &request, &auth)
+                .unwrap()
+                .unwrap();
             assert_eq!(push.url, "https://auth.example.com/par");
             assert_eq!(
                 push.headers,
@@ -663,9 +665,13 @@ mod tests {
         config.client.client_secret = None;
         config.client.auth_method = Some(crate::profile::ClientAuthMethod::None);
         let request = begin(&config.prepare().unwrap(), NOW, &RANDOM, None).unwrap();
-        let push = push_request(&config, &request, &AuthContext::without_assertions())
-            .unwrap()
-            .unwrap();
+        let push = push_request(
+            &config.prepare().unwrap(),
+            &request,
+            &AuthContext::without_assertions(),
+        )
+        .unwrap()
+        .unwrap();
         let body = String::from_utf8(push.body).unwrap();
         assert_eq!(body.matches("client_id=").count(), 1, "{body}");
     }
@@ -675,7 +681,10 @@ mod tests {
         let mut config = config();
         let request = begin(&config.prepare().unwrap(), NOW, &RANDOM, None).unwrap();
         let auth = AuthContext::without_assertions();
-        assert_eq!(push_request(&config, &request, &auth).unwrap(), None);
+        assert_eq!(
+            push_request(&config.prepare().unwrap(), &request, &auth).unwrap(),
+            None
+        );
         config.profile.requires_pushed_authorization_requests = true;
         assert_eq!(
             config_error(&config),

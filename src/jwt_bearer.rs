@@ -86,10 +86,9 @@ pub fn request(
         params.push(KeyValue::new("scope", scope));
     }
     push_resources(config, &mut params);
-    let url = &config.profile.token_url;
     authenticated_post(
         config,
-        ("token-url", url),
+        "token-url",
         params,
         Some(RequestKind::JwtBearer),
         auth,

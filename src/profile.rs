@@ -553,9 +553,9 @@ impl ProviderProfile {
         self.check_resolved().map(drop)
     }
 
-    /// [`ProviderProfile::validate_resolved`], answering the authorize endpoint it parsed.
-    fn check_resolved(&self) -> Result<Option<url::Url>, ConfigError> {
-        parse_endpoint("token-url", &self.token_url)?;
+    /// [`ProviderProfile::validate_resolved`], answering the endpoints it parsed, by field.
+    fn check_resolved(&self) -> Result<Vec<(&'static str, url::Url)>, ConfigError> {
+        let mut endpoints = vec![("token-url", parse_endpoint("token-url", &self.token_url)?)];
         if let Some(name) = &self.client_id_parameter {
             // A parameter name of its own: not one the flows set for something else.
             let usable = !name.is_empty()
@@ -570,12 +570,8 @@ impl ProviderProfile {
                 return Err(ConfigError::InvalidValue("client-id-parameter".into()));
             }
         }
-        let authorize_endpoint = self
-            .authorize_url
-            .as_deref()
-            .map(|url| parse_endpoint("authorize-url", url))
-            .transpose()?;
         for (field, url) in [
+            ("authorize-url", &self.authorize_url),
             ("refresh-url", &self.refresh_url),
             ("revocation-url", &self.revocation_url),
             ("introspection-url", &self.introspection_url),
@@ -589,7 +585,7 @@ impl ProviderProfile {
             ("userinfo-url", &self.userinfo_url),
         ] {
             if let Some(url) = url {
-                parse_endpoint(field, url)?;
+                endpoints.push((field, parse_endpoint(field, url)?));
             }
         }
         match &self.token_placement {
@@ -613,7 +609,7 @@ impl ProviderProfile {
         if self.scope_separator.is_empty() {
             return Err(ConfigError::InvalidValue("scope-separator".into()));
         }
-        Ok(authorize_endpoint)
+        Ok(endpoints)
     }
 }
 
@@ -684,8 +680,8 @@ impl ConnectionConfig {
     /// [`ConnectionConfig::prepare`], consuming the configuration.
     pub fn into_prepared(mut self) -> Result<Prepared, ConfigError> {
         self.profile.resolve_in_place(&self.variables)?;
-        // Parsed once here, for every `begin`.
-        let authorize_endpoint = self.profile.check_resolved()?;
+        // Parsed once here, for every request.
+        let endpoints = self.profile.check_resolved()?;
         for resource in &self.resources {
             check_resource("resources", resource)?;
         }
@@ -709,7 +705,7 @@ impl ConnectionConfig {
         }
         Ok(Prepared {
             config: self,
-            authorize_endpoint,
+            endpoints,
             redirect_uri,
             profile_authorize_params,
         })
@@ -731,15 +727,15 @@ impl ConnectionConfig {
 }
 
 /// A [`ConnectionConfig`] ready for the flows, made only by [`ConnectionConfig::prepare`]:
-/// placeholders filled, offline access applied, the profile validated, and what every
-/// sign-in needs parsed once. The flows take it instead of a raw configuration, so that none
+/// placeholders filled, offline access applied, the profile validated, and its endpoints
+/// parsed once. The flows take it instead of a raw configuration, so that none
 /// of them validates the profile again on every call (a `connection` of the component holds
 /// one for its lifetime). It reads as the configuration it wraps.
 #[derive(Clone, Debug)]
 pub struct Prepared {
     config: ConnectionConfig,
-    /// The profile's authorize endpoint, parsed.
-    authorize_endpoint: Option<url::Url>,
+    /// The profile's endpoints, parsed, by field name (`token-url`, ...).
+    endpoints: Vec<(&'static str, url::Url)>,
     /// Whether the redirect URI is a usable endpoint.
     redirect_uri: Result<(), ConfigError>,
     /// How many of the profile's authorize parameters are its own, before offline access
@@ -758,9 +754,13 @@ impl Prepared {
         profile
     }
 
-    /// The authorize endpoint, parsed; `None` when the profile has none.
-    pub fn authorize_endpoint(&self) -> Option<&url::Url> {
-        self.authorize_endpoint.as_ref()
+    /// The profile's endpoint `field` (`token-url`, `authorize-url`, `refresh-url`, ...),
+    /// parsed; `None` when the profile has none.
+    pub fn endpoint(&self, field: &str) -> Option<&url::Url> {
+        self.endpoints
+            .iter()
+            .find(|(name, _)| *name == field)
+            .map(|(_, url)| url)
     }
 
     /// `Ok` when there is no redirect URI or it is an absolute URL with TLS off loopback;
@@ -855,7 +855,12 @@ mod tests {
         let prepared = config.prepare().unwrap();
         assert_eq!(prepared.profile.token_url, "https://acme.example.com/token");
         assert_eq!(
-            prepared.authorize_endpoint().map(url::Url::as_str),
+            prepared.endpoint("token-url").map(url::Url::as_str),
+            Some("https://acme.example.com/token")
+        );
+        assert_eq!(prepared.endpoint("revocation-url"), None);
+        assert_eq!(
+            prepared.endpoint("authorize-url").map(url::Url::as_str),
             Some("https://acme.example.com/authorize?x=1")
         );
         assert_eq!(prepared.effective_scopes(), ["read", "offline_access"]);

@@ -88,10 +88,9 @@ pub fn request(
         params.push(KeyValue::new("actor_token", token.expose()));
         params.push(KeyValue::new("actor_token_type", kind));
     }
-    let url = &config.profile.token_url;
     authenticated_post(
         config,
-        ("token-url", url),
+        "token-url",
         params,
         Some(RequestKind::TokenExchange),
         auth,

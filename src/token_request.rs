@@ -6,11 +6,12 @@ use crate::prelude::*;
 use crate::authorize::PendingAuthorization;
 use crate::callback::AuthorizationCode;
 use crate::client_auth::{self, AuthContext};
-use crate::endpoint::parse_endpoint;
 use crate::error::{ConfigError, Error};
 use crate::form;
 use crate::http::{HttpRequest, Method};
-use crate::profile::{BodyFormat, ClientAuthMethod, ConnectionConfig, KeyValue, RequestKind};
+use crate::profile::{
+    BodyFormat, ClientAuthMethod, ConnectionConfig, KeyValue, Prepared, RequestKind,
+};
 use crate::secret::Secret;
 
 /// Body parameters the connector sets; an extra parameter may not override them.
@@ -39,7 +40,7 @@ const RESERVED_HEADERS: [&str; 4] = [
 /// `redirect_uri` when one was sent with the authorize request, the PKCE `code_verifier`
 /// (RFC 7636 §4.5), then client authentication, then the profile's and the caller's extras.
 pub fn code_exchange(
-    config: &ConnectionConfig,
+    config: &Prepared,
     pending: &PendingAuthorization,
     code: &AuthorizationCode,
     auth: &AuthContext<'_>,
@@ -55,10 +56,9 @@ pub fn code_exchange(
         params.push(KeyValue::new("code_verifier", verifier.expose()));
     }
     push_resources(config, &mut params);
-    let url = &config.profile.token_url;
     authenticated_post(
         config,
-        ("token-url", url),
+        "token-url",
         params,
         Some(RequestKind::CodeExchange),
         auth,
@@ -67,7 +67,7 @@ pub fn code_exchange(
 
 /// The refresh request (RFC 6749 §6), to `refresh-url` when the profile has one.
 pub fn refresh(
-    config: &ConnectionConfig,
+    config: &Prepared,
     refresh_token: &Secret,
     auth: &AuthContext<'_>,
 ) -> Result<HttpRequest, Error> {
@@ -82,24 +82,20 @@ pub fn refresh(
     }
     push_resources(config, &mut params);
     let endpoint = match &config.profile.refresh_url {
-        Some(url) => ("refresh-url", url.as_str()),
-        None => ("token-url", config.profile.token_url.as_str()),
+        Some(_) => "refresh-url",
+        None => "token-url",
     };
     authenticated_post(config, endpoint, params, Some(RequestKind::Refresh), auth)
 }
 
 /// The client-credentials request (RFC 6749 §4.4.2), with `scope` when there are scopes.
-pub fn client_credentials(
-    config: &ConnectionConfig,
-    auth: &AuthContext<'_>,
-) -> Result<HttpRequest, Error> {
+pub fn client_credentials(config: &Prepared, auth: &AuthContext<'_>) -> Result<HttpRequest, Error> {
     let mut params = vec![KeyValue::new("grant_type", "client_credentials")];
     push_scope(config, &mut params);
     push_resources(config, &mut params);
-    let url = &config.profile.token_url;
     authenticated_post(
         config,
-        ("token-url", url),
+        "token-url",
         params,
         Some(RequestKind::ClientCredentials),
         auth,
@@ -108,19 +104,14 @@ pub fn client_credentials(
 
 /// The device authorization request (RFC 8628 §3.1).
 pub fn device_authorization(
-    config: &ConnectionConfig,
+    config: &Prepared,
     auth: &AuthContext<'_>,
 ) -> Result<HttpRequest, Error> {
-    let url = config
-        .profile
-        .device_authorization_url
-        .as_ref()
-        .ok_or_else(|| ConfigError::MissingEndpoint("device-authorization-url".into()))?;
     let mut params = vec![];
     push_scope(config, &mut params);
     authenticated_post(
         config,
-        ("device-authorization-url", url),
+        "device-authorization-url",
         params,
         Some(RequestKind::Device),
         auth,
@@ -129,7 +120,7 @@ pub fn device_authorization(
 
 /// One device token poll (RFC 8628 §3.4).
 pub fn device_poll(
-    config: &ConnectionConfig,
+    config: &Prepared,
     device_code: &Secret,
     auth: &AuthContext<'_>,
 ) -> Result<HttpRequest, Error> {
@@ -137,14 +128,7 @@ pub fn device_poll(
         KeyValue::new("grant_type", DEVICE_CODE_GRANT),
         KeyValue::new("device_code", device_code.expose()),
     ];
-    let url = &config.profile.token_url;
-    authenticated_post(
-        config,
-        ("token-url", url),
-        params,
-        Some(RequestKind::Device),
-        auth,
-    )
+    authenticated_post(config, "token-url", params, Some(RequestKind::Device), auth)
 }
 
 /// The RFC 8628 grant type.
@@ -152,40 +136,30 @@ pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_cod
 
 /// A revocation request (RFC 7009 §2.1).
 pub fn revocation(
-    config: &ConnectionConfig,
+    config: &Prepared,
     token: &Secret,
     hint: &str,
     auth: &AuthContext<'_>,
 ) -> Result<HttpRequest, Error> {
-    let url = config
-        .profile
-        .revocation_url
-        .as_ref()
-        .ok_or_else(|| ConfigError::MissingEndpoint("revocation-url".into()))?;
     let params = vec![
         KeyValue::new("token", token.expose()),
         KeyValue::new("token_type_hint", hint),
     ];
-    authenticated_post(config, ("revocation-url", url), params, None, auth)
+    authenticated_post(config, "revocation-url", params, None, auth)
 }
 
 /// An introspection request (RFC 7662 §2.1).
 pub fn introspection(
-    config: &ConnectionConfig,
+    config: &Prepared,
     token: &Secret,
     hint: Option<&str>,
     auth: &AuthContext<'_>,
 ) -> Result<HttpRequest, Error> {
-    let url = config
-        .profile
-        .introspection_url
-        .as_ref()
-        .ok_or_else(|| ConfigError::MissingEndpoint("introspection-url".into()))?;
     let mut params = vec![KeyValue::new("token", token.expose())];
     if let Some(hint) = hint {
         params.push(KeyValue::new("token_type_hint", hint));
     }
-    authenticated_post(config, ("introspection-url", url), params, None, auth)
+    authenticated_post(config, "introspection-url", params, None, auth)
 }
 
 /// `resource` for each of the connection's resources (RFC 8707 §2.2).
@@ -206,19 +180,23 @@ pub fn push_scope(config: &ConnectionConfig, params: &mut Vec<KeyValue>) {
     }
 }
 
-/// A form POST to `endpoint` (field name, URL) with `params`, client authentication by the
-/// client's method, then the profile's and the caller's extras for `kind`. The URL's own
-/// query string is kept. An extra may not repeat a parameter the request already carries,
-/// nor set a reserved one.
+/// A form POST to the profile's endpoint `field` (`token-url`, ...) with `params`, client
+/// authentication by the client's method, then the profile's and the caller's extras for
+/// `kind`. The URL's own query string is kept. An extra may not repeat a parameter the
+/// request already carries, nor set a reserved one.
+///
+/// Errors: `missing-endpoint(field)` when the profile has no such endpoint.
 pub fn authenticated_post(
-    config: &ConnectionConfig,
-    endpoint: (&str, &str),
+    config: &Prepared,
+    field: &str,
     mut params: Vec<KeyValue>,
     kind: Option<RequestKind>,
     auth: &AuthContext<'_>,
 ) -> Result<HttpRequest, Error> {
     let profile = &config.profile;
-    let url = parse_endpoint(endpoint.0, endpoint.1)?;
+    let url = config
+        .endpoint(field)
+        .ok_or_else(|| ConfigError::MissingEndpoint(field.to_owned()))?;
     let client = &config.client;
     if client.client_id.is_empty() {
         return Err(ConfigError::InvalidValue("client-id".into()).into());
@@ -259,7 +237,7 @@ pub fn authenticated_post(
         ClientAuthMethod::None if has_client_id => {}
         ClientAuthMethod::None => params.push(KeyValue::new("client_id", &client.client_id)),
         ClientAuthMethod::ClientSecretJwt | ClientAuthMethod::PrivateKeyJwt => {
-            let assertion = client_auth::assertion(config, method, &url, auth)?;
+            let assertion = client_auth::assertion(config, method, url, auth)?;
             let [client_id, kind, assertion] =
                 client_auth::assertion_params(&client.client_id, assertion);
             if !has_client_id {
@@ -308,7 +286,7 @@ pub fn authenticated_post(
     }
     Ok(HttpRequest {
         method: Method::Post,
-        url: url.into(),
+        url: url.as_str().to_owned(),
         headers,
         body: match profile.token_request_format {
             BodyFormat::Form => form::encode(&params).into_bytes(),
@@ -391,7 +369,9 @@ mod tests {
     #[test]
     fn basic_with_pkce_and_redirect() {
         let request = code_exchange(
-            &config(ClientAuthMethod::ClientSecretBasic, Some("p+a:s&s%w/o=r d")),
+            &config(ClientAuthMethod::ClientSecretBasic, Some("p+a:s&s%w/o=r d"))
+                .prepare()
+                .unwrap(),
             &pending(Some("verifier"), Some("http://127.0.0.1:8765/callback")),
             &code(),
             &AuthContext::without_assertions(),
@@ -423,7 +403,9 @@ mod tests {
     #[test]
     fn post_and_none() {
         let post = code_exchange(
-            &config(ClientAuthMethod::ClientSecretPost, Some("s e")),
+            &config(ClientAuthMethod::ClientSecretPost, Some("s e"))
+                .prepare()
+                .unwrap(),
             &pending(None, None),
             &code(),
             &AuthContext::without_assertions(),
@@ -435,7 +417,7 @@ mod tests {
             "grant_type=authorization_code&code=the%2Fcode%2B1&client_id=client+id&client_secret=s+e"
         );
         let public = code_exchange(
-            &config(ClientAuthMethod::None, None),
+            &config(ClientAuthMethod::None, None).prepare().unwrap(),
             &pending(Some("v"), None),
             &code(),
             &AuthContext::without_assertions(),
@@ -453,7 +435,7 @@ mod tests {
         let mut post = config(ClientAuthMethod::ClientSecretPost, Some("s"));
         post.profile.client_id_parameter = Some("client_key".into());
         let request = refresh(
-            &post,
+            &post.prepare().unwrap(),
             &Secret::new("rt"),
             &AuthContext::without_assertions(),
         )
@@ -465,7 +447,7 @@ mod tests {
         let mut public = config(ClientAuthMethod::None, None);
         public.profile.client_id_parameter = Some("client_key".into());
         let request = code_exchange(
-            &public,
+            &public.prepare().unwrap(),
             &pending(Some("v"), None),
             &code(),
             &AuthContext::without_assertions(),
@@ -479,7 +461,7 @@ mod tests {
         public.token_requests.refresh.params = vec![KeyValue::new("client_key", "other")];
         public.client.client_secret = None;
         let refused = refresh(
-            &public,
+            &public.prepare().unwrap(),
             &Secret::new("rt"),
             &AuthContext::without_assertions(),
         );
@@ -504,7 +486,7 @@ mod tests {
         config.redirect_uri = Some("https://app.example.com/cb".into());
         let body = |config: &ConnectionConfig| {
             let request = refresh(
-                config,
+                &config.prepare().unwrap(),
                 &Secret::new("rt"),
                 &AuthContext::without_assertions(),
             )
@@ -538,7 +520,7 @@ mod tests {
             headers: vec![KeyValue::new("x-vendor", "2")],
         };
         let request = code_exchange(
-            &config,
+            &config.prepare().unwrap(),
             &pending(None, None),
             &code(),
             &AuthContext::without_assertions(),
@@ -565,13 +547,18 @@ mod tests {
     #[test]
     fn configuration_errors() {
         let err = |config: &ConnectionConfig| {
-            code_exchange(
-                config,
-                &pending(None, None),
-                &code(),
-                &AuthContext::without_assertions(),
-            )
-            .unwrap_err()
+            config
+                .prepare()
+                .map_err(Error::from)
+                .and_then(|config| {
+                    code_exchange(
+                        &config,
+                        &pending(None, None),
+                        &code(),
+                        &AuthContext::without_assertions(),
+                    )
+                })
+                .unwrap_err()
         };
         assert_eq!(
             err(&config(ClientAuthMethod::ClientSecretBasic, None)),
