@@ -37,14 +37,14 @@ struct InitialHeapFirst {
 // Nothing is ever returned to the system (`free`, `free_part` and `remap` refuse).
 unsafe impl Allocator for InitialHeapFirst {
     fn alloc(&self, size: usize) -> (*mut u8, usize, u32) {
-        if !self.given.swap(true, Ordering::Relaxed) {
-            let base = (&raw const __heap_base).addr();
-            let end = (&raw const __heap_end).addr();
-            if end > base && end - base >= size {
-                // Zeroed: the initial memory beyond the static data starts zeroed, and
-                // nothing wrote there before dlmalloc's first request.
-                return (ptr::with_exposed_provenance_mut(base), end - base, 0);
-            }
+        let base = (&raw const __heap_base).addr();
+        let end = (&raw const __heap_end).addr();
+        // Handed out once, to the first request it can hold (a larger first request grows
+        // the memory and leaves it for the next one).
+        if end > base && end - base >= size && !self.given.swap(true, Ordering::Relaxed) {
+            // Zeroed: the initial memory beyond the static data starts zeroed, and nothing
+            // wrote there before dlmalloc's first request that fits.
+            return (ptr::with_exposed_provenance_mut(base), end - base, 0);
         }
         let pages = size.div_ceil(PAGE);
         let previous = core::arch::wasm32::memory_grow(0, pages);
