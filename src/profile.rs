@@ -570,21 +570,12 @@ impl ProviderProfile {
                 return Err(ConfigError::InvalidValue("client-id-parameter".into()));
             }
         }
-        for (field, url) in [
-            ("authorize-url", &self.authorize_url),
-            ("refresh-url", &self.refresh_url),
-            ("revocation-url", &self.revocation_url),
-            ("introspection-url", &self.introspection_url),
-            ("device-authorization-url", &self.device_authorization_url),
-            (
-                "pushed-authorization-request-url",
-                &self.pushed_authorization_request_url,
-            ),
-            ("registration-url", &self.registration_url),
-            ("api-base-url", &self.api_base_url),
-            ("userinfo-url", &self.userinfo_url),
-        ] {
-            if let Some(url) = url {
+        // The other endpoints, in the profile's order (the issuer is an identifier, checked
+        // below; the token URL was first).
+        for (field, url) in self.urls() {
+            if let Some(url) = url
+                && !matches!(field, "issuer" | "token-url")
+            {
                 endpoints.push((field, parse_endpoint(field, url)?));
             }
         }
