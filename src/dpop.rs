@@ -56,7 +56,7 @@ impl ProofKey {
                 "the DPoP public key: {reason}"
             )))
         };
-        let Ok(Value::Object(members)) = serde_json::from_str::<Value>(jwk) else {
+        let Ok(Value::Object(members)) = serde_json::from_slice::<Value>(jwk.as_bytes()) else {
             return Err(unsupported("not a JSON object"));
         };
         if PRIVATE_MEMBERS

@@ -41,6 +41,7 @@ pub mod error;
 pub mod form;
 pub mod http;
 pub mod http_date;
+pub mod json;
 pub mod jwt_bearer;
 pub mod lifecycle;
 pub mod pkce;

@@ -32,8 +32,12 @@ fn all() -> Vec<Preset> {
             let text = std::fs::read_to_string(path).unwrap();
             let document: serde_json::Value =
                 serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            let profile = ProviderProfile::from_json(&document["profile"].to_string())
+            let json = document["profile"].to_string();
+            let profile = ProviderProfile::from_json(&json)
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            // The format's reference, serde's derived deserialiser, reads it the same way.
+            let derived: ProviderProfile = serde_json::from_str(&json).unwrap();
+            assert_eq!(derived, profile, "{}", path.display());
             Preset {
                 id: document["id"].as_str().unwrap().to_owned(),
                 profile,

@@ -2,7 +2,9 @@
 //! quirks, the client and what a connection asks for.
 //!
 //! The JSON profile format is these types with kebab-case keys; every field except
-//! `token-url` has a default, so a minimal profile is two lines.
+//! `token-url` has a default, so a minimal profile is two lines. Their `serde` attributes
+//! describe the format; `read` reads it (serde's derived deserialisers cost the component
+//! too much code), and the tests check that both read every document the same way.
 
 use crate::prelude::*;
 
@@ -11,7 +13,10 @@ use serde::Deserialize;
 use crate::client_auth::SigningAlgorithm;
 use crate::endpoint::parse_endpoint;
 use crate::error::{ConfigError, Error};
+use crate::json::{Invalid, Json};
 use crate::secret::Secret;
+
+mod read;
 
 /// A name and a value: a parameter or a header.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -458,12 +463,56 @@ macro_rules! url_fields {
 }
 
 impl ProviderProfile {
+    /// A profile with this token URL and every other field at its default, as a JSON
+    /// profile of only `token-url` reads.
+    pub fn new(token_url: String) -> Self {
+        Self {
+            id: String::new(),
+            issuer: None,
+            authorize_url: None,
+            token_url,
+            refresh_url: None,
+            revocation_url: None,
+            introspection_url: None,
+            device_authorization_url: None,
+            pushed_authorization_request_url: None,
+            requires_pushed_authorization_requests: false,
+            registration_url: None,
+            dpop_algorithms: vec![],
+            api_base_url: None,
+            userinfo_url: None,
+            variables: vec![],
+            scope_separator: default_scope_separator(),
+            default_scopes: vec![],
+            pkce: PkceMethod::default(),
+            client_auth: ClientAuthMethod::default(),
+            assertion_audience: AssertionAudience::default(),
+            requires_iss: false,
+            authorize_params: vec![],
+            token_requests: TokenRequestExtras::default(),
+            token_request_format: BodyFormat::default(),
+            offline_access: OfflineAccess::default(),
+            token_response: TokenResponseQuirks::default(),
+            token_placement: TokenPlacement::default(),
+            token_rejection: TokenRejection::default(),
+            client_id_parameter: None,
+            refresh_redirect_uri: false,
+        }
+    }
+
     /// Parses and validates a JSON profile.
     pub fn from_json(json: &str) -> Result<Self, Error> {
-        let profile: Self = serde_json::from_str(json)
-            .map_err(|error| ConfigError::InvalidProfile(error.to_string()))?;
+        let profile = Self::read_json(json).map_err(ConfigError::InvalidProfile)?;
         profile.validate()?;
         Ok(profile)
+    }
+
+    /// Reads a JSON profile without validating it. The error is a syntax error with its
+    /// line and column, or names the member that does not fit the format by its path
+    /// ("`pkce`: unknown variant `md5`, expected one of `s256`, `plain`, `disabled`").
+    pub fn read_json(json: &str) -> Result<Self, String> {
+        let document = Json::parse(json).map_err(|error| error.to_string())?;
+        read::profile(document).map_err(|Invalid(reason)| reason)
     }
 
     /// The URL fields, by WIT field name.
@@ -1011,6 +1060,172 @@ mod tests {
                 .unwrap()
                 .token_url,
             "https://a.example/contoso/{x y}?q={}"
+        );
+    }
+
+    /// The reader against the format's reference, serde's derived deserialiser: the same
+    /// documents accepted, read to the same profile. (The `profile` fuzz target checks this
+    /// on arbitrary input.)
+    #[test]
+    fn the_reader_reads_what_the_derived_deserialiser_reads() {
+        let full = r#"{
+            "id": "acme", "issuer": "https://a.example", "authorize-url": "https://a.example/a",
+            "token-url": "https://a.example/t", "refresh-url": null, "revocation-url": "https://a.example/r",
+            "introspection-url": "https://a.example/i", "device-authorization-url": "https://a.example/d",
+            "pushed-authorization-request-url": "https://a.example/p",
+            "requires-pushed-authorization-requests": true, "registration-url": "https://a.example/reg",
+            "dpop-algorithms": ["es256", "eddsa", "rs256", "ps256", "es384"],
+            "api-base-url": "https://api.a.example", "userinfo-url": "https://a.example/u",
+            "variables": ["tenant"], "scope-separator": ",", "default-scopes": ["a", "b"],
+            "pkce": "plain", "client-auth": "private-key-jwt", "assertion-audience": "issuer",
+            "requires-iss": true, "authorize-params": [{"name": "n", "value": "v"}],
+            "token-requests": {"code-exchange": {"params": [{"name": "a", "value": "1"}]},
+                "refresh": {"headers": [{"name": "H", "value": "2"}]}, "client-credentials": {},
+                "device": {}, "token-exchange": {}, "jwt-bearer": {}, "pushed-authorization": {}},
+            "token-request-format": "json",
+            "offline-access": {"scopes": ["offline_access"], "authorize-params": []},
+            "token-response": {"path": ["data"], "success-flag": "ok", "default-expires-in": 3600},
+            "token-placement": {"header": {"name": "X-Token", "prefix": "Token "}},
+            "token-rejection": {"statuses": [403, 65535], "body-markers": ["expired"]},
+            "client-id-parameter": "client_key", "refresh-redirect-uri": true
+        }"#;
+        let minimal = r#"{"token-url": "https://a.example/t"}"#;
+        let with = |member: &str| format!(r#"{{"token-url": "https://a.example/t", {member}}}"#);
+        let mut documents: Vec<String> = vec![full.into(), minimal.into()];
+        documents.extend(
+            [
+                // Accepted.
+                r#""token-placement": "authorization-header""#,
+                r#""token-placement": {"authorization-header": null}"#,
+                r#""token-placement": {"query": "access_token"}"#,
+                r#""token-placement": {"header": {"name": "X"}}"#,
+                r#""token-response": {"success-flag": null, "default-expires-in": null}"#,
+                r#""issuer": null, "client-id-parameter": null"#,
+                r#""offline-access": {}, "token-rejection": {}, "token-requests": {}"#,
+                r#""id": "xé
+""#,
+                // Refused.
+                r#""token-url": "https://a.example/u""#,
+                r#""colour": "red""#,
+                r#""id": null"#,
+                r#""issuer": 5"#,
+                r#""variables": null"#,
+                r#""variables": "a""#,
+                r#""variables": [1]"#,
+                r#""scope-separator": null"#,
+                r#""requires-iss": "true""#,
+                r#""pkce": "S256""#,
+                r#""pkce": 1"#,
+                r#""client-auth": "client_secret_basic""#,
+                r#""dpop-algorithms": ["ES256"]"#,
+                r#""authorize-params": [{"name": "n"}]"#,
+                r#""authorize-params": [{"name": "n", "value": "v", "x": 1}]"#,
+                r#""authorize-params": [["n", "v"]]"#,
+                r#""authorize-params": [["n"]]"#,
+                r#""authorize-params": [["n", "v", "w"]]"#,
+                r#""token-requests": [{}, {"params": [["a", "1"]]}]"#,
+                r#""token-placement": {"header": ["X-Token", "Token "]}"#,
+                r#""token-requests": {"refresh": {"params": {}}}"#,
+                r#""token-requests": {"renew": {}}"#,
+                r#""token-requests": []"#,
+                r#""token-response": {"default-expires-in": -1}"#,
+                r#""token-response": {"default-expires-in": 1.5}"#,
+                r#""token-response": {"default-expires-in": 18446744073709551616}"#,
+                r#""token-rejection": {"statuses": [65536]}"#,
+                r#""token-rejection": {"statuses": [-1]}"#,
+                r#""token-placement": "header""#,
+                r#""token-placement": "query""#,
+                r#""token-placement": "cookie""#,
+                r#""token-placement": {}"#,
+                r#""token-placement": {"query": "a", "header": {"name": "X"}}"#,
+                r#""token-placement": {"authorization-header": 1}"#,
+                r#""token-placement": {"header": {"prefix": "p"}}"#,
+                r#""token-placement": {"header": {"name": "X", "x": 1}}"#,
+                r#""token-placement": {"query": null}"#,
+                r#""token-placement": 5"#,
+            ]
+            .map(with),
+        );
+        documents.extend(
+            [
+                "{}",
+                "[]",
+                "null",
+                "5",
+                r#"{"token-url": null}"#,
+                "not json",
+                r#"["acme", null, null, "https://a.example/t"]"#,
+                r#"["acme", null, null]"#,
+            ]
+            .map(String::from),
+        );
+        for json in &documents {
+            match (
+                serde_json::from_str::<ProviderProfile>(json),
+                ProviderProfile::read_json(json),
+            ) {
+                (Ok(derived), Ok(read)) => assert_eq!(derived, read, "{json}"),
+                (Err(_), Err(_)) => {}
+                (derived, read) => panic!("{json}: derived {derived:?}, read {read:?}"),
+            }
+        }
+        // Both kinds of answer occur.
+        assert!(ProviderProfile::read_json(full).is_ok());
+        assert!(ProviderProfile::read_json(&with(r#""colour": "red""#)).is_err());
+        // A repeated member is refused, as the derived deserialiser refuses it.
+        let repeated =
+            r#"{"token-url": "https://a.example/t", "token-url": "https://b.example/t"}"#;
+        assert!(serde_json::from_str::<ProviderProfile>(repeated).is_err());
+        assert_eq!(
+            ProviderProfile::read_json(repeated).unwrap_err(),
+            "duplicate field `token-url` at line 1 column 48"
+        );
+    }
+
+    #[test]
+    fn a_profile_that_is_not_one_names_the_member_at_fault() {
+        let reason = |json: &str| ProviderProfile::read_json(json).unwrap_err();
+        assert_eq!(reason("{}"), "missing field `token-url`");
+        assert_eq!(
+            reason("true"),
+            "invalid type: boolean `true`, expected a provider profile"
+        );
+        assert_eq!(
+            reason(r#"{"token-url": 5}"#),
+            "`token-url`: invalid type: integer `5`, expected a string"
+        );
+        assert_eq!(
+            reason(r#"{"token-url": "t", "pkce": "md5"}"#),
+            "`pkce`: unknown variant `md5`, expected one of `s256`, `plain`, `disabled`"
+        );
+        assert_eq!(
+            reason(r#"{"token-url": "t", "colour": "red"}"#)
+                .split_once(", expected")
+                .unwrap()
+                .0,
+            "`colour`: unknown field `colour`"
+        );
+        assert_eq!(
+            reason(
+                r#"{"token-url": "t", "token-requests": {"refresh": {"params": [{"name": "a"}]}}}"#
+            ),
+            "`token-requests.refresh.params[0]`: missing field `value`"
+        );
+        assert_eq!(
+            reason(r#"{"token-url": "t", "token-rejection": {"statuses": [200, 70000]}}"#),
+            "`token-rejection.statuses[1]`: invalid value: integer `70000`, expected u16"
+        );
+        assert_eq!(
+            reason(r#"{"token-url": "t", "token-placement": {"header": {"name": 1}}}"#),
+            "`token-placement.header.name`: invalid type: integer `1`, expected a string"
+        );
+        assert_eq!(
+            reason(r#"{"token-url": "t", "token-placement": "query"}"#),
+            "`token-placement`: `query` needs a value: {\"query\": ...}"
+        );
+        assert_eq!(
+            reason("{ not json"),
+            "key must be a string at line 1 column 3"
         );
     }
 

@@ -4,7 +4,7 @@ use crate::prelude::*;
 
 use alloc::borrow::Cow;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, ErrorCode, InvalidResponse, OAuthError, ServerUnavailable};
@@ -320,6 +320,37 @@ impl<'de> Deserialize<'de> for TokenObject {
                 f.write_str("a JSON object")
             }
 
+            // Any other value is refused here without serde's "invalid type" message, whose
+            // float formatting alone is ~16 KB of the component (`deserialize_map` would
+            // format one for a number).
+            fn visit_unit<E: de::Error>(self) -> Result<TokenObject, E> {
+                Err(not_an_object())
+            }
+
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<TokenObject, E> {
+                Err(not_an_object())
+            }
+
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<TokenObject, E> {
+                Err(not_an_object())
+            }
+
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<TokenObject, E> {
+                Err(not_an_object())
+            }
+
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<TokenObject, E> {
+                Err(not_an_object())
+            }
+
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<TokenObject, E> {
+                Err(not_an_object())
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<TokenObject, A::Error> {
+                Err(not_an_object())
+            }
+
             fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<TokenObject, A::Error> {
                 let mut object = TokenObject::default();
                 while let Some(MemberName(name)) = members.next_key()? {
@@ -334,7 +365,10 @@ impl<'de> Deserialize<'de> for TokenObject {
                 Ok(object)
             }
         }
-        deserializer.deserialize_map(ObjectVisitor)
+        fn not_an_object<E: de::Error>() -> E {
+            E::custom("not a JSON object")
+        }
+        deserializer.deserialize_any(ObjectVisitor)
     }
 }
 

@@ -133,7 +133,7 @@ pub fn finish(
         .position(|extra| extra.name == "issued_token_type");
     let issued = at
         .map(|at| tokens.extras.remove(at).value)
-        .and_then(|json| match serde_json::from_str(&json) {
+        .and_then(|json| match serde_json::from_slice(json.as_bytes()) {
             Ok(serde_json::Value::String(kind)) if !kind.is_empty() => Some(kind),
             _ => None,
         })

@@ -501,12 +501,21 @@ fn check_profile(path: &Path, preset: &Preset, session: &mut Session) -> Result<
     Ok(())
 }
 
-/// The field a configuration error from `parse-profile` blames, and the reason without the
-/// parser's position (which points into the profile as the host passed it, not the file;
-/// the field says where instead).
+/// The field a configuration error from `parse-profile` blames, and the reason without it.
+///
+/// A profile that is JSON but not a profile names its member first (``"`token-url`: invalid
+/// type: ..."``); a syntax error ends with the parser's position,
+/// which points into the profile as the host passed it, not the file, so the member on that
+/// line stands for it.
 fn profile_error(profile: &str, error: &ConfigurationError) -> (Option<String>, String) {
     match error {
         ConfigurationError::InvalidProfile(reason) => {
+            if let Some((field, rest)) = reason
+                .strip_prefix('`')
+                .and_then(|rest| rest.split_once("`: "))
+            {
+                return (Some(field.to_owned()), rest.to_owned());
+            }
             let (reason, line) = match reason.rsplit_once(" at line ") {
                 Some((reason, position)) => (
                     reason.to_owned(),
