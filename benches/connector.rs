@@ -185,14 +185,16 @@ fn sizes(report: &mut Report, full: bool) {
     let named = target_dir.join("wasm32-wasip2/component-names/oauth_connector.wasm");
     let bytes = std::fs::read(&named).expect("the named build");
     // Merged like the shipped component, so that the attribution adds up to it.
-    let (merged, stats) = merge_functions::merge_identical_functions(&bytes)
-        .expect("merge the named build's identical functions");
+    let (merged, stats) = merge_functions::merge_functions(&bytes)
+        .expect("merge the named build's identical and similar functions");
     report.note(
         "merged-functions",
         format!(
-            "{} → {} functions ({} → {} bytes with names)",
+            "{} → {} functions, then {} thunks into {} shared bodies ({} → {} bytes with names)",
             stats.functions_before,
             stats.functions_after,
+            stats.thunks,
+            stats.shared,
             bytes.len(),
             merged.len()
         ),

@@ -98,7 +98,7 @@ fn main() {
             output.display()
         );
     }
-    merge_identical_functions(&wasm);
+    merge_functions(&wasm);
     emit_digest(&wasm);
 }
 
@@ -106,9 +106,9 @@ fn main() {
 /// `build/merge_functions.rs`). The merged file takes the place of the one cargo made
 /// (cargo's own copy under `deps/` is left alone); merging a merged component changes
 /// nothing, so it does not matter whether cargo rebuilt it.
-fn merge_identical_functions(wasm: &Path) {
+fn merge_functions(wasm: &Path) {
     let built = std::fs::read(wasm).expect("read the built component");
-    let (merged, _) = merge_functions::merge_identical_functions(&built)
+    let (merged, _) = merge_functions::merge_functions(&built)
         .unwrap_or_else(|error| panic!("merging the component's functions: {error}"));
     if merged == built {
         return;

@@ -1,4 +1,4 @@
-//! Merging identical functions in a built component (`build.rs` runs it on the component it
+//! Merging identical and similar functions in a built component (`build.rs` runs it on the component it
 //! builds; the benchmarks run it on the build that keeps names, to attribute sizes).
 //!
 //! rustc merges identical functions on most targets but not on wasm32, where its
@@ -8,6 +8,9 @@
 //! same bytes, once their calls name the surviving copies, behave the same; every reference
 //! to a dropped copy (calls, the function table, exports, names) is pointed at the survivor
 //! and the functions are numbered again. Nothing else in the module changes.
+//!
+//! Then functions that are equal but for the functions some of their calls name share one
+//! body, each keeping its index as a thunk into it (`merge_similar_in_module`).
 
 use std::collections::HashMap;
 
@@ -18,12 +21,17 @@ use wasm_encoder::reencode::{self, Reencode};
 pub struct Merged {
     /// Functions defined in the core modules before merging.
     pub functions_before: usize,
-    /// Functions defined after merging.
+    /// Functions defined after merging identical ones.
     pub functions_after: usize,
+    /// Functions that became thunks into a body shared with similar ones.
+    pub thunks: usize,
+    /// The shared bodies those thunks call (defined functions added).
+    pub shared: usize,
 }
 
-/// `component` with the identical functions of each of its core modules merged.
-pub fn merge_identical_functions(component: &[u8]) -> Result<(Vec<u8>, Merged), String> {
+/// `component` with the identical functions of each of its core modules merged, then each
+/// group of similar ones sharing one body (see `merge_similar_in_module`).
+pub fn merge_functions(component: &[u8]) -> Result<(Vec<u8>, Merged), String> {
     let header_len = 8;
     if component.len() < header_len || !wasmparser::Parser::is_component(component) {
         return Err("not a WebAssembly component".into());
@@ -32,6 +40,8 @@ pub fn merge_identical_functions(component: &[u8]) -> Result<(Vec<u8>, Merged), 
     let mut merged = Merged {
         functions_before: 0,
         functions_after: 0,
+        thunks: 0,
+        shared: 0,
     };
     let mut at = header_len;
     while at < component.len() {
@@ -48,6 +58,9 @@ pub fn merge_identical_functions(component: &[u8]) -> Result<(Vec<u8>, Merged), 
             let (module, stats) = merge_in_module(body)?;
             merged.functions_before += stats.functions_before;
             merged.functions_after += stats.functions_after;
+            let (module, similar) = merge_similar_in_module(&module)?;
+            merged.thunks += similar.thunks;
+            merged.shared += similar.shared;
             out.push(1);
             write_u32(
                 &mut out,
@@ -153,6 +166,8 @@ fn merge_in_module(module: &[u8]) -> Result<(Vec<u8>, Merged), String> {
     let stats = Merged {
         functions_before: bodies.len(),
         functions_after: next as usize - imported as usize,
+        thunks: 0,
+        shared: 0,
     };
     Ok((out.finish(), stats))
 }
@@ -262,6 +277,20 @@ fn read_u32(bytes: &[u8]) -> Result<(u32, usize), String> {
     Err("a malformed section length".into())
 }
 
+/// Appends `value` as signed LEB128.
+fn write_i32(out: &mut Vec<u8>, mut value: i32) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        let done = (value == 0 && byte & 0x40 == 0) || (value == -1 && byte & 0x40 != 0);
+        if done {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
 /// Appends `value` as unsigned LEB128.
 fn write_u32(out: &mut Vec<u8>, mut value: u32) {
     loop {
@@ -272,5 +301,457 @@ fn write_u32(out: &mut Vec<u8>, mut value: u32) {
             return;
         }
         out.push(byte | 0x80);
+    }
+}
+
+/// Bodies smaller than this are left alone: a thunk per copy and a table entry per call
+/// that differs would cost about as much as they save.
+const SIMILAR_MIN_BODY: usize = 128;
+
+/// A group of functions of one type whose bodies are the same but for the functions some
+/// of their calls name.
+struct Similar {
+    /// The members, by function index, in order.
+    members: Vec<u32>,
+    /// The shared type.
+    ty: u32,
+    /// For each call (in body order) that differs between members: its position among the
+    /// body's calls, the callees' type, and each member's callee.
+    differing: Vec<(usize, u32, Vec<u32>)>,
+}
+
+/// `module` with each group of similar functions (equal type and body but for the
+/// functions some calls name) turned into one shared body plus a thunk per member: the
+/// shared body takes the member's number as an extra last parameter and makes each call
+/// that differs through the function table (`call_indirect` into entries appended for
+/// it); each member keeps its index and passes its arguments and number on. Returns the
+/// module and how many thunks and shared bodies it made.
+///
+/// The canonical ABI's lowering of one result type in several exports is the case this
+/// is for: wit-bindgen inlines it into each export, whose bodies then differ only in the
+/// implementation they call.
+fn merge_similar_in_module(module: &[u8]) -> Result<(Vec<u8>, Merged), String> {
+    let unchanged = |module: &[u8]| {
+        let none = Merged {
+            functions_before: 0,
+            functions_after: 0,
+            thunks: 0,
+            shared: 0,
+        };
+        Ok((module.to_vec(), none))
+    };
+    let mut types: Vec<wasmparser::FuncType> = Vec::new();
+    let mut function_types: Vec<u32> = Vec::new();
+    let mut imported_tables = 0;
+    let mut tables: Vec<wasmparser::Table<'_>> = Vec::new();
+    let mut has_elements = false;
+    let mut bodies = Vec::new();
+    let mut imported = 0u32;
+    for payload in wasmparser::Parser::new(0).parse_all(module) {
+        match payload.map_err(|error| error.to_string())? {
+            wasmparser::Payload::TypeSection(section) => {
+                for ty in section.into_iter_err_on_gc_types() {
+                    match ty {
+                        Ok(ty) => types.push(ty),
+                        // Only plain function types are handled.
+                        Err(_) => return unchanged(module),
+                    }
+                }
+            }
+            wasmparser::Payload::ImportSection(section) => {
+                for import in section.into_imports() {
+                    match import.map_err(|error| error.to_string())?.ty {
+                        wasmparser::TypeRef::Func(ty) => {
+                            function_types.push(ty);
+                            imported += 1;
+                        }
+                        wasmparser::TypeRef::Table(_) => imported_tables += 1,
+                        _ => {}
+                    }
+                }
+            }
+            wasmparser::Payload::FunctionSection(section) => {
+                for ty in section {
+                    function_types.push(ty.map_err(|error| error.to_string())?);
+                }
+            }
+            wasmparser::Payload::TableSection(section) => {
+                for table in section {
+                    tables.push(table.map_err(|error| error.to_string())?);
+                }
+            }
+            wasmparser::Payload::ElementSection(_) => has_elements = true,
+            wasmparser::Payload::CodeSectionEntry(body) => bodies.push(body),
+            _ => {}
+        }
+    }
+    // The calls go through the module's own function table, which must be there to grow.
+    let usable_table = imported_tables == 0
+        && has_elements
+        && tables.first().is_some_and(|table| {
+            table.ty.element_type == wasmparser::RefType::FUNCREF
+                && !table.ty.table64
+                && matches!(table.init, wasmparser::TableInit::RefNull)
+        });
+    if !usable_table {
+        return unchanged(module);
+    }
+
+    // Group the bodies by type and by their bytes with every call's callee left out:
+    // (type, shape) → [(function, its callees)].
+    type Shape = (u32, Vec<u8>);
+    let mut groups: HashMap<Shape, Vec<(u32, Vec<u32>)>> = HashMap::new();
+    for (defined, body) in bodies.iter().enumerate() {
+        if body.range().len() < SIMILAR_MIN_BODY {
+            continue;
+        }
+        let index = imported + defined as u32;
+        let (shape, calls) = body_shape(module, body)?;
+        groups
+            .entry((function_types[index as usize], shape))
+            .or_default()
+            .push((index, calls));
+    }
+    let mut similar: Vec<Similar> = groups
+        .into_iter()
+        .filter(|(_, members)| members.len() > 1)
+        .filter_map(|((ty, _), members)| {
+            let calls = members[0].1.len();
+            let mut differing = Vec::new();
+            for position in 0..calls {
+                let callees: Vec<u32> = members.iter().map(|(_, calls)| calls[position]).collect();
+                if callees.iter().all(|callee| *callee == callees[0]) {
+                    continue;
+                }
+                let callee_type = function_types[callees[0] as usize];
+                // A table call names one type: every member's callee must have it.
+                if callees
+                    .iter()
+                    .any(|callee| function_types[*callee as usize] != callee_type)
+                {
+                    return None;
+                }
+                differing.push((position, callee_type, callees));
+            }
+            Some(Similar {
+                members: members.into_iter().map(|(index, _)| index).collect(),
+                ty,
+                differing,
+            })
+        })
+        .collect();
+    if similar.is_empty() {
+        return unchanged(module);
+    }
+    // A stable order, whatever the hash map's.
+    similar.sort_by_key(|group| group.members[0]);
+
+    let total = function_types.len() as u32;
+    let table_start = u32::try_from(tables[0].ty.initial).map_err(|_| "a huge table")?;
+    let mut plan = Plan {
+        module,
+        imported,
+        table_written: false,
+        new_types: Vec::new(),
+        type_count: types.len() as u32,
+        shared_types: Vec::new(),
+        thunks: HashMap::new(),
+        shared_bodies: Vec::new(),
+        elements: Vec::new(),
+        table_start,
+        names: Vec::new(),
+    };
+    for (number, group) in similar.iter().enumerate() {
+        let shared = total + number as u32;
+        let ty = &types[group.ty as usize];
+        let mut params = ty.params().to_vec();
+        params.push(wasmparser::ValType::I32);
+        let shared_type = plan.function_type(&types, &params, ty.results());
+        plan.shared_types.push(shared_type);
+        // Table entries: for each differing call, one per member, in member order.
+        let mut bases = Vec::new();
+        for (_, _, callees) in &group.differing {
+            bases.push(table_start + plan.elements.len() as u32);
+            plan.elements.extend_from_slice(callees);
+        }
+        let first = &bodies[(group.members[0] - imported) as usize];
+        plan.shared_bodies.push(shared_body(
+            module,
+            first,
+            ty.params().len() as u32,
+            group,
+            &bases,
+        )?);
+        for (member, &index) in group.members.iter().enumerate() {
+            plan.thunks.insert(
+                index,
+                thunk(ty.params().len() as u32, member as u32, shared),
+            );
+        }
+        plan.names.push((shared, group.members[0]));
+    }
+    let stats = Merged {
+        functions_before: 0,
+        functions_after: 0,
+        thunks: plan.thunks.len(),
+        shared: plan.shared_bodies.len(),
+    };
+    let mut out = wasm_encoder::Module::new();
+    plan.parse_core_module(&mut out, wasmparser::Parser::new(0), module)
+        .map_err(|error| format!("re-encoding the module: {error:?}"))?;
+    Ok((out.finish(), stats))
+}
+
+/// A body's bytes with every call's callee left out, and the callees in order.
+fn body_shape(
+    module: &[u8],
+    body: &wasmparser::FunctionBody<'_>,
+) -> Result<(Vec<u8>, Vec<u32>), String> {
+    let mut shape = Vec::with_capacity(body.range().len());
+    let mut calls = Vec::new();
+    let mut operators = body.get_operators_reader().map_err(|e| e.to_string())?;
+    let start = operators.original_position();
+    shape.extend_from_slice(&module[body.range().start..start]);
+    let mut at = start;
+    while !operators.eof() {
+        let (operator, offset) = operators.read_with_offset().map_err(|e| e.to_string())?;
+        debug_assert_eq!(offset, at);
+        let end = operators.original_position();
+        if let wasmparser::Operator::Call { function_index } = operator {
+            shape.push(0x10);
+            calls.push(function_index);
+        } else {
+            shape.extend_from_slice(&module[offset..end]);
+        }
+        at = end;
+    }
+    Ok((shape, calls))
+}
+
+/// The shared body of `group`, from its first member's (`params` parameters): locals
+/// numbered one higher for the member's number, the new last parameter, and each
+/// differing call made through the table at `bases[i]` plus that number.
+fn shared_body(
+    module: &[u8],
+    body: &wasmparser::FunctionBody<'_>,
+    params: u32,
+    group: &Similar,
+    bases: &[u32],
+) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(body.range().len() + 16);
+    let mut operators = body.get_operators_reader().map_err(|e| e.to_string())?;
+    out.extend_from_slice(&module[body.range().start..operators.original_position()]);
+    let mut call = 0;
+    let mut differing = group.differing.iter().zip(bases).peekable();
+    while !operators.eof() {
+        let (operator, offset) = operators.read_with_offset().map_err(|e| e.to_string())?;
+        let end = operators.original_position();
+        let local = |opcode: u8, index: u32, out: &mut Vec<u8>| {
+            out.push(opcode);
+            write_u32(out, if index >= params { index + 1 } else { index });
+        };
+        match operator {
+            wasmparser::Operator::Call { .. } => {
+                match differing.peek() {
+                    Some(((position, callee_type, _), base)) if *position == call => {
+                        // local.get <number>; i32.const <base>; i32.add; call_indirect
+                        out.push(0x20);
+                        write_u32(&mut out, params);
+                        out.push(0x41);
+                        write_i32(&mut out, **base as i32);
+                        out.push(0x6a);
+                        out.push(0x11);
+                        write_u32(&mut out, *callee_type);
+                        out.push(0x00);
+                        differing.next();
+                    }
+                    _ => out.extend_from_slice(&module[offset..end]),
+                }
+                call += 1;
+            }
+            wasmparser::Operator::LocalGet { local_index } => local(0x20, local_index, &mut out),
+            wasmparser::Operator::LocalSet { local_index } => local(0x21, local_index, &mut out),
+            wasmparser::Operator::LocalTee { local_index } => local(0x22, local_index, &mut out),
+            _ => out.extend_from_slice(&module[offset..end]),
+        }
+    }
+    Ok(out)
+}
+
+/// A member's new body: its `params` arguments and its `number`, passed to `shared`.
+fn thunk(params: u32, number: u32, shared: u32) -> Vec<u8> {
+    let mut out = vec![0x00]; // no locals
+    for param in 0..params {
+        out.push(0x20);
+        write_u32(&mut out, param);
+    }
+    out.push(0x41);
+    write_i32(&mut out, number as i32);
+    out.push(0x10);
+    write_u32(&mut out, shared);
+    out.push(0x0b);
+    out
+}
+
+/// What `merge_similar_in_module` adds to and replaces in the module.
+struct Plan<'a> {
+    /// The module's bytes.
+    module: &'a [u8],
+    /// How many functions it imports.
+    imported: u32,
+    /// Whether table 0 has been written (grown).
+    table_written: bool,
+    /// Function types to append: (params, results).
+    new_types: Vec<(Vec<wasmparser::ValType>, Vec<wasmparser::ValType>)>,
+    /// How many types the module had.
+    type_count: u32,
+    /// Each shared body's type.
+    shared_types: Vec<u32>,
+    /// The members' thunk bodies, by function index.
+    thunks: HashMap<u32, Vec<u8>>,
+    /// The shared bodies, appended after the module's functions.
+    shared_bodies: Vec<Vec<u8>>,
+    /// The table entries to append.
+    elements: Vec<u32>,
+    /// Where they start (the table's old size).
+    table_start: u32,
+    /// Each shared body's index and the member whose name it takes.
+    names: Vec<(u32, u32)>,
+}
+
+impl Plan<'_> {
+    /// The index of the function type (params → results), appended if new.
+    fn function_type(
+        &mut self,
+        types: &[wasmparser::FuncType],
+        params: &[wasmparser::ValType],
+        results: &[wasmparser::ValType],
+    ) -> u32 {
+        if let Some(index) = types
+            .iter()
+            .position(|ty| ty.params() == params && ty.results() == results)
+        {
+            return index as u32;
+        }
+        let new = (params.to_vec(), results.to_vec());
+        let at = match self.new_types.iter().position(|ty| *ty == new) {
+            Some(at) => at,
+            None => {
+                self.new_types.push(new);
+                self.new_types.len() - 1
+            }
+        };
+        self.type_count + at as u32
+    }
+}
+
+impl Reencode for Plan<'_> {
+    type Error = std::convert::Infallible;
+
+    fn parse_type_section(
+        &mut self,
+        types: &mut wasm_encoder::TypeSection,
+        section: wasmparser::TypeSectionReader<'_>,
+    ) -> Result<(), reencode::Error<Self::Error>> {
+        reencode::utils::parse_type_section(self, types, section)?;
+        for (params, results) in self.new_types.clone() {
+            let params: Vec<_> = params
+                .into_iter()
+                .map(|ty| self.val_type(ty))
+                .collect::<Result<_, _>>()?;
+            let results: Vec<_> = results
+                .into_iter()
+                .map(|ty| self.val_type(ty))
+                .collect::<Result<_, _>>()?;
+            types.ty().function(params, results);
+        }
+        Ok(())
+    }
+
+    fn parse_function_section(
+        &mut self,
+        functions: &mut wasm_encoder::FunctionSection,
+        section: wasmparser::FunctionSectionReader<'_>,
+    ) -> Result<(), reencode::Error<Self::Error>> {
+        reencode::utils::parse_function_section(self, functions, section)?;
+        for &ty in &self.shared_types {
+            functions.function(ty);
+        }
+        Ok(())
+    }
+
+    fn parse_table(
+        &mut self,
+        tables: &mut wasm_encoder::TableSection,
+        table: wasmparser::Table<'_>,
+    ) -> Result<(), reencode::Error<Self::Error>> {
+        let mut ty = self.table_type(table.ty)?;
+        // Table 0, the one `call_indirect` names, grows by the appended entries.
+        if !self.table_written {
+            self.table_written = true;
+            ty.minimum += self.elements.len() as u64;
+            ty.maximum = ty.maximum.map(|maximum| maximum.max(ty.minimum));
+        }
+        tables.table(ty);
+        Ok(())
+    }
+
+    fn parse_custom_name_subsection(
+        &mut self,
+        names: &mut wasm_encoder::NameSection,
+        section: wasmparser::Name<'_>,
+    ) -> Result<(), reencode::Error<Self::Error>> {
+        // A shared body takes its first member's name, so that sizes are still attributed.
+        match section {
+            wasmparser::Name::Function(map) => {
+                let mut functions = wasm_encoder::NameMap::new();
+                let mut member_names = HashMap::new();
+                for naming in map {
+                    let naming = naming?;
+                    functions.append(naming.index, naming.name);
+                    member_names.insert(naming.index, naming.name);
+                }
+                for (shared, member) in &self.names {
+                    if let Some(name) = member_names.get(member) {
+                        functions.append(*shared, name);
+                    }
+                }
+                names.functions(&functions);
+                Ok(())
+            }
+            other => reencode::utils::parse_custom_name_subsection(self, names, other),
+        }
+    }
+
+    fn parse_element_section(
+        &mut self,
+        elements: &mut wasm_encoder::ElementSection,
+        section: wasmparser::ElementSectionReader<'_>,
+    ) -> Result<(), reencode::Error<Self::Error>> {
+        reencode::utils::parse_element_section(self, elements, section)?;
+        elements.active(
+            None,
+            &wasm_encoder::ConstExpr::i32_const(self.table_start as i32),
+            wasm_encoder::Elements::Functions(std::borrow::Cow::Borrowed(&self.elements)),
+        );
+        Ok(())
+    }
+
+    fn parse_code_section(
+        &mut self,
+        code: &mut wasm_encoder::CodeSection,
+        section: wasmparser::CodeSectionReader<'_>,
+    ) -> Result<(), reencode::Error<Self::Error>> {
+        for (defined, body) in section.into_iter().enumerate() {
+            let body = body?;
+            match self.thunks.get(&(self.imported + defined as u32)) {
+                Some(thunk) => code.raw(thunk),
+                None => code.raw(&self.module[body.range()]),
+            };
+        }
+        for body in &self.shared_bodies {
+            code.raw(body);
+        }
+        Ok(())
     }
 }

@@ -1,10 +1,14 @@
-//! What the build does to the component after cargo made it: identical functions merged
-//! (`host-example/build/merge_functions.rs`), and an initial memory that holds a typical
-//! call's heap (`build.rs`, `src/allocator.rs`).
+//! What the build does to the component after cargo made it: identical functions merged and
+//! similar ones sharing a body (`host-example/build/merge_functions.rs`), and an initial
+//! memory that holds a typical call's heap (`build.rs`, `src/allocator.rs`).
 
 use std::collections::HashSet;
 
 use connector_host::runtime::BUILT_COMPONENT;
+
+#[allow(dead_code)]
+#[path = "../../host-example/build/merge_functions.rs"]
+mod merge_functions;
 
 /// The core modules of the built component, as byte ranges of it.
 fn core_modules(component: &[u8]) -> Vec<&[u8]> {
@@ -50,6 +54,73 @@ fn no_two_functions_of_the_built_component_have_one_type_and_one_body() {
     }
     // The merging ran on a component of this size (about 1,500 functions today).
     assert!(defined > 1_000, "{defined} functions");
+}
+
+#[test]
+fn merging_the_built_component_again_finds_nothing_identical_or_similar() {
+    let component = std::fs::read(BUILT_COMPONENT).expect("the built component");
+    let (merged, stats) = merge_functions::merge_functions(&component).unwrap();
+    assert_eq!(
+        (stats.thunks, stats.shared),
+        (0, 0),
+        "similar functions are left"
+    );
+    assert_eq!(stats.functions_before, stats.functions_after);
+    assert!(merged == component, "merging changed the built component");
+
+    // The build did share bodies: `parse-profile` and `discover` both return a provider
+    // profile, and wit-bindgen inlines its lowering into each; now each is a thunk that
+    // calls one shared body and nothing else.
+    let main = core_modules(&component)
+        .into_iter()
+        .max_by_key(|module| module.len())
+        .expect("a core module");
+    let mut imported = 0;
+    let mut exports = std::collections::HashMap::new();
+    let mut callees_of = vec![];
+    for payload in wasmparser::Parser::new(0).parse_all(main) {
+        match payload.unwrap() {
+            wasmparser::Payload::ImportSection(section) => {
+                for import in section.into_imports() {
+                    if matches!(import.unwrap().ty, wasmparser::TypeRef::Func(_)) {
+                        imported += 1;
+                    }
+                }
+            }
+            wasmparser::Payload::ExportSection(section) => {
+                for export in section {
+                    let export = export.unwrap();
+                    exports.insert(export.name.to_owned(), export.index);
+                }
+            }
+            wasmparser::Payload::CodeSectionEntry(body) => {
+                let mut callees = vec![];
+                let mut operators = body.get_operators_reader().unwrap();
+                while !operators.eof() {
+                    if let wasmparser::Operator::Call { function_index } = operators.read().unwrap()
+                    {
+                        callees.push(function_index);
+                    }
+                }
+                callees_of.push(callees);
+            }
+            _ => {}
+        }
+    }
+    // The export itself, not its `cabi_post_` cleanup, whatever the package version.
+    let callees = |function: &str| {
+        let (_, &index) = exports
+            .iter()
+            .find(|(name, _)| {
+                name.starts_with("oauth-connector:oauth2/providers@")
+                    && name.ends_with(&format!("#{function}"))
+            })
+            .unwrap_or_else(|| panic!("no export {function}"));
+        callees_of[(index - imported) as usize].clone()
+    };
+    let parse = callees("parse-profile");
+    assert_eq!(parse.len(), 1, "parse-profile is a thunk");
+    assert_eq!(callees("discover"), parse);
 }
 
 #[test]
