@@ -104,14 +104,13 @@ fn profile_from_document(issuer: &str, response: &HttpResponse) -> Result<Provid
             document_issuer,
         )));
     }
+    let token_url = required("token_endpoint")?;
     let profile = ProviderProfile {
         id: crate::endpoint::parse_url(issuer)
             .and_then(|url| url.host_str().map(str::to_owned))
             .unwrap_or_default(),
         issuer: Some(document_issuer),
         authorize_url: text("authorization_endpoint"),
-        token_url: required("token_endpoint")?,
-        refresh_url: None,
         revocation_url: text("revocation_endpoint"),
         introspection_url: text("introspection_endpoint"),
         device_authorization_url: text("device_authorization_endpoint"),
@@ -126,27 +125,16 @@ fn profile_from_document(issuer: &str, response: &HttpResponse) -> Result<Provid
             .into_iter()
             .filter_map(SigningAlgorithm::from_jws)
             .collect(),
-        api_base_url: None,
         userinfo_url: text("userinfo_endpoint"),
-        variables: vec![],
-        scope_separator: " ".into(),
         default_scopes: default_scopes(&document),
         pkce: pkce_method(&document),
         client_auth: client_auth(&document),
-        assertion_audience: Default::default(),
         requires_iss: document
             .get("authorization_response_iss_parameter_supported")
             .and_then(Value::as_bool)
             .unwrap_or(false),
-        authorize_params: vec![],
-        token_requests: Default::default(),
-        token_request_format: Default::default(),
-        offline_access: Default::default(),
-        token_response: Default::default(),
-        token_placement: Default::default(),
-        token_rejection: Default::default(),
-        client_id_parameter: None,
-        refresh_redirect_uri: false,
+        // Everything else as a profile of only a token URL has it.
+        ..ProviderProfile::new(token_url)
     };
     profile.validate()?;
     Ok(profile)
