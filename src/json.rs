@@ -263,21 +263,36 @@ impl<'a> Object<'a> {
         Ok(Self { members, at })
     }
 
-    /// Where the object sits.
-    pub fn at(&self) -> &At<'a> {
-        &self.at
-    }
-
     /// Takes the member `name` out, if present.
     pub fn take(&mut self, name: &str) -> Option<Json> {
         let position = self.members.iter().position(|(member, _)| member == name)?;
         Some(self.members.swap_remove(position).1)
     }
 
-    /// Takes the member `name`, refusing its absence.
-    pub fn require(&mut self, name: &'static str) -> Result<Json, Invalid> {
-        self.take(name)
-            .ok_or_else(|| self.at.invalid(format_args!("missing field `{name}`")))
+    /// Reads the member `name` with `read` (at its path), refusing its absence.
+    pub fn required<T>(
+        &mut self,
+        name: &'static str,
+        read: impl FnOnce(Json, &At<'_>) -> Result<T, Invalid>,
+    ) -> Result<T, Invalid> {
+        match self.take(name) {
+            Some(value) => read(value, &self.at.member(name)),
+            None => Err(self.at.invalid(format_args!("missing field `{name}`"))),
+        }
+    }
+
+    /// Reads the member `name`, if present, into `field` with `read` (at its path); an
+    /// absent member leaves the field as it is (its default).
+    pub fn read_into<T>(
+        &mut self,
+        name: &'static str,
+        field: &mut T,
+        read: impl FnOnce(Json, &At<'_>) -> Result<T, Invalid>,
+    ) -> Result<(), Invalid> {
+        if let Some(value) = self.take(name) {
+            *field = read(value, &self.at.member(name))?;
+        }
+        Ok(())
     }
 }
 
@@ -511,8 +526,22 @@ mod tests {
         assert_eq!(object.take("value"), Some(Json::String("v".into())));
         assert_eq!(object.take("value"), None);
         assert_eq!(
-            object.require("name").unwrap_err().0,
+            object.required("name", string).unwrap_err().0,
             "`kv`: missing field `name`"
+        );
+        let mut object = Object::new(
+            parse(r#"{"name": 5}"#),
+            root.member("kv"),
+            "an object",
+            NAMES,
+        )
+        .unwrap();
+        let mut value = String::from("default");
+        assert_eq!(object.read_into("value", &mut value, string), Ok(()));
+        assert_eq!(value, "default");
+        assert_eq!(
+            object.read_into("name", &mut value, string).unwrap_err().0,
+            "`kv.name`: invalid type: integer `5`, expected a string"
         );
         let refused = |text: &str| {
             Object::new(parse(text), root.member("kv"), "an object", NAMES)

@@ -1,5 +1,6 @@
-//! Merging identical and similar functions in a built component (`build.rs` runs it on the component it
-//! builds; the benchmarks run it on the build that keeps names, to attribute sizes).
+//! Merging identical and similar functions in a built component (`build.rs` runs it on the
+//! component it builds; the benchmarks run it on the build that keeps names, to attribute
+//! sizes).
 //!
 //! rustc merges identical functions on most targets but not on wasm32, where its
 //! `merge-functions` setting is off, so the component carries many byte-identical copies
@@ -17,7 +18,7 @@ use std::collections::HashMap;
 use wasm_encoder::reencode::{self, Reencode};
 
 /// What merging did to one component.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Merged {
     /// Functions defined in the core modules before merging.
     pub functions_before: usize,
@@ -37,12 +38,7 @@ pub fn merge_functions(component: &[u8]) -> Result<(Vec<u8>, Merged), String> {
         return Err("not a WebAssembly component".into());
     }
     let mut out = component[..header_len].to_vec();
-    let mut merged = Merged {
-        functions_before: 0,
-        functions_after: 0,
-        thunks: 0,
-        shared: 0,
-    };
+    let mut merged = Merged::default();
     let mut at = header_len;
     while at < component.len() {
         let id = component[at];
@@ -166,8 +162,7 @@ fn merge_in_module(module: &[u8]) -> Result<(Vec<u8>, Merged), String> {
     let stats = Merged {
         functions_before: bodies.len(),
         functions_after: next as usize - imported as usize,
-        thunks: 0,
-        shared: 0,
+        ..Merged::default()
     };
     Ok((out.finish(), stats))
 }
@@ -331,15 +326,7 @@ struct Similar {
 /// is for: wit-bindgen inlines it into each export, whose bodies then differ only in the
 /// implementation they call.
 fn merge_similar_in_module(module: &[u8]) -> Result<(Vec<u8>, Merged), String> {
-    let unchanged = |module: &[u8]| {
-        let none = Merged {
-            functions_before: 0,
-            functions_after: 0,
-            thunks: 0,
-            shared: 0,
-        };
-        Ok((module.to_vec(), none))
-    };
+    let unchanged = |module: &[u8]| Ok((module.to_vec(), Merged::default()));
     let mut types: Vec<wasmparser::FuncType> = Vec::new();
     let mut function_types: Vec<u32> = Vec::new();
     let mut imported_tables = 0;
@@ -491,10 +478,9 @@ fn merge_similar_in_module(module: &[u8]) -> Result<(Vec<u8>, Merged), String> {
         plan.names.push((shared, group.members[0]));
     }
     let stats = Merged {
-        functions_before: 0,
-        functions_after: 0,
         thunks: plan.thunks.len(),
         shared: plan.shared_bodies.len(),
+        ..Merged::default()
     };
     let mut out = wasm_encoder::Module::new();
     plan.parse_core_module(&mut out, wasmparser::Parser::new(0), module)
@@ -510,20 +496,15 @@ fn body_shape(
     let mut shape = Vec::with_capacity(body.range().len());
     let mut calls = Vec::new();
     let mut operators = body.get_operators_reader().map_err(|e| e.to_string())?;
-    let start = operators.original_position();
-    shape.extend_from_slice(&module[body.range().start..start]);
-    let mut at = start;
+    shape.extend_from_slice(&module[body.range().start..operators.original_position()]);
     while !operators.eof() {
         let (operator, offset) = operators.read_with_offset().map_err(|e| e.to_string())?;
-        debug_assert_eq!(offset, at);
-        let end = operators.original_position();
         if let wasmparser::Operator::Call { function_index } = operator {
             shape.push(0x10);
             calls.push(function_index);
         } else {
-            shape.extend_from_slice(&module[offset..end]);
+            shape.extend_from_slice(&module[offset..operators.original_position()]);
         }
-        at = end;
     }
     Ok((shape, calls))
 }

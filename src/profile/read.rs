@@ -55,140 +55,89 @@ const PROFILE: &[&str] = &[
 pub fn profile(value: Json) -> Result<ProviderProfile, Invalid> {
     let mut object = Object::new(value, At::ROOT, "a provider profile", PROFILE)?;
     let o = &mut object;
-    let token_url = o.require("token-url")?;
-    let mut p = ProviderProfile::new(json::string(token_url, &o.at().member("token-url"))?);
+    let mut p = ProviderProfile::new(o.required("token-url", json::string)?);
     // Each member read into the field that holds its default, so that an error drops one
     // profile rather than every field read so far (which made this function 16 KB).
-    set(o, "id", &mut p.id, json::string)?;
-    set(o, "issuer", &mut p.issuer, json::optional_string)?;
-    set(
-        o,
-        "authorize-url",
-        &mut p.authorize_url,
-        json::optional_string,
-    )?;
-    set(o, "refresh-url", &mut p.refresh_url, json::optional_string)?;
-    set(
-        o,
+    o.read_into("id", &mut p.id, json::string)?;
+    o.read_into("issuer", &mut p.issuer, json::optional_string)?;
+    o.read_into("authorize-url", &mut p.authorize_url, json::optional_string)?;
+    o.read_into("refresh-url", &mut p.refresh_url, json::optional_string)?;
+    o.read_into(
         "revocation-url",
         &mut p.revocation_url,
         json::optional_string,
     )?;
-    set(
-        o,
+    o.read_into(
         "introspection-url",
         &mut p.introspection_url,
         json::optional_string,
     )?;
-    set(
-        o,
+    o.read_into(
         "device-authorization-url",
         &mut p.device_authorization_url,
         json::optional_string,
     )?;
-    set(
-        o,
+    o.read_into(
         "pushed-authorization-request-url",
         &mut p.pushed_authorization_request_url,
         json::optional_string,
     )?;
-    set(
-        o,
+    o.read_into(
         "requires-pushed-authorization-requests",
         &mut p.requires_pushed_authorization_requests,
         json::boolean,
     )?;
-    set(
-        o,
+    o.read_into(
         "registration-url",
         &mut p.registration_url,
         json::optional_string,
     )?;
-    set(o, "dpop-algorithms", &mut p.dpop_algorithms, |value, at| {
+    o.read_into("dpop-algorithms", &mut p.dpop_algorithms, |value, at| {
         json::array(value, at, signing_algorithm)
     })?;
-    set(
-        o,
-        "api-base-url",
-        &mut p.api_base_url,
-        json::optional_string,
-    )?;
-    set(
-        o,
-        "userinfo-url",
-        &mut p.userinfo_url,
-        json::optional_string,
-    )?;
-    set(o, "variables", &mut p.variables, strings)?;
-    set(o, "scope-separator", &mut p.scope_separator, json::string)?;
-    set(o, "default-scopes", &mut p.default_scopes, strings)?;
-    set(o, "pkce", &mut p.pkce, pkce_method)?;
-    set(o, "client-auth", &mut p.client_auth, client_auth_method)?;
-    set(
-        o,
+    o.read_into("api-base-url", &mut p.api_base_url, json::optional_string)?;
+    o.read_into("userinfo-url", &mut p.userinfo_url, json::optional_string)?;
+    o.read_into("variables", &mut p.variables, strings)?;
+    o.read_into("scope-separator", &mut p.scope_separator, json::string)?;
+    o.read_into("default-scopes", &mut p.default_scopes, strings)?;
+    o.read_into("pkce", &mut p.pkce, pkce_method)?;
+    o.read_into("client-auth", &mut p.client_auth, client_auth_method)?;
+    o.read_into(
         "assertion-audience",
         &mut p.assertion_audience,
         assertion_audience,
     )?;
-    set(o, "requires-iss", &mut p.requires_iss, json::boolean)?;
-    set(o, "authorize-params", &mut p.authorize_params, key_values)?;
-    set(
-        o,
+    o.read_into("requires-iss", &mut p.requires_iss, json::boolean)?;
+    o.read_into("authorize-params", &mut p.authorize_params, key_values)?;
+    o.read_into(
         "token-requests",
         &mut p.token_requests,
         token_request_extras,
     )?;
-    set(
-        o,
+    o.read_into(
         "token-request-format",
         &mut p.token_request_format,
         body_format,
     )?;
-    set(o, "offline-access", &mut p.offline_access, offline_access)?;
-    set(
-        o,
+    o.read_into("offline-access", &mut p.offline_access, offline_access)?;
+    o.read_into(
         "token-response",
         &mut p.token_response,
         token_response_quirks,
     )?;
-    set(
-        o,
-        "token-placement",
-        &mut p.token_placement,
-        token_placement,
-    )?;
-    set(
-        o,
-        "token-rejection",
-        &mut p.token_rejection,
-        token_rejection,
-    )?;
-    set(
-        o,
+    o.read_into("token-placement", &mut p.token_placement, token_placement)?;
+    o.read_into("token-rejection", &mut p.token_rejection, token_rejection)?;
+    o.read_into(
         "client-id-parameter",
         &mut p.client_id_parameter,
         json::optional_string,
     )?;
-    set(
-        o,
+    o.read_into(
         "refresh-redirect-uri",
         &mut p.refresh_redirect_uri,
         json::boolean,
     )?;
     Ok(p)
-}
-
-/// Reads the member `name`, if present, into `field` (which keeps its default otherwise).
-fn set<T>(
-    object: &mut Object<'_>,
-    name: &'static str,
-    field: &mut T,
-    read: impl FnOnce(Json, &At<'_>) -> Result<T, Invalid>,
-) -> Result<(), Invalid> {
-    if let Some(value) = object.take(name) {
-        *field = read(value, &object.at().member(name))?;
-    }
-    Ok(())
 }
 
 fn strings(value: Json, at: &At<'_>) -> Result<Vec<String>, Invalid> {
@@ -203,10 +152,8 @@ fn key_values(value: Json, at: &At<'_>) -> Result<Vec<KeyValue>, Invalid> {
             "an object with `name` and `value`",
             &["name", "value"],
         )?;
-        let name = o.require("name")?;
-        let name = json::string(name, &at.member("name"))?;
-        let value = o.require("value")?;
-        let value = json::string(value, &at.member("value"))?;
+        let name = o.required("name", json::string)?;
+        let value = o.required("value", json::string)?;
         Ok(KeyValue { name, value })
     })
 }
@@ -214,8 +161,8 @@ fn key_values(value: Json, at: &At<'_>) -> Result<Vec<KeyValue>, Invalid> {
 fn request_extras(value: Json, at: &At<'_>) -> Result<RequestExtras, Invalid> {
     let o = &mut Object::new(value, *at, "an object", &["params", "headers"])?;
     let mut extras = RequestExtras::default();
-    set(o, "params", &mut extras.params, key_values)?;
-    set(o, "headers", &mut extras.headers, key_values)?;
+    o.read_into("params", &mut extras.params, key_values)?;
+    o.read_into("headers", &mut extras.headers, key_values)?;
     Ok(extras)
 }
 
@@ -231,29 +178,17 @@ fn token_request_extras(value: Json, at: &At<'_>) -> Result<TokenRequestExtras, 
     ];
     let o = &mut Object::new(value, *at, "an object", KINDS)?;
     let mut extras = TokenRequestExtras::default();
-    set(
-        o,
-        "code-exchange",
-        &mut extras.code_exchange,
-        request_extras,
-    )?;
-    set(o, "refresh", &mut extras.refresh, request_extras)?;
-    set(
-        o,
+    o.read_into("code-exchange", &mut extras.code_exchange, request_extras)?;
+    o.read_into("refresh", &mut extras.refresh, request_extras)?;
+    o.read_into(
         "client-credentials",
         &mut extras.client_credentials,
         request_extras,
     )?;
-    set(o, "device", &mut extras.device, request_extras)?;
-    set(
-        o,
-        "token-exchange",
-        &mut extras.token_exchange,
-        request_extras,
-    )?;
-    set(o, "jwt-bearer", &mut extras.jwt_bearer, request_extras)?;
-    set(
-        o,
+    o.read_into("device", &mut extras.device, request_extras)?;
+    o.read_into("token-exchange", &mut extras.token_exchange, request_extras)?;
+    o.read_into("jwt-bearer", &mut extras.jwt_bearer, request_extras)?;
+    o.read_into(
         "pushed-authorization",
         &mut extras.pushed_authorization,
         request_extras,
@@ -264,13 +199,8 @@ fn token_request_extras(value: Json, at: &At<'_>) -> Result<TokenRequestExtras, 
 fn offline_access(value: Json, at: &At<'_>) -> Result<OfflineAccess, Invalid> {
     let o = &mut Object::new(value, *at, "an object", &["scopes", "authorize-params"])?;
     let mut access = OfflineAccess::default();
-    set(o, "scopes", &mut access.scopes, strings)?;
-    set(
-        o,
-        "authorize-params",
-        &mut access.authorize_params,
-        key_values,
-    )?;
+    o.read_into("scopes", &mut access.scopes, strings)?;
+    o.read_into("authorize-params", &mut access.authorize_params, key_values)?;
     Ok(access)
 }
 
@@ -278,15 +208,13 @@ fn token_response_quirks(value: Json, at: &At<'_>) -> Result<TokenResponseQuirks
     const MEMBERS: &[&str] = &["path", "success-flag", "default-expires-in"];
     let o = &mut Object::new(value, *at, "an object", MEMBERS)?;
     let mut quirks = TokenResponseQuirks::default();
-    set(o, "path", &mut quirks.path, strings)?;
-    set(
-        o,
+    o.read_into("path", &mut quirks.path, strings)?;
+    o.read_into(
         "success-flag",
         &mut quirks.success_flag,
         json::optional_string,
     )?;
-    set(
-        o,
+    o.read_into(
         "default-expires-in",
         &mut quirks.default_expires_in,
         |value, at| match value {
@@ -300,13 +228,13 @@ fn token_response_quirks(value: Json, at: &At<'_>) -> Result<TokenResponseQuirks
 fn token_rejection(value: Json, at: &At<'_>) -> Result<TokenRejection, Invalid> {
     let o = &mut Object::new(value, *at, "an object", &["statuses", "body-markers"])?;
     let mut rejection = TokenRejection::default();
-    set(o, "statuses", &mut rejection.statuses, |value, at| {
+    o.read_into("statuses", &mut rejection.statuses, |value, at| {
         json::array(value, at, |value, at| {
             let status = json::unsigned(value, at, u16::MAX.into(), "u16")?;
             Ok(u16::try_from(status).unwrap_or(u16::MAX))
         })
     })?;
-    set(o, "body-markers", &mut rejection.body_markers, strings)?;
+    o.read_into("body-markers", &mut rejection.body_markers, strings)?;
     Ok(rejection)
 }
 
@@ -330,12 +258,11 @@ fn token_placement(value: Json, at: &At<'_>) -> Result<TokenPlacement, Invalid> 
         ("authorization-header", Some(other)) => Err(inner_at.wrong_type(&other, "null")),
         ("header", Some(inner)) => {
             let o = &mut Object::new(inner, inner_at, "an object", &["name", "prefix"])?;
-            let name = o.require("name")?;
             let mut header = TokenHeader {
-                name: json::string(name, &inner_at.member("name"))?,
+                name: o.required("name", json::string)?,
                 prefix: String::new(),
             };
-            set(o, "prefix", &mut header.prefix, json::string)?;
+            o.read_into("prefix", &mut header.prefix, json::string)?;
             Ok(TokenPlacement::Header(header))
         }
         ("query", Some(inner)) => json::string(inner, &inner_at).map(TokenPlacement::Query),
