@@ -50,6 +50,9 @@ mod postgres;
 /// The build's merging of identical functions, for the named build's attribution.
 #[path = "../host-example/build/merge_functions.rs"]
 mod merge_functions;
+/// The build's rustc flags for the component, so that the named build is the shipped one.
+#[path = "../host-example/build/rustflags.rs"]
+mod rustflags;
 
 const TOKEN_JSON: &str = r#"{"access_token":"ya29.a0AfH6SMBx3f-example-access-token-value","token_type":"Bearer","expires_in":3599,"refresh_token":"1//0gexample-refresh-token-value","scope":"openid https://www.googleapis.com/auth/userinfo.email","id_token":"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJl"}"#;
 
@@ -165,7 +168,11 @@ fn sizes(report: &mut Report, full: bool) {
     // A build that keeps the name section, to attribute code to crates.
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let target_dir = root.join("target").join("component-build");
-    let status = Command::new(env!("CARGO"))
+    let mut build = Command::new(env!("CARGO"));
+    if let Some(flags) = rustflags::component_rustflags() {
+        build.env(rustflags::VARIABLE, flags);
+    }
+    let status = build
         .args([
             "build",
             "--locked",

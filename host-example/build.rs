@@ -14,6 +14,8 @@ use std::process::Command;
 #[allow(dead_code)] // its figures of what was merged are for the benchmarks
 #[path = "build/merge_functions.rs"]
 mod merge_functions;
+#[path = "build/rustflags.rs"]
+mod rustflags;
 
 const TARGET: &str = "wasm32-wasip2";
 
@@ -35,6 +37,7 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=CONNECTOR_SKIP_COMPONENT_BUILD");
+    println!("cargo:rerun-if-env-changed={}", rustflags::VARIABLE);
     embed_presets(&root.join("presets"));
 
     let target_dir = root.join("target").join("component-build");
@@ -65,7 +68,11 @@ fn main() {
 
     ensure_target_installed();
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
+    let mut build = Command::new(cargo);
+    if let Some(flags) = rustflags::component_rustflags() {
+        build.env(rustflags::VARIABLE, flags);
+    }
+    let status = build
         .args([
             "build",
             "--locked",

@@ -143,3 +143,19 @@ fn the_initial_memory_holds_the_stack_the_data_and_a_heap() {
     // 32 pages of 64 KiB: the 1 MiB stack, the static data, the rest a heap.
     assert_eq!(memories[0].initial, 32);
 }
+
+#[test]
+fn the_built_component_carries_no_path_of_the_build_machine() {
+    // Dependencies' panic locations are remapped (`host-example/build/rustflags.rs`); without
+    // that, every one carried `<cargo home>/registry/src/<index>/`.
+    let component = std::fs::read(BUILT_COMPONENT).expect("the built component");
+    let text = String::from_utf8_lossy(&component);
+    assert!(
+        !text.contains("/registry/src/"),
+        "the component names a cargo registry path"
+    );
+    assert!(
+        text.contains("base64-0.22.1/src/"),
+        "dependencies' panic locations are kept, relative to the registry"
+    );
+}
