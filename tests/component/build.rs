@@ -1,6 +1,8 @@
 //! What the build does to the component after cargo made it: identical functions merged and
 //! similar ones sharing a body (`host-example/build/merge_functions.rs`), and an initial
-//! memory that holds a typical call's heap (`build.rs`, `src/allocator.rs`).
+//! memory that holds a typical call's heap (`build.rs`, `src/allocator.rs`); and how cargo
+//! compiles it: static code (`.cargo/config.toml`), registry paths remapped
+//! (`host-example/build/rustflags.rs`).
 
 use std::collections::HashSet;
 
@@ -154,8 +156,10 @@ fn the_built_component_carries_no_path_of_the_build_machine() {
         !text.contains("/registry/src/"),
         "the component names a cargo registry path"
     );
+    // Not vacuous: the panic locations are there, as `base64-<version>/src/...`.
     assert!(
-        text.contains("base64-0.22.1/src/"),
+        text.match_indices("base64-")
+            .any(|(at, _)| text[at..].split('/').nth(1) == Some("src")),
         "dependencies' panic locations are kept, relative to the registry"
     );
 }
