@@ -575,16 +575,20 @@ fn now() -> u64 {
     wasi::clocks::wall_clock::now().seconds
 }
 
-/// Fresh bytes from `wasi:random/random` for one `begin`: state first, then the verifier,
-/// each one `get-random-bytes` call, so that a host with a scripted random source (tests)
-/// gets byte-for-byte predictable values.
+/// Fresh bytes from `wasi:random/random` for one `begin`, from one `get-random-bytes` call
+/// (each call crosses into the host and back, and the answer is a list the component
+/// allocates): the state's bytes first, then the verifier's, so that a host with a scripted
+/// random source (tests) gets byte-for-byte predictable values.
 fn begin_random() -> BeginRandom {
+    const STATE: usize = authorize::STATE_RANDOM_BYTES;
+    let mut bytes = [0; STATE + crate::pkce::VERIFIER_RANDOM_BYTES];
+    fill_random(&mut bytes);
     let mut random = BeginRandom {
-        state: [0; authorize::STATE_RANDOM_BYTES],
+        state: [0; STATE],
         verifier: [0; crate::pkce::VERIFIER_RANDOM_BYTES],
     };
-    fill_random(&mut random.state);
-    fill_random(&mut random.verifier);
+    random.state.copy_from_slice(&bytes[..STATE]);
+    random.verifier.copy_from_slice(&bytes[STATE..]);
     random
 }
 
