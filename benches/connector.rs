@@ -74,8 +74,8 @@ fn main() {
     sizes(&mut report, full);
     imports(&mut report, &cli.cache);
     engine_start(&mut criterion, full);
-    operations(&mut criterion);
-    round_trips(&mut criterion);
+    operations(&mut criterion, &mut report, full);
+    round_trips(&mut criterion, &mut report, full);
     storm(
         &mut report,
         &storm_server,
@@ -124,6 +124,9 @@ struct Report {
     postgres: Option<PostgresLoad>,
     /// The same component in Node.js (`node/bench/bench.mjs`), or why it was not measured.
     node: Result<NodeFigures, String>,
+    /// Ratios measured in alternating rounds ([`paired_ratio`]), by the criterion ids of
+    /// their two sides.
+    paired: BTreeMap<(String, String), f64>,
 }
 
 impl Default for Report {
@@ -137,6 +140,7 @@ impl Default for Report {
             service: None,
             postgres: None,
             node: Err("not run".into()),
+            paired: BTreeMap::new(),
         }
     }
 }
@@ -145,6 +149,25 @@ impl Report {
     fn note(&mut self, key: &str, value: String) {
         eprintln!("{key}: {value}");
         self.lines.push((key.to_owned(), value));
+    }
+
+    /// Measures `a` against `b` in alternating rounds and keeps the ratio for the rows that
+    /// compare the criterion benchmarks `a_id` and `b_id`.
+    fn pair(&mut self, (a_id, b_id): (&str, &str), full: bool, a: impl FnMut(), b: impl FnMut()) {
+        let ratio = paired_ratio(full, a, b);
+        self.note(&format!("paired {a_id} / {b_id}"), format!("{ratio:.2}×"));
+        self.paired
+            .insert((a_id.to_owned(), b_id.to_owned()), ratio);
+    }
+
+    /// The ratio of two benchmarks: measured in alternating rounds where it was, else from
+    /// criterion's medians.
+    fn ratio(&self, est: &BTreeMap<String, (f64, f64)>, a: &str, b: &str) -> Option<f64> {
+        if let Some(ratio) = self.paired.get(&(a.to_owned(), b.to_owned())) {
+            return Some(*ratio);
+        }
+        let median = |key: &str| est.get(key).map(|(median, _)| *median);
+        Some(median(a)? / median(b)?).filter(|ratio| ratio.is_finite())
     }
 
     fn get(&self, key: &str) -> &str {
@@ -539,7 +562,7 @@ fn expired_tokens(refresh_token: &str) -> TokenSet {
     }
 }
 
-fn operations(c: &mut Criterion) {
+fn operations(c: &mut Criterion, report: &mut Report, full: bool) {
     let runtime = Runtime::load_built().unwrap();
     let base = "https://auth.example.com";
     let host = host_config(&runtime, base);
@@ -557,35 +580,52 @@ fn operations(c: &mut Criterion) {
     // Fresh randomness from the same generator the `oauth2` crate uses (rand's thread-local
     // CSPRNG), so that both sides pay the same for it (the `no_std` core takes its random
     // bytes as an argument and names no source).
-    group.bench_function("core-native", |b| {
-        b.iter(|| {
-            let mut bytes = [0; 64];
-            rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
-            let (state, verifier) = bytes.split_at(32);
-            let random = BeginRandom {
-                state: state.try_into().unwrap(),
-                verifier: verifier.try_into().unwrap(),
-            };
-            authorize::begin(black_box(&core), now(), &random, None).unwrap()
-        })
-    });
+    let mut core_url = || {
+        let mut bytes = [0; 64];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+        let (state, verifier) = bytes.split_at(32);
+        let random = BeginRandom {
+            state: state.try_into().unwrap(),
+            verifier: verifier.try_into().unwrap(),
+        };
+        authorize::begin(black_box(&core), now(), &random, None).unwrap()
+    };
     let mut session = runtime.instantiate(Canned::unused()).unwrap();
-    group.bench_function("component", |b| {
-        b.iter(|| session.begin(black_box(&host)).unwrap())
-    });
-    group.bench_function("oauth2-crate", |b| {
-        b.iter(|| {
-            let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
-            let (url, state) = oauth2_client
-                .authorize_url(oauth2::CsrfToken::new_random)
-                .add_scope(oauth2::Scope::new("openid".into()))
-                .add_scope(oauth2::Scope::new("email".into()))
-                .set_pkce_challenge(challenge)
-                .url();
-            (url, state, verifier)
-        })
-    });
+    let mut component_url = || session.begin(black_box(&host)).unwrap();
+    let mut oauth2_url = || {
+        let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
+        let (url, state) = oauth2_client
+            .authorize_url(oauth2::CsrfToken::new_random)
+            .add_scope(oauth2::Scope::new("openid".into()))
+            .add_scope(oauth2::Scope::new("email".into()))
+            .set_pkce_challenge(challenge)
+            .url();
+        (url, state, verifier)
+    };
+    group.bench_function("core-native", |b| b.iter(&mut core_url));
+    group.bench_function("component", |b| b.iter(&mut component_url));
+    group.bench_function("oauth2-crate", |b| b.iter(&mut oauth2_url));
     group.finish();
+    report.pair(
+        ("authorize-url/component", "authorize-url/core-native"),
+        full,
+        || {
+            black_box(component_url());
+        },
+        || {
+            black_box(core_url());
+        },
+    );
+    report.pair(
+        ("authorize-url/core-native", "authorize-url/oauth2-crate"),
+        full,
+        || {
+            black_box(core_url());
+        },
+        || {
+            let _ = black_box(oauth2_url());
+        },
+    );
 
     let response = oauth_connector::http::HttpResponse {
         status: 200,
@@ -594,27 +634,38 @@ fn operations(c: &mut Criterion) {
     };
     let mut group = c.benchmark_group("parse-token-response");
     let requested = vec!["openid".to_owned()];
-    group.bench_function("core-native", |b| {
-        b.iter(|| {
-            token::parse_token_response(
-                black_box(&response),
-                &requested,
-                &Default::default(),
-                0,
-                &[],
-            )
-            .unwrap()
-        })
-    });
-    group.bench_function("oauth2-crate", |b| {
-        b.iter(|| {
-            serde_json::from_slice::<oauth2::basic::BasicTokenResponse>(black_box(
-                TOKEN_JSON.as_bytes(),
-            ))
-            .unwrap()
-        })
-    });
+    let core_parse = || {
+        token::parse_token_response(
+            black_box(&response),
+            &requested,
+            &Default::default(),
+            0,
+            &[],
+        )
+        .unwrap()
+    };
+    let oauth2_parse = || {
+        serde_json::from_slice::<oauth2::basic::BasicTokenResponse>(black_box(
+            TOKEN_JSON.as_bytes(),
+        ))
+        .unwrap()
+    };
+    group.bench_function("core-native", |b| b.iter(core_parse));
+    group.bench_function("oauth2-crate", |b| b.iter(oauth2_parse));
     group.finish();
+    report.pair(
+        (
+            "parse-token-response/core-native",
+            "parse-token-response/oauth2-crate",
+        ),
+        full,
+        || {
+            black_box(core_parse());
+        },
+        || {
+            black_box(oauth2_parse());
+        },
+    );
 
     // Refresh = build the request + parse and merge the answer; the component's transport
     // answers from memory, so only computation is compared.
@@ -630,38 +681,57 @@ fn operations(c: &mut Criterion) {
         extras: vec![],
         dpop_key_thumbprint: None,
     };
-    group.bench_function("core-native", |b| {
-        b.iter(|| {
-            let request = lifecycle::refresh_request(
-                black_box(&core),
-                &core_old,
-                &AuthContext::without_assertions(),
-            )
-            .unwrap();
-            black_box(request);
-            lifecycle::finish_refresh(&core, &core_old, &response, now()).unwrap()
-        })
-    });
+    let core_refresh = || {
+        let request = lifecycle::refresh_request(
+            black_box(&core),
+            &core_old,
+            &AuthContext::without_assertions(),
+        )
+        .unwrap();
+        black_box(request);
+        lifecycle::finish_refresh(&core, &core_old, &response, now()).unwrap()
+    };
     let mut canned = runtime.instantiate(Canned::json(TOKEN_JSON)).unwrap();
     let old = expired_tokens("rt");
-    group.bench_function("component", |b| {
-        b.iter(|| canned.refresh(black_box(&host), &old).unwrap())
-    });
+    let mut component_refresh = || canned.refresh(black_box(&host), &old).unwrap();
+    group.bench_function("core-native", |b| b.iter(core_refresh));
+    group.bench_function("component", |b| b.iter(&mut component_refresh));
     group.finish();
+    report.pair(
+        (
+            "refresh-request-and-parse/component",
+            "refresh-request-and-parse/core-native",
+        ),
+        full,
+        || {
+            black_box(component_refresh());
+        },
+        || {
+            black_box(core_refresh());
+        },
+    );
 
     let mut group = c.benchmark_group("needs-refresh");
-    group.bench_function("core-native", |b| {
-        b.iter(|| lifecycle::needs_refresh(black_box(&core_old), None, now()))
-    });
-    group.bench_function("component", |b| {
-        b.iter(|| session.needs_refresh(black_box(&old), None).unwrap())
-    });
+    let core_decision = || lifecycle::needs_refresh(black_box(&core_old), None, now());
+    let mut component_decision = || session.needs_refresh(black_box(&old), None).unwrap();
+    group.bench_function("core-native", |b| b.iter(core_decision));
+    group.bench_function("component", |b| b.iter(&mut component_decision));
     group.finish();
+    report.pair(
+        ("needs-refresh/component", "needs-refresh/core-native"),
+        full,
+        || {
+            black_box(component_decision());
+        },
+        || {
+            black_box(core_decision());
+        },
+    );
 }
 
 // ---- 4. round trips on 127.0.0.1 --------------------------------------------------------
 
-fn round_trips(c: &mut Criterion) {
+fn round_trips(c: &mut Criterion, report: &mut Report, full: bool) {
     let server = LoopbackServer::start(|_| Reply::json(200, TOKEN_JSON));
     let runtime = Runtime::load_built().unwrap();
     let host = host_config(&runtime, &server.url(""));
@@ -683,34 +753,56 @@ fn round_trips(c: &mut Criterion) {
     let direct = transport();
 
     let mut group = c.benchmark_group("code-exchange-loopback");
-    group.bench_function("direct-http", |b| {
-        b.iter(|| direct.send(exchange_request.clone()).unwrap())
-    });
-    group.bench_function("host+component", |b| {
-        b.iter(|| {
-            runtime
-                .instantiate(transport())
-                .unwrap()
-                .complete(&host, &pending, &callback)
-                .unwrap()
-        })
-    });
+    let direct_exchange = || direct.send(exchange_request.clone()).unwrap();
+    let component_exchange = || {
+        runtime
+            .instantiate(transport())
+            .unwrap()
+            .complete(&host, &pending, &callback)
+            .unwrap()
+    };
+    group.bench_function("direct-http", |b| b.iter(direct_exchange));
+    group.bench_function("host+component", |b| b.iter(component_exchange));
     group.finish();
+    report.pair(
+        (
+            "code-exchange-loopback/host+component",
+            "code-exchange-loopback/direct-http",
+        ),
+        full,
+        || {
+            black_box(component_exchange());
+        },
+        || {
+            black_box(direct_exchange());
+        },
+    );
     let old = expired_tokens("rt");
     let mut group = c.benchmark_group("refresh-loopback");
-    group.bench_function("direct-http", |b| {
-        b.iter(|| direct.send(refresh_request.clone()).unwrap())
-    });
-    group.bench_function("host+component", |b| {
-        b.iter(|| {
-            runtime
-                .instantiate(transport())
-                .unwrap()
-                .refresh(&host, &old)
-                .unwrap()
-        })
-    });
+    let direct_refresh = || direct.send(refresh_request.clone()).unwrap();
+    let component_refresh = || {
+        runtime
+            .instantiate(transport())
+            .unwrap()
+            .refresh(&host, &old)
+            .unwrap()
+    };
+    group.bench_function("direct-http", |b| b.iter(direct_refresh));
+    group.bench_function("host+component", |b| b.iter(component_refresh));
     group.finish();
+    report.pair(
+        (
+            "refresh-loopback/host+component",
+            "refresh-loopback/direct-http",
+        ),
+        full,
+        || {
+            black_box(component_refresh());
+        },
+        || {
+            black_box(direct_refresh());
+        },
+    );
 }
 
 fn direct_request(server: &LoopbackServer, body: &str) -> HttpRequest {
@@ -1704,21 +1796,63 @@ fn estimate_cell(est: &BTreeMap<String, (f64, f64)>, key: &str) -> String {
     }
 }
 
-/// The ratio of two estimates' medians as `1.23×`, or `n/a` when either is missing.
-fn estimate_ratio(est: &BTreeMap<String, (f64, f64)>, a: &str, b: &str) -> String {
-    let median = |key: &str| est.get(key).map_or(f64::NAN, |(m, _)| *m);
-    let r = median(a) / median(b);
-    if r.is_finite() {
-        format!("{r:.2}×")
+/// How many alternating rounds [`paired_ratio`] runs, and how long each side runs in a round.
+const PAIRED_ROUNDS: usize = 21;
+const PAIRED_SLICE: Duration = Duration::from_millis(100);
+
+/// The time per call of `a` over that of `b`, as the median of [`PAIRED_ROUNDS`] rounds that
+/// each run both for about [`PAIRED_SLICE`], the first side alternating. Criterion measures
+/// two benchmarks seconds or minutes apart, and on a shared machine whose speed drifts
+/// (this one's varied by half between runs of the suite), their ratio drifts with it; here
+/// both sides of every round run within a fraction of a second. Quick mode: one short round.
+fn paired_ratio(full: bool, mut a: impl FnMut(), mut b: impl FnMut()) -> f64 {
+    let (rounds, slice) = if full {
+        (PAIRED_ROUNDS, PAIRED_SLICE)
     } else {
-        "n/a".into()
-    }
+        (1, Duration::from_millis(2))
+    };
+    let seconds_per_call = |f: &mut dyn FnMut(), calls: u64| {
+        let start = Instant::now();
+        for _ in 0..calls {
+            f();
+        }
+        start.elapsed().as_secs_f64() / calls as f64
+    };
+    // Calls that fill a slice: doubled until a batch takes a tenth of it, then scaled.
+    let calls_per_slice = |f: &mut dyn FnMut()| {
+        let mut calls = 1_u64;
+        loop {
+            let per_call = seconds_per_call(f, calls);
+            if per_call * calls as f64 >= slice.as_secs_f64() / 10.0 || calls >= 1 << 24 {
+                return ((slice.as_secs_f64() / per_call.max(1e-12)) as u64).clamp(1, 1 << 28);
+            }
+            calls *= 2;
+        }
+    };
+    let a_calls = calls_per_slice(&mut a);
+    let b_calls = calls_per_slice(&mut b);
+    let mut ratios: Vec<f64> = (0..rounds)
+        .map(|round| {
+            if round % 2 == 0 {
+                let a_time = seconds_per_call(&mut a, a_calls);
+                a_time / seconds_per_call(&mut b, b_calls)
+            } else {
+                let b_time = seconds_per_call(&mut b, b_calls);
+                seconds_per_call(&mut a, a_calls) / b_time
+            }
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios[ratios.len() / 2]
 }
 
 impl Report {
     fn markdown(&self, est: &BTreeMap<String, (f64, f64)>) -> String {
         let cell = |key: &str| estimate_cell(est, key);
-        let ratio = |a: &str, b: &str| estimate_ratio(est, a, b);
+        let ratio = |a: &str, b: &str| {
+            self.ratio(est, a, b)
+                .map_or("n/a".into(), |ratio| format!("{ratio:.2}×"))
+        };
         let mut md = String::new();
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
             .ok()
@@ -1751,7 +1885,8 @@ impl Report {
         let _ = writeln!(md, "- Date: {date}");
         let _ = writeln!(
             md,
-            "- Timings: criterion median ± median absolute deviation (release build); CLI processes: median wall time.\n"
+            "- Timings: criterion median ± median absolute deviation (release build); CLI processes: median wall time.\n- Ratios of two timed operations (sections 3, 4 and the targets): the median of {PAIRED_ROUNDS} rounds that each run both sides for about {} ms, the first side alternating, so that a drift of the machine's speed during the run slows both alike (criterion times the two sides seconds or minutes apart).\n",
+            PAIRED_SLICE.as_millis()
         );
         let _ = writeln!(md, "{}", self.targets(est));
         let _ = writeln!(md, "## 1. Component size\n");
@@ -1936,7 +2071,10 @@ impl Report {
     /// Section 10: the Node host's figures beside wasmtime's and the core's.
     fn node_section(&self, md: &mut String, est: &BTreeMap<String, (f64, f64)>) {
         let cell = |key: &str| estimate_cell(est, key);
-        let ratio = |a: &str, b: &str| estimate_ratio(est, a, b);
+        let ratio = |a: &str, b: &str| {
+            self.ratio(est, a, b)
+                .map_or("n/a".into(), |ratio| format!("{ratio:.2}×"))
+        };
         let _ = writeln!(
             md,
             "\n## 10. The same component in Node.js (`node/`: jco, a worker thread)\n"
@@ -2052,7 +2190,7 @@ impl Report {
     /// The speed issue's targets, each next to what this run measured (`n/a`: not measured).
     fn targets(&self, est: &BTreeMap<String, (f64, f64)>) -> String {
         let median = |key: &str| est.get(key).map(|(median, _)| *median);
-        let ratio = |a: &str, b: &str| Some(median(a)? / median(b)?);
+        let ratio = |a: &str, b: &str| self.ratio(est, a, b);
         let times = |ratio: Option<f64>| ratio.map_or("n/a".into(), |r| format!("{r:.2}×"));
         let mut rows: Vec<(String, String, &str, Option<bool>)> = vec![];
 
