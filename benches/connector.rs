@@ -153,7 +153,13 @@ impl Report {
 
     /// Measures `a` against `b` in alternating rounds and keeps the ratio for the rows that
     /// compare the criterion benchmarks `a_id` and `b_id`.
-    fn pair(&mut self, (a_id, b_id): (&str, &str), full: bool, a: impl FnMut(), b: impl FnMut()) {
+    fn pair<A, B>(
+        &mut self,
+        (a_id, b_id): (&str, &str),
+        full: bool,
+        a: impl FnMut() -> A,
+        b: impl FnMut() -> B,
+    ) {
         let ratio = paired_ratio(full, a, b);
         self.note(&format!("paired {a_id} / {b_id}"), format!("{ratio:.2}×"));
         self.paired
@@ -168,6 +174,12 @@ impl Report {
         }
         let median = |key: &str| est.get(key).map(|(median, _)| *median);
         Some(median(a)? / median(b)?).filter(|ratio| ratio.is_finite())
+    }
+
+    /// [`Report::ratio`] as a table cell: `1.23×`, or `n/a`.
+    fn ratio_cell(&self, est: &BTreeMap<String, (f64, f64)>, a: &str, b: &str) -> String {
+        self.ratio(est, a, b)
+            .map_or("n/a".into(), |ratio| format!("{ratio:.2}×"))
     }
 
     fn get(&self, key: &str) -> &str {
@@ -609,22 +621,14 @@ fn operations(c: &mut Criterion, report: &mut Report, full: bool) {
     report.pair(
         ("authorize-url/component", "authorize-url/core-native"),
         full,
-        || {
-            black_box(component_url());
-        },
-        || {
-            black_box(core_url());
-        },
+        &mut component_url,
+        &mut core_url,
     );
     report.pair(
         ("authorize-url/core-native", "authorize-url/oauth2-crate"),
         full,
-        || {
-            black_box(core_url());
-        },
-        || {
-            let _ = black_box(oauth2_url());
-        },
+        &mut core_url,
+        &mut oauth2_url,
     );
 
     let response = oauth_connector::http::HttpResponse {
@@ -659,12 +663,8 @@ fn operations(c: &mut Criterion, report: &mut Report, full: bool) {
             "parse-token-response/oauth2-crate",
         ),
         full,
-        || {
-            black_box(core_parse());
-        },
-        || {
-            black_box(oauth2_parse());
-        },
+        core_parse,
+        oauth2_parse,
     );
 
     // Refresh = build the request + parse and merge the answer; the component's transport
@@ -703,12 +703,8 @@ fn operations(c: &mut Criterion, report: &mut Report, full: bool) {
             "refresh-request-and-parse/core-native",
         ),
         full,
-        || {
-            black_box(component_refresh());
-        },
-        || {
-            black_box(core_refresh());
-        },
+        &mut component_refresh,
+        core_refresh,
     );
 
     let mut group = c.benchmark_group("needs-refresh");
@@ -720,12 +716,8 @@ fn operations(c: &mut Criterion, report: &mut Report, full: bool) {
     report.pair(
         ("needs-refresh/component", "needs-refresh/core-native"),
         full,
-        || {
-            black_box(component_decision());
-        },
-        || {
-            black_box(core_decision());
-        },
+        &mut component_decision,
+        core_decision,
     );
 }
 
@@ -770,12 +762,8 @@ fn round_trips(c: &mut Criterion, report: &mut Report, full: bool) {
             "code-exchange-loopback/direct-http",
         ),
         full,
-        || {
-            black_box(component_exchange());
-        },
-        || {
-            black_box(direct_exchange());
-        },
+        component_exchange,
+        direct_exchange,
     );
     let old = expired_tokens("rt");
     let mut group = c.benchmark_group("refresh-loopback");
@@ -796,12 +784,8 @@ fn round_trips(c: &mut Criterion, report: &mut Report, full: bool) {
             "refresh-loopback/direct-http",
         ),
         full,
-        || {
-            black_box(component_refresh());
-        },
-        || {
-            black_box(direct_refresh());
-        },
+        component_refresh,
+        direct_refresh,
     );
 }
 
@@ -1805,7 +1789,9 @@ const PAIRED_SLICE: Duration = Duration::from_millis(100);
 /// two benchmarks seconds or minutes apart, and on a shared machine whose speed drifts
 /// (this one's varied by half between runs of the suite), their ratio drifts with it; here
 /// both sides of every round run within a fraction of a second. Quick mode: one short round.
-fn paired_ratio(full: bool, mut a: impl FnMut(), mut b: impl FnMut()) -> f64 {
+fn paired_ratio<A, B>(full: bool, mut a: impl FnMut() -> A, mut b: impl FnMut() -> B) -> f64 {
+    let mut a = move || drop(black_box(a()));
+    let mut b = move || drop(black_box(b()));
     let (rounds, slice) = if full {
         (PAIRED_ROUNDS, PAIRED_SLICE)
     } else {
@@ -1849,10 +1835,7 @@ fn paired_ratio(full: bool, mut a: impl FnMut(), mut b: impl FnMut()) -> f64 {
 impl Report {
     fn markdown(&self, est: &BTreeMap<String, (f64, f64)>) -> String {
         let cell = |key: &str| estimate_cell(est, key);
-        let ratio = |a: &str, b: &str| {
-            self.ratio(est, a, b)
-                .map_or("n/a".into(), |ratio| format!("{ratio:.2}×"))
-        };
+        let ratio = |a: &str, b: &str| self.ratio_cell(est, a, b);
         let mut md = String::new();
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
             .ok()
@@ -2071,10 +2054,7 @@ impl Report {
     /// Section 10: the Node host's figures beside wasmtime's and the core's.
     fn node_section(&self, md: &mut String, est: &BTreeMap<String, (f64, f64)>) {
         let cell = |key: &str| estimate_cell(est, key);
-        let ratio = |a: &str, b: &str| {
-            self.ratio(est, a, b)
-                .map_or("n/a".into(), |ratio| format!("{ratio:.2}×"))
-        };
+        let ratio = |a: &str, b: &str| self.ratio_cell(est, a, b);
         let _ = writeln!(
             md,
             "\n## 10. The same component in Node.js (`node/`: jco, a worker thread)\n"
