@@ -40,7 +40,7 @@ use crate::{AllowList, HttpTransport, Limits, Runtime, connection_allow_list};
 /// then its meaning, continued on lines indented further.
 const EXIT_CODES_HELP: &str = "\
 Exit codes:
-  0  success
+  0  success (also when the reader of stdout closes it early, as `| head` does)
   1  an error; for `call`, also an HTTP answer of 400 or above (its body still printed)
   2  usage: clap's errors, and a command that needs another option to go ahead (for
      example `connect` on a stored name without --force, an option the grant does not
@@ -737,6 +737,15 @@ pub struct Io<'a> {
 
 /// Runs the CLI with `args` (the first is the program name); returns the exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>, io: &mut Io<'_>) -> i32 {
+    let mut out = Output(&mut *io.out);
+    let io = &mut Io {
+        env: io.env,
+        out: &mut out,
+        err: &mut *io.err,
+        err_is_terminal: io.err_is_terminal,
+        out_is_terminal: io.out_is_terminal,
+        log: Arc::clone(&io.log),
+    };
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(error) => {
@@ -759,6 +768,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>, io: &mut Io<'_>) -> i32 {
     match result {
         Ok(()) => 0,
         Err(error) if error.is::<ExitWith>() => error.downcast_ref::<ExitWith>().map_or(1, |e| e.0),
+        // The reader of standard output went away (`connector-host providers | head`): it
+        // has all it wanted, so there is nothing to report and the command stops there.
+        Err(error) if output_closed(&error) => 0,
         Err(error) => {
             // Errors can quote what a server sent (an issuer, a description): one sanitiser
             // for the whole line keeps terminal escapes off the screen.
@@ -779,6 +791,51 @@ pub fn run(args: impl IntoIterator<Item = OsString>, io: &mut Io<'_>) -> i32 {
             }
         }
     }
+}
+
+/// Standard output as the commands write it: a write that fails because the reader closed
+/// the pipe is marked [`OutputClosed`], so that it is told apart from a broken connection to
+/// a server or a database, which stays an error.
+struct Output<'a>(&'a mut dyn Write);
+
+impl Write for Output<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.write(bytes).map_err(mark_closed)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().map_err(mark_closed)
+    }
+}
+
+fn mark_closed(error: std::io::Error) -> std::io::Error {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        std::io::Error::new(std::io::ErrorKind::BrokenPipe, OutputClosed)
+    } else {
+        error
+    }
+}
+
+/// Standard output's reader closed it.
+#[derive(Debug)]
+struct OutputClosed;
+
+impl std::fmt::Display for OutputClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("standard output was closed")
+    }
+}
+
+impl std::error::Error for OutputClosed {}
+
+/// Whether `error` is a write to standard output that its reader closed.
+fn output_closed(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .is_some_and(|inner| inner.is::<OutputClosed>())
+    })
 }
 
 /// The component's error behind `error`, if a call of the component failed.
