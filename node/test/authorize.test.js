@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -43,11 +43,15 @@ test('the bindings come from the component cargo built, checked by SHA-256', () 
   }
   const other = join(tmpdir(), `not-the-component-${process.pid}.wasm`);
   writeFileSync(other, 'not the component');
-  assert.throws(() => createConnector({ wasmPath: other }), (error) => {
-    assert.equal(error.code, 'invalid-argument');
-    assert.equal(error.detail.expected, sha256File(COMPONENT_WASM));
-    return true;
-  });
+  try {
+    assert.throws(() => createConnector({ wasmPath: other }), (error) => {
+      assert.equal(error.code, 'invalid-argument');
+      assert.equal(error.detail.expected, sha256File(COMPONENT_WASM));
+      return true;
+    });
+  } finally {
+    rmSync(other, { force: true });
+  }
 });
 
 test('RFC 7636 vector through the component: the exact authorize URL of authorize.rs', async (t) => {

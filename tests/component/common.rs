@@ -1,14 +1,50 @@
-//! Shared test parts: the runtime (compiled once), a scripted random source, and a small
-//! HTTP/1.1 server on 127.0.0.1 that records every request and answers from a handler.
+//! Shared test parts: the runtime (compiled once), a scripted random source, a small
+//! HTTP/1.1 server on 127.0.0.1 that records every request and answers from a handler, and
+//! scratch directories that clean up after themselves.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use connector_host::types::{
     Client, ConnectionConfig, Error, HttpMethod, HttpRequest, KeyValue, ProviderProfile,
 };
 use connector_host::{AllowList, CallError, HttpTransport, Limits, Runtime, Session};
+
+/// A fresh directory path under the system's temporary directory, unique to `label` and
+/// this test process (nothing is there yet); the directory and whatever a test put there are
+/// removed when this is dropped.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn new(label: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("connector-test-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Self(dir)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 /// The component, compiled and pre-instantiated once per test run.
 pub fn runtime() -> &'static Runtime {

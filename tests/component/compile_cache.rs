@@ -3,19 +3,18 @@
 //! with; anything else is compiled again.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use connector_host::compile_cache::Origin;
 use connector_host::runtime::{BUILT_COMPONENT, BUILT_HOSTILE_COMPONENT};
 use connector_host::{AllowList, HttpTransport, Limits, Runtime};
 
-fn temp_dir(label: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "connector-compile-cache-{label}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+use crate::common::Scratch;
+
+/// A scratch directory for one test's cache; each holds compiled components of a few
+/// megabytes, removed when the test ends.
+fn temp_dir(label: &str) -> Scratch {
+    Scratch::new(&format!("compile-cache-{label}"))
 }
 
 fn origin(component: &str, cache: &Path) -> Origin {
@@ -40,7 +39,8 @@ fn files(cache: &Path) -> Vec<(String, u32)> {
 
 #[test]
 fn the_second_load_uses_the_compiled_form_and_works() {
-    let cache = temp_dir("real").join("nested");
+    let scratch = temp_dir("real");
+    let cache = scratch.join("nested");
     assert_eq!(origin(BUILT_COMPONENT, &cache), Origin::Compiled);
     let runtime = Runtime::load_cached(Path::new(BUILT_COMPONENT), Some(&cache)).unwrap();
     assert_eq!(runtime.origin(), Origin::Cache);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use connector_host::presets::{Catalogue, Origin, PresetError, template_host};
 use connector_host::{AllowList, HttpTransport, Limits, Session, profile_endpoints};
 
-use crate::common::runtime;
+use crate::common::{Scratch, runtime};
 
 fn session() -> Session {
     runtime()
@@ -16,9 +16,9 @@ fn session() -> Session {
         .unwrap()
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("presets-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+/// An empty scratch directory, removed with its files when the test ends.
+fn temp_dir(name: &str) -> Scratch {
+    let dir = Scratch::new(&format!("presets-{name}"));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -132,7 +132,7 @@ fn a_local_directory_adds_presets_and_replaces_a_built_in_one_with_a_warning() {
     // Files that are not `*.json` are not read.
     std::fs::write(dir.join("README.md"), "not a preset").unwrap();
 
-    let catalogue = load(std::slice::from_ref(&dir)).unwrap();
+    let catalogue = load(&[dir.to_path_buf()]).unwrap();
     assert_eq!(
         catalogue.warnings(),
         [format!(
@@ -268,7 +268,7 @@ fn a_broken_local_preset_is_refused_with_its_file_and_field() {
     std::fs::write(&file, &valid).unwrap();
     std::fs::write(dir.join("copy.json"), &valid).unwrap();
     assert_eq!(
-        message(load(std::slice::from_ref(&dir)).unwrap_err(), &dir),
+        message(load(&[dir.to_path_buf()]).unwrap_err(), &dir),
         "preset `acme` is defined twice: in DIR/acme.json and in DIR/copy.json"
     );
     // A file too large to be a preset file.
