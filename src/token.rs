@@ -4,7 +4,7 @@ use crate::prelude::*;
 
 use alloc::borrow::Cow;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, ErrorCode, InvalidResponse, OAuthError, ServerUnavailable};
@@ -187,7 +187,10 @@ fn plain_token_set(
     if !plain {
         return None;
     }
-    let object: TokenObject = serde_json::from_slice(&response.body).ok()?;
+    let mut object = TokenObject::default();
+    let mut body = serde_json::Deserializer::from_slice(&response.body);
+    object.deserialize(&mut body).ok()?;
+    body.end().ok()?;
     // A token set needs `access_token`, and with it on a 2xx an `error` member is just a
     // field; without it, the general path tells the refusal from the invalid answer.
     token_set_from_fields(object, requested_scopes, now, strictness).ok()
@@ -269,22 +272,23 @@ fn general_token_set(
 }
 
 /// A token response object split in two: the token members (`TOKEN_MEMBERS`), each
-/// `Some` when present (`Some(Value::Null)` for an explicit `null`), and every other member.
-/// Read from JSON directly, no key of a token member is allocated and no map holds them.
+/// `Some` when present (`Some(Member::Other(Value::Null))` for an explicit `null`), and every
+/// other member. Read from JSON directly, no key of a token member is allocated, no map holds
+/// them, and their strings are borrowed from the body until the token set takes them.
 #[derive(Default)]
-struct TokenObject {
-    access_token: Option<Value>,
-    refresh_token: Option<Value>,
-    id_token: Option<Value>,
-    token_type: Option<Value>,
-    expires_in: Option<Value>,
-    scope: Option<Value>,
+struct TokenObject<'de> {
+    access_token: Option<Member<'de>>,
+    refresh_token: Option<Member<'de>>,
+    id_token: Option<Member<'de>>,
+    token_type: Option<Member<'de>>,
+    expires_in: Option<Member<'de>>,
+    scope: Option<Member<'de>>,
     others: Map<String, Value>,
 }
 
-impl TokenObject {
+impl<'de> TokenObject<'de> {
     /// The slot of a token member, `None` for any other name.
-    fn slot(&mut self, name: &str) -> Option<&mut Option<Value>> {
+    fn slot(&mut self, name: &str) -> Option<&mut Option<Member<'de>>> {
         match name {
             "access_token" => Some(&mut self.access_token),
             "refresh_token" => Some(&mut self.refresh_token),
@@ -301,7 +305,7 @@ impl TokenObject {
         let mut object = Self::default();
         for name in TOKEN_MEMBERS {
             if let Some(slot) = object.slot(name) {
-                *slot = others.remove(name);
+                *slot = others.remove(name).map(Member::from);
             }
         }
         object.others = others;
@@ -309,12 +313,16 @@ impl TokenObject {
     }
 }
 
-/// Reads a JSON object as `serde_json::Map` would (a repeated member: the last one wins).
-impl<'de> Deserialize<'de> for TokenObject {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ObjectVisitor;
-        impl<'de> Visitor<'de> for ObjectVisitor {
-            type Value = TokenObject;
+/// Reads a JSON object into the `TokenObject` it is given, as `serde_json::Map` would read it
+/// (a repeated member: the last one wins). Filled in place: the object is a few hundred bytes,
+/// and returning it through the deserializer's layers copied it at each.
+impl<'de> DeserializeSeed<'de> for &mut TokenObject<'de> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        struct ObjectVisitor<'a, 'de>(&'a mut TokenObject<'de>);
+        impl<'de> Visitor<'de> for ObjectVisitor<'_, 'de> {
+            type Value = ();
 
             fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
                 f.write_str("a JSON object")
@@ -323,52 +331,127 @@ impl<'de> Deserialize<'de> for TokenObject {
             // Any other value is refused here without serde's "invalid type" message, whose
             // float formatting alone is ~16 KB of the component (`deserialize_map` would
             // format one for a number).
-            fn visit_unit<E: de::Error>(self) -> Result<TokenObject, E> {
+            fn visit_unit<E: de::Error>(self) -> Result<(), E> {
                 Err(not_an_object())
             }
 
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<TokenObject, E> {
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
                 Err(not_an_object())
             }
 
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<TokenObject, E> {
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
                 Err(not_an_object())
             }
 
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<TokenObject, E> {
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
                 Err(not_an_object())
             }
 
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<TokenObject, E> {
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
                 Err(not_an_object())
             }
 
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<TokenObject, E> {
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
                 Err(not_an_object())
             }
 
-            fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<TokenObject, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
                 Err(not_an_object())
             }
 
-            fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<TokenObject, A::Error> {
-                let mut object = TokenObject::default();
+            fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<(), A::Error> {
+                let object = self.0;
                 while let Some(MemberName(name)) = members.next_key()? {
-                    let value: Value = members.next_value()?;
                     match object.slot(&name) {
-                        Some(slot) => *slot = Some(value),
+                        Some(slot) => *slot = Some(members.next_value()?),
                         None => {
+                            let value: Value = members.next_value()?;
                             object.others.insert(name.into_owned(), value);
                         }
                     }
                 }
-                Ok(object)
+                Ok(())
             }
         }
         fn not_an_object<E: de::Error>() -> E {
             E::custom("not a JSON object")
         }
-        deserializer.deserialize_any(ObjectVisitor)
+        deserializer.deserialize_any(ObjectVisitor(self))
+    }
+}
+
+/// A token member's value: a string, borrowed from the body when it has no escapes (so that
+/// it is copied once, into the token set), or any other JSON value as `Value` reads it.
+enum Member<'de> {
+    Text(Cow<'de, str>),
+    Other(Value),
+}
+
+impl From<Value> for Member<'_> {
+    fn from(value: Value) -> Self {
+        match value {
+            Value::String(text) => Member::Text(Cow::Owned(text)),
+            other => Member::Other(other),
+        }
+    }
+}
+
+/// Reads any JSON value as `Value` would, keeping a string borrowed where it can.
+impl<'de> Deserialize<'de> for Member<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MemberVisitor;
+        impl<'de> Visitor<'de> for MemberVisitor {
+            type Value = Member<'de>;
+
+            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str("a JSON value")
+            }
+
+            fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(Member::Text(Cow::Borrowed(text)))
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(Member::Text(Cow::Owned(text.to_owned())))
+            }
+
+            fn visit_string<E: de::Error>(self, text: String) -> Result<Self::Value, E> {
+                Ok(Member::Text(Cow::Owned(text)))
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Member::Other(Value::Null))
+            }
+
+            fn visit_bool<E: de::Error>(self, value: bool) -> Result<Self::Value, E> {
+                Ok(Member::Other(Value::Bool(value)))
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
+                Ok(Member::Other(Value::Number(value.into())))
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
+                Ok(Member::Other(Value::Number(value.into())))
+            }
+
+            fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
+                // As `Value` reads a float (`null` for one JSON cannot hold).
+                Ok(Member::Other(
+                    serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number),
+                ))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, items: A) -> Result<Self::Value, A::Error> {
+                Value::deserialize(de::value::SeqAccessDeserializer::new(items)).map(Member::Other)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, members: A) -> Result<Self::Value, A::Error> {
+                Value::deserialize(de::value::MapAccessDeserializer::new(members))
+                    .map(Member::Other)
+            }
+        }
+        deserializer.deserialize_any(MemberVisitor)
     }
 }
 
@@ -574,7 +657,7 @@ pub fn scrubbed_oauth_error(fields: &Map<String, Value>, secrets: &[&str]) -> Op
 }
 
 fn token_set_from_fields(
-    fields: TokenObject,
+    fields: TokenObject<'_>,
     requested_scopes: &[String],
     now: u64,
     strictness: Strictness,
@@ -591,18 +674,15 @@ fn token_set_from_fields(
         }
     }
     let access_token = match fields.access_token {
-        Some(Value::String(token)) if !token.is_empty() => Secret::new(token),
+        Some(Member::Text(token)) if !token.is_empty() => Secret::new(token.into_owned()),
         Some(_) => return Err("`access_token` is not a non-empty string".into()),
         None => return Err("no `access_token`".into()),
     };
     let token_type = optional(
         match fields.token_type {
-            Some(Value::String(mut kind)) => {
-                kind.make_ascii_lowercase();
-                Ok(kind)
-            }
+            Some(Member::Text(kind)) => Ok(kind.to_ascii_lowercase()),
             // RFC 6749 §5.1 requires it, but several vendors omit it for bearer tokens.
-            None | Some(Value::Null) => Ok("bearer".to_owned()),
+            None | Some(Member::Other(Value::Null)) => Ok("bearer".to_owned()),
             Some(_) => Err("`token_type` is not a string".into()),
         },
         || "bearer".to_owned(),
@@ -610,13 +690,13 @@ fn token_set_from_fields(
     )?;
     let expires_in = optional(
         match fields.expires_in {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(number)) => number
+            None | Some(Member::Other(Value::Null)) => Ok(None),
+            Some(Member::Other(Value::Number(number))) => number
                 .as_u64()
                 .or_else(|| number.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
                 .map(Some)
                 .ok_or_else(|| "`expires_in` is negative".to_owned()),
-            Some(Value::String(text)) => text
+            Some(Member::Text(text)) => text
                 .trim()
                 .parse::<u64>()
                 .map(Some)
@@ -626,12 +706,12 @@ fn token_set_from_fields(
         || None,
         strictness,
     )?;
-    let optional_secret = |value: Option<Value>, name: &str| {
+    let optional_secret = |value: Option<Member<'_>>, name: &str| {
         optional(
             match value {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(text)) if text.is_empty() => Ok(None),
-                Some(Value::String(text)) => Ok(Some(Secret::new(text))),
+                None | Some(Member::Other(Value::Null)) => Ok(None),
+                Some(Member::Text(text)) if text.is_empty() => Ok(None),
+                Some(Member::Text(text)) => Ok(Some(Secret::new(text.into_owned()))),
                 Some(_) => Err(format!("`{name}` is not a string")),
             },
             || None,
@@ -642,9 +722,9 @@ fn token_set_from_fields(
     let id_token = optional_secret(fields.id_token, "id_token")?;
     let scopes = optional(
         match fields.scope {
-            None | Some(Value::Null) => Ok(requested_scopes.to_vec()),
-            Some(Value::String(text)) => Ok(split_scopes(&text)),
-            Some(Value::Array(items)) => Ok(items
+            None | Some(Member::Other(Value::Null)) => Ok(requested_scopes.to_vec()),
+            Some(Member::Text(text)) => Ok(split_scopes(&text)),
+            Some(Member::Other(Value::Array(items))) => Ok(items
                 .into_iter()
                 .filter_map(|item| item.as_str().map(str::to_owned))
                 .collect()),
@@ -674,19 +754,20 @@ fn token_set_from_fields(
 /// Splits a scope string on spaces and commas (RFC 6749 §3.3 uses spaces; several vendors
 /// answer with commas), dropping empty items.
 pub fn split_scopes(text: &str) -> Vec<String> {
+    // One separator per search lets `str::split` find it with `memchr`, several bytes per
+    // step. Commas are rare: only a text that holds one has its parts split again.
+    let commas = text.contains(',');
     let mut scopes = Vec::new();
-    let mut rest = text;
-    // Bytes are searched (a `str` pattern would decode characters): both separators are
-    // ASCII, so every cut falls on a character boundary.
-    while !rest.is_empty() {
-        let end = rest
-            .bytes()
-            .position(|byte| byte == b' ' || byte == b',')
-            .unwrap_or(rest.len());
-        if end > 0 {
-            scopes.push(rest[..end].to_owned());
+    for part in text.split(' ') {
+        if commas {
+            scopes.extend(
+                part.split(',')
+                    .filter(|scope| !scope.is_empty())
+                    .map(str::to_owned),
+            );
+        } else if !part.is_empty() {
+            scopes.push(part.to_owned());
         }
-        rest = rest.get(end + 1..).unwrap_or_default();
     }
     scopes
 }
