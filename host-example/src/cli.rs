@@ -35,6 +35,8 @@ use crate::types::{
 };
 use crate::{AllowList, HttpTransport, Limits, Runtime, connection_allow_list};
 
+mod output;
+
 /// The exit codes, at the end of `--help` (the README carries the same list, and
 /// `host-example/tests/readme_help.rs` compares them). Each code is one item: its number,
 /// then its meaning, continued on lines indented further.
@@ -737,7 +739,7 @@ pub struct Io<'a> {
 
 /// Runs the CLI with `args` (the first is the program name); returns the exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>, io: &mut Io<'_>) -> i32 {
-    let mut out = Output(&mut *io.out);
+    let mut out = output::Output(&mut *io.out);
     let io = &mut Io {
         env: io.env,
         out: &mut out,
@@ -770,7 +772,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>, io: &mut Io<'_>) -> i32 {
         Err(error) if error.is::<ExitWith>() => error.downcast_ref::<ExitWith>().map_or(1, |e| e.0),
         // The reader of standard output went away (`connector-host providers | head`): it
         // has all it wanted, so there is nothing to report and the command stops there.
-        Err(error) if output_closed(&error) => 0,
+        Err(error) if output::closed(&error) => 0,
         Err(error) => {
             // Errors can quote what a server sent (an issuer, a description): one sanitiser
             // for the whole line keeps terminal escapes off the screen.
@@ -791,51 +793,6 @@ pub fn run(args: impl IntoIterator<Item = OsString>, io: &mut Io<'_>) -> i32 {
             }
         }
     }
-}
-
-/// Standard output as the commands write it: a write that fails because the reader closed
-/// the pipe is marked [`OutputClosed`], so that it is told apart from a broken connection to
-/// a server or a database, which stays an error.
-struct Output<'a>(&'a mut dyn Write);
-
-impl Write for Output<'_> {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.write(bytes).map_err(mark_closed)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush().map_err(mark_closed)
-    }
-}
-
-fn mark_closed(error: std::io::Error) -> std::io::Error {
-    if error.kind() == std::io::ErrorKind::BrokenPipe {
-        std::io::Error::new(std::io::ErrorKind::BrokenPipe, OutputClosed)
-    } else {
-        error
-    }
-}
-
-/// Standard output's reader closed it.
-#[derive(Debug)]
-struct OutputClosed;
-
-impl std::fmt::Display for OutputClosed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("standard output was closed")
-    }
-}
-
-impl std::error::Error for OutputClosed {}
-
-/// Whether `error` is a write to standard output that its reader closed.
-fn output_closed(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::get_ref)
-            .is_some_and(|inner| inner.is::<OutputClosed>())
-    })
 }
 
 /// The component's error behind `error`, if a call of the component failed.
