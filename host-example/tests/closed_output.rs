@@ -2,12 +2,11 @@
 //! command quietly with exit 0, as `head` meant it to; any other failure to write stays an
 //! error.
 
-use std::ffi::OsString;
 use std::io::{ErrorKind, Write};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 
-use connector_host::cli::{Io, run};
+mod support;
+use support::connector_host_into;
 
 /// Takes `room` bytes, then fails every write with `kind`.
 struct Failing {
@@ -34,25 +33,13 @@ impl Write for Failing {
 
 /// `connector-host completions bash` in-process, its output failing after `room` bytes.
 fn completions_into(room: usize, kind: ErrorKind) -> (i32, Vec<u8>, String) {
-    let env = |_: &str| None;
     let mut out = Failing {
         room,
         kind,
         taken: vec![],
     };
     let mut err = Vec::new();
-    let argv = ["connector-host", "completions", "bash"].map(OsString::from);
-    let code = run(
-        argv,
-        &mut Io {
-            env: &env,
-            out: &mut out,
-            err: &mut err,
-            err_is_terminal: false,
-            out_is_terminal: false,
-            log: Arc::new(Mutex::new(std::io::sink())),
-        },
-    );
+    let code = connector_host_into(&["completions", "bash"], &mut out, &mut err);
     (code, out.taken, String::from_utf8(err).unwrap())
 }
 

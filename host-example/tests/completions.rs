@@ -2,11 +2,12 @@
 //! (no store opened, no component loaded); another shell is a usage error; and the bash
 //! script, sourced into bash, completes subcommands' arguments.
 
-use std::ffi::OsString;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 
-use connector_host::cli::{EXIT_USAGE, Io, run};
+use connector_host::cli::EXIT_USAGE;
+
+mod support;
+use support::connector_host_into;
 
 /// What a run printed and returned.
 struct Outcome {
@@ -17,22 +18,8 @@ struct Outcome {
 
 /// `connector-host ARGS` run in-process with an empty environment.
 fn connector_host(args: &[&str]) -> Outcome {
-    let env = |_: &str| None;
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let argv = std::iter::once("connector-host")
-        .chain(args.iter().copied())
-        .map(OsString::from);
-    let code = run(
-        argv,
-        &mut Io {
-            env: &env,
-            out: &mut out,
-            err: &mut err,
-            err_is_terminal: false,
-            out_is_terminal: false,
-            log: Arc::new(Mutex::new(std::io::sink())),
-        },
-    );
+    let code = connector_host_into(args, &mut out, &mut err);
     Outcome {
         code,
         out: String::from_utf8(out).unwrap(),

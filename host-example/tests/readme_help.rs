@@ -3,32 +3,19 @@
 //! exit code means the same in both. A subcommand added without a README row fails here.
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
-use std::sync::{Arc, Mutex};
 
-use connector_host::cli::{EXIT_REAUTHORIZE, EXIT_USAGE, Io, run};
+use connector_host::cli::{EXIT_REAUTHORIZE, EXIT_USAGE};
+
+mod support;
+use support::connector_host_into;
 
 /// The README's section that holds the command table and the exit codes.
 const SECTION: &str = "### Commands and exit codes";
 
 /// `connector-host ARGS` run in-process with an empty environment: (exit code, stdout).
 fn connector_host(args: &[&str]) -> (i32, String) {
-    let env = |_: &str| None;
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let argv = std::iter::once("connector-host")
-        .chain(args.iter().copied())
-        .map(OsString::from);
-    let code = run(
-        argv,
-        &mut Io {
-            env: &env,
-            out: &mut out,
-            err: &mut err,
-            err_is_terminal: false,
-            out_is_terminal: false,
-            log: Arc::new(Mutex::new(std::io::sink())),
-        },
-    );
+    let code = connector_host_into(args, &mut out, &mut err);
     assert_eq!(
         String::from_utf8(err).unwrap(),
         "",
