@@ -42,7 +42,7 @@ mod output;
 /// then its meaning, continued on lines indented further.
 const EXIT_CODES_HELP: &str = "\
 Exit codes:
-  0  success (also when the reader of stdout closes it early, as `| head` does)
+  0  success (a reader of stdout that stops early, as `| head` does, is no failure)
   1  an error; for `call`, also an HTTP answer of 400 or above (its body still printed)
   2  usage: clap's errors, and a command that needs another option to go ahead (for
      example `connect` on a stored name without --force, an option the grant does not
@@ -1420,18 +1420,27 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                 return Ok(());
             }
             let now = now();
-            writeln!(io.out, "NAME\tSTATUS\tDETAIL")?;
-            let mut needing_action = 0;
-            for connection in &connections {
-                let health = health(connection, now);
-                needing_action += usize::from(health.needs_action());
-                writeln!(
-                    io.out,
-                    "{}\t{}\t{}",
-                    printable(&connection.name),
-                    health.name(),
-                    status_detail(connection, now)
-                )?;
+            let healths: Vec<_> = connections.iter().map(|c| health(c, now)).collect();
+            let needing_action = healths.iter().filter(|h| h.needs_action()).count();
+            let mut table = || -> std::io::Result<()> {
+                writeln!(io.out, "NAME\tSTATUS\tDETAIL")?;
+                for (connection, health) in connections.iter().zip(&healths) {
+                    writeln!(
+                        io.out,
+                        "{}\t{}\t{}",
+                        printable(&connection.name),
+                        health.name(),
+                        status_detail(connection, now)
+                    )?;
+                }
+                Ok(())
+            };
+            // A reader that stopped early (`| head`) does not change what the exit code
+            // says of the connections.
+            if let Err(error) = table()
+                && !(needing_action > 0 && output::closed_io(&error))
+            {
+                return Err(error.into());
             }
             if needing_action > 0 {
                 writeln!(
@@ -1528,7 +1537,14 @@ fn execute_command(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                     outcome.response.status, outcome.attempts
                 )?;
             }
-            write_response(io, &outcome.response, json)?;
+            let written = write_response(io, &outcome.response, json);
+            // A reader that stopped early (`| head`) does not change what the exit code says
+            // of an error answer.
+            if let Err(error) = written
+                && !(status >= 400 && output::closed(&error))
+            {
+                return Err(error);
+            }
             // As `gh api`: the body is the answer, and the exit code says it is an error.
             if status >= 400 {
                 writeln!(io.err, "error: the API answered HTTP {status}")?;

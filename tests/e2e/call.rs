@@ -8,7 +8,7 @@ use connector_host::store::{Grant, SecretSource, Store};
 use connector_host::types::{Client, ConnectionConfig, TokenSet};
 use serde_json::json;
 
-use crate::connect::{cli, cli_with_terminal};
+use crate::connect::{cli, cli_with_terminal, cli_without_stdout};
 use crate::lifecycle::{connect_code_args, profile};
 use crate::server::{OidcServer, TempDir, user_agent};
 
@@ -77,6 +77,20 @@ fn call_takes_a_path_under_the_api_base_url_and_exits_1_on_an_http_error() {
     assert_eq!(object["json"]["error"], "invalid_request", "{}", json.out);
     assert_eq!(object.get("body"), None, "{}", json.out);
     assert_eq!(json.err, "error: the API answered HTTP 404\n");
+
+    // Standard output's reader gone (`| head`): an error answer still exits 1, a good one 0.
+    let closed = cli_without_stdout(&["--store", &store, "call", "conn", "GET", "/no-such-route"]);
+    assert_eq!(closed.0, 1, "{}", closed.1);
+    assert!(
+        closed.1.ends_with("error: the API answered HTTP 404\n"),
+        "{}",
+        closed.1
+    );
+    let (code, err) = cli_without_stdout(&["--store", &store, "call", "conn", "GET", "/me"]);
+    assert_eq!(code, 0, "{err}");
+    // The status and the headers, nothing else: no error line.
+    assert!(err.starts_with("HTTP 200\n"), "{err}");
+    assert!(!err.contains("error"), "{err}");
 }
 
 #[test]

@@ -62,6 +62,37 @@ pub fn cli_with_terminal(args: &[&str], env: &[(&str, &str)], out_is_terminal: b
     }
 }
 
+/// Runs the CLI in-process with an empty environment and a standard output whose reader is
+/// gone (every write fails with `BrokenPipe`): its exit code and standard error.
+pub fn cli_without_stdout(args: &[&str]) -> (i32, String) {
+    struct Closed;
+    impl std::io::Write for Closed {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+    }
+    let env = |_: &str| None;
+    let mut err = Vec::new();
+    let argv = std::iter::once("connector-host")
+        .chain(args.iter().copied())
+        .map(std::ffi::OsString::from);
+    let code = connector_host::cli::run(
+        argv,
+        &mut connector_host::cli::Io {
+            env: &env,
+            out: &mut Closed,
+            err: &mut err,
+            err_is_terminal: false,
+            out_is_terminal: false,
+            log: std::sync::Arc::new(std::sync::Mutex::new(std::io::sink())),
+        },
+    );
+    (code, String::from_utf8(err).unwrap())
+}
+
 /// `connect NAME` for `client_id`, with the secret (if any) in `CLIENT_SECRET`.
 fn connect(server: &OidcServer, dir: &Path, client_id: &str, secret: Option<&str>) -> Outcome {
     let profile = server.profile_file(dir, "");

@@ -12,7 +12,7 @@ use connector_host::types::{
 };
 use serde_json::{Value, json};
 
-use crate::connect::{Outcome, cli};
+use crate::connect::{Outcome, cli, cli_without_stdout};
 use crate::server::TempDir;
 
 fn now() -> u64 {
@@ -197,6 +197,15 @@ fn status_lists_every_connection_and_exits_3_when_any_needs_action() {
     );
     assert_eq!(status.err, "3 of 6 connections must be authorized again\n");
     assert_no_secret(&status.out);
+
+    // Standard output's reader gone (`status | head`): the exit code still says it.
+    assert_eq!(
+        cli_without_stdout(&["--store", &store, "status"]),
+        (
+            EXIT_REAUTHORIZE,
+            "3 of 6 connections must be authorized again\n".to_owned()
+        )
+    );
 }
 
 #[test]

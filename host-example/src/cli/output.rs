@@ -43,7 +43,13 @@ pub(super) fn closed(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         cause
             .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::get_ref)
-            .is_some_and(|inner| inner.is::<OutputClosed>())
+            .is_some_and(closed_io)
     })
+}
+
+/// [`closed`], for a write's own error.
+pub(super) fn closed_io(error: &std::io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<OutputClosed>())
 }
