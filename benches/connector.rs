@@ -176,10 +176,9 @@ impl Report {
         Some(median(a)? / median(b)?).filter(|ratio| ratio.is_finite())
     }
 
-    /// [`Report::ratio`] as a table cell: `1.23×`, or `n/a`.
+    /// [`Report::ratio`] as a table cell ([`times_cell`]).
     fn ratio_cell(&self, est: &BTreeMap<String, (f64, f64)>, a: &str, b: &str) -> String {
-        self.ratio(est, a, b)
-            .map_or("n/a".into(), |ratio| format!("{ratio:.2}×"))
+        times_cell(self.ratio(est, a, b))
     }
 
     fn get(&self, key: &str) -> &str {
@@ -1780,6 +1779,13 @@ fn estimate_cell(est: &BTreeMap<String, (f64, f64)>, key: &str) -> String {
     }
 }
 
+/// A ratio as a table cell: `1.23×`, or `n/a` when there is none (or it is not finite).
+fn times_cell(ratio: Option<f64>) -> String {
+    ratio
+        .filter(|ratio| ratio.is_finite())
+        .map_or("n/a".into(), |ratio| format!("{ratio:.2}×"))
+}
+
 /// How many alternating rounds [`paired_ratio`] runs, and how long each side runs in a round.
 const PAIRED_ROUNDS: usize = 21;
 const PAIRED_SLICE: Duration = Duration::from_millis(100);
@@ -2015,10 +2021,6 @@ impl Report {
         );
         let sqlite = self.service.as_ref().map(|load| &load.token);
         let row = |md: &mut String, store: &str, replicas: usize, figures: &Throughput| {
-            let ratio = |r: Option<f64>| {
-                r.filter(|r| r.is_finite())
-                    .map_or("n/a".into(), |r| format!("{r:.2}×"))
-            };
             let _ = writeln!(
                 md,
                 "| {store} | {replicas} | {} | {:.0} | {:.2} ms | {:.2} ms | {} | {} |",
@@ -2026,8 +2028,8 @@ impl Report {
                 figures.per_second,
                 millis(figures.p50),
                 millis(figures.p99),
-                ratio(sqlite.map(|base| figures.per_second / base.per_second)),
-                ratio(sqlite.map(|base| figures.p99.as_secs_f64() / base.p99.as_secs_f64())),
+                times_cell(sqlite.map(|base| figures.per_second / base.per_second)),
+                times_cell(sqlite.map(|base| figures.p99.as_secs_f64() / base.p99.as_secs_f64())),
             );
         };
         if let Some(ServiceLoad { token, baseline }) = &self.service {
@@ -2171,7 +2173,6 @@ impl Report {
     fn targets(&self, est: &BTreeMap<String, (f64, f64)>) -> String {
         let median = |key: &str| est.get(key).map(|(median, _)| *median);
         let ratio = |a: &str, b: &str| self.ratio(est, a, b);
-        let times = |ratio: Option<f64>| ratio.map_or("n/a".into(), |r| format!("{r:.2}×"));
         let mut rows: Vec<(String, String, &str, Option<bool>)> = vec![];
 
         rows.push(match &self.cli_latency {
@@ -2381,7 +2382,7 @@ impl Report {
             ),
         ] {
             let r = ratio(a, b);
-            rows.push((label.into(), times(r), target, r.map(|r| r <= limit)));
+            rows.push((label.into(), times_cell(r), target, r.map(|r| r <= limit)));
         }
 
         rows.push((

@@ -33,32 +33,11 @@ pub fn cli(args: &[&str], env: &[(&str, &str)]) -> Outcome {
 
 /// [`cli`], with stdout taken for a terminal when `out_is_terminal`.
 pub fn cli_with_terminal(args: &[&str], env: &[(&str, &str)], out_is_terminal: bool) -> Outcome {
-    let env_lookup = |name: &str| {
-        env.iter()
-            .find(|(key, _)| *key == name)
-            .map(|(_, value)| (*value).to_owned())
-    };
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let argv = std::iter::once("connector-host")
-        .chain(args.iter().copied())
-        .map(OsString::from);
-    let code = run(
-        argv,
-        &mut Io {
-            env: &env_lookup,
-            out: &mut out,
-            err: &mut err,
-            err_is_terminal: false,
-            out_is_terminal,
-            log: log.clone(),
-        },
-    );
+    let mut out = Vec::new();
+    let outcome = cli_into(args, env, &mut out, out_is_terminal);
     Outcome {
-        code,
         out: String::from_utf8(out).unwrap(),
-        err: String::from_utf8(err).unwrap(),
-        log: String::from_utf8(log.lock().unwrap().clone()).unwrap(),
+        ..outcome
     }
 }
 
@@ -74,23 +53,45 @@ pub fn cli_without_stdout(args: &[&str]) -> (i32, String) {
             Err(std::io::ErrorKind::BrokenPipe.into())
         }
     }
-    let env = |_: &str| None;
+    let outcome = cli_into(args, &[], &mut Closed, false);
+    (outcome.code, outcome.err)
+}
+
+/// Runs the CLI in-process with `env` as its whole environment and `out` as its standard
+/// output; the outcome's `out` is left empty.
+fn cli_into(
+    args: &[&str],
+    env: &[(&str, &str)],
+    out: &mut dyn std::io::Write,
+    out_is_terminal: bool,
+) -> Outcome {
+    let env_lookup = |name: &str| {
+        env.iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| (*value).to_owned())
+    };
     let mut err = Vec::new();
+    let log = Arc::new(Mutex::new(Vec::new()));
     let argv = std::iter::once("connector-host")
         .chain(args.iter().copied())
-        .map(std::ffi::OsString::from);
-    let code = connector_host::cli::run(
+        .map(OsString::from);
+    let code = run(
         argv,
-        &mut connector_host::cli::Io {
-            env: &env,
-            out: &mut Closed,
+        &mut Io {
+            env: &env_lookup,
+            out,
             err: &mut err,
             err_is_terminal: false,
-            out_is_terminal: false,
-            log: std::sync::Arc::new(std::sync::Mutex::new(std::io::sink())),
+            out_is_terminal,
+            log: log.clone(),
         },
     );
-    (code, String::from_utf8(err).unwrap())
+    Outcome {
+        code,
+        out: String::new(),
+        err: String::from_utf8(err).unwrap(),
+        log: String::from_utf8(log.lock().unwrap().clone()).unwrap(),
+    }
 }
 
 /// `connect NAME` for `client_id`, with the secret (if any) in `CLIENT_SECRET`.
